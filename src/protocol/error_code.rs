@@ -1,0 +1,99 @@
+//! Kafka error codes and the one place where Spindle's internal errors become them.
+//!
+//! Numbers are Kafka's (see `org.apache.kafka.common.protocol.Errors`); they are never
+//! reused. Handlers call [`ErrorCode::from`] per partition, so one bad partition gets its
+//! own code while the rest of a request succeeds.
+
+use crate::protocol::BatchError;
+use crate::storage::StorageError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i16)]
+pub enum ErrorCode {
+    UnknownServerError = -1,
+    None = 0,
+    OffsetOutOfRange = 1,
+    CorruptMessage = 2,
+    UnknownTopicOrPartition = 3,
+    NotLeaderOrFollower = 6,
+    MessageTooLarge = 10,
+    KafkaStorageError = 56,
+    InvalidRecord = 87,
+}
+
+impl ErrorCode {
+    pub fn code(self) -> i16 {
+        self as i16
+    }
+}
+
+impl From<&BatchError> for ErrorCode {
+    fn from(error: &BatchError) -> ErrorCode {
+        match error {
+            BatchError::BadLength { .. } | BatchError::BadMagic(_) | BatchError::BadCrc { .. } => {
+                ErrorCode::CorruptMessage
+            }
+            BatchError::BadRecordCount { .. } => ErrorCode::InvalidRecord,
+        }
+    }
+}
+
+impl From<&StorageError> for ErrorCode {
+    fn from(error: &StorageError) -> ErrorCode {
+        match error {
+            StorageError::InvalidBatch(batch_error) => ErrorCode::from(batch_error),
+            StorageError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
+            StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            // Bytes that fail their CRC on read-back, a failed device or a log that stopped
+            // after one: the broker's storage is at fault, not the client's request. Kafka
+            // answers KAFKA_STORAGE_ERROR so clients refresh metadata and retry elsewhere.
+            StorageError::CorruptOnDisk { .. }
+            | StorageError::Io { .. }
+            | StorageError::LogFailed { .. } => ErrorCode::KafkaStorageError,
+            StorageError::Closed => ErrorCode::UnknownTopicOrPartition,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_errors_map_to_corrupt_message_or_invalid_record() {
+        assert_eq!(
+            ErrorCode::from(&StorageError::InvalidBatch(BatchError::BadCrc {
+                stored: 1,
+                computed: 2
+            }))
+            .code(),
+            2
+        );
+        assert_eq!(ErrorCode::from(&BatchError::BadMagic(1)).code(), 2);
+        assert_eq!(
+            ErrorCode::from(&BatchError::BadRecordCount {
+                records_count: 0,
+                last_offset_delta: 0
+            })
+            .code(),
+            87
+        );
+        assert_eq!(
+            ErrorCode::from(&StorageError::BatchTooLarge {
+                size_bytes: 10,
+                size_bytes_max: 1
+            })
+            .code(),
+            10
+        );
+        assert_eq!(
+            ErrorCode::from(&StorageError::Io {
+                op: "write",
+                kind: std::io::ErrorKind::Other,
+                message: String::new()
+            })
+            .code(),
+            56
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! Kafka wire-level facts that need no I/O: record-batch framing and validation, and the
+//! one mapping from Spindle's internal errors to Kafka error codes.
+//!
+//! Everything here is pure (bytes in, typed values out) so it can be fuzzed and used from
+//! any core.
+
+pub mod error_code;
+pub mod record_batch;
+
+pub use error_code::ErrorCode;
+pub use record_batch::{BatchError, RecordBatchHeader};

@@ -1,0 +1,86 @@
+//! Start-up facts about the host and glommio that every executor (and every test) goes
+//! through: the locked-memory limit and the direct-I/O "primer" that works around glommio
+//! 0.9's EOPNOTSUPP read bug (upstream #605/#670).
+//!
+//! Runs once per process ([`raise_memlock_limit`]) and once per executor, on that executor's
+//! core ([`prime_direct_io`]).
+
+use std::path::Path;
+
+use glommio::{LocalExecutor, LocalExecutorBuilder, Placement};
+
+/// Name of the file each executor opens first. It lives in the data directory so that it is
+/// on the same filesystem as the segments.
+pub const DIRECT_IO_PRIMER_FILE: &str = ".spindle-direct-io-primer";
+const DIRECT_IO_PRIMER_BYTES: usize = 4096;
+
+/// Raises the soft RLIMIT_MEMLOCK to the hard limit. glommio locks memory for its rings;
+/// the hard limit cannot be raised without privileges we may not have, so we take what is
+/// allowed and go on (8 MiB suffices). Returns the limit now in force.
+pub fn raise_memlock_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
+/// Works around glommio 0.9's bug where, if the first direct-I/O file an executor opens is
+/// new and empty, every later read on that executor fails with EOPNOTSUPP: the executor's
+/// first open is an existing, non-empty file. Must run on each executor before it opens any
+/// other file with direct I/O. Creates the primer file in `dir` if it is missing.
+pub async fn prime_direct_io(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(DIRECT_IO_PRIMER_FILE);
+    let needs_write = std::fs::metadata(&path)
+        .map(|meta| meta.len() < DIRECT_IO_PRIMER_BYTES as u64)
+        .unwrap_or(true);
+    if needs_write {
+        std::fs::write(&path, [0xA5u8; DIRECT_IO_PRIMER_BYTES])?;
+    }
+    let file = glommio::io::DmaFile::open(&path)
+        .await
+        .map_err(std::io::Error::from)?;
+    let primed = file.read_at_aligned(0, DIRECT_IO_PRIMER_BYTES).await;
+    file.close().await.map_err(std::io::Error::from)?;
+    primed.map(|_| ()).map_err(std::io::Error::from)
+}
+
+/// Builds an executor with Spindle's settings. `cpu` pins it to one core.
+pub fn executor_builder(name: &str, cpu: Option<usize>) -> LocalExecutorBuilder {
+    let placement = match cpu {
+        Some(cpu) => Placement::Fixed(cpu),
+        None => Placement::Unbound,
+    };
+    LocalExecutorBuilder::new(placement).name(name)
+}
+
+/// Runs `future` to completion on a fresh unpinned executor after raising the memlock limit
+/// and priming direct I/O in `dir`. Tests and tools use this; the broker builds its pinned
+/// executors with [`executor_builder`] and calls [`prime_direct_io`] itself.
+pub fn run_local<T, F>(dir: &Path, future: F) -> T
+where
+    F: std::future::Future<Output = T>,
+{
+    raise_memlock_limit().expect("raise RLIMIT_MEMLOCK");
+    let executor: LocalExecutor = executor_builder("spindle-local", None)
+        .make()
+        .expect("build glommio executor");
+    let dir = dir.to_path_buf();
+    executor.run(async move {
+        prime_direct_io(&dir).await.expect("prime direct I/O");
+        future.await
+    })
+}

@@ -1,0 +1,141 @@
+//! Per-log settings, with Kafka's names and defaults where Kafka has one. Validated once when
+//! a log opens; the hot path trusts them.
+
+use std::time::Duration;
+
+/// Direct-I/O block size every write is aligned to. Devices here report 512 or 4096; 4096
+/// satisfies both.
+pub const BLOCK_BYTES: u64 = 4096;
+
+/// When appended bytes are made durable with `fdatasync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// After every write round. Concurrent appenders share one fdatasync (group commit) and
+    /// the high watermark only covers durable data.
+    Always,
+    /// When `interval` has passed or `bytes` have been written since the last sync.
+    Interval { interval: Duration, bytes: u64 },
+    /// Never by itself (callers may still ask with `wait_durable`); data reaches the device
+    /// by direct I/O and survives a process crash, not a power loss.
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll to a new segment before this size is exceeded (Kafka `segment.bytes`).
+    pub segment_bytes: u64,
+    /// Roll a segment older than this (Kafka `segment.ms`).
+    pub segment_ms: i64,
+    /// Delete old segments while the log is larger than this; -1 for no limit (Kafka
+    /// `retention.bytes`).
+    pub retention_bytes: i64,
+    /// Delete segments whose newest timestamp is older than this; -1 for no limit (Kafka
+    /// `retention.ms`).
+    pub retention_ms: i64,
+    /// About one offset-index entry per this many bytes (Kafka `index.interval.bytes`).
+    pub index_interval_bytes: u64,
+    pub flush: FlushPolicy,
+    /// Size of each direct-I/O write buffer; appends are coalesced into these.
+    pub write_buffer_bytes: usize,
+    /// Appended-but-unwritten bytes above which `append` waits (backpressure).
+    pub dirty_bytes_max: usize,
+    /// Recent batches kept in memory to serve reads without touching the disk.
+    pub cache_bytes_max: usize,
+    /// Grow a segment file's reserved blocks by this much ahead of writes.
+    pub preallocate_bytes: u64,
+    /// Largest batch accepted (Kafka `max.message.bytes`).
+    pub batch_bytes_max: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            flush: FlushPolicy::Interval {
+                interval: Duration::from_millis(100),
+                bytes: 64 << 20,
+            },
+            write_buffer_bytes: 1 << 20,
+            dirty_bytes_max: 16 << 20,
+            cache_bytes_max: 32 << 20,
+            preallocate_bytes: 64 << 20,
+            batch_bytes_max: 1_048_588,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks the limits once, at open. Returns a one-line reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.segment_bytes < BLOCK_BYTES || self.segment_bytes > i32::MAX as u64 {
+            return Err(format!(
+                "segment_bytes {} must be in [{BLOCK_BYTES}, {}] (index positions are 32-bit)",
+                self.segment_bytes,
+                i32::MAX
+            ));
+        }
+        if self.segment_ms <= 0 {
+            return Err(format!("segment_ms {} must be positive", self.segment_ms));
+        }
+        if self.retention_bytes < -1 || self.retention_ms < -1 {
+            return Err("retention_bytes and retention_ms must be -1 or non-negative".into());
+        }
+        if self.index_interval_bytes == 0 {
+            return Err("index_interval_bytes must be positive".into());
+        }
+        if self.write_buffer_bytes == 0
+            || !(self.write_buffer_bytes as u64).is_multiple_of(BLOCK_BYTES)
+        {
+            return Err(format!(
+                "write_buffer_bytes {} must be a positive multiple of {BLOCK_BYTES}",
+                self.write_buffer_bytes
+            ));
+        }
+        if self.dirty_bytes_max < self.write_buffer_bytes {
+            return Err("dirty_bytes_max must be at least write_buffer_bytes".into());
+        }
+        if !self.preallocate_bytes.is_multiple_of(BLOCK_BYTES) {
+            return Err(format!(
+                "preallocate_bytes must be a multiple of {BLOCK_BYTES}"
+            ));
+        }
+        if self.batch_bytes_max == 0 || self.batch_bytes_max as u64 > self.segment_bytes {
+            return Err("batch_bytes_max must be positive and at most segment_bytes".into());
+        }
+        if let FlushPolicy::Interval { interval, bytes } = self.flush
+            && (interval.is_zero() || bytes == 0)
+        {
+            return Err("flush interval and bytes must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid_and_bad_limits_are_refused() {
+        assert_eq!(LogConfig::default().validate(), Ok(()));
+        let bad = LogConfig {
+            write_buffer_bytes: 1000,
+            ..LogConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = LogConfig {
+            segment_bytes: 1 << 40,
+            ..LogConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = LogConfig {
+            dirty_bytes_max: 4096,
+            ..LogConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

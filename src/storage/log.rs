@@ -1,0 +1,1944 @@
+//! `PartitionLog`: one partition's Kafka-style log. Owned by one core and used only from
+//! that core's glommio executor; shared between the tasks of that executor through `Rc`,
+//! never locked.
+//!
+//! Append path: `append` validates the batch (CRC checked once), assigns offsets, copies it
+//! into the current direct-I/O write buffer (the one copy) and keeps the frozen batch in a
+//! memory cache for readers. A flusher task, one per log, owns all device I/O: it takes every
+//! buffer filled since its last round, writes them (full buffers concurrently; a partial last
+//! block is padded with zeros and rewritten next round), then `fdatasync`s when the flush
+//! policy or a waiting caller asks. Appends that arrive while a round is in flight go into
+//! the next one, so N concurrent appenders share one write and one fdatasync (group commit).
+//!
+//! Offsets, each only growing (asserted where they change):
+//! `log_start_offset <= durable_offset <= written_offset <= log_end_offset`, and the high
+//! watermark (what readers see) is `durable_offset` under `FlushPolicy::Always`, otherwise
+//! `written_offset`. Nothing below the high watermark is ever lost to a process crash; nothing
+//! below `durable_offset` to a power loss.
+//!
+//! On-disk invariants: segment files hold whole batches back to back from position 0, each
+//! with `base_offset` equal to the previous batch's last offset + 1. A segment other than the
+//! last is sealed: truncated to its exact size, synced, with `.index`/`.timeindex` files
+//! written. The last segment may end in zeros or a torn batch; recovery scans it, keeps the
+//! valid prefix, cuts the rest and rebuilds its indexes.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use tracing::{debug, warn};
+
+use super::config::{BLOCK_BYTES, FlushPolicy, LogConfig};
+use super::error::{Result, StorageError};
+use super::index::{OffsetIndex, TimeIndex};
+use super::io::{IoBuffer, SegmentFile, Storage};
+use super::wait::{Event, Watermark};
+use crate::protocol::record_batch::{
+    self, RecordBatchHeader, record_timestamps, set_base_offset, set_partition_leader_epoch,
+    validate_framing, validate_produced,
+};
+
+/// Bytes read per device request when scanning a segment (recovery, cold reads).
+const SCAN_CHUNK_BYTES: usize = 1 << 20;
+
+pub const LOG_SUFFIX: &str = ".log";
+pub const INDEX_SUFFIX: &str = ".index";
+pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+
+/// `00000000000000000042.log` for base offset 42, as Kafka names segments.
+pub fn segment_file_name(base_offset: i64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+/// The base offset a segment file name encodes, if it is one of ours with `suffix`.
+pub fn parse_segment_file_name(name: &str, suffix: &str) -> Option<i64> {
+    let stem = name.strip_suffix(suffix)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+fn align_down(value: u64) -> u64 {
+    value - value % BLOCK_BYTES
+}
+
+fn align_up(value: u64) -> u64 {
+    value.div_ceil(BLOCK_BYTES) * BLOCK_BYTES
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+}
+
+/// A timestamp lookup's answer (ListOffsets by timestamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+struct Segment<F> {
+    base_offset: i64,
+    /// `None` until the flusher has created the file (reads meanwhile hit the cache).
+    file: Option<Rc<F>>,
+    /// Bytes appended (logical end).
+    size_bytes: u64,
+    /// Bytes whose write to the file has completed.
+    written_bytes: u64,
+    /// Blocks reserved in the file.
+    preallocated_bytes: u64,
+    next_offset: i64,
+    max_timestamp: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index_entry: u64,
+    created_ms: i64,
+    /// No more appends go here.
+    sealed: bool,
+    /// Sealed, cut to size, synced and indexed on disk: safe to delete by retention.
+    seal_complete: bool,
+}
+
+impl<F> Segment<F> {
+    fn new(base_offset: i64) -> Segment<F> {
+        Segment {
+            base_offset,
+            file: None,
+            size_bytes: 0,
+            written_bytes: 0,
+            preallocated_bytes: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_index: OffsetIndex::new(),
+            time_index: TimeIndex::new(),
+            bytes_since_index_entry: 0,
+            created_ms: now_ms(),
+            sealed: false,
+            seal_complete: false,
+        }
+    }
+
+    fn relative(&self, offset: i64) -> u32 {
+        let relative = offset - self.base_offset;
+        debug_assert!((0..=u32::MAX as i64).contains(&relative));
+        relative as u32
+    }
+
+    /// Records a batch that starts at `position` in the indexes.
+    fn index_batch(&mut self, header: &RecordBatchHeader, position: u64, interval_bytes: u64) {
+        if position > 0 && self.bytes_since_index_entry >= interval_bytes {
+            self.offset_index
+                .push(self.relative(header.base_offset), position as u32);
+            if self.max_timestamp >= 0 {
+                // Every batch before this one has a timestamp of at most max_timestamp.
+                self.time_index
+                    .maybe_push(self.max_timestamp, self.relative(header.base_offset - 1));
+            }
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += header.size_bytes() as u64;
+        self.size_bytes = position + header.size_bytes() as u64;
+        self.next_offset = header.next_offset();
+        self.max_timestamp = self.max_timestamp.max(header.max_timestamp);
+    }
+
+    /// The final time-index entry a sealed segment carries: its newest timestamp.
+    fn close_time_index(&mut self) {
+        if self.max_timestamp >= 0 && self.next_offset > self.base_offset {
+            let last = self.relative(self.next_offset - 1);
+            self.time_index.maybe_push(self.max_timestamp, last);
+        }
+    }
+}
+
+/// Where a timestamp search starts within one segment.
+struct SearchStart<F> {
+    file: Option<Rc<F>>,
+    segment_base: i64,
+    position: u64,
+    written_bytes: u64,
+    start_offset: i64,
+}
+
+struct CachedBatch {
+    base_offset: i64,
+    next_offset: i64,
+    bytes: Bytes,
+}
+
+/// What the flusher does, in order.
+enum FlushOp<B> {
+    Create {
+        segment_base: i64,
+    },
+    Write {
+        segment_base: i64,
+        buffer: Rc<B>,
+        position: u64,
+        /// Offset after the last batch that ends inside this write.
+        end_offset: i64,
+        /// Segment position after that batch.
+        end_position: u64,
+        /// Newly appended bytes this write carries (for backpressure accounting).
+        dirty_bytes: usize,
+    },
+    Seal {
+        segment_base: i64,
+    },
+}
+
+/// The direct-I/O write buffer being filled for the active segment.
+struct Writer<B> {
+    buffer: Option<B>,
+    /// Segment position of `buffer[0]`; always block-aligned.
+    position: u64,
+    /// Valid bytes in the buffer.
+    len: usize,
+    /// Leading bytes already on the device (the partial block carried over).
+    clean_len: usize,
+    free: Vec<B>,
+}
+
+impl<B: IoBuffer> Writer<B> {
+    fn has_new_bytes(&self) -> bool {
+        self.buffer.is_some() && self.len > self.clean_len
+    }
+}
+
+struct LogState<F: SegmentFile> {
+    segments: VecDeque<Segment<F>>,
+    log_end_offset: i64,
+    cache: VecDeque<CachedBatch>,
+    cache_bytes: usize,
+    writer: Writer<F::Buffer>,
+    ops: VecDeque<FlushOp<F::Buffer>>,
+    dirty_bytes: usize,
+    /// A caller waits for durability up to here.
+    sync_requested: i64,
+    unsynced_bytes: u64,
+    last_sync: Instant,
+    failure: Option<StorageError>,
+    closing: bool,
+    flusher_running: bool,
+    /// Appends wait while set (truncation has the log).
+    exclusive: bool,
+    leader_epoch: i32,
+}
+
+impl<F: SegmentFile> LogState<F> {
+    fn active(&mut self) -> &mut Segment<F> {
+        self.segments
+            .back_mut()
+            .expect("a log always has an active segment")
+    }
+
+    fn segment_mut(&mut self, base_offset: i64) -> Option<&mut Segment<F>> {
+        self.segments
+            .iter_mut()
+            .find(|segment| segment.base_offset == base_offset)
+    }
+
+    fn log_start_offset(&self) -> i64 {
+        self.segments
+            .front()
+            .expect("a log always has a segment")
+            .base_offset
+    }
+
+    /// Index of the segment holding `offset` (the last with base <= offset).
+    fn segment_index_for(&self, offset: i64) -> Option<usize> {
+        let after = self
+            .segments
+            .partition_point(|segment| segment.base_offset <= offset);
+        after.checked_sub(1)
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if let Some(failure) = &self.failure {
+            return Err(StorageError::LogFailed {
+                reason: failure.to_string(),
+            });
+        }
+        if self.closing {
+            return Err(StorageError::Closed);
+        }
+        Ok(())
+    }
+}
+
+struct Inner<S: Storage> {
+    storage: S,
+    dir: PathBuf,
+    config: LogConfig,
+    state: RefCell<LogState<S::File>>,
+    written: Watermark,
+    durable: Watermark,
+    flusher_wake: Event,
+    /// Dirty bytes fell, the flusher finished a round, or exclusivity ended.
+    progress: Event,
+}
+
+/// A partition's log. Cloning shares it (same core only).
+pub struct PartitionLog<S: Storage> {
+    inner: Rc<Inner<S>>,
+}
+
+impl<S: Storage> Clone for PartitionLog<S> {
+    fn clone(&self) -> Self {
+        PartitionLog {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: Storage> PartitionLog<S> {
+    /// Opens (recovering) or creates the log in `dir` and starts its flusher on the current
+    /// executor. Must run inside a glommio executor that went through
+    /// `runtime::prime_direct_io`.
+    pub async fn open(storage: S, dir: &Path, config: LogConfig) -> Result<PartitionLog<S>> {
+        config.validate().map_err(|reason| StorageError::Io {
+            op: "validate log config",
+            kind: std::io::ErrorKind::InvalidInput,
+            message: reason,
+        })?;
+        storage
+            .create_dir_all(dir)
+            .map_err(|e| StorageError::io("create log dir", e))?;
+        let recovered = recover(&storage, dir, &config).await?;
+        let log_end_offset = recovered
+            .segments
+            .back()
+            .map(|s| s.next_offset)
+            .unwrap_or(0);
+        let state = LogState {
+            segments: recovered.segments,
+            log_end_offset,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+            writer: recovered.writer,
+            ops: recovered.ops,
+            dirty_bytes: 0,
+            sync_requested: log_end_offset,
+            unsynced_bytes: 0,
+            last_sync: Instant::now(),
+            failure: None,
+            closing: false,
+            flusher_running: true,
+            exclusive: false,
+            leader_epoch: 0,
+        };
+        let inner = Rc::new(Inner {
+            storage,
+            dir: dir.to_path_buf(),
+            config,
+            state: RefCell::new(state),
+            written: Watermark::new(log_end_offset),
+            durable: Watermark::new(log_end_offset),
+            flusher_wake: Event::default(),
+            progress: Event::default(),
+        });
+        glommio::spawn_local(flusher(inner.clone())).detach();
+        Ok(PartitionLog { inner })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    /// The epoch written into each appended batch's `partition_leader_epoch`.
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.inner.state.borrow_mut().leader_epoch = epoch;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.inner.state.borrow().log_start_offset()
+    }
+
+    /// Next offset to be assigned.
+    pub fn log_end_offset(&self) -> i64 {
+        self.inner.state.borrow().log_end_offset
+    }
+
+    /// Offsets below this have been written to the device.
+    pub fn written_offset(&self) -> i64 {
+        self.inner.written.get()
+    }
+
+    /// Offsets below this have been made durable by fdatasync.
+    pub fn durable_offset(&self) -> i64 {
+        self.inner.durable.get()
+    }
+
+    /// Offsets below this are visible to readers.
+    pub fn high_watermark(&self) -> i64 {
+        match self.inner.config.flush {
+            FlushPolicy::Always => self.inner.durable.get(),
+            _ => self.inner.written.get(),
+        }
+    }
+
+    /// Bytes in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner
+            .state
+            .borrow()
+            .segments
+            .iter()
+            .map(|s| s.size_bytes)
+            .sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.inner.state.borrow().segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.inner
+            .state
+            .borrow()
+            .segments
+            .iter()
+            .map(|s| s.base_offset)
+            .collect()
+    }
+
+    /// Appends one producer batch, assigning its offsets. Waits only for buffer space
+    /// (backpressure); use [`Self::wait_written`] or [`Self::wait_durable`] to wait for the
+    /// device.
+    pub async fn append(&self, mut batch: BytesMut) -> Result<AppendInfo> {
+        let header = validate_produced(&batch)?;
+        let size_bytes = batch.len();
+        if size_bytes > self.inner.config.batch_bytes_max {
+            return Err(StorageError::BatchTooLarge {
+                size_bytes,
+                size_bytes_max: self.inner.config.batch_bytes_max,
+            });
+        }
+        loop {
+            let progress = self.inner.progress.listen();
+            {
+                let state = self.inner.state.borrow();
+                state.check_usable()?;
+                if !state.exclusive && state.dirty_bytes < self.inner.config.dirty_bytes_max {
+                    break;
+                }
+            }
+            progress.await;
+        }
+        let inner = &*self.inner;
+        let config = &inner.config;
+        let mut state = inner.state.borrow_mut();
+        let base_offset = state.log_end_offset;
+        let last_offset = base_offset + i64::from(header.last_offset_delta);
+        let roll = {
+            let active = state.active();
+            active.size_bytes > 0
+                && (active.size_bytes + size_bytes as u64 > config.segment_bytes
+                    || now_ms() - active.created_ms >= config.segment_ms
+                    || last_offset - active.base_offset > i64::from(u32::MAX) - 1)
+        };
+        if roll {
+            roll_segment(&mut state, &inner.storage, config);
+        }
+        set_base_offset(&mut batch, base_offset);
+        let epoch = state.leader_epoch;
+        if epoch >= 0 {
+            set_partition_leader_epoch(&mut batch, epoch);
+        }
+        let header = RecordBatchHeader {
+            base_offset,
+            ..header
+        };
+        let bytes = batch.freeze();
+        let position = state.active().size_bytes;
+        state
+            .active()
+            .index_batch(&header, position, config.index_interval_bytes);
+        copy_into_writer(
+            &mut state,
+            &inner.storage,
+            config,
+            &bytes,
+            position,
+            last_offset + 1,
+        );
+        state.log_end_offset = last_offset + 1;
+        state.dirty_bytes += size_bytes;
+        state.cache_bytes += size_bytes;
+        state.cache.push_back(CachedBatch {
+            base_offset,
+            next_offset: last_offset + 1,
+            bytes,
+        });
+        evict_cache(&mut state, config, inner.written.get());
+        let log_start_offset = state.log_start_offset();
+        drop(state);
+        inner.flusher_wake.notify();
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_start_offset,
+        })
+    }
+
+    /// Waits until every offset below `offset` has been written to the device (acks=1).
+    pub async fn wait_written(&self, offset: i64) -> Result<()> {
+        if self.inner.written.wait_for(offset).await {
+            Ok(())
+        } else {
+            Err(self.failure())
+        }
+    }
+
+    /// Waits until every offset below `offset` is durable (fdatasync), asking for a sync
+    /// whatever the flush policy. Concurrent callers share one fdatasync.
+    pub async fn wait_durable(&self, offset: i64) -> Result<()> {
+        {
+            let mut state = self.inner.state.borrow_mut();
+            state.check_usable()?;
+            state.sync_requested = state.sync_requested.max(offset);
+        }
+        self.inner.flusher_wake.notify();
+        if self.inner.durable.wait_for(offset).await {
+            Ok(())
+        } else {
+            Err(self.failure())
+        }
+    }
+
+    /// Waits until everything appended so far is written (and, under `Always`, durable).
+    pub async fn flush(&self) -> Result<()> {
+        let end = self.log_end_offset();
+        match self.inner.config.flush {
+            FlushPolicy::Always => self.wait_durable(end).await,
+            _ => self.wait_written(end).await,
+        }
+    }
+
+    fn failure(&self) -> StorageError {
+        let state = self.inner.state.borrow();
+        match &state.failure {
+            Some(failure) => StorageError::LogFailed {
+                reason: failure.to_string(),
+            },
+            None => StorageError::Closed,
+        }
+    }
+
+    /// Whole batches from the one containing `from_offset`, up to `max_bytes` (at least one
+    /// batch if any is visible, as Kafka does) and never past the high watermark. Recent
+    /// batches come from memory; older ones from the device, CRC-checked.
+    pub async fn read(&self, from_offset: i64, max_bytes: usize) -> Result<Vec<Bytes>> {
+        let high_watermark = self.high_watermark();
+        let (file, segment_base, start_position, limit_position) = {
+            let state = self.inner.state.borrow();
+            state.check_usable()?;
+            let log_start_offset = state.log_start_offset();
+            if from_offset < log_start_offset || from_offset > high_watermark {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset: from_offset,
+                    log_start_offset,
+                    high_watermark,
+                });
+            }
+            if from_offset == high_watermark {
+                return Ok(Vec::new());
+            }
+            if state
+                .cache
+                .front()
+                .is_some_and(|front| front.base_offset <= from_offset)
+            {
+                return Ok(read_cache(
+                    &state.cache,
+                    from_offset,
+                    max_bytes,
+                    high_watermark,
+                ));
+            }
+            let index = state
+                .segment_index_for(from_offset)
+                .expect("offset >= log start");
+            let segment = &state.segments[index];
+            let file = segment
+                .file
+                .clone()
+                .expect("uncached data has been written");
+            let (_, position) = segment.offset_index.lookup(segment.relative(from_offset));
+            (
+                file,
+                segment.base_offset,
+                u64::from(position),
+                segment.written_bytes,
+            )
+        };
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        scan_segment(
+            &*file,
+            segment_base,
+            start_position,
+            limit_position,
+            max_bytes.saturating_add(self.inner.config.index_interval_bytes as usize),
+            |_, header, bytes| {
+                if header.base_offset >= high_watermark {
+                    return false;
+                }
+                if header.next_offset() <= from_offset {
+                    return true;
+                }
+                if !out.is_empty() && total + bytes.len() > max_bytes {
+                    return false;
+                }
+                total += bytes.len();
+                out.push(bytes);
+                total < max_bytes
+            },
+        )
+        .await
+        .and_then(|end| match end.error {
+            Some(reason) => Err(StorageError::CorruptOnDisk {
+                segment_base_offset: segment_base,
+                position: end.position,
+                reason,
+            }),
+            None => Ok(()),
+        })?;
+        Ok(out)
+    }
+
+    /// The first offset whose record timestamp is at least `timestamp` (Kafka's ListOffsets
+    /// by timestamp), with that record's timestamp; `None` if no visible record qualifies.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        let high_watermark = self.high_watermark();
+        let candidates: Vec<SearchStart<S::File>> = {
+            let state = self.inner.state.borrow();
+            state.check_usable()?;
+            state
+                .segments
+                .iter()
+                .filter(|segment| segment.max_timestamp >= timestamp)
+                .map(|segment| {
+                    let start_offset = match segment.time_index.lookup(timestamp) {
+                        Some(relative) => segment.base_offset + i64::from(relative) + 1,
+                        None => segment.base_offset,
+                    };
+                    let (_, position) = segment.offset_index.lookup(segment.relative(start_offset));
+                    SearchStart {
+                        file: segment.file.clone(),
+                        segment_base: segment.base_offset,
+                        position: u64::from(position),
+                        written_bytes: segment.written_bytes,
+                        start_offset,
+                    }
+                })
+                .collect()
+        };
+        let matches = |batch: &Bytes, header: &RecordBatchHeader| -> Option<TimestampOffset> {
+            if header.max_timestamp < timestamp {
+                return None;
+            }
+            let exact = record_timestamps(batch).and_then(|records| {
+                records
+                    .into_iter()
+                    .find(|&(offset, ts)| ts >= timestamp && offset < high_watermark)
+                    .map(|(offset, timestamp)| TimestampOffset { offset, timestamp })
+            });
+            Some(exact.unwrap_or(TimestampOffset {
+                offset: header.base_offset,
+                timestamp: header.max_timestamp,
+            }))
+        };
+        for SearchStart {
+            file,
+            segment_base,
+            position,
+            written_bytes,
+            start_offset,
+        } in candidates
+        {
+            // Unwritten tail of the segment: in the cache.
+            let mut found = None;
+            if let Some(file) = file {
+                let end = scan_segment(
+                    &*file,
+                    segment_base,
+                    position,
+                    written_bytes,
+                    SCAN_CHUNK_BYTES,
+                    |_, header, bytes| {
+                        if header.base_offset >= high_watermark {
+                            return false;
+                        }
+                        if header.next_offset() <= start_offset {
+                            return true;
+                        }
+                        found = matches(&bytes, header);
+                        found.is_none()
+                    },
+                )
+                .await?;
+                if let Some(reason) = end.error {
+                    return Err(StorageError::CorruptOnDisk {
+                        segment_base_offset: segment_base,
+                        position: end.position,
+                        reason,
+                    });
+                }
+            }
+            if found.is_none() {
+                let state = self.inner.state.borrow();
+                for cached in state.cache.iter() {
+                    if cached.base_offset < segment_base || cached.base_offset < start_offset {
+                        continue;
+                    }
+                    if cached.base_offset >= high_watermark {
+                        break;
+                    }
+                    let header = RecordBatchHeader::decode(&cached.bytes)
+                        .expect("cached batches were validated on append");
+                    found = matches(&cached.bytes, &header);
+                    if found.is_some() {
+                        break;
+                    }
+                }
+            }
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Rolls the active segment if it is older than `segment_ms` at `now_ms` (appends also
+    /// check, with the wall clock). Returns whether it rolled.
+    pub fn roll_if_due(&self, now_ms: i64) -> bool {
+        let mut state = self.inner.state.borrow_mut();
+        let due = {
+            let active = state.active();
+            active.size_bytes > 0 && now_ms - active.created_ms >= self.inner.config.segment_ms
+        };
+        if due && state.check_usable().is_ok() && !state.exclusive {
+            roll_segment(&mut state, &self.inner.storage, &self.inner.config);
+            drop(state);
+            self.inner.flusher_wake.notify();
+        }
+        due
+    }
+
+    /// Deletes whole old segments beyond `retention_bytes` or older than `retention_ms`
+    /// (by their newest timestamp, relative to `now_ms`). The active segment is never
+    /// deleted. Returns the number of segments deleted.
+    pub async fn apply_retention(&self, now_ms: i64) -> Result<usize> {
+        let config = &self.inner.config;
+        let doomed: Vec<Segment<S::File>> = {
+            let mut state = self.inner.state.borrow_mut();
+            state.check_usable()?;
+            if state.exclusive {
+                return Ok(0);
+            }
+            let mut total: u64 = state.segments.iter().map(|s| s.size_bytes).sum();
+            let mut doomed = Vec::new();
+            while state.segments.len() > 1 {
+                let oldest = state.segments.front().expect("len > 1");
+                if !oldest.seal_complete {
+                    break;
+                }
+                let over_size = config.retention_bytes >= 0
+                    && total - oldest.size_bytes >= config.retention_bytes as u64;
+                let expired = config.retention_ms >= 0
+                    && oldest.max_timestamp >= 0
+                    && now_ms - oldest.max_timestamp > config.retention_ms;
+                let expired_empty = config.retention_ms >= 0 && oldest.size_bytes == 0;
+                if !(over_size || expired || expired_empty) {
+                    break;
+                }
+                total -= oldest.size_bytes;
+                doomed.push(state.segments.pop_front().expect("len > 1"));
+            }
+            let log_start_offset = state.log_start_offset();
+            while state
+                .cache
+                .front()
+                .is_some_and(|c| c.base_offset < log_start_offset)
+            {
+                let evicted = state.cache.pop_front().expect("non-empty");
+                state.cache_bytes -= evicted.bytes.len();
+            }
+            doomed
+        };
+        for segment in &doomed {
+            debug!(dir = %self.inner.dir.display(), base_offset = segment.base_offset, "retention deletes segment");
+            remove_segment_files(&self.inner.storage, &self.inner.dir, segment.base_offset).await?;
+        }
+        if !doomed.is_empty() {
+            self.inner
+                .storage
+                .sync_dir(&self.inner.dir)
+                .await
+                .map_err(|e| StorageError::io("sync log dir", e))?;
+        }
+        Ok(doomed.len())
+    }
+
+    /// Removes every batch at or after `offset` (for replication). Kafka semantics: the cut
+    /// is at the start of the batch containing `offset`, so the new log end may be below it.
+    /// Appends wait until it finishes. Returns the new log end offset.
+    pub async fn truncate_to(&self, offset: i64) -> Result<i64> {
+        self.inner.state.borrow_mut().exclusive = true;
+        let result = self.truncate_exclusive(offset).await;
+        self.inner.state.borrow_mut().exclusive = false;
+        self.inner.progress.notify();
+        if let Err(error) = &result {
+            self.fail(error.clone());
+        }
+        result
+    }
+
+    async fn truncate_exclusive(&self, offset: i64) -> Result<i64> {
+        let inner = &*self.inner;
+        // Let the flusher finish everything queued so the disk holds all appended bytes.
+        loop {
+            let progress = inner.progress.listen();
+            {
+                let state = inner.state.borrow();
+                state.check_usable()?;
+                if state.ops.is_empty()
+                    && !state.writer.has_new_bytes()
+                    && inner.written.get() == state.log_end_offset
+                {
+                    break;
+                }
+            }
+            inner.flusher_wake.notify();
+            progress.await;
+        }
+        if offset >= self.log_end_offset() {
+            return Ok(self.log_end_offset());
+        }
+        let (keep_base, doomed) = {
+            let mut state = inner.state.borrow_mut();
+            let keep = state.segment_index_for(offset).unwrap_or(0);
+            let doomed: Vec<i64> = state
+                .segments
+                .drain(keep + 1..)
+                .map(|segment| segment.base_offset)
+                .collect();
+            (state.segments[keep].base_offset, doomed)
+        };
+        for base_offset in doomed {
+            remove_segment_files(&inner.storage, &inner.dir, base_offset).await?;
+        }
+        let (file, keep_written) = {
+            let state = inner.state.borrow();
+            let segment = state.segments.back().expect("kept one");
+            (segment.file.clone(), segment.written_bytes)
+        };
+        // Everything queued has run, so every segment's file exists.
+        let file = file.expect("flushed segments have files");
+        // Cut where the batch holding `offset` starts (or at the end if none does).
+        let mut cut_position = keep_written;
+        if offset <= keep_base {
+            cut_position = 0;
+        } else {
+            let end = scan_segment(
+                &*file,
+                keep_base,
+                0,
+                keep_written,
+                SCAN_CHUNK_BYTES,
+                |position, header, _| {
+                    if header.next_offset() > offset {
+                        cut_position = position;
+                        return false;
+                    }
+                    true
+                },
+            )
+            .await?;
+            if let Some(reason) = end.error {
+                return Err(StorageError::CorruptOnDisk {
+                    segment_base_offset: keep_base,
+                    position: end.position,
+                    reason,
+                });
+            }
+        }
+        // The sealed index files of the kept segment are stale now; it becomes active.
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            remove_if_present(
+                &inner.storage,
+                &inner.dir.join(segment_file_name(keep_base, suffix)),
+            )
+            .await?;
+        }
+        file.truncate(cut_position)
+            .await
+            .map_err(|e| StorageError::io("truncate", e))?;
+        file.fdatasync()
+            .await
+            .map_err(|e| StorageError::io("fdatasync", e))?;
+        inner
+            .storage
+            .sync_dir(&inner.dir)
+            .await
+            .map_err(|e| StorageError::io("sync log dir", e))?;
+        // Rebuild the kept segment as the active one from what is now on disk.
+        let (segment, writer) =
+            recover_active(&inner.storage, &inner.config, keep_base, file).await?;
+        let new_end = segment.next_offset;
+        let mut state = inner.state.borrow_mut();
+        state.segments.pop_back();
+        state.segments.push_back(segment);
+        state.writer = writer;
+        state.log_end_offset = new_end;
+        state.sync_requested = state.sync_requested.min(new_end);
+        while state.cache.back().is_some_and(|c| c.next_offset > new_end) {
+            let dropped = state.cache.pop_back().expect("non-empty");
+            state.cache_bytes -= dropped.bytes.len();
+        }
+        inner.written.reset(new_end);
+        inner.durable.reset(new_end);
+        debug!(dir = %inner.dir.display(), offset, new_end, cut_position, "truncated");
+        Ok(new_end)
+    }
+
+    /// Stops the log: waits for everything appended to be written and synced, then stops
+    /// the flusher. Later calls fail with `Closed`.
+    pub async fn close(&self) -> Result<()> {
+        {
+            let state = self.inner.state.borrow();
+            if let Some(failure) = &state.failure {
+                return Err(StorageError::LogFailed {
+                    reason: failure.to_string(),
+                });
+            }
+        }
+        let end = self.log_end_offset();
+        self.wait_durable(end).await?;
+        self.inner.state.borrow_mut().closing = true;
+        self.inner.flusher_wake.notify();
+        loop {
+            let progress = self.inner.progress.listen();
+            if !self.inner.state.borrow().flusher_running {
+                break;
+            }
+            progress.await;
+        }
+        // Leave the active segment at its exact size, without the preallocated tail, as a
+        // clean shutdown should (recovery would cut it anyway).
+        let (file, size_bytes) = {
+            let state = self.inner.state.borrow();
+            let active = state
+                .segments
+                .back()
+                .expect("a log always has an active segment");
+            (active.file.clone(), active.size_bytes)
+        };
+        if let Some(file) = file {
+            file.truncate(size_bytes)
+                .await
+                .map_err(|e| StorageError::io("truncate", e))?;
+            file.fdatasync()
+                .await
+                .map_err(|e| StorageError::io("fdatasync", e))?;
+        }
+        Ok(())
+    }
+
+    /// Closes the log and removes its files and directory (topic deletion).
+    pub async fn delete(self) -> Result<()> {
+        if self.inner.state.borrow().failure.is_none() {
+            // A failed log cannot flush; deleting it anyway is what the caller wants.
+            let _ = self.close().await;
+        }
+        let inner = &*self.inner;
+        inner.state.borrow_mut().closing = true;
+        inner.flusher_wake.notify();
+        let names = inner
+            .storage
+            .list(&inner.dir)
+            .map_err(|e| StorageError::io("list", e))?;
+        for name in names {
+            inner
+                .storage
+                .remove(&inner.dir.join(&name))
+                .await
+                .map_err(|e| StorageError::io("remove", e))?;
+        }
+        inner
+            .storage
+            .remove_dir(&inner.dir)
+            .map_err(|e| StorageError::io("remove dir", e))?;
+        Ok(())
+    }
+
+    fn fail(&self, error: StorageError) {
+        fail(&self.inner, error);
+    }
+}
+
+fn fail<S: Storage>(inner: &Inner<S>, error: StorageError) {
+    warn!(dir = %inner.dir.display(), %error, "partition log stopped");
+    {
+        let mut state = inner.state.borrow_mut();
+        if state.failure.is_none() {
+            state.failure = Some(error);
+        }
+    }
+    inner.written.fail();
+    inner.durable.fail();
+    inner.progress.notify();
+    inner.flusher_wake.notify();
+}
+
+fn new_writer<B>() -> Writer<B> {
+    Writer {
+        buffer: None,
+        position: 0,
+        len: 0,
+        clean_len: 0,
+        free: Vec::new(),
+    }
+}
+
+fn read_cache(
+    cache: &VecDeque<CachedBatch>,
+    from_offset: i64,
+    max_bytes: usize,
+    high_watermark: i64,
+) -> Vec<Bytes> {
+    let start = cache.partition_point(|batch| batch.next_offset <= from_offset);
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    for batch in cache.iter().skip(start) {
+        if batch.base_offset >= high_watermark
+            || (!out.is_empty() && total + batch.bytes.len() > max_bytes)
+        {
+            break;
+        }
+        total += batch.bytes.len();
+        out.push(batch.bytes.clone());
+        if total >= max_bytes {
+            break;
+        }
+    }
+    out
+}
+
+/// Drops the oldest cached batches over the budget, but only those already written:
+/// unwritten batches are served from nowhere else.
+fn evict_cache<F: SegmentFile>(state: &mut LogState<F>, config: &LogConfig, written: i64) {
+    while state.cache_bytes > config.cache_bytes_max {
+        match state.cache.front() {
+            Some(front) if front.next_offset <= written => {
+                let evicted = state.cache.pop_front().expect("non-empty");
+                state.cache_bytes -= evicted.bytes.len();
+            }
+            _ => break,
+        }
+    }
+}
+
+/// Copies an appended batch into the write buffers, queueing each buffer that fills.
+fn copy_into_writer<F: SegmentFile, S: Storage<File = F>>(
+    state: &mut LogState<F>,
+    storage: &S,
+    config: &LogConfig,
+    bytes: &[u8],
+    start_position: u64,
+    end_offset: i64,
+) {
+    let segment_base = state.active().base_offset;
+    // Before this batch: what a buffer that fills mid-batch can claim to hold whole.
+    let completed_offset = state.log_end_offset;
+    let completed_position = start_position;
+    let end_position = start_position + bytes.len() as u64;
+    let capacity = config.write_buffer_bytes;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let writer = &mut state.writer;
+        if writer.buffer.is_none() {
+            writer.buffer = Some(
+                writer
+                    .free
+                    .pop()
+                    .unwrap_or_else(|| storage.alloc_buffer(capacity)),
+            );
+        }
+        let buffer = writer.buffer.as_mut().expect("just set");
+        let take = rest.len().min(capacity - writer.len);
+        buffer.as_mut()[writer.len..writer.len + take].copy_from_slice(&rest[..take]);
+        writer.len += take;
+        rest = &rest[take..];
+        if writer.len == capacity {
+            let (op_end_offset, op_end_position) = if rest.is_empty() {
+                (end_offset, end_position)
+            } else {
+                (completed_offset, completed_position)
+            };
+            let buffer = writer.buffer.take().expect("full buffer");
+            let dirty_bytes = writer.len - writer.clean_len;
+            let position = writer.position;
+            writer.position += capacity as u64;
+            writer.len = 0;
+            writer.clean_len = 0;
+            state.ops.push_back(FlushOp::Write {
+                segment_base,
+                buffer: Rc::new(buffer),
+                position,
+                end_offset: op_end_offset,
+                end_position: op_end_position,
+                dirty_bytes,
+            });
+        }
+    }
+}
+
+/// Queues the unwritten part of the current buffer, padded to a block with zeros. With
+/// `carry_tail`, the partial last block is copied into a fresh buffer so the next round
+/// rewrites it with what follows.
+fn take_partial<F: SegmentFile, S: Storage<File = F>>(
+    state: &mut LogState<F>,
+    storage: &S,
+    config: &LogConfig,
+    carry_tail: bool,
+) {
+    if !state.writer.has_new_bytes() {
+        if !carry_tail {
+            state.writer.buffer = None;
+        }
+        return;
+    }
+    let segment_base = state.active().base_offset;
+    let end_offset = state.log_end_offset;
+    let end_position = state.active().size_bytes;
+    let writer = &mut state.writer;
+    let mut buffer = writer.buffer.take().expect("has new bytes");
+    let len = writer.len;
+    let padded = align_up(len as u64) as usize;
+    buffer.as_mut()[len..padded].fill(0);
+    let tail_start = align_down(len as u64) as usize;
+    if carry_tail {
+        let mut next = writer
+            .free
+            .pop()
+            .unwrap_or_else(|| storage.alloc_buffer(config.write_buffer_bytes));
+        next.as_mut()[..len - tail_start].copy_from_slice(&buffer.as_ref()[tail_start..len]);
+        writer.buffer = Some(next);
+    }
+    let dirty_bytes = len - writer.clean_len;
+    let position = writer.position;
+    writer.position += tail_start as u64;
+    writer.len = len - tail_start;
+    writer.clean_len = writer.len;
+    buffer.trim_to(padded);
+    state.ops.push_back(FlushOp::Write {
+        segment_base,
+        buffer: Rc::new(buffer),
+        position,
+        end_offset,
+        end_position,
+        dirty_bytes,
+    });
+}
+
+/// Seals the active segment and starts a new one at the log end. The file work (final
+/// write, truncate, sync, index files, creating the next file) is queued for the flusher in
+/// that order, so a new segment file exists on disk only after its predecessor is sealed.
+fn roll_segment<F: SegmentFile, S: Storage<File = F>>(
+    state: &mut LogState<F>,
+    storage: &S,
+    config: &LogConfig,
+) {
+    take_partial(state, storage, config, false);
+    let new_base = state.log_end_offset;
+    let active = state.active();
+    active.sealed = true;
+    active.close_time_index();
+    let old_base = active.base_offset;
+    state.ops.push_back(FlushOp::Seal {
+        segment_base: old_base,
+    });
+    state.ops.push_back(FlushOp::Create {
+        segment_base: new_base,
+    });
+    state.segments.push_back(Segment::new(new_base));
+    state.writer.buffer = None;
+    state.writer.position = 0;
+    state.writer.len = 0;
+    state.writer.clean_len = 0;
+}
+
+async fn remove_segment_files<S: Storage>(storage: &S, dir: &Path, base_offset: i64) -> Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        remove_if_present(storage, &dir.join(segment_file_name(base_offset, suffix))).await?;
+    }
+    Ok(())
+}
+
+async fn remove_if_present<S: Storage>(storage: &S, path: &Path) -> Result<()> {
+    match storage.remove(path).await {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(StorageError::io("remove file", error))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The flusher: the only task that writes, syncs, creates or seals files of this log.
+async fn flusher<S: Storage>(inner: Rc<Inner<S>>) {
+    let result = flusher_rounds(&inner).await;
+    if let Err(error) = result {
+        fail(&inner, error);
+    }
+    inner.state.borrow_mut().flusher_running = false;
+    inner.progress.notify();
+}
+
+async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
+    loop {
+        // Wait for work.
+        loop {
+            let wake = inner.flusher_wake.listen();
+            let deadline = {
+                let state = inner.state.borrow();
+                if state.failure.is_some() {
+                    return Ok(());
+                }
+                if !state.ops.is_empty() || state.writer.has_new_bytes() || sync_due(inner, &state)
+                {
+                    break;
+                }
+                if state.closing {
+                    return Ok(());
+                }
+                match inner.config.flush {
+                    FlushPolicy::Interval { interval, .. } if state.unsynced_bytes > 0 => {
+                        Some(state.last_sync + interval)
+                    }
+                    _ => None,
+                }
+            };
+            match deadline {
+                Some(deadline) => {
+                    let sleep =
+                        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
+                    futures_lite::future::or(wake, sleep).await;
+                }
+                None => wake.await,
+            }
+        }
+        let ops = {
+            let mut state = inner.state.borrow_mut();
+            take_partial(&mut state, &inner.storage, &inner.config, true);
+            std::mem::take(&mut state.ops)
+        };
+        run_ops(inner, ops).await?;
+        let sync = {
+            let state = inner.state.borrow();
+            sync_due(inner, &state)
+        };
+        if sync {
+            sync_active(inner).await?;
+        }
+        inner.progress.notify();
+    }
+}
+
+fn sync_due<S: Storage>(inner: &Inner<S>, state: &LogState<S::File>) -> bool {
+    let written = inner.written.get();
+    if written <= inner.durable.get() {
+        return false;
+    }
+    if state.sync_requested > inner.durable.get() || state.closing {
+        return true;
+    }
+    match inner.config.flush {
+        FlushPolicy::Always => true,
+        FlushPolicy::Interval { interval, bytes } => {
+            state.unsynced_bytes >= bytes || state.last_sync.elapsed() >= interval
+        }
+        FlushPolicy::Never => false,
+    }
+}
+
+/// fdatasync of the active segment: sealed segments were synced when sealed, so after this
+/// everything written is durable.
+async fn sync_active<S: Storage>(inner: &Inner<S>) -> Result<()> {
+    let (file, target) = {
+        let state = inner.state.borrow();
+        let file = state.segments.iter().rev().find_map(|s| s.file.clone());
+        (file, inner.written.get())
+    };
+    if let Some(file) = file {
+        file.fdatasync()
+            .await
+            .map_err(|e| StorageError::io("fdatasync", e))?;
+    }
+    {
+        let mut state = inner.state.borrow_mut();
+        state.unsynced_bytes = 0;
+        state.last_sync = Instant::now();
+    }
+    assert!(
+        target <= inner.written.get(),
+        "durable may not pass written"
+    );
+    inner.durable.advance(target);
+    Ok(())
+}
+
+/// Runs queued operations in order; consecutive writes go to the device together.
+async fn run_ops<S: Storage>(
+    inner: &Inner<S>,
+    ops: VecDeque<FlushOp<<S::File as SegmentFile>::Buffer>>,
+) -> Result<()> {
+    let mut ops = ops;
+    while let Some(op) = ops.pop_front() {
+        match op {
+            FlushOp::Create { segment_base } => create_segment_file(inner, segment_base).await?,
+            FlushOp::Seal { segment_base } => seal_segment(inner, segment_base).await?,
+            write @ FlushOp::Write { .. } => {
+                let mut group = vec![write];
+                while matches!(ops.front(), Some(FlushOp::Write { .. })) {
+                    group.push(ops.pop_front().expect("peeked"));
+                }
+                run_writes(inner, group).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn create_segment_file<S: Storage>(inner: &Inner<S>, segment_base: i64) -> Result<()> {
+    let path = inner.dir.join(segment_file_name(segment_base, LOG_SUFFIX));
+    let file = inner
+        .storage
+        .open(&path, true)
+        .await
+        .map_err(|e| StorageError::io("create segment", e))?;
+    assert!(
+        BLOCK_BYTES.is_multiple_of(file.alignment()),
+        "device alignment exceeds BLOCK_BYTES"
+    );
+    let preallocate = inner
+        .config
+        .preallocate_bytes
+        .min(align_up(inner.config.segment_bytes));
+    if preallocate > 0 {
+        file.pre_allocate(preallocate)
+            .await
+            .map_err(|e| StorageError::io("preallocate", e))?;
+    }
+    inner
+        .storage
+        .sync_dir(&inner.dir)
+        .await
+        .map_err(|e| StorageError::io("sync log dir", e))?;
+    let mut state = inner.state.borrow_mut();
+    if let Some(segment) = state.segment_mut(segment_base) {
+        segment.file = Some(Rc::new(file));
+        segment.preallocated_bytes = preallocate;
+    }
+    Ok(())
+}
+
+async fn run_writes<S: Storage>(
+    inner: &Inner<S>,
+    group: Vec<FlushOp<<S::File as SegmentFile>::Buffer>>,
+) -> Result<()> {
+    let mut pending: Vec<Pin<Box<dyn Future<Output = std::io::Result<()>> + '_>>> = Vec::new();
+    let mut buffers = Vec::new();
+    let mut completions = Vec::new();
+    for op in group {
+        let FlushOp::Write {
+            segment_base,
+            buffer,
+            position,
+            end_offset,
+            end_position,
+            dirty_bytes,
+        } = op
+        else {
+            unreachable!("grouped writes only");
+        };
+        let (file, preallocated) = {
+            let state = inner.state.borrow();
+            let segment = state
+                .segments
+                .iter()
+                .find(|s| s.base_offset == segment_base)
+                .expect("segment of a queued write");
+            (
+                segment.file.clone().expect("created before written"),
+                segment.preallocated_bytes,
+            )
+        };
+        let end = position + buffer.as_ref().as_ref().len() as u64;
+        if end > preallocated && inner.config.preallocate_bytes > 0 {
+            let target = (preallocated + inner.config.preallocate_bytes).max(end);
+            file.pre_allocate(target)
+                .await
+                .map_err(|e| StorageError::io("preallocate", e))?;
+            if let Some(segment) = inner.state.borrow_mut().segment_mut(segment_base) {
+                segment.preallocated_bytes = target;
+            }
+        }
+        let write_buffer = buffer.clone();
+        pending.push(Box::pin(async move {
+            file.write_all_at(write_buffer, position).await
+        }));
+        buffers.push(buffer);
+        completions.push((segment_base, end_offset, end_position, dirty_bytes));
+    }
+    join_all(pending)
+        .await
+        .map_err(|e| StorageError::io("write", e))?;
+    let mut state = inner.state.borrow_mut();
+    let mut written = inner.written.get();
+    for (segment_base, end_offset, end_position, dirty_bytes) in completions {
+        if let Some(segment) = state.segment_mut(segment_base) {
+            segment.written_bytes = segment.written_bytes.max(end_position);
+            assert!(segment.written_bytes <= segment.size_bytes);
+        }
+        written = written.max(end_offset);
+        state.dirty_bytes -= dirty_bytes;
+        state.unsynced_bytes += dirty_bytes as u64;
+    }
+    let free_max = inner.config.dirty_bytes_max / inner.config.write_buffer_bytes;
+    for buffer in buffers {
+        if let Ok(buffer) = Rc::try_unwrap(buffer)
+            && buffer.as_ref().len() == inner.config.write_buffer_bytes
+            && state.writer.free.len() < free_max
+        {
+            state.writer.free.push(buffer);
+        }
+    }
+    assert!(
+        written <= state.log_end_offset,
+        "written may not pass the log end"
+    );
+    inner.written.advance(written);
+    evict_cache(&mut state, &inner.config, written);
+    drop(state);
+    inner.progress.notify();
+    Ok(())
+}
+
+/// Polls every future to completion; the first error wins (the rest still finish, since
+/// an in-flight direct write cannot be recalled).
+async fn join_all<'a>(
+    mut pending: Vec<Pin<Box<dyn Future<Output = std::io::Result<()>> + 'a>>>,
+) -> std::io::Result<()> {
+    let mut first_error = None;
+    std::future::poll_fn(|cx| {
+        let mut index = 0;
+        while index < pending.len() {
+            match pending[index].as_mut().poll(cx) {
+                Poll::Ready(result) => {
+                    if let Err(error) = result {
+                        first_error.get_or_insert(error);
+                    }
+                    drop(pending.swap_remove(index));
+                }
+                Poll::Pending => index += 1,
+            }
+        }
+        if pending.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+async fn seal_segment<S: Storage>(inner: &Inner<S>, segment_base: i64) -> Result<()> {
+    let (file, size_bytes, offset_index, time_index) = {
+        let state = inner.state.borrow();
+        let segment = state
+            .segments
+            .iter()
+            .find(|s| s.base_offset == segment_base)
+            .expect("sealing a known segment");
+        (
+            segment.file.clone(),
+            segment.size_bytes,
+            segment.offset_index.encode(),
+            segment.time_index.encode(),
+        )
+    };
+    if let Some(file) = &file {
+        file.truncate(size_bytes)
+            .await
+            .map_err(|e| StorageError::io("truncate sealed segment", e))?;
+        file.fdatasync()
+            .await
+            .map_err(|e| StorageError::io("fdatasync sealed segment", e))?;
+    }
+    write_whole_file(
+        &inner.storage,
+        &inner
+            .dir
+            .join(segment_file_name(segment_base, INDEX_SUFFIX)),
+        &offset_index,
+    )
+    .await?;
+    write_whole_file(
+        &inner.storage,
+        &inner
+            .dir
+            .join(segment_file_name(segment_base, TIME_INDEX_SUFFIX)),
+        &time_index,
+    )
+    .await?;
+    inner
+        .storage
+        .sync_dir(&inner.dir)
+        .await
+        .map_err(|e| StorageError::io("sync log dir", e))?;
+    if let Some(segment) = inner.state.borrow_mut().segment_mut(segment_base) {
+        segment.seal_complete = true;
+    }
+    Ok(())
+}
+
+/// Writes a small file (an index) in one aligned write, cuts it to size and syncs it.
+async fn write_whole_file<S: Storage>(storage: &S, path: &Path, bytes: &[u8]) -> Result<()> {
+    let file = storage
+        .open(path, true)
+        .await
+        .map_err(|e| StorageError::io("create index", e))?;
+    if !bytes.is_empty() {
+        let padded = align_up(bytes.len() as u64) as usize;
+        let mut buffer = storage.alloc_buffer(padded);
+        buffer.as_mut()[..bytes.len()].copy_from_slice(bytes);
+        buffer.as_mut()[bytes.len()..].fill(0);
+        file.write_all_at(Rc::new(buffer), 0)
+            .await
+            .map_err(|e| StorageError::io("write index", e))?;
+    }
+    file.truncate(bytes.len() as u64)
+        .await
+        .map_err(|e| StorageError::io("truncate index", e))?;
+    file.fdatasync()
+        .await
+        .map_err(|e| StorageError::io("fdatasync index", e))?;
+    Ok(())
+}
+
+async fn read_whole_file<S: Storage>(storage: &S, path: &Path) -> Option<Bytes> {
+    let file = storage.open(path, false).await.ok()?;
+    let size = file.file_size().await.ok()?;
+    let bytes = file.read_at(0, size as usize).await.ok()?;
+    (bytes.len() as u64 == size).then_some(bytes)
+}
+
+/// How a scan of a segment ended.
+struct ScanEnd {
+    /// Position after the last valid batch visited (or where the visitor stopped).
+    position: u64,
+    /// Why the scan stopped before `limit`, if the bytes there were not a valid batch.
+    error: Option<String>,
+}
+
+/// Reads batches of a segment from `start` up to `limit`, validating each (framing, CRC and
+/// offset continuity) and handing it to `visit` until it returns false. Chunks of
+/// `chunk_bytes` are read at a time; a batch larger than a chunk is read whole.
+async fn scan_segment<F: SegmentFile>(
+    file: &F,
+    segment_base: i64,
+    start: u64,
+    limit: u64,
+    chunk_bytes: usize,
+    mut visit: impl FnMut(u64, &RecordBatchHeader, Bytes) -> bool,
+) -> Result<ScanEnd> {
+    let chunk_bytes = chunk_bytes.clamp(
+        record_batch::RECORD_BATCH_HEADER_BYTES,
+        SCAN_CHUNK_BYTES * 16,
+    );
+    let mut position = start;
+    let mut expected_offset: Option<i64> = if start == 0 { Some(segment_base) } else { None };
+    while position < limit {
+        let want = ((limit - position) as usize).min(chunk_bytes);
+        let chunk = file
+            .read_at(position, want)
+            .await
+            .map_err(|e| StorageError::io("read segment", e))?;
+        let mut consumed = 0usize;
+        loop {
+            let rest = &chunk[consumed..];
+            if rest.is_empty() {
+                break;
+            }
+            if rest.len() < record_batch::RECORD_BATCH_HEADER_BYTES
+                || RecordBatchHeader::decode(rest)
+                    .map(|h| h.size_bytes() > rest.len())
+                    .unwrap_or(true)
+            {
+                // Incomplete batch at the chunk's end: read on from its start, and make sure
+                // the next read is large enough to hold it whole.
+                break;
+            }
+            let header = match validate_framing(rest) {
+                Ok(header) => header,
+                Err(error) => {
+                    return Ok(ScanEnd {
+                        position: position + consumed as u64,
+                        error: Some(error.to_string()),
+                    });
+                }
+            };
+            if let Some(expected) = expected_offset {
+                if header.base_offset != expected {
+                    return Ok(ScanEnd {
+                        position: position + consumed as u64,
+                        error: Some(format!(
+                            "batch base_offset {} where {expected} was expected",
+                            header.base_offset
+                        )),
+                    });
+                }
+            } else if header.base_offset < segment_base {
+                return Ok(ScanEnd {
+                    position: position + consumed as u64,
+                    error: Some(format!(
+                        "batch base_offset {} below segment base {segment_base}",
+                        header.base_offset
+                    )),
+                });
+            }
+            let size = header.size_bytes();
+            let batch = chunk.slice(consumed..consumed + size);
+            let batch_position = position + consumed as u64;
+            consumed += size;
+            expected_offset = Some(header.next_offset());
+            if !visit(batch_position, &header, batch) {
+                return Ok(ScanEnd {
+                    position: position + consumed as u64,
+                    error: None,
+                });
+            }
+        }
+        if consumed == 0 {
+            // Not even one batch fit: its header says how much to read, if it is sane.
+            let needed = RecordBatchHeader::decode(&chunk)
+                .map(|h| h.size_bytes())
+                .unwrap_or(0);
+            let remaining = (limit - position) as usize;
+            if chunk.len() < want || needed <= chunk.len() || needed > remaining || needed == 0 {
+                let error = match validate_framing(&chunk) {
+                    Err(error) => error.to_string(),
+                    Ok(_) => "batch extends past the end of the segment".to_string(),
+                };
+                return Ok(ScanEnd {
+                    position,
+                    error: Some(error),
+                });
+            }
+            let whole = file
+                .read_at(position, needed)
+                .await
+                .map_err(|e| StorageError::io("read segment", e))?;
+            if whole.len() < needed {
+                return Ok(ScanEnd {
+                    position,
+                    error: Some("short read".into()),
+                });
+            }
+            let header = match validate_framing(&whole) {
+                Ok(header) => header,
+                Err(error) => {
+                    return Ok(ScanEnd {
+                        position,
+                        error: Some(error.to_string()),
+                    });
+                }
+            };
+            if expected_offset.is_some_and(|expected| header.base_offset != expected) {
+                return Ok(ScanEnd {
+                    position,
+                    error: Some("offset discontinuity".into()),
+                });
+            }
+            let batch_position = position;
+            position += needed as u64;
+            expected_offset = Some(header.next_offset());
+            if !visit(batch_position, &header, whole) {
+                return Ok(ScanEnd {
+                    position,
+                    error: None,
+                });
+            }
+            continue;
+        }
+        position += consumed as u64;
+        if chunk.len() < want {
+            // The file ended before `limit`.
+            return Ok(ScanEnd {
+                position,
+                error: (position < limit).then(|| "segment shorter than expected".to_string()),
+            });
+        }
+    }
+    Ok(ScanEnd {
+        position,
+        error: None,
+    })
+}
+
+struct Recovered<F: SegmentFile> {
+    segments: VecDeque<Segment<F>>,
+    writer: Writer<F::Buffer>,
+    ops: VecDeque<FlushOp<F::Buffer>>,
+}
+
+/// Opens what is in `dir`: sealed segments with their index files (rebuilt if missing or
+/// stale) and the last segment scanned batch by batch, cut after its last valid batch.
+async fn recover<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    config: &LogConfig,
+) -> Result<Recovered<S::File>> {
+    let names = storage
+        .list(dir)
+        .map_err(|e| StorageError::io("list log dir", e))?;
+    let mut bases: Vec<i64> = names
+        .iter()
+        .filter_map(|n| parse_segment_file_name(n, LOG_SUFFIX))
+        .collect();
+    bases.sort_unstable();
+    // Index files whose segment is gone (a crash during deletion) are removed.
+    for name in &names {
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            if let Some(base) = parse_segment_file_name(name, suffix)
+                && bases.binary_search(&base).is_err()
+            {
+                storage
+                    .remove(&dir.join(name))
+                    .await
+                    .map_err(|e| StorageError::io("remove orphan index", e))?;
+            }
+        }
+    }
+    let mut segments = VecDeque::new();
+    let mut ops = VecDeque::new();
+    if bases.is_empty() {
+        segments.push_back(Segment::new(0));
+        ops.push_back(FlushOp::Create { segment_base: 0 });
+        return Ok(Recovered {
+            segments,
+            writer: new_writer(),
+            ops,
+        });
+    }
+    for (index, &base) in bases.iter().enumerate() {
+        let path = dir.join(segment_file_name(base, LOG_SUFFIX));
+        let file = Rc::new(
+            storage
+                .open(&path, false)
+                .await
+                .map_err(|e| StorageError::io("open segment", e))?,
+        );
+        let is_last = index + 1 == bases.len();
+        if is_last {
+            let (segment, writer) = recover_active(storage, config, base, file).await?;
+            segments.push_back(segment);
+            return Ok(Recovered {
+                segments,
+                writer,
+                ops,
+            });
+        }
+        let next_base = bases[index + 1];
+        segments.push_back(recover_sealed(storage, dir, config, base, next_base, file).await?);
+    }
+    unreachable!("the loop returns at the last segment")
+}
+
+async fn recover_sealed<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    config: &LogConfig,
+    base: i64,
+    next_base: i64,
+    file: Rc<S::File>,
+) -> Result<Segment<S::File>> {
+    let size_bytes = file
+        .file_size()
+        .await
+        .map_err(|e| StorageError::io("stat segment", e))?;
+    let offset_count = (next_base - base).max(0) as u64;
+    let offset_index = read_whole_file(storage, &dir.join(segment_file_name(base, INDEX_SUFFIX)))
+        .await
+        .and_then(|bytes| OffsetIndex::decode(&bytes, size_bytes, offset_count));
+    let time_index = read_whole_file(
+        storage,
+        &dir.join(segment_file_name(base, TIME_INDEX_SUFFIX)),
+    )
+    .await
+    .and_then(|bytes| TimeIndex::decode(&bytes, offset_count));
+    let mut segment = Segment::new(base);
+    segment.file = Some(file.clone());
+    segment.sealed = true;
+    segment.seal_complete = true;
+    match (offset_index, time_index) {
+        (Some(offset_index), Some(time_index)) if size_bytes > 0 || offset_count == 0 => {
+            segment.size_bytes = size_bytes;
+            segment.next_offset = next_base;
+            segment.max_timestamp = time_index.last_timestamp().unwrap_or(-1);
+            segment.offset_index = offset_index;
+            segment.time_index = time_index;
+        }
+        _ => {
+            warn!(dir = %dir.display(), base, "rebuilding the index of a sealed segment");
+            let mut rebuilt: Segment<S::File> = Segment::new(base);
+            let end = scan_segment(
+                &*file,
+                base,
+                0,
+                size_bytes,
+                SCAN_CHUNK_BYTES,
+                |position, header, _| {
+                    rebuilt.index_batch(header, position, config.index_interval_bytes);
+                    true
+                },
+            )
+            .await?;
+            if let Some(reason) = end.error {
+                return Err(StorageError::CorruptOnDisk {
+                    segment_base_offset: base,
+                    position: end.position,
+                    reason,
+                });
+            }
+            rebuilt.close_time_index();
+            segment.size_bytes = rebuilt.size_bytes;
+            segment.next_offset = rebuilt.next_offset;
+            segment.max_timestamp = rebuilt.max_timestamp;
+            segment.offset_index = rebuilt.offset_index;
+            segment.time_index = rebuilt.time_index;
+            write_whole_file(
+                storage,
+                &dir.join(segment_file_name(base, INDEX_SUFFIX)),
+                &segment.offset_index.encode(),
+            )
+            .await?;
+            write_whole_file(
+                storage,
+                &dir.join(segment_file_name(base, TIME_INDEX_SUFFIX)),
+                &segment.time_index.encode(),
+            )
+            .await?;
+        }
+    }
+    segment.written_bytes = segment.size_bytes;
+    Ok(segment)
+}
+
+/// Scans the last segment, keeps its valid prefix, cuts everything after it (so stale bytes
+/// can never line up behind new appends) and reloads the partial last block into a write
+/// buffer.
+async fn recover_active<S: Storage>(
+    storage: &S,
+    config: &LogConfig,
+    base: i64,
+    file: Rc<S::File>,
+) -> Result<(Segment<S::File>, Writer<<S::File as SegmentFile>::Buffer>)> {
+    let file_size = file
+        .file_size()
+        .await
+        .map_err(|e| StorageError::io("stat segment", e))?;
+    let mut segment = Segment::new(base);
+    let end = scan_segment(
+        &*file,
+        base,
+        0,
+        file_size,
+        SCAN_CHUNK_BYTES,
+        |position, header, _| {
+            segment.index_batch(header, position, config.index_interval_bytes);
+            true
+        },
+    )
+    .await?;
+    let valid_end = segment.size_bytes;
+    debug_assert_eq!(end.position, valid_end);
+    if let Some(reason) = &end.error {
+        // Zeros after the last batch are the normal end of a preallocated file.
+        let tail = file
+            .read_at(valid_end, 64)
+            .await
+            .map_err(|e| StorageError::io("read segment", e))?;
+        if tail.iter().any(|&b| b != 0) {
+            warn!(
+                base,
+                valid_end,
+                file_size,
+                reason = reason.as_str(),
+                "cutting a torn tail from the active segment"
+            );
+        }
+    }
+    if file_size != valid_end {
+        file.truncate(valid_end)
+            .await
+            .map_err(|e| StorageError::io("truncate torn tail", e))?;
+        file.fdatasync()
+            .await
+            .map_err(|e| StorageError::io("fdatasync", e))?;
+    }
+    let mut writer = new_writer();
+    writer.position = align_down(valid_end);
+    let tail_len = (valid_end - writer.position) as usize;
+    if tail_len > 0 {
+        let tail = file
+            .read_at(writer.position, tail_len)
+            .await
+            .map_err(|e| StorageError::io("read tail block", e))?;
+        if tail.len() != tail_len {
+            return Err(StorageError::CorruptOnDisk {
+                segment_base_offset: base,
+                position: writer.position,
+                reason: "short read of the last block".into(),
+            });
+        }
+        let mut buffer = storage.alloc_buffer(config.write_buffer_bytes);
+        buffer.as_mut()[..tail_len].copy_from_slice(&tail);
+        writer.buffer = Some(buffer);
+        writer.len = tail_len;
+        writer.clean_len = tail_len;
+    }
+    segment.file = Some(file);
+    segment.written_bytes = valid_end;
+    segment.preallocated_bytes = valid_end;
+    Ok((segment, writer))
+}

@@ -1,0 +1,25 @@
+//! The storage engine: one Kafka-style log per partition, on direct I/O.
+//!
+//! | module   | owns |
+//! |----------|------|
+//! | `log`    | `PartitionLog`: append, read, flush policy and group commit, roll, retention, truncation, recovery |
+//! | `index`  | sparse offset and time indexes (pure) |
+//! | `io`     | the device interface and its glommio direct-I/O implementation |
+//! | `sim`    | an in-memory, fault-injecting device for deterministic tests |
+//! | `wait`   | single-threaded watermarks and events |
+//! | `config` | per-log settings and their validation |
+//!
+//! Every log is owned by one core's executor; nothing here is `Send` or locked.
+
+pub mod config;
+pub mod error;
+pub mod index;
+pub mod io;
+pub mod log;
+pub mod sim;
+mod wait;
+
+pub use config::{FlushPolicy, LogConfig};
+pub use error::StorageError;
+pub use io::{DmaStorage, SegmentFile, Storage};
+pub use log::{AppendInfo, PartitionLog, TimestampOffset};

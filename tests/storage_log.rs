@@ -1,0 +1,945 @@
+//! Partition log behaviour: round trips across segment rolls, index lookups at every
+//! boundary, timestamp lookup, retention, truncation, recovery from a cut at every byte of
+//! the last batch, corruption detected on read-back, and group commit.
+//!
+//! Tests named `dma_*` run the real glommio direct-I/O device on files in a temp dir; the
+//! others run the same log over the in-memory simulator, which also checks every write's
+//! alignment.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use spindle::protocol::record_batch::{
+    RecordBatchHeader, build_batch, build_batch_with_timestamps, set_base_offset,
+    set_partition_leader_epoch,
+};
+use spindle::runtime::run_local;
+use spindle::storage::sim::{SimFaults, SimStorage};
+use spindle::storage::{DmaStorage, FlushPolicy, LogConfig, PartitionLog, Storage, StorageError};
+
+/// A batch of `records` records whose values encode `tag` and whose size grows with `tag`, so
+/// boundaries fall everywhere. Timestamps start at `timestamp`.
+fn make_batch(tag: u64, records: usize, timestamp: i64) -> Vec<u8> {
+    let values: Vec<Vec<u8>> = (0..records)
+        .map(|index| {
+            format!(
+                "value-{tag}-{index}-{}",
+                "x".repeat((tag % 97) as usize * 8)
+            )
+            .into_bytes()
+        })
+        .collect();
+    let refs: Vec<(Option<&[u8]>, &[u8])> = values.iter().map(|v| (None, v.as_slice())).collect();
+    build_batch(timestamp, &refs)
+}
+
+/// What the log should hold for a batch appended at `base_offset` (broker-assigned offset,
+/// leader epoch 0).
+fn as_stored(batch: &[u8], base_offset: i64) -> Vec<u8> {
+    let mut stored = batch.to_vec();
+    set_base_offset(&mut stored, base_offset);
+    set_partition_leader_epoch(&mut stored, 0);
+    stored
+}
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 64 << 10,
+        index_interval_bytes: 512,
+        write_buffer_bytes: 16 << 10,
+        dirty_bytes_max: 256 << 10,
+        cache_bytes_max: 32 << 10,
+        preallocate_bytes: 32 << 10,
+        batch_bytes_max: 32 << 10,
+        ..LogConfig::default()
+    }
+}
+
+struct Appended {
+    base_offset: i64,
+    stored: Vec<u8>,
+}
+
+async fn append_all<S: Storage>(log: &PartitionLog<S>, batches: &[Vec<u8>]) -> Vec<Appended> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let info = log
+            .append(BytesMut::from(batch.as_slice()))
+            .await
+            .expect("append");
+        out.push(Appended {
+            base_offset: info.base_offset,
+            stored: as_stored(batch, info.base_offset),
+        });
+    }
+    log.flush().await.expect("flush");
+    out
+}
+
+/// Reads from every offset and checks the first batch returned is the one holding it, byte
+/// for byte, and that following batches are the next ones in order.
+async fn check_every_offset<S: Storage>(log: &PartitionLog<S>, appended: &[Appended]) {
+    let mut index = 0;
+    for offset in log.log_start_offset()..log.high_watermark() {
+        while index + 1 < appended.len() && appended[index + 1].base_offset <= offset {
+            index += 1;
+        }
+        let batches = log
+            .read(offset, 3000)
+            .await
+            .unwrap_or_else(|e| panic!("read {offset}: {e}"));
+        assert!(!batches.is_empty(), "no batch for offset {offset}");
+        for (returned, expected) in batches.iter().zip(&appended[index..]) {
+            assert_eq!(
+                returned.as_ref(),
+                expected.stored.as_slice(),
+                "offset {offset}"
+            );
+        }
+        let total: usize = batches.iter().map(Bytes::len).sum();
+        assert!(
+            batches.len() == 1 || total <= 3000,
+            "max_bytes exceeded beyond the first batch"
+        );
+    }
+}
+
+fn log_segment_count(storage: &SimStorage, dir: &Path) -> usize {
+    storage
+        .list(dir)
+        .expect("list")
+        .iter()
+        .filter(|n| n.ends_with(".log"))
+        .count()
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("spindle-test")
+        .tempdir_in(std::env::temp_dir())
+        .expect("tempdir")
+}
+
+#[test]
+fn dma_round_trip_across_rolls_and_reopen() {
+    let temp = temp_dir();
+    let dir = temp.path().join("topic-0");
+    let primer = temp.path().to_path_buf();
+    run_local(&primer, async move {
+        let batches: Vec<Vec<u8>> = (0..400)
+            .map(|tag| make_batch(tag, 1 + (tag % 5) as usize, 1_000 + tag as i64))
+            .collect();
+        let log = PartitionLog::open(DmaStorage, &dir, small_config())
+            .await
+            .expect("open");
+        let appended = append_all(&log, &batches).await;
+        assert!(
+            log.segment_count() > 3,
+            "expected several segments, got {}",
+            log.segment_count()
+        );
+        assert_eq!(log.high_watermark(), log.log_end_offset());
+        check_every_offset(&log, &appended).await;
+        let end = log.log_end_offset();
+        log.close().await.expect("close");
+
+        // Sealed segments are exactly sized and have index files.
+        let bases = {
+            let reopened = PartitionLog::open(DmaStorage, &dir, small_config())
+                .await
+                .expect("reopen");
+            assert_eq!(reopened.log_end_offset(), end);
+            assert_eq!(reopened.durable_offset(), end);
+            check_every_offset(&reopened, &appended).await;
+            let bases = reopened.segment_base_offsets();
+            // Appending after recovery continues the offsets and survives another reopen.
+            let more: Vec<Vec<u8>> = (400..450).map(|tag| make_batch(tag, 2, 5_000)).collect();
+            let mut all = appended;
+            all.extend(append_all(&reopened, &more).await);
+            check_every_offset(&reopened, &all).await;
+            reopened.close().await.expect("close");
+            let again = PartitionLog::open(DmaStorage, &dir, small_config())
+                .await
+                .expect("reopen 2");
+            check_every_offset(&again, &all).await;
+            again.close().await.expect("close");
+            bases
+        };
+        for base in &bases[..bases.len() - 1] {
+            for suffix in [".log", ".index", ".timeindex"] {
+                let path = dir.join(format!("{base:020}{suffix}"));
+                assert!(path.exists(), "{} missing", path.display());
+            }
+        }
+    });
+}
+
+#[test]
+fn dma_reads_served_from_disk_after_cache_eviction_on_a_fresh_executor() {
+    // A new executor whose first segment file is new and empty: the direct-I/O primer in
+    // run_local is what keeps reads from failing with EOPNOTSUPP here.
+    let temp = temp_dir();
+    let dir = temp.path().join("t-1");
+    run_local(temp.path(), async move {
+        let config = LogConfig {
+            cache_bytes_max: 0,
+            ..small_config()
+        };
+        let log = PartitionLog::open(DmaStorage, &dir, config)
+            .await
+            .expect("open");
+        let batches: Vec<Vec<u8>> = (0..50).map(|tag| make_batch(tag, 3, 10)).collect();
+        let appended = append_all(&log, &batches).await;
+        check_every_offset(&log, &appended).await;
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn index_lookups_at_every_boundary_on_the_cold_path() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(7, 4096);
+        let dir = PathBuf::from("/data/t-0");
+        let config = LogConfig {
+            cache_bytes_max: 0,
+            index_interval_bytes: 1,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        let batches: Vec<Vec<u8>> = (0..300)
+            .map(|tag| make_batch(tag, 1 + (tag % 3) as usize, 0))
+            .collect();
+        let appended = append_all(&log, &batches).await;
+        check_every_offset(&log, &appended).await;
+        // Reads at the segment boundaries and one past the end.
+        for base in log.segment_base_offsets() {
+            let first = log.read(base, 1).await.expect("read at base");
+            assert_eq!(
+                RecordBatchHeader::decode(&first[0]).unwrap().base_offset,
+                base
+            );
+            if base > 0 {
+                let before = log.read(base - 1, 1).await.expect("read before base");
+                assert_eq!(
+                    RecordBatchHeader::decode(&before[0]).unwrap().next_offset(),
+                    base
+                );
+            }
+        }
+        let end = log.log_end_offset();
+        assert!(log.read(end, 100).await.expect("read at end").is_empty());
+        assert!(matches!(
+            log.read(end + 1, 100).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        assert!(matches!(
+            log.read(-1, 100).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        log.close().await.expect("close");
+        // Reopened with a coarse index from files: same answers.
+        let log = PartitionLog::open(
+            storage,
+            &dir,
+            LogConfig {
+                index_interval_bytes: 4096,
+                ..config
+            },
+        )
+        .await
+        .expect("reopen");
+        check_every_offset(&log, &appended).await;
+    });
+}
+
+#[test]
+fn offset_for_timestamp_finds_the_first_record_at_or_after() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(1, 4096);
+        let dir = PathBuf::from("/data/ts-0");
+        let config = LogConfig {
+            cache_bytes_max: 0,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        // Batch i holds records with timestamps 100*i + {0, 10, 20} except that every 7th
+        // batch's timestamps go backwards inside the batch.
+        let mut expected: Vec<(i64, i64)> = Vec::new(); // (offset, timestamp)
+        let payload = vec![b'p'; 300];
+        for batch_index in 0..200i64 {
+            let mut stamps = [
+                100 * batch_index,
+                100 * batch_index + 10,
+                100 * batch_index + 20,
+            ];
+            if batch_index % 7 == 0 {
+                stamps.reverse();
+            }
+            let records: Vec<(i64, Option<&[u8]>, &[u8])> = stamps
+                .iter()
+                .map(|&t| (t, None, payload.as_slice()))
+                .collect();
+            let info = log
+                .append(BytesMut::from(
+                    build_batch_with_timestamps(&records).as_slice(),
+                ))
+                .await
+                .expect("append");
+            for (delta, stamp) in stamps.iter().enumerate() {
+                expected.push((info.base_offset + delta as i64, *stamp));
+            }
+        }
+        log.flush().await.expect("flush");
+        assert!(log.segment_count() > 2);
+        let answer = |target: i64| {
+            expected
+                .iter()
+                .find(|&&(_, ts)| ts >= target)
+                .map(|&(offset, timestamp)| (offset, timestamp))
+        };
+        for log_handle in [log.clone()] {
+            for target in [
+                -5, 0, 1, 10, 15, 20, 21, 99, 100, 700, 705, 710, 715, 5_555, 19_920, 19_921,
+                50_000,
+            ] {
+                let got = log_handle
+                    .offset_for_timestamp(target)
+                    .await
+                    .expect("lookup")
+                    .map(|r| (r.offset, r.timestamp));
+                assert_eq!(got, answer(target), "target {target}");
+            }
+        }
+        log.close().await.expect("close");
+        let log = PartitionLog::open(storage, &dir, config)
+            .await
+            .expect("reopen");
+        for target in (0..20_100).step_by(37) {
+            let got = log
+                .offset_for_timestamp(target)
+                .await
+                .expect("lookup")
+                .map(|r| (r.offset, r.timestamp));
+            assert_eq!(got, answer(target), "target {target} after reopen");
+        }
+    });
+}
+
+#[test]
+fn retention_by_size_and_by_time_deletes_whole_old_segments() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(3, 4096);
+        let dir = PathBuf::from("/data/ret-0");
+        let config = LogConfig {
+            retention_bytes: 150 << 10,
+            retention_ms: -1,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        let batches: Vec<Vec<u8>> = (0..600).map(|tag| make_batch(tag, 4, 1_000)).collect();
+        let appended = append_all(&log, &batches).await;
+        let before = log.segment_count();
+        let size_before = log.size_bytes();
+        assert!(size_before > 300 << 10);
+        let deleted = log.apply_retention(0).await.expect("retention");
+        assert!(deleted > 0);
+        assert_eq!(log.segment_count(), before - deleted);
+        // Kafka's rule: delete the oldest segment only while what remains is still at least
+        // retention_bytes, so the log ends within one segment above the limit.
+        assert!(
+            log.size_bytes() >= 150 << 10,
+            "deleted below the limit: {}",
+            log.size_bytes()
+        );
+        assert!(
+            log.size_bytes() < (150 << 10) + (64 << 10),
+            "size {} still over",
+            log.size_bytes()
+        );
+        let start = log.log_start_offset();
+        assert_eq!(start, log.segment_base_offsets()[0]);
+        assert!(matches!(
+            log.read(start - 1, 10).await,
+            Err(StorageError::OffsetOutOfRange { .. })
+        ));
+        let remaining: Vec<Appended> = appended
+            .into_iter()
+            .filter(|a| a.base_offset >= start)
+            .collect();
+        check_every_offset(&log, &remaining).await;
+        let names = storage.list(&dir).expect("list");
+        assert!(
+            !names.iter().any(|n| n.starts_with("00000000000000000000")),
+            "first segment still on disk: {names:?}"
+        );
+        log.close().await.expect("close");
+        let reopened = PartitionLog::open(storage.clone(), &dir, config)
+            .await
+            .expect("reopen");
+        assert_eq!(reopened.log_start_offset(), start);
+        reopened.close().await.expect("close");
+
+        // By time: segments whose newest record is older than retention_ms go, the active
+        // one stays even when expired.
+        let dir = PathBuf::from("/data/ret-1");
+        let config = LogConfig {
+            retention_ms: 1_000,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), &dir, config)
+            .await
+            .expect("open");
+        let old: Vec<Vec<u8>> = (0..200).map(|tag| make_batch(tag, 4, 10_000)).collect();
+        append_all(&log, &old).await;
+        let new: Vec<Vec<u8>> = (0..200).map(|tag| make_batch(tag, 4, 50_000)).collect();
+        append_all(&log, &new).await;
+        let segments = log.segment_count();
+        assert_eq!(
+            log.apply_retention(10_500).await.expect("retention"),
+            0,
+            "nothing is older than 1s yet"
+        );
+        let deleted = log.apply_retention(30_000).await.expect("retention");
+        assert!(deleted > 0 && deleted < segments);
+        let first_new_segment = log.log_start_offset();
+        let first = log.read(first_new_segment, 1).await.expect("read");
+        let header = RecordBatchHeader::decode(&first[0]).unwrap();
+        assert!(header.max_timestamp >= 10_000);
+        let deleted = log.apply_retention(1_000_000).await.expect("retention");
+        assert_eq!(
+            log.segment_count(),
+            1,
+            "only the active segment remains ({deleted} more deleted)"
+        );
+    });
+}
+
+#[test]
+fn roll_by_age() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(3, 4096);
+        let dir = PathBuf::from("/data/age-0");
+        let config = LogConfig {
+            segment_ms: 60_000,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage, &dir, config)
+            .await
+            .expect("open");
+        append_all(&log, &[make_batch(1, 1, 0)]).await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!(!log.roll_if_due(now));
+        assert!(log.roll_if_due(now + 60_001));
+        assert_eq!(log.segment_count(), 2);
+        let appended = append_all(&log, &[make_batch(2, 1, 0)]).await;
+        assert_eq!(appended[0].base_offset, 1);
+        assert_eq!(log.segment_base_offsets(), vec![0, 1]);
+    });
+}
+
+#[test]
+fn truncate_to_cuts_at_the_batch_holding_the_offset() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(5, 4096);
+        let dir = PathBuf::from("/data/tr-0");
+        let config = small_config();
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        let batches: Vec<Vec<u8>> = (0..300).map(|tag| make_batch(tag, 3, 0)).collect();
+        let appended = append_all(&log, &batches).await;
+        let segments_before = log.segment_count();
+        // Offset 301 is inside the batch at 300 (3 records per batch): the cut is at 300.
+        let new_end = log.truncate_to(301).await.expect("truncate");
+        assert_eq!(new_end, 300);
+        assert_eq!(log.log_end_offset(), 300);
+        assert_eq!(log.high_watermark(), 300);
+        assert!(log.segment_count() < segments_before);
+        let kept: Vec<Appended> = appended
+            .into_iter()
+            .filter(|a| a.base_offset < 300)
+            .collect();
+        check_every_offset(&log, &kept).await;
+        // New appends continue at the cut and survive a reopen.
+        let more: Vec<Vec<u8>> = (1000..1040).map(|tag| make_batch(tag, 2, 0)).collect();
+        let mut all = kept;
+        all.extend(append_all(&log, &more).await);
+        assert_eq!(all[100].base_offset, 300);
+        check_every_offset(&log, &all).await;
+        log.close().await.expect("close");
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("reopen");
+        check_every_offset(&log, &all).await;
+        // Truncating at a segment's base empties that segment; to 0 empties the log.
+        assert_eq!(log.truncate_to(0).await.expect("truncate"), 0);
+        assert_eq!(log.log_end_offset(), 0);
+        assert!(log.read(0, 10).await.expect("read").is_empty());
+        let fresh = append_all(&log, &[make_batch(7, 1, 0)]).await;
+        assert_eq!(fresh[0].base_offset, 0);
+        check_every_offset(&log, &fresh).await;
+    });
+}
+
+#[test]
+fn recovery_from_a_cut_at_every_byte_of_the_last_batch() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(9, 4096);
+        let dir = PathBuf::from("/data/cut-0");
+        let config = LogConfig {
+            flush: FlushPolicy::Always,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        let batches: Vec<Vec<u8>> = (0..20).map(|tag| make_batch(tag, 3, 0)).collect();
+        let appended = append_all(&log, &batches).await;
+        log.close().await.expect("close");
+        let path = dir.join("00000000000000000000.log");
+        let mut whole = storage.file_bytes(&path).expect("segment");
+        assert_eq!(log_segment_count(&storage, &dir), 1);
+        let logical: usize = appended.iter().map(|a| a.stored.len()).sum();
+        assert_eq!(
+            whole.len(),
+            logical,
+            "a clean close trims the preallocated tail"
+        );
+        whole.truncate(logical);
+        let last = appended.last().unwrap();
+        let last_start = whole.len() - last.stored.len();
+        // Each cut twice: the file ends at the cut, or garbage follows it (a torn write of
+        // stale bytes). A cut followed by zeros is not tested: when the cut-off bytes were
+        // zeros themselves, that is the intact batch.
+        for (cut, garbage) in (last_start..=whole.len()).flat_map(|cut| [(cut, false), (cut, true)])
+        {
+            let image = SimStorage::new(cut as u64, 4096);
+            image.create_dir_all(&dir).unwrap();
+            let mut bytes = whole[..cut].to_vec();
+            if garbage && cut < whole.len() {
+                bytes.extend((0..4096).map(|i| (i * 7 + 3) as u8));
+            }
+            image.put_file(&path, bytes);
+            let log = PartitionLog::open(image.clone(), &dir, config.clone())
+                .await
+                .expect("recover");
+            let survivors = if cut == whole.len() {
+                appended.len()
+            } else {
+                appended.len() - 1
+            };
+            assert_eq!(
+                log.log_end_offset(),
+                if survivors == appended.len() {
+                    last.base_offset + 3
+                } else {
+                    last.base_offset
+                },
+                "cut {cut}"
+            );
+            check_every_offset(&log, &appended[..survivors]).await;
+            // The file was cut back to the valid prefix and appending works on top.
+            let info = log
+                .append(BytesMut::from(make_batch(99, 1, 0).as_slice()))
+                .await
+                .expect("append");
+            assert_eq!(info.base_offset, log.log_end_offset() - 1);
+            log.flush().await.expect("flush");
+            let mut expected = appended[..survivors]
+                .iter()
+                .map(|a| Appended {
+                    base_offset: a.base_offset,
+                    stored: a.stored.clone(),
+                })
+                .collect::<Vec<_>>();
+            expected.push(Appended {
+                base_offset: info.base_offset,
+                stored: as_stored(&make_batch(99, 1, 0), info.base_offset),
+            });
+            log.close().await.expect("close");
+            let log = PartitionLog::open(image, &dir, config.clone())
+                .await
+                .expect("reopen");
+            check_every_offset(&log, &expected).await;
+        }
+    });
+}
+
+#[test]
+fn a_flipped_bit_on_disk_is_detected_on_read_back() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(11, 4096);
+        let dir = PathBuf::from("/data/flip-0");
+        let config = LogConfig {
+            cache_bytes_max: 0,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        let batches: Vec<Vec<u8>> = (0..300).map(|tag| make_batch(tag, 2, 0)).collect();
+        let appended = append_all(&log, &batches).await;
+        let bases = log.segment_base_offsets();
+        assert!(bases.len() >= 3);
+        // Flip a bit in the middle of a batch of the first (sealed) and the last (active)
+        // segment while the log is open: reads of that batch fail, reads elsewhere work.
+        for segment_base in [bases[0], *bases.last().unwrap()] {
+            let path = dir.join(format!("{segment_base:020}.log"));
+            let mut bytes = storage.file_bytes(&path).expect("segment");
+            let victim_index = appended
+                .iter()
+                .position(|a| a.base_offset >= segment_base + 2)
+                .expect("victim");
+            let victim = &appended[victim_index];
+            let position = bytes
+                .windows(victim.stored.len())
+                .position(|w| w == victim.stored.as_slice())
+                .expect("find victim");
+            bytes[position + victim.stored.len() / 2] ^= 0x10;
+            storage.put_file(&path, bytes);
+            let error = log
+                .read(victim.base_offset, 100)
+                .await
+                .expect_err("corruption must be detected");
+            assert!(
+                matches!(error, StorageError::CorruptOnDisk { .. }),
+                "{error}"
+            );
+            assert_eq!(spindle::protocol::ErrorCode::from(&error).code(), 56);
+            // Far enough on that an index entry lies between: a reader cannot trust a corrupt
+            // batch's length, so it cannot skip it, but it never has to start before it.
+            let next = appended.get(victim_index + 30).expect("later batch");
+            if let Err(error) = log.read(next.base_offset, 100).await {
+                panic!(
+                    "read {} after victim {}: {error}",
+                    next.base_offset, victim.base_offset
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn invalid_batches_are_refused_with_typed_errors_and_nothing_is_appended() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(1, 4096);
+        let log = PartitionLog::open(storage, Path::new("/data/bad-0"), small_config())
+            .await
+            .expect("open");
+        let mut corrupt = make_batch(1, 2, 0);
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        let error = log
+            .append(BytesMut::from(corrupt.as_slice()))
+            .await
+            .expect_err("bad crc");
+        assert_eq!(spindle::protocol::ErrorCode::from(&error).code(), 2);
+        let huge = make_batch(1, 3000, 0);
+        let error = log
+            .append(BytesMut::from(huge.as_slice()))
+            .await
+            .expect_err("too large");
+        assert_eq!(spindle::protocol::ErrorCode::from(&error).code(), 10);
+        let error = log
+            .append(BytesMut::from(&b"short"[..]))
+            .await
+            .expect_err("short");
+        assert_eq!(spindle::protocol::ErrorCode::from(&error).code(), 2);
+        assert_eq!(log.log_end_offset(), 0);
+        let ok = log
+            .append(BytesMut::from(make_batch(1, 2, 0).as_slice()))
+            .await
+            .expect("good batch");
+        assert_eq!(ok.base_offset, 0);
+    });
+}
+
+#[test]
+fn group_commit_shares_one_fsync_among_concurrent_appenders() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(2, 4096);
+        let config = LogConfig {
+            flush: FlushPolicy::Always,
+            ..LogConfig::default()
+        };
+        let log = PartitionLog::open(storage.clone(), Path::new("/data/gc-0"), config)
+            .await
+            .expect("open");
+        // Let the flusher create the first segment file.
+        log.flush().await.expect("flush");
+        let before = storage.stats();
+        let done = Rc::new(RefCell::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for appender in 0..64u64 {
+            let log = log.clone();
+            let done = done.clone();
+            tasks.push(glommio::spawn_local(async move {
+                let info = log
+                    .append(BytesMut::from(make_batch(appender, 2, 0).as_slice()))
+                    .await
+                    .expect("append");
+                log.wait_durable(info.last_offset + 1)
+                    .await
+                    .expect("durable");
+                assert!(log.durable_offset() > info.last_offset);
+                done.borrow_mut().push(info.base_offset);
+            }));
+        }
+        for task in tasks {
+            task.await;
+        }
+        let after = storage.stats();
+        assert_eq!(done.borrow().len(), 64);
+        assert_eq!(log.durable_offset(), 128);
+        assert_eq!(
+            after.fsyncs - before.fsyncs,
+            1,
+            "64 concurrent appenders should share one fdatasync"
+        );
+        assert_eq!(after.writes - before.writes, 1, "and one coalesced write");
+        // Sequential appenders each pay for their own.
+        for appender in 0..4u64 {
+            let info = log
+                .append(BytesMut::from(make_batch(appender, 1, 0).as_slice()))
+                .await
+                .expect("append");
+            log.wait_durable(info.last_offset + 1)
+                .await
+                .expect("durable");
+        }
+        assert_eq!(storage.stats().fsyncs - after.fsyncs, 4);
+    });
+}
+
+#[test]
+fn high_watermark_under_always_covers_only_durable_data() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(2, 4096);
+        let config = LogConfig {
+            flush: FlushPolicy::Always,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), Path::new("/data/hw-0"), config)
+            .await
+            .expect("open");
+        let info = log
+            .append(BytesMut::from(make_batch(1, 5, 0).as_slice()))
+            .await
+            .expect("append");
+        assert_eq!(log.log_end_offset(), 5);
+        assert_eq!(log.high_watermark(), 0, "not durable yet, so not visible");
+        assert!(log.read(0, 100).await.expect("read").is_empty());
+        log.wait_written(info.last_offset + 1)
+            .await
+            .expect("written");
+        log.wait_durable(info.last_offset + 1)
+            .await
+            .expect("durable");
+        assert_eq!(log.high_watermark(), 5);
+        assert_eq!(log.read(0, 100).await.expect("read").len(), 1);
+    });
+}
+
+#[test]
+fn interval_policy_syncs_by_time_without_callers() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(2, 4096);
+        let config = LogConfig {
+            flush: FlushPolicy::Interval {
+                interval: Duration::from_millis(20),
+                bytes: 1 << 30,
+            },
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), Path::new("/data/iv-0"), config)
+            .await
+            .expect("open");
+        let info = log
+            .append(BytesMut::from(make_batch(1, 5, 0).as_slice()))
+            .await
+            .expect("append");
+        log.wait_written(info.last_offset + 1)
+            .await
+            .expect("written");
+        assert_eq!(
+            log.high_watermark(),
+            5,
+            "written data is visible under interval"
+        );
+        let fsyncs = storage.stats().fsyncs;
+        glommio::timer::sleep(Duration::from_millis(80)).await;
+        assert!(
+            storage.stats().fsyncs > fsyncs,
+            "the interval should have synced"
+        );
+        assert_eq!(log.durable_offset(), 5);
+        // Never: no sync unless asked.
+        let config = LogConfig {
+            flush: FlushPolicy::Never,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), Path::new("/data/nv-0"), config)
+            .await
+            .expect("open");
+        let info = log
+            .append(BytesMut::from(make_batch(1, 5, 0).as_slice()))
+            .await
+            .expect("append");
+        log.wait_written(info.last_offset + 1)
+            .await
+            .expect("written");
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+        assert_eq!(log.durable_offset(), 0);
+        log.wait_durable(5).await.expect("durable on request");
+        assert_eq!(log.durable_offset(), 5);
+    });
+}
+
+#[test]
+fn backpressure_bounds_unwritten_bytes() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(2, 4096);
+        let config = LogConfig {
+            dirty_bytes_max: 64 << 10,
+            write_buffer_bytes: 16 << 10,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), Path::new("/data/bp-0"), config)
+            .await
+            .expect("open");
+        let batch = make_batch(90, 40, 0);
+        let mut max_unwritten = 0i64;
+        for _ in 0..500 {
+            let info = log
+                .append(BytesMut::from(batch.as_slice()))
+                .await
+                .expect("append");
+            max_unwritten = max_unwritten.max(info.last_offset + 1 - log.written_offset());
+        }
+        let per_batch = 40i64;
+        let batch_bytes = batch.len() as i64;
+        // Appends wait once 64 KiB are unwritten: at most that plus one batch in flight.
+        assert!(
+            max_unwritten * batch_bytes / per_batch <= (64 << 10) + batch_bytes,
+            "{max_unwritten} offsets unwritten"
+        );
+        log.flush().await.expect("flush");
+    });
+}
+
+#[test]
+fn failed_fsync_stops_the_log_and_reopening_recovers() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(4, 4096);
+        let dir = PathBuf::from("/data/ff-0");
+        let config = LogConfig {
+            flush: FlushPolicy::Always,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        let first = append_all(&log, &[make_batch(1, 2, 0)]).await;
+        let fsyncs = storage.stats().fsyncs;
+        storage.set_faults(SimFaults {
+            fail_fsync: Some(fsyncs + 1),
+            ..SimFaults::default()
+        });
+        let info = log
+            .append(BytesMut::from(make_batch(2, 2, 0).as_slice()))
+            .await
+            .expect("append");
+        let error = log
+            .wait_durable(info.last_offset + 1)
+            .await
+            .expect_err("fsync failed");
+        assert_eq!(spindle::protocol::ErrorCode::from(&error).code(), 56);
+        assert!(
+            log.append(BytesMut::from(make_batch(3, 2, 0).as_slice()))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            log.durable_offset(),
+            2,
+            "the durable offset did not move past the failure"
+        );
+        storage.set_faults(SimFaults::default());
+        let log = PartitionLog::open(storage.process_crash_image(), &dir, config)
+            .await
+            .expect("reopen");
+        let read = log.read(0, 1).await.expect("read");
+        assert_eq!(read[0].as_ref(), first[0].stored.as_slice());
+        // The second batch was written before its fsync failed: a process crash keeps it.
+        assert_eq!(log.log_end_offset(), 4);
+    });
+}
+
+#[test]
+fn short_writes_are_resumed() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(12, 4096);
+        storage.set_faults(SimFaults {
+            short_write_percent: 40,
+            ..SimFaults::default()
+        });
+        let dir = PathBuf::from("/data/sw-0");
+        let log = PartitionLog::open(storage.clone(), &dir, small_config())
+            .await
+            .expect("open");
+        let batches: Vec<Vec<u8>> = (0..300).map(|tag| make_batch(tag, 4, 0)).collect();
+        let appended = append_all(&log, &batches).await;
+        log.close().await.expect("close");
+        let log = PartitionLog::open(storage, &dir, small_config())
+            .await
+            .expect("reopen");
+        check_every_offset(&log, &appended).await;
+    });
+}
+
+#[test]
+fn delete_removes_every_file() {
+    let temp = temp_dir();
+    let dir = temp.path().join("del-0");
+    let check_dir = dir.clone();
+    run_local(temp.path(), async move {
+        let log = PartitionLog::open(DmaStorage, &dir, small_config())
+            .await
+            .expect("open");
+        append_all(
+            &log,
+            &(0..100)
+                .map(|tag| make_batch(tag, 3, 0))
+                .collect::<Vec<_>>(),
+        )
+        .await;
+        log.delete().await.expect("delete");
+    });
+    assert!(!check_dir.exists());
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use spindle::protocol::record_batch::{
-    RecordBatchHeader, build_batch, build_batch_with_timestamps, set_base_offset,
+    RecordBatchHeader, TimedRecord, build_batch, build_batch_with_timestamps, set_base_offset,
     set_partition_leader_epoch,
 };
 use spindle::runtime::run_local;
@@ -284,7 +284,7 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
             if batch_index % 7 == 0 {
                 stamps.reverse();
             }
-            let records: Vec<(i64, Option<&[u8]>, &[u8])> = stamps
+            let records: Vec<TimedRecord<'_>> = stamps
                 .iter()
                 .map(|&t| (t, None, payload.as_slice()))
                 .collect();

@@ -546,6 +546,14 @@ fn recovery_from_a_cut_at_every_byte_of_the_last_batch() {
             } else {
                 appended.len() - 1
             };
+            // Recovery cut the file back to the valid prefix: no stale bytes remain that a
+            // later append could line up with.
+            let valid: usize = appended[..survivors].iter().map(|a| a.stored.len()).sum();
+            assert_eq!(
+                image.file_bytes(&path).expect("segment").len(),
+                valid,
+                "cut {cut} garbage {garbage}"
+            );
             assert_eq!(
                 log.log_end_offset(),
                 if survivors == appended.len() {

@@ -133,7 +133,12 @@ async fn produce(
 
 /// Reads the whole log and checks it is a byte-exact prefix of the model, covering every
 /// acknowledged offset. Returns the log end.
-async fn verify(log: &PartitionLog<SimStorage>, model: &Model, must_hold: i64, seed: u64) -> i64 {
+async fn verify(
+    log: &PartitionLog<SimStorage>,
+    appended: &BTreeMap<i64, Vec<u8>>,
+    must_hold: i64,
+    seed: u64,
+) -> i64 {
     let end = log.log_end_offset();
     assert_eq!(
         log.high_watermark(),
@@ -157,7 +162,7 @@ async fn verify(log: &PartitionLog<SimStorage>, model: &Model, must_hold: i64, s
         for batch in batches {
             let header = RecordBatchHeader::decode(&batch).expect("header");
             assert_eq!(header.base_offset, offset, "seed {seed}: gap or overlap");
-            let expected = model.appended.get(&offset).unwrap_or_else(|| {
+            let expected = appended.get(&offset).unwrap_or_else(|| {
                 panic!("seed {seed}: offset {offset} was never appended (garbage visible)")
             });
             assert_eq!(
@@ -194,7 +199,7 @@ fn run_seed(seed: u64) {
                     model.acked_written.max(model.acked_durable)
                 }
             };
-            let end = verify(&log, &model.borrow(), must_hold, seed).await;
+            let end = verify(&log, &model.borrow().appended.clone(), must_hold, seed).await;
             {
                 // What survived is the new truth: later appends overwrite the rest.
                 let mut model = model.borrow_mut();
@@ -232,13 +237,11 @@ fn run_seed(seed: u64) {
                 // The crash point was past the workload: stop here instead.
                 let _ = log.flush().await;
             }
-            let model_now = model.borrow();
             storage = if power_loss {
                 storage.crash_image(seed.wrapping_add(generation))
             } else {
                 storage.process_crash_image()
             };
-            drop(model_now);
             let mut model = model.borrow_mut();
             if power_loss {
                 // Only durable acknowledgements bind after a power loss.
@@ -249,7 +252,7 @@ fn run_seed(seed: u64) {
             .await
             .expect("final open");
         let must_hold = model.borrow().acked_written;
-        verify(&log, &model.borrow(), must_hold, seed).await;
+        verify(&log, &model.borrow().appended.clone(), must_hold, seed).await;
     });
 }
 

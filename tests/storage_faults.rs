@@ -199,7 +199,8 @@ fn run_seed(seed: u64) {
                     model.acked_written.max(model.acked_durable)
                 }
             };
-            let end = verify(&log, &model.borrow().appended.clone(), must_hold, seed).await;
+            let snapshot = model.borrow().appended.clone();
+            let end = verify(&log, &snapshot, must_hold, seed).await;
             {
                 // What survived is the new truth: later appends overwrite the rest.
                 let mut model = model.borrow_mut();
@@ -252,7 +253,8 @@ fn run_seed(seed: u64) {
             .await
             .expect("final open");
         let must_hold = model.borrow().acked_written;
-        verify(&log, &model.borrow().appended.clone(), must_hold, seed).await;
+        let snapshot = model.borrow().appended.clone();
+        verify(&log, &snapshot, must_hold, seed).await;
     });
 }
 

@@ -37,6 +37,9 @@ pub struct LogConfig {
     pub flush: FlushPolicy,
     /// Size of each direct-I/O write buffer; appends are coalesced into these.
     pub write_buffer_bytes: usize,
+    /// Direct writes of full buffers the flusher keeps in flight: enough to keep the device
+    /// busy while earlier ones complete.
+    pub writes_in_flight_max: usize,
     /// Appended-but-unwritten bytes above which `append` waits (backpressure).
     pub dirty_bytes_max: usize,
     /// Recent batches kept in memory to serve reads without touching the disk.
@@ -60,6 +63,7 @@ impl Default for LogConfig {
                 bytes: 64 << 20,
             },
             write_buffer_bytes: 1 << 20,
+            writes_in_flight_max: 4,
             dirty_bytes_max: 16 << 20,
             cache_bytes_max: 32 << 20,
             preallocate_bytes: 64 << 20,
@@ -94,6 +98,9 @@ impl LogConfig {
                 "write_buffer_bytes {} must be a positive multiple of {BLOCK_BYTES}",
                 self.write_buffer_bytes
             ));
+        }
+        if self.writes_in_flight_max == 0 {
+            return Err("writes_in_flight_max must be positive".into());
         }
         if self.dirty_bytes_max < self.write_buffer_bytes {
             return Err("dirty_bytes_max must be at least write_buffer_bytes".into());

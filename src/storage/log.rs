@@ -240,6 +240,9 @@ struct LogState<F: SegmentFile> {
     flusher_running: bool,
     /// Appends wait while set (truncation has the log).
     exclusive: bool,
+    /// Direct writes the flusher has in flight (it needs waking on append only when this
+    /// is zero, or when a full buffer was queued).
+    writes_in_flight: usize,
     leader_epoch: i32,
 }
 
@@ -343,6 +346,7 @@ impl<S: Storage> PartitionLog<S> {
             closing: false,
             flusher_running: true,
             exclusive: false,
+            writes_in_flight: 0,
             leader_epoch: 0,
         };
         let inner = Rc::new(Inner {
@@ -429,6 +433,9 @@ impl<S: Storage> PartitionLog<S> {
     /// (backpressure); use [`Self::wait_written`] or [`Self::wait_durable`] to wait for the
     /// device.
     pub async fn append(&self, mut batch: BytesMut) -> Result<AppendInfo> {
+        // Cooperative point: a producer that never waits must still let the flusher submit
+        // and retire writes once the task quota is spent.
+        glommio::yield_if_needed().await;
         let header = validate_produced(&batch)?;
         let size_bytes = batch.len();
         if size_bytes > self.inner.config.batch_bytes_max {
@@ -473,6 +480,7 @@ impl<S: Storage> PartitionLog<S> {
             ..header
         };
         let bytes = batch.freeze();
+        let ops_before = state.ops.len();
         let position = state.active().size_bytes;
         state
             .active()
@@ -495,8 +503,13 @@ impl<S: Storage> PartitionLog<S> {
         });
         evict_cache(&mut state, config, inner.written.get());
         let log_start_offset = state.log_start_offset();
+        // An idle flusher writes the partial block at once (low latency); a busy one picks
+        // new bytes up when a write finishes, so only a newly filled buffer needs a wake.
+        let wake = state.writes_in_flight == 0 || state.ops.len() > ops_before;
         drop(state);
-        inner.flusher_wake.notify();
+        if wake {
+            inner.flusher_wake.notify();
+        }
         Ok(AppendInfo {
             base_offset,
             last_offset,
@@ -1219,54 +1232,206 @@ async fn flusher<S: Storage>(inner: Rc<Inner<S>>) {
     inner.progress.notify();
 }
 
+/// A direct write the flusher has issued and not yet retired.
+struct InFlight<B> {
+    future: Pin<Box<dyn Future<Output = std::io::Result<()>>>>,
+    done: bool,
+    /// A padded partial block: the next write rewrites its last block, so nothing else may
+    /// be in flight with it.
+    partial: bool,
+    segment_base: i64,
+    end_offset: i64,
+    end_position: u64,
+    dirty_bytes: usize,
+    buffer: Rc<B>,
+}
+
+/// The flusher's pipeline: full buffers are written as they fill, up to
+/// `writes_in_flight_max` at once, and retired in order, each releasing its bytes to
+/// waiting appenders; segment creation and sealing are barriers; the partial last block is
+/// written only when nothing else is in flight (low load: at once; high load: when the
+/// stream of full buffers pauses). A sync covers every retired write.
 async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
+    type Buffer<S> = <<S as Storage>::File as SegmentFile>::Buffer;
+    let mut in_flight: VecDeque<InFlight<Buffer<S>>> = VecDeque::new();
     loop {
-        // Wait for work.
-        loop {
-            let wake = inner.flusher_wake.listen();
-            let deadline = {
-                let state = inner.state.borrow();
-                if state.failure.is_some() {
-                    return Ok(());
-                }
-                if !state.ops.is_empty() || state.writer.has_new_bytes() || sync_due(inner, &state)
-                {
-                    break;
-                }
-                if state.closing {
-                    return Ok(());
-                }
-                match inner.config.flush {
-                    FlushPolicy::Interval { interval, .. } if state.unsynced_bytes > 0 => {
-                        Some(state.last_sync + interval)
-                    }
+        let wake = inner.flusher_wake.listen();
+        let mut progressed = false;
+        // Barriers: create or seal a segment once every earlier write has landed.
+        while in_flight.is_empty() {
+            let op = {
+                let mut state = inner.state.borrow_mut();
+                match state.ops.front() {
+                    Some(FlushOp::Create { .. } | FlushOp::Seal { .. }) => state.ops.pop_front(),
                     _ => None,
                 }
             };
-            match deadline {
-                Some(deadline) => {
-                    let sleep =
-                        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()));
-                    futures_lite::future::or(wake, sleep).await;
-                }
-                None => wake.await,
+            match op {
+                Some(FlushOp::Create { segment_base }) => create_segment_file(inner, segment_base).await?,
+                Some(FlushOp::Seal { segment_base }) => seal_segment(inner, segment_base).await?,
+                _ => break,
             }
+            progressed = true;
         }
-        let ops = {
-            let mut state = inner.state.borrow_mut();
-            take_partial(&mut state, &inner.storage, &inner.config, true);
-            std::mem::take(&mut state.ops)
-        };
-        run_ops(inner, ops).await?;
+        // Issue writes.
+        loop {
+            let partial_in_flight = in_flight.iter().any(|write| write.partial);
+            if partial_in_flight || in_flight.len() >= inner.config.writes_in_flight_max {
+                break;
+            }
+            let (op, partial) = {
+                let mut state = inner.state.borrow_mut();
+                match state.ops.front() {
+                    Some(FlushOp::Write { .. }) => (state.ops.pop_front(), false),
+                    None if in_flight.is_empty() && state.writer.has_new_bytes() => {
+                        take_partial(&mut state, &inner.storage, &inner.config, true);
+                        (state.ops.pop_front(), true)
+                    }
+                    _ => (None, false),
+                }
+            };
+            let Some(FlushOp::Write { segment_base, buffer, position, end_offset, end_position, dirty_bytes }) = op else {
+                break;
+            };
+            let file = ensure_preallocated(inner, segment_base, position + buffer.as_ref().as_ref().len() as u64).await?;
+            let write_buffer = buffer.clone();
+            in_flight.push_back(InFlight {
+                future: Box::pin(async move { file.write_all_at(write_buffer, position).await }),
+                done: false,
+                partial,
+                segment_base,
+                end_offset,
+                end_position,
+                dirty_bytes,
+                buffer,
+            });
+            progressed = true;
+        }
+        // Submit new writes and collect finished ones without blocking.
+        if poll_in_flight(&mut in_flight, None)? {
+            progressed = true;
+        }
+        if retire(inner, &mut in_flight) {
+            progressed = true;
+        }
+        inner.state.borrow_mut().writes_in_flight = in_flight.len();
         let sync = {
             let state = inner.state.borrow();
             sync_due(inner, &state)
         };
         if sync {
             sync_active(inner).await?;
+            inner.progress.notify();
+            progressed = true;
         }
-        inner.progress.notify();
+        if progressed {
+            continue;
+        }
+        // Nothing to do until a write finishes, an appender wakes us or the interval ends.
+        let deadline = {
+            let state = inner.state.borrow();
+            if state.failure.is_some() {
+                return Ok(());
+            }
+            let idle = in_flight.is_empty() && state.ops.is_empty() && !state.writer.has_new_bytes();
+            if state.closing && idle {
+                return Ok(());
+            }
+            match inner.config.flush {
+                FlushPolicy::Interval { interval, .. } if state.unsynced_bytes > 0 => Some(state.last_sync + interval),
+                _ => None,
+            }
+        };
+        let mut wake = std::pin::pin!(wake);
+        let mut sleep = deadline.map(|deadline| Box::pin(glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()))));
+        std::future::poll_fn(|cx| {
+            match poll_in_flight(&mut in_flight, Some(cx)) {
+                Ok(true) | Err(_) => return Poll::Ready(()),
+                Ok(false) => {}
+            }
+            if wake.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            if let Some(sleep) = sleep.as_mut() {
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+            Poll::Pending
+        })
+        .await;
     }
+}
+
+/// Polls every unfinished write once; true if any finished. The first error stops the log
+/// (an in-flight direct write cannot be recalled, and a failed one leaves a hole).
+fn poll_in_flight<B>(in_flight: &mut VecDeque<InFlight<B>>, cx: Option<&mut std::task::Context<'_>>) -> Result<bool> {
+    let noop = std::task::Waker::noop();
+    let mut noop_cx = std::task::Context::from_waker(noop);
+    let cx = cx.unwrap_or(&mut noop_cx);
+    let mut finished = false;
+    for write in in_flight.iter_mut().filter(|write| !write.done) {
+        if let Poll::Ready(result) = write.future.as_mut().poll(cx) {
+            result.map_err(|e| StorageError::io("write", e))?;
+            write.done = true;
+            finished = true;
+        }
+    }
+    Ok(finished)
+}
+
+/// Retires finished writes in order: advances the written offset, releases dirty bytes
+/// to appenders and recycles full buffers. True if any retired.
+fn retire<S: Storage>(inner: &Inner<S>, in_flight: &mut VecDeque<InFlight<<S::File as SegmentFile>::Buffer>>) -> bool {
+    if !in_flight.front().is_some_and(|write| write.done) {
+        return false;
+    }
+    let mut state = inner.state.borrow_mut();
+    let mut written = inner.written.get();
+    let free_max = inner.config.dirty_bytes_max / inner.config.write_buffer_bytes;
+    while in_flight.front().is_some_and(|write| write.done) {
+        let write = in_flight.pop_front().expect("checked");
+        drop(write.future);
+        if let Some(segment) = state.segment_mut(write.segment_base) {
+            segment.written_bytes = segment.written_bytes.max(write.end_position);
+            assert!(segment.written_bytes <= segment.size_bytes, "written past the appended end");
+        }
+        written = written.max(write.end_offset);
+        state.dirty_bytes -= write.dirty_bytes;
+        state.unsynced_bytes += write.dirty_bytes as u64;
+        if let Ok(buffer) = Rc::try_unwrap(write.buffer) {
+            if buffer.as_ref().len() == inner.config.write_buffer_bytes && state.writer.free.len() < free_max {
+                state.writer.free.push(buffer);
+            }
+        }
+    }
+    assert!(written <= state.log_end_offset, "written may not pass the log end");
+    inner.written.advance(written);
+    evict_cache(&mut state, &inner.config, written);
+    drop(state);
+    inner.progress.notify();
+    true
+}
+
+/// The file of `segment_base`, with blocks reserved up to at least `end`.
+async fn ensure_preallocated<S: Storage>(inner: &Inner<S>, segment_base: i64, end: u64) -> Result<Rc<S::File>> {
+    let (file, preallocated) = {
+        let state = inner.state.borrow();
+        let segment = state
+            .segments
+            .iter()
+            .find(|segment| segment.base_offset == segment_base)
+            .expect("segment of a queued write");
+        (segment.file.clone().expect("created before written"), segment.preallocated_bytes)
+    };
+    if end > preallocated && inner.config.preallocate_bytes > 0 {
+        let target = (preallocated + inner.config.preallocate_bytes).max(end);
+        file.pre_allocate(target).await.map_err(|e| StorageError::io("preallocate", e))?;
+        if let Some(segment) = inner.state.borrow_mut().segment_mut(segment_base) {
+            segment.preallocated_bytes = target;
+        }
+    }
+    Ok(file)
 }
 
 fn sync_due<S: Storage>(inner: &Inner<S>, state: &LogState<S::File>) -> bool {
@@ -1312,28 +1477,6 @@ async fn sync_active<S: Storage>(inner: &Inner<S>) -> Result<()> {
     Ok(())
 }
 
-/// Runs queued operations in order; consecutive writes go to the device together.
-async fn run_ops<S: Storage>(
-    inner: &Inner<S>,
-    ops: VecDeque<FlushOp<<S::File as SegmentFile>::Buffer>>,
-) -> Result<()> {
-    let mut ops = ops;
-    while let Some(op) = ops.pop_front() {
-        match op {
-            FlushOp::Create { segment_base } => create_segment_file(inner, segment_base).await?,
-            FlushOp::Seal { segment_base } => seal_segment(inner, segment_base).await?,
-            write @ FlushOp::Write { .. } => {
-                let mut group = vec![write];
-                while matches!(ops.front(), Some(FlushOp::Write { .. })) {
-                    group.push(ops.pop_front().expect("peeked"));
-                }
-                run_writes(inner, group).await?;
-            }
-        }
-    }
-    Ok(())
-}
-
 async fn create_segment_file<S: Storage>(inner: &Inner<S>, segment_base: i64) -> Result<()> {
     let path = inner.dir.join(segment_file_name(segment_base, LOG_SUFFIX));
     let file = inner
@@ -1365,120 +1508,6 @@ async fn create_segment_file<S: Storage>(inner: &Inner<S>, segment_base: i64) ->
         segment.preallocated_bytes = preallocate;
     }
     Ok(())
-}
-
-async fn run_writes<S: Storage>(
-    inner: &Inner<S>,
-    group: Vec<FlushOp<<S::File as SegmentFile>::Buffer>>,
-) -> Result<()> {
-    let mut pending: Vec<Pin<Box<dyn Future<Output = std::io::Result<()>> + '_>>> = Vec::new();
-    let mut buffers = Vec::new();
-    let mut completions = Vec::new();
-    for op in group {
-        let FlushOp::Write {
-            segment_base,
-            buffer,
-            position,
-            end_offset,
-            end_position,
-            dirty_bytes,
-        } = op
-        else {
-            unreachable!("grouped writes only");
-        };
-        let (file, preallocated) = {
-            let state = inner.state.borrow();
-            let segment = state
-                .segments
-                .iter()
-                .find(|s| s.base_offset == segment_base)
-                .expect("segment of a queued write");
-            (
-                segment.file.clone().expect("created before written"),
-                segment.preallocated_bytes,
-            )
-        };
-        let end = position + buffer.as_ref().as_ref().len() as u64;
-        if end > preallocated && inner.config.preallocate_bytes > 0 {
-            let target = (preallocated + inner.config.preallocate_bytes).max(end);
-            file.pre_allocate(target)
-                .await
-                .map_err(|e| StorageError::io("preallocate", e))?;
-            if let Some(segment) = inner.state.borrow_mut().segment_mut(segment_base) {
-                segment.preallocated_bytes = target;
-            }
-        }
-        let write_buffer = buffer.clone();
-        pending.push(Box::pin(async move {
-            file.write_all_at(write_buffer, position).await
-        }));
-        buffers.push(buffer);
-        completions.push((segment_base, end_offset, end_position, dirty_bytes));
-    }
-    join_all(pending)
-        .await
-        .map_err(|e| StorageError::io("write", e))?;
-    let mut state = inner.state.borrow_mut();
-    let mut written = inner.written.get();
-    for (segment_base, end_offset, end_position, dirty_bytes) in completions {
-        if let Some(segment) = state.segment_mut(segment_base) {
-            segment.written_bytes = segment.written_bytes.max(end_position);
-            assert!(segment.written_bytes <= segment.size_bytes);
-        }
-        written = written.max(end_offset);
-        state.dirty_bytes -= dirty_bytes;
-        state.unsynced_bytes += dirty_bytes as u64;
-    }
-    let free_max = inner.config.dirty_bytes_max / inner.config.write_buffer_bytes;
-    for buffer in buffers {
-        if let Ok(buffer) = Rc::try_unwrap(buffer)
-            && buffer.as_ref().len() == inner.config.write_buffer_bytes
-            && state.writer.free.len() < free_max
-        {
-            state.writer.free.push(buffer);
-        }
-    }
-    assert!(
-        written <= state.log_end_offset,
-        "written may not pass the log end"
-    );
-    inner.written.advance(written);
-    evict_cache(&mut state, &inner.config, written);
-    drop(state);
-    inner.progress.notify();
-    Ok(())
-}
-
-/// Polls every future to completion; the first error wins (the rest still finish, since
-/// an in-flight direct write cannot be recalled).
-async fn join_all<'a>(
-    mut pending: Vec<Pin<Box<dyn Future<Output = std::io::Result<()>> + 'a>>>,
-) -> std::io::Result<()> {
-    let mut first_error = None;
-    std::future::poll_fn(|cx| {
-        let mut index = 0;
-        while index < pending.len() {
-            match pending[index].as_mut().poll(cx) {
-                Poll::Ready(result) => {
-                    if let Err(error) = result {
-                        first_error.get_or_insert(error);
-                    }
-                    drop(pending.swap_remove(index));
-                }
-                Poll::Pending => index += 1,
-            }
-        }
-        if pending.is_empty() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-    match first_error {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
 }
 
 async fn seal_segment<S: Storage>(inner: &Inner<S>, segment_base: i64) -> Result<()> {

@@ -1,0 +1,334 @@
+//! Storage engine benchmark: append and read throughput of `PartitionLog` on the real
+//! device, next to the device's own direct-write limit measured in the same run.
+//!
+//! A custom harness (not criterion): each case moves gigabytes through io_uring on one
+//! glommio executor, which criterion's many-short-samples model does not fit.
+//!
+//! ```text
+//! cargo bench --bench storage -- [--dir DIR] [--gib N] [--markdown FILE] [--cases a,b]
+//! ```
+//!
+//! Cases:
+//! - `raw`: DmaFile writes of 1 MiB aligned buffers to a preallocated file, 1 and 4 in
+//!   flight: the device limit everything else is compared with.
+//! - `append-<16k|1m>-<never|interval|always>`: one producer appending batches as fast as
+//!   backpressure allows, then a final flush.
+//! - `commit64-<interval|always>`: 64 concurrent producers, each awaiting its own batch
+//!   (written under interval, durable under always): group commit under load.
+//! - `read-memory`, `read-disk`: reading the log back from the in-memory cache and cold
+//!   from the device.
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use glommio::io::{DmaFile, OpenOptions};
+use spindle::protocol::record_batch::{RecordBatchHeader, build_batch};
+use spindle::runtime::run_local;
+use spindle::storage::{DmaStorage, FlushPolicy, LogConfig, PartitionLog};
+
+struct Args {
+    dir: PathBuf,
+    bytes: u64,
+    markdown: Option<PathBuf>,
+    cases: Option<Vec<String>>,
+    /// Overrides of the log's pipeline settings, for tuning sweeps.
+    writes_in_flight_max: Option<usize>,
+    write_buffer_bytes: Option<usize>,
+    dirty_bytes_max: Option<usize>,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        dir: PathBuf::from("target/bench-storage"),
+        bytes: 2 << 30,
+        markdown: None,
+        cases: None,
+        writes_in_flight_max: None,
+        write_buffer_bytes: None,
+        dirty_bytes_max: None,
+    };
+    let mut iter = std::env::args().skip(1);
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--dir" => args.dir = PathBuf::from(iter.next().expect("--dir DIR")),
+            "--gib" => {
+                let gib: f64 = iter.next().and_then(|v| v.parse().ok()).expect("--gib N");
+                args.bytes = (gib * (1u64 << 30) as f64) as u64;
+            }
+            "--markdown" => args.markdown = Some(PathBuf::from(iter.next().expect("--markdown FILE"))),
+            "--cases" => args.cases = Some(iter.next().expect("--cases a,b").split(',').map(str::to_string).collect()),
+            "--in-flight" => args.writes_in_flight_max = iter.next().and_then(|v| v.parse().ok()),
+            "--write-buffer-kib" => args.write_buffer_bytes = iter.next().and_then(|v| v.parse::<usize>().ok()).map(|k| k << 10),
+            "--dirty-mib" => args.dirty_bytes_max = iter.next().and_then(|v| v.parse::<usize>().ok()).map(|m| m << 20),
+            "--bench" => {}
+            other => {
+                eprintln!("unknown argument {other}");
+                std::process::exit(2);
+            }
+        }
+    }
+    args
+}
+
+struct Row {
+    case: String,
+    bytes: u64,
+    seconds: f64,
+    note: String,
+}
+
+impl Row {
+    fn gb_per_sec(&self) -> f64 {
+        self.bytes as f64 / self.seconds / 1e9
+    }
+}
+
+fn wanted(args: &Args, case: &str) -> bool {
+    args.cases.as_ref().is_none_or(|cases| cases.iter().any(|c| case.starts_with(c.as_str())))
+}
+
+/// A batch of about `bytes` bytes: records of 1 KiB (the usual benchmark message size).
+fn batch_of(bytes: usize) -> Vec<u8> {
+    let value = vec![0x5au8; 1000];
+    let records = (bytes / 1024).max(1);
+    let refs: Vec<(Option<&[u8]>, &[u8])> = (0..records).map(|_| (None, value.as_slice())).collect();
+    build_batch(1_700_000_000_000, &refs)
+}
+
+async fn raw_write(dir: &Path, bytes: u64, in_flight: usize) -> Row {
+    let path = dir.join(format!("raw-{in_flight}.bin"));
+    let _ = std::fs::remove_file(&path);
+    let file = Rc::new(OpenOptions::new().read(true).write(true).create(true).dma_open(&path).await.expect("create raw file"));
+    file.pre_allocate(bytes, false).await.expect("preallocate");
+    let buffer_bytes = 1usize << 20;
+    let count = bytes / buffer_bytes as u64;
+    let next = Rc::new(Cell::new(0u64));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..in_flight {
+        let file = file.clone();
+        let next = next.clone();
+        workers.push(glommio::spawn_local(async move {
+            loop {
+                let index = next.get();
+                if index >= count {
+                    break;
+                }
+                next.set(index + 1);
+                let mut buffer = file.alloc_dma_buffer(buffer_bytes);
+                buffer.as_bytes_mut().fill(0xa5);
+                file.write_at(buffer, index * buffer_bytes as u64).await.expect("raw write");
+            }
+        }));
+    }
+    for worker in workers {
+        worker.await;
+    }
+    file.fdatasync().await.expect("fdatasync");
+    let seconds = start.elapsed().as_secs_f64();
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    Row { case: format!("raw-1m-x{in_flight}"), bytes: count * buffer_bytes as u64, seconds, note: format!("DmaFile, 1 MiB buffers, {in_flight} in flight, preallocated") }
+}
+
+/// The default log config with the pipeline overrides given on the command line.
+fn log_config(args: &Args, flush: FlushPolicy) -> LogConfig {
+    let defaults = LogConfig::default();
+    let write_buffer_bytes = args.write_buffer_bytes.unwrap_or(defaults.write_buffer_bytes);
+    let writes_in_flight_max = args.writes_in_flight_max.unwrap_or(defaults.writes_in_flight_max);
+    LogConfig {
+        flush,
+        write_buffer_bytes,
+        writes_in_flight_max,
+        dirty_bytes_max: args.dirty_bytes_max.unwrap_or(defaults.dirty_bytes_max).max(write_buffer_bytes * (writes_in_flight_max + 1)),
+        ..defaults
+    }
+}
+
+fn policy(name: &str) -> FlushPolicy {
+    match name {
+        "never" => FlushPolicy::Never,
+        "interval" => FlushPolicy::Interval { interval: Duration::from_millis(100), bytes: 64 << 20 },
+        "always" => FlushPolicy::Always,
+        other => panic!("unknown policy {other}"),
+    }
+}
+
+async fn fresh_log(dir: &Path, name: &str, config: LogConfig) -> PartitionLog<DmaStorage> {
+    let dir = dir.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    PartitionLog::open(DmaStorage, &dir, config).await.expect("open log")
+}
+
+async fn append_case(args: &Args, dir: &Path, batch_bytes: usize, policy_name: &str, bytes: u64) -> Row {
+    let batch = batch_of(batch_bytes);
+    let config = log_config(args, policy(policy_name));
+    let log = fresh_log(dir, "append", config).await;
+    log.flush().await.expect("create first segment");
+    let count = bytes / batch.len() as u64;
+    let start = Instant::now();
+    for _ in 0..count {
+        // The producer's buffer, as a socket read would fill it; the log copies it once
+        // into its direct-I/O buffer.
+        log.append(BytesMut::from(batch.as_slice())).await.expect("append");
+    }
+    log.flush().await.expect("flush");
+    let seconds = start.elapsed().as_secs_f64();
+    let total = count * batch.len() as u64;
+    log.delete().await.expect("delete");
+    Row {
+        case: format!("append-{}-{policy_name}", if batch_bytes >= 1 << 20 { "1m" } else { "16k" }),
+        bytes: total,
+        seconds,
+        note: format!("1 producer, {} B batches, {count} batches", batch.len()),
+    }
+}
+
+async fn commit_case(args: &Args, dir: &Path, policy_name: &str, bytes: u64) -> Row {
+    let producers = 64u64;
+    let batch = Rc::new(batch_of(16 << 10));
+    let config = log_config(args, policy(policy_name));
+    let log = fresh_log(dir, "commit", config).await;
+    log.flush().await.expect("create first segment");
+    let per_producer = bytes / batch.len() as u64 / producers;
+    let durable = policy_name == "always";
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..producers {
+        let log = log.clone();
+        let batch = batch.clone();
+        tasks.push(glommio::spawn_local(async move {
+            for _ in 0..per_producer {
+                let info = log.append(BytesMut::from(batch.as_slice())).await.expect("append");
+                if durable {
+                    log.wait_durable(info.last_offset + 1).await.expect("durable");
+                } else {
+                    log.wait_written(info.last_offset + 1).await.expect("written");
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let total = per_producer * producers * batch.len() as u64;
+    log.delete().await.expect("delete");
+    Row {
+        case: format!("commit64-{policy_name}"),
+        bytes: total,
+        seconds,
+        note: format!("64 producers, 16 KiB batches, each awaits {}", if durable { "durable" } else { "written" }),
+    }
+}
+
+fn next_offset(batches: &[bytes::Bytes]) -> i64 {
+    RecordBatchHeader::decode(batches.last().expect("a read below the end returns a batch")).expect("header").next_offset()
+}
+
+async fn read_cases(dir: &Path, bytes: u64) -> Vec<Row> {
+    let batch = batch_of(1 << 20);
+    let mut rows = Vec::new();
+    // From memory: a log whose cache holds everything appended.
+    let memory_bytes = 256u64 << 20;
+    let config = LogConfig { cache_bytes_max: memory_bytes as usize + (8 << 20), ..LogConfig::default() };
+    let log = fresh_log(dir, "read-memory", config).await;
+    let count = memory_bytes / batch.len() as u64;
+    for _ in 0..count {
+        log.append(BytesMut::from(batch.as_slice())).await.expect("append");
+    }
+    log.flush().await.expect("flush");
+    let end = log.log_end_offset();
+    let passes = 8;
+    let start = Instant::now();
+    let mut read = 0u64;
+    for _ in 0..passes {
+        let mut offset = 0;
+        while offset < end {
+            let batches = log.read(offset, 4 << 20).await.expect("read");
+            for b in &batches {
+                read += b.len() as u64;
+            }
+            offset = next_offset(&batches);
+        }
+    }
+    rows.push(Row { case: "read-memory".into(), bytes: read, seconds: start.elapsed().as_secs_f64(), note: format!("{passes} passes over 256 MiB held in the cache, 4 MiB reads (Bytes slices, no copy)") });
+    log.delete().await.expect("delete");
+
+    // Cold: a log reopened with no cache, read sequentially from the device.
+    let config = LogConfig { cache_bytes_max: 0, ..LogConfig::default() };
+    let log_dir_name = "read-disk";
+    let log = fresh_log(dir, log_dir_name, config.clone()).await;
+    let count = bytes / batch.len() as u64;
+    for _ in 0..count {
+        log.append(BytesMut::from(batch.as_slice())).await.expect("append");
+    }
+    log.close().await.expect("close");
+    let log = PartitionLog::open(DmaStorage, &dir.join(log_dir_name), config).await.expect("reopen");
+    let end = log.log_end_offset();
+    let start = Instant::now();
+    let mut read = 0u64;
+    let mut offset = 0;
+    while offset < end {
+        let batches = log.read(offset, 4 << 20).await.expect("read");
+        for b in &batches {
+            read += b.len() as u64;
+        }
+        offset = next_offset(&batches);
+    }
+    rows.push(Row { case: "read-disk".into(), bytes: read, seconds: start.elapsed().as_secs_f64(), note: "cold, reopened log, 4 MiB reads, CRC checked".into() });
+    log.delete().await.expect("delete");
+    rows
+}
+
+fn main() {
+    let args = parse_args();
+    std::fs::create_dir_all(&args.dir).expect("bench dir");
+    let dir = args.dir.canonicalize().expect("bench dir");
+    let rows = run_local(&dir.clone(), async move {
+        let mut rows = Vec::new();
+        for in_flight in [1, 4] {
+            if wanted(&args, &format!("raw-1m-x{in_flight}")) {
+                rows.push(raw_write(&dir, args.bytes, in_flight).await);
+                eprintln!("{}: {:.2} GB/s", rows.last().unwrap().case, rows.last().unwrap().gb_per_sec());
+            }
+        }
+        for (batch_bytes, size) in [(16 << 10, "16k"), (1 << 20, "1m")] {
+            for policy_name in ["never", "interval", "always"] {
+                if wanted(&args, &format!("append-{size}-{policy_name}")) {
+                    rows.push(append_case(&args, &dir, batch_bytes, policy_name, args.bytes).await);
+                    eprintln!("{}: {:.2} GB/s", rows.last().unwrap().case, rows.last().unwrap().gb_per_sec());
+                }
+            }
+        }
+        for policy_name in ["interval", "always"] {
+            if wanted(&args, &format!("commit64-{policy_name}")) {
+                rows.push(commit_case(&args, &dir, policy_name, args.bytes / 2).await);
+                eprintln!("{}: {:.2} GB/s", rows.last().unwrap().case, rows.last().unwrap().gb_per_sec());
+            }
+        }
+        if wanted(&args, "read") {
+            rows.extend(read_cases(&dir, args.bytes).await);
+        }
+        (rows, args.markdown)
+    });
+    let (rows, markdown) = rows;
+    let limit = rows.iter().filter(|r| r.case.starts_with("raw")).map(Row::gb_per_sec).fold(0.0, f64::max);
+    let mut out = String::new();
+    out.push_str("| case | GB/s | of raw limit | bytes | seconds | what |\n|---|---|---|---|---|---|\n");
+    for row in &rows {
+        let ratio = if limit > 0.0 { format!("{:.0}%", 100.0 * row.gb_per_sec() / limit) } else { "-".into() };
+        out.push_str(&format!("| {} | {:.3} | {} | {} | {:.2} | {} |\n", row.case, row.gb_per_sec(), ratio, row.bytes, row.seconds, row.note));
+    }
+    let commit = |name: &str| rows.iter().find(|r| r.case == name).map(Row::gb_per_sec);
+    if let (Some(always), Some(interval)) = (commit("commit64-always"), commit("commit64-interval")) {
+        out.push_str(&format!("\ncommit64: always/interval = {:.2} (target: within 2x, i.e. >= 0.50)\n", always / interval));
+    }
+    print!("{out}");
+    if let Some(path) = markdown {
+        std::fs::write(&path, &out).expect("write markdown");
+    }
+}

@@ -5,7 +5,8 @@
 //! glommio executor, which criterion's many-short-samples model does not fit.
 //!
 //! ```text
-//! cargo bench --bench storage -- [--dir DIR] [--gib N] [--markdown FILE] [--cases a,b]
+//! cargo bench --bench storage -- [--dir DIR] [--gib N] [--rounds N] [--markdown FILE] [--cases a,b]
+//!     [--in-flight N] [--write-buffer-kib N] [--dirty-mib N]
 //! ```
 //!
 //! Cases:
@@ -24,7 +25,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use glommio::io::{DmaFile, OpenOptions};
+use glommio::io::OpenOptions;
 use spindle::protocol::record_batch::{RecordBatchHeader, build_batch};
 use spindle::runtime::run_local;
 use spindle::storage::{DmaStorage, FlushPolicy, LogConfig, PartitionLog};
@@ -38,6 +39,8 @@ struct Args {
     writes_in_flight_max: Option<usize>,
     write_buffer_bytes: Option<usize>,
     dirty_bytes_max: Option<usize>,
+    preallocate_bytes: Option<u64>,
+    rounds: usize,
 }
 
 fn parse_args() -> Args {
@@ -49,6 +52,8 @@ fn parse_args() -> Args {
         writes_in_flight_max: None,
         write_buffer_bytes: None,
         dirty_bytes_max: None,
+        preallocate_bytes: None,
+        rounds: 3,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -58,11 +63,44 @@ fn parse_args() -> Args {
                 let gib: f64 = iter.next().and_then(|v| v.parse().ok()).expect("--gib N");
                 args.bytes = (gib * (1u64 << 30) as f64) as u64;
             }
-            "--markdown" => args.markdown = Some(PathBuf::from(iter.next().expect("--markdown FILE"))),
-            "--cases" => args.cases = Some(iter.next().expect("--cases a,b").split(',').map(str::to_string).collect()),
+            "--markdown" => {
+                args.markdown = Some(PathBuf::from(iter.next().expect("--markdown FILE")))
+            }
+            "--cases" => {
+                args.cases = Some(
+                    iter.next()
+                        .expect("--cases a,b")
+                        .split(',')
+                        .map(str::to_string)
+                        .collect(),
+                )
+            }
             "--in-flight" => args.writes_in_flight_max = iter.next().and_then(|v| v.parse().ok()),
-            "--write-buffer-kib" => args.write_buffer_bytes = iter.next().and_then(|v| v.parse::<usize>().ok()).map(|k| k << 10),
-            "--dirty-mib" => args.dirty_bytes_max = iter.next().and_then(|v| v.parse::<usize>().ok()).map(|m| m << 20),
+            "--write-buffer-kib" => {
+                args.write_buffer_bytes = iter
+                    .next()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .map(|k| k << 10)
+            }
+            "--dirty-mib" => {
+                args.dirty_bytes_max = iter
+                    .next()
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .map(|m| m << 20)
+            }
+            "--rounds" => {
+                args.rounds = iter
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&r| r > 0)
+                    .expect("--rounds N (N > 0)")
+            }
+            "--preallocate-mib" => {
+                args.preallocate_bytes = iter
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(|m| m << 20)
+            }
             "--bench" => {}
             other => {
                 eprintln!("unknown argument {other}");
@@ -77,7 +115,18 @@ struct Row {
     case: String,
     bytes: u64,
     seconds: f64,
+    /// CPU seconds of the executor thread (user + system) during the case.
+    cpu_seconds: f64,
     note: String,
+}
+
+/// CPU time of the calling thread (the executor's), user + system, in seconds.
+fn thread_cpu_seconds() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we pass.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 impl Row {
@@ -87,30 +136,70 @@ impl Row {
 }
 
 fn wanted(args: &Args, case: &str) -> bool {
-    args.cases.as_ref().is_none_or(|cases| cases.iter().any(|c| case.starts_with(c.as_str())))
+    args.cases
+        .as_ref()
+        .is_none_or(|cases| cases.iter().any(|c| case.starts_with(c.as_str())))
 }
 
-/// A batch of about `bytes` bytes: records of 1 KiB (the usual benchmark message size).
+/// Incompressible bytes (xorshift), so a device that compresses or dedupes gets no edge.
+fn fill_random(bytes: &mut [u8], seed: u64) {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for chunk in bytes.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+    }
+}
+
+/// A batch of about `bytes` bytes: records of 1000-byte incompressible values (the usual
+/// benchmark message size).
 fn batch_of(bytes: usize) -> Vec<u8> {
-    let value = vec![0x5au8; 1000];
     let records = (bytes / 1024).max(1);
-    let refs: Vec<(Option<&[u8]>, &[u8])> = (0..records).map(|_| (None, value.as_slice())).collect();
+    let values: Vec<Vec<u8>> = (0..records)
+        .map(|index| {
+            let mut value = vec![0u8; 1000];
+            fill_random(&mut value, index as u64 + 1);
+            value
+        })
+        .collect();
+    let refs: Vec<(Option<&[u8]>, &[u8])> = values
+        .iter()
+        .map(|value| (None, value.as_slice()))
+        .collect();
     build_batch(1_700_000_000_000, &refs)
 }
 
 async fn raw_write(dir: &Path, bytes: u64, in_flight: usize) -> Row {
     let path = dir.join(format!("raw-{in_flight}.bin"));
     let _ = std::fs::remove_file(&path);
-    let file = Rc::new(OpenOptions::new().read(true).write(true).create(true).dma_open(&path).await.expect("create raw file"));
+    let file = Rc::new(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .dma_open(&path)
+            .await
+            .expect("create raw file"),
+    );
     file.pre_allocate(bytes, false).await.expect("preallocate");
     let buffer_bytes = 1usize << 20;
     let count = bytes / buffer_bytes as u64;
     let next = Rc::new(Cell::new(0u64));
-    let start = Instant::now();
     let mut workers = Vec::new();
+    let start = Instant::now();
+    let cpu_start = thread_cpu_seconds();
     for _ in 0..in_flight {
         let file = file.clone();
         let next = next.clone();
+        // One pre-filled, incompressible buffer per worker, rewritten each time: the device
+        // limit with no CPU work in the loop.
+        let mut buffer = file.alloc_dma_buffer(buffer_bytes);
+        fill_random(
+            buffer.as_bytes_mut(),
+            in_flight as u64 + workers.len() as u64,
+        );
+        let buffer = Rc::new(buffer);
         workers.push(glommio::spawn_local(async move {
             loop {
                 let index = next.get();
@@ -118,9 +207,9 @@ async fn raw_write(dir: &Path, bytes: u64, in_flight: usize) -> Row {
                     break;
                 }
                 next.set(index + 1);
-                let mut buffer = file.alloc_dma_buffer(buffer_bytes);
-                buffer.as_bytes_mut().fill(0xa5);
-                file.write_at(buffer, index * buffer_bytes as u64).await.expect("raw write");
+                file.write_rc_at(buffer.clone(), index * buffer_bytes as u64)
+                    .await
+                    .expect("raw write");
             }
         }));
     }
@@ -129,21 +218,36 @@ async fn raw_write(dir: &Path, bytes: u64, in_flight: usize) -> Row {
     }
     file.fdatasync().await.expect("fdatasync");
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = thread_cpu_seconds() - cpu_start;
     drop(file);
     let _ = std::fs::remove_file(&path);
-    Row { case: format!("raw-1m-x{in_flight}"), bytes: count * buffer_bytes as u64, seconds, note: format!("DmaFile, 1 MiB buffers, {in_flight} in flight, preallocated") }
+    Row {
+        case: format!("raw-1m-x{in_flight}"),
+        bytes: count * buffer_bytes as u64,
+        seconds,
+        cpu_seconds,
+        note: format!("DmaFile, 1 MiB buffers, {in_flight} in flight, preallocated"),
+    }
 }
 
 /// The default log config with the pipeline overrides given on the command line.
 fn log_config(args: &Args, flush: FlushPolicy) -> LogConfig {
     let defaults = LogConfig::default();
-    let write_buffer_bytes = args.write_buffer_bytes.unwrap_or(defaults.write_buffer_bytes);
-    let writes_in_flight_max = args.writes_in_flight_max.unwrap_or(defaults.writes_in_flight_max);
+    let write_buffer_bytes = args
+        .write_buffer_bytes
+        .unwrap_or(defaults.write_buffer_bytes);
+    let writes_in_flight_max = args
+        .writes_in_flight_max
+        .unwrap_or(defaults.writes_in_flight_max);
     LogConfig {
         flush,
         write_buffer_bytes,
         writes_in_flight_max,
-        dirty_bytes_max: args.dirty_bytes_max.unwrap_or(defaults.dirty_bytes_max).max(write_buffer_bytes * (writes_in_flight_max + 1)),
+        dirty_bytes_max: args
+            .dirty_bytes_max
+            .unwrap_or(defaults.dirty_bytes_max)
+            .max(write_buffer_bytes * (writes_in_flight_max + 1)),
+        preallocate_bytes: args.preallocate_bytes.unwrap_or(defaults.preallocate_bytes),
         ..defaults
     }
 }
@@ -151,7 +255,10 @@ fn log_config(args: &Args, flush: FlushPolicy) -> LogConfig {
 fn policy(name: &str) -> FlushPolicy {
     match name {
         "never" => FlushPolicy::Never,
-        "interval" => FlushPolicy::Interval { interval: Duration::from_millis(100), bytes: 64 << 20 },
+        "interval" => FlushPolicy::Interval {
+            interval: Duration::from_millis(100),
+            bytes: 64 << 20,
+        },
         "always" => FlushPolicy::Always,
         other => panic!("unknown policy {other}"),
     }
@@ -160,29 +267,47 @@ fn policy(name: &str) -> FlushPolicy {
 async fn fresh_log(dir: &Path, name: &str, config: LogConfig) -> PartitionLog<DmaStorage> {
     let dir = dir.join(name);
     let _ = std::fs::remove_dir_all(&dir);
-    PartitionLog::open(DmaStorage, &dir, config).await.expect("open log")
+    PartitionLog::open(DmaStorage, &dir, config)
+        .await
+        .expect("open log")
 }
 
-async fn append_case(args: &Args, dir: &Path, batch_bytes: usize, policy_name: &str, bytes: u64) -> Row {
+async fn append_case(
+    args: &Args,
+    dir: &Path,
+    batch_bytes: usize,
+    policy_name: &str,
+    bytes: u64,
+) -> Row {
     let batch = batch_of(batch_bytes);
     let config = log_config(args, policy(policy_name));
     let log = fresh_log(dir, "append", config).await;
     log.flush().await.expect("create first segment");
     let count = bytes / batch.len() as u64;
+    // The producers' buffers, filled before timing as socket reads would have filled them:
+    // this measures the log (validation, offset assignment, its one copy into direct-I/O
+    // buffers, writes, syncs), not the producer.
+    let inputs: Vec<BytesMut> = (0..count)
+        .map(|_| BytesMut::from(batch.as_slice()))
+        .collect();
     let start = Instant::now();
-    for _ in 0..count {
-        // The producer's buffer, as a socket read would fill it; the log copies it once
-        // into its direct-I/O buffer.
-        log.append(BytesMut::from(batch.as_slice())).await.expect("append");
+    let cpu_start = thread_cpu_seconds();
+    for input in inputs {
+        log.append(input).await.expect("append");
     }
     log.flush().await.expect("flush");
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = thread_cpu_seconds() - cpu_start;
     let total = count * batch.len() as u64;
     log.delete().await.expect("delete");
     Row {
-        case: format!("append-{}-{policy_name}", if batch_bytes >= 1 << 20 { "1m" } else { "16k" }),
+        case: format!(
+            "append-{}-{policy_name}",
+            if batch_bytes >= 1 << 20 { "1m" } else { "16k" }
+        ),
         bytes: total,
         seconds,
+        cpu_seconds,
         note: format!("1 producer, {} B batches, {count} batches", batch.len()),
     }
 }
@@ -196,17 +321,25 @@ async fn commit_case(args: &Args, dir: &Path, policy_name: &str, bytes: u64) -> 
     let per_producer = bytes / batch.len() as u64 / producers;
     let durable = policy_name == "always";
     let start = Instant::now();
+    let cpu_start = thread_cpu_seconds();
     let mut tasks = Vec::new();
     for _ in 0..producers {
         let log = log.clone();
         let batch = batch.clone();
         tasks.push(glommio::spawn_local(async move {
             for _ in 0..per_producer {
-                let info = log.append(BytesMut::from(batch.as_slice())).await.expect("append");
+                let info = log
+                    .append(BytesMut::from(batch.as_slice()))
+                    .await
+                    .expect("append");
                 if durable {
-                    log.wait_durable(info.last_offset + 1).await.expect("durable");
+                    log.wait_durable(info.last_offset + 1)
+                        .await
+                        .expect("durable");
                 } else {
-                    log.wait_written(info.last_offset + 1).await.expect("written");
+                    log.wait_written(info.last_offset + 1)
+                        .await
+                        .expect("written");
                 }
             }
         }));
@@ -215,18 +348,29 @@ async fn commit_case(args: &Args, dir: &Path, policy_name: &str, bytes: u64) -> 
         task.await;
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = thread_cpu_seconds() - cpu_start;
     let total = per_producer * producers * batch.len() as u64;
     log.delete().await.expect("delete");
     Row {
         case: format!("commit64-{policy_name}"),
         bytes: total,
         seconds,
-        note: format!("64 producers, 16 KiB batches, each awaits {}", if durable { "durable" } else { "written" }),
+        cpu_seconds,
+        note: format!(
+            "64 producers, 16 KiB batches, each awaits {}",
+            if durable { "durable" } else { "written" }
+        ),
     }
 }
 
 fn next_offset(batches: &[bytes::Bytes]) -> i64 {
-    RecordBatchHeader::decode(batches.last().expect("a read below the end returns a batch")).expect("header").next_offset()
+    RecordBatchHeader::decode(
+        batches
+            .last()
+            .expect("a read below the end returns a batch"),
+    )
+    .expect("header")
+    .next_offset()
 }
 
 async fn read_cases(dir: &Path, bytes: u64) -> Vec<Row> {
@@ -234,16 +378,22 @@ async fn read_cases(dir: &Path, bytes: u64) -> Vec<Row> {
     let mut rows = Vec::new();
     // From memory: a log whose cache holds everything appended.
     let memory_bytes = 256u64 << 20;
-    let config = LogConfig { cache_bytes_max: memory_bytes as usize + (8 << 20), ..LogConfig::default() };
+    let config = LogConfig {
+        cache_bytes_max: memory_bytes as usize + (8 << 20),
+        ..LogConfig::default()
+    };
     let log = fresh_log(dir, "read-memory", config).await;
     let count = memory_bytes / batch.len() as u64;
     for _ in 0..count {
-        log.append(BytesMut::from(batch.as_slice())).await.expect("append");
+        log.append(BytesMut::from(batch.as_slice()))
+            .await
+            .expect("append");
     }
     log.flush().await.expect("flush");
     let end = log.log_end_offset();
     let passes = 8;
     let start = Instant::now();
+    let cpu_start = thread_cpu_seconds();
     let mut read = 0u64;
     for _ in 0..passes {
         let mut offset = 0;
@@ -255,21 +405,29 @@ async fn read_cases(dir: &Path, bytes: u64) -> Vec<Row> {
             offset = next_offset(&batches);
         }
     }
-    rows.push(Row { case: "read-memory".into(), bytes: read, seconds: start.elapsed().as_secs_f64(), note: format!("{passes} passes over 256 MiB held in the cache, 4 MiB reads (Bytes slices, no copy)") });
+    rows.push(Row { case: "read-memory".into(), bytes: read, seconds: start.elapsed().as_secs_f64(), cpu_seconds: thread_cpu_seconds() - cpu_start, note: format!("{passes} passes over 256 MiB held in the cache, 4 MiB reads: Bytes slices handed out per second, no bytes copied") });
     log.delete().await.expect("delete");
 
     // Cold: a log reopened with no cache, read sequentially from the device.
-    let config = LogConfig { cache_bytes_max: 0, ..LogConfig::default() };
+    let config = LogConfig {
+        cache_bytes_max: 0,
+        ..LogConfig::default()
+    };
     let log_dir_name = "read-disk";
     let log = fresh_log(dir, log_dir_name, config.clone()).await;
     let count = bytes / batch.len() as u64;
     for _ in 0..count {
-        log.append(BytesMut::from(batch.as_slice())).await.expect("append");
+        log.append(BytesMut::from(batch.as_slice()))
+            .await
+            .expect("append");
     }
     log.close().await.expect("close");
-    let log = PartitionLog::open(DmaStorage, &dir.join(log_dir_name), config).await.expect("reopen");
+    let log = PartitionLog::open(DmaStorage, &dir.join(log_dir_name), config)
+        .await
+        .expect("reopen");
     let end = log.log_end_offset();
     let start = Instant::now();
+    let cpu_start = thread_cpu_seconds();
     let mut read = 0u64;
     let mut offset = 0;
     while offset < end {
@@ -279,53 +437,134 @@ async fn read_cases(dir: &Path, bytes: u64) -> Vec<Row> {
         }
         offset = next_offset(&batches);
     }
-    rows.push(Row { case: "read-disk".into(), bytes: read, seconds: start.elapsed().as_secs_f64(), note: "cold, reopened log, 4 MiB reads, CRC checked".into() });
+    rows.push(Row {
+        case: "read-disk".into(),
+        bytes: read,
+        seconds: start.elapsed().as_secs_f64(),
+        cpu_seconds: thread_cpu_seconds() - cpu_start,
+        note: "cold, reopened log, 4 MiB reads, CRC checked".into(),
+    });
     log.delete().await.expect("delete");
     rows
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
 }
 
 fn main() {
     let args = parse_args();
     std::fs::create_dir_all(&args.dir).expect("bench dir");
     let dir = args.dir.canonicalize().expect("bench dir");
-    let rows = run_local(&dir.clone(), async move {
-        let mut rows = Vec::new();
-        for in_flight in [1, 4] {
-            if wanted(&args, &format!("raw-1m-x{in_flight}")) {
-                rows.push(raw_write(&dir, args.bytes, in_flight).await);
-                eprintln!("{}: {:.2} GB/s", rows.last().unwrap().case, rows.last().unwrap().gb_per_sec());
-            }
-        }
-        for (batch_bytes, size) in [(16 << 10, "16k"), (1 << 20, "1m")] {
-            for policy_name in ["never", "interval", "always"] {
-                if wanted(&args, &format!("append-{size}-{policy_name}")) {
-                    rows.push(append_case(&args, &dir, batch_bytes, policy_name, args.bytes).await);
-                    eprintln!("{}: {:.2} GB/s", rows.last().unwrap().case, rows.last().unwrap().gb_per_sec());
+    let rounds = args.rounds;
+    let markdown = args.markdown.clone();
+    // Each round measures the raw device limit first and then every case, so a case is
+    // compared with the device as it was in the same minute: this VM's disk drifts by tens
+    // of percent between runs.
+    let rounds_rows: Vec<Vec<Row>> = run_local(&dir.clone(), async move {
+        let mut all = Vec::new();
+        for round in 0..rounds {
+            let mut rows = Vec::new();
+            let mut push = |row: Row| {
+                eprintln!("round {round} {}: {:.3} GB/s", row.case, row.gb_per_sec());
+                rows.push(row);
+            };
+            for in_flight in [1, 4] {
+                let case = format!("raw-1m-x{in_flight}");
+                if wanted(&args, &case) || (in_flight == 4 && args.cases.is_some()) {
+                    push(raw_write(&dir, args.bytes, in_flight).await);
                 }
             }
-        }
-        for policy_name in ["interval", "always"] {
-            if wanted(&args, &format!("commit64-{policy_name}")) {
-                rows.push(commit_case(&args, &dir, policy_name, args.bytes / 2).await);
-                eprintln!("{}: {:.2} GB/s", rows.last().unwrap().case, rows.last().unwrap().gb_per_sec());
+            for (batch_bytes, size) in [(16 << 10, "16k"), (1 << 20, "1m")] {
+                for policy_name in ["never", "interval", "always"] {
+                    if wanted(&args, &format!("append-{size}-{policy_name}")) {
+                        push(append_case(&args, &dir, batch_bytes, policy_name, args.bytes).await);
+                    }
+                }
             }
+            for policy_name in ["interval", "always"] {
+                if wanted(&args, &format!("commit64-{policy_name}")) {
+                    push(commit_case(&args, &dir, policy_name, args.bytes / 2).await);
+                }
+            }
+            if wanted(&args, "read") {
+                for row in read_cases(&dir, args.bytes).await {
+                    push(row);
+                }
+            }
+            all.push(rows);
         }
-        if wanted(&args, "read") {
-            rows.extend(read_cases(&dir, args.bytes).await);
-        }
-        (rows, args.markdown)
+        all
     });
-    let (rows, markdown) = rows;
-    let limit = rows.iter().filter(|r| r.case.starts_with("raw")).map(Row::gb_per_sec).fold(0.0, f64::max);
-    let mut out = String::new();
-    out.push_str("| case | GB/s | of raw limit | bytes | seconds | what |\n|---|---|---|---|---|---|\n");
-    for row in &rows {
-        let ratio = if limit > 0.0 { format!("{:.0}%", 100.0 * row.gb_per_sec() / limit) } else { "-".into() };
-        out.push_str(&format!("| {} | {:.3} | {} | {} | {:.2} | {} |\n", row.case, row.gb_per_sec(), ratio, row.bytes, row.seconds, row.note));
+    let mut out = format!(
+        "{} rounds of {:.1} GiB per case; median GB/s (min..max) and the median of each round's ratio to that round's raw-1m-x4\n\n",
+        rounds,
+        rounds_rows[0]
+            .first()
+            .map(|r| r.bytes as f64 / (1u64 << 30) as f64)
+            .unwrap_or(0.0)
+    );
+    out.push_str("| case | GB/s median | min..max | of raw (median) | executor CPU busy | what |\n|---|---|---|---|---|---|\n");
+    let names: Vec<String> = rounds_rows[0].iter().map(|r| r.case.clone()).collect();
+    let mut medians = std::collections::HashMap::new();
+    for name in &names {
+        let mut speeds: Vec<f64> = rounds_rows
+            .iter()
+            .filter_map(|rows| rows.iter().find(|r| &r.case == name))
+            .map(Row::gb_per_sec)
+            .collect();
+        let mut ratios: Vec<f64> = rounds_rows
+            .iter()
+            .filter_map(|rows| {
+                let raw = rows.iter().find(|r| r.case == "raw-1m-x4")?.gb_per_sec();
+                Some(rows.iter().find(|r| &r.case == name)?.gb_per_sec() / raw)
+            })
+            .collect();
+        let min = speeds.iter().copied().fold(f64::MAX, f64::min);
+        let max = speeds.iter().copied().fold(0.0, f64::max);
+        let speed = median(&mut speeds);
+        medians.insert(name.clone(), speed);
+        // A read from memory moves no bytes to a device, so a ratio to the write limit means
+        // nothing there.
+        let ratio = if ratios.is_empty() || name == "read-memory" {
+            "-".to_string()
+        } else {
+            format!("{:.0}%", 100.0 * median(&mut ratios))
+        };
+        let note = &rounds_rows[0]
+            .iter()
+            .find(|r| &r.case == name)
+            .expect("named")
+            .note;
+        let mut busy: Vec<f64> = rounds_rows
+            .iter()
+            .filter_map(|rows| rows.iter().find(|r| &r.case == name))
+            .map(|row| row.cpu_seconds / row.seconds)
+            .collect();
+        let busy = format!("{:.0}%", 100.0 * median(&mut busy));
+        let speed_text = if name == "read-memory" {
+            format!("{speed:.1}")
+        } else {
+            format!("{speed:.3}")
+        };
+        out.push_str(&format!(
+            "| {name} | {speed_text} | {min:.3}..{max:.3} | {ratio} | {busy} | {note} |\n"
+        ));
     }
-    let commit = |name: &str| rows.iter().find(|r| r.case == name).map(Row::gb_per_sec);
-    if let (Some(always), Some(interval)) = (commit("commit64-always"), commit("commit64-interval")) {
-        out.push_str(&format!("\ncommit64: always/interval = {:.2} (target: within 2x, i.e. >= 0.50)\n", always / interval));
+    if let (Some(always), Some(interval)) = (
+        medians.get("commit64-always"),
+        medians.get("commit64-interval"),
+    ) {
+        out.push_str(&format!(
+            "\ncommit64: always/interval = {:.2} (target: within 2x, i.e. >= 0.50)\n",
+            always / interval
+        ));
     }
     print!("{out}");
     if let Some(path) = markdown {

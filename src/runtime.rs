@@ -71,7 +71,9 @@ pub fn executor_builder(name: &str, cpu: Option<usize>) -> LocalExecutorBuilder 
         Some(cpu) => Placement::Fixed(cpu),
         None => Placement::Unbound,
     };
-    LocalExecutorBuilder::new(placement).name(name).preempt_timer(TASK_QUOTA)
+    LocalExecutorBuilder::new(placement)
+        .name(name)
+        .preempt_timer(TASK_QUOTA)
 }
 
 /// Runs `future` to completion on a fresh unpinned executor after raising the memlock limit

@@ -1267,7 +1267,9 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
                 }
             };
             match op {
-                Some(FlushOp::Create { segment_base }) => create_segment_file(inner, segment_base).await?,
+                Some(FlushOp::Create { segment_base }) => {
+                    create_segment_file(inner, segment_base).await?
+                }
                 Some(FlushOp::Seal { segment_base }) => seal_segment(inner, segment_base).await?,
                 _ => break,
             }
@@ -1290,10 +1292,23 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
                     _ => (None, false),
                 }
             };
-            let Some(FlushOp::Write { segment_base, buffer, position, end_offset, end_position, dirty_bytes }) = op else {
+            let Some(FlushOp::Write {
+                segment_base,
+                buffer,
+                position,
+                end_offset,
+                end_position,
+                dirty_bytes,
+            }) = op
+            else {
                 break;
             };
-            let file = ensure_preallocated(inner, segment_base, position + buffer.as_ref().as_ref().len() as u64).await?;
+            let file = ensure_preallocated(
+                inner,
+                segment_base,
+                position + buffer.as_ref().as_ref().len() as u64,
+            )
+            .await?;
             let write_buffer = buffer.clone();
             in_flight.push_back(InFlight {
                 future: Box::pin(async move { file.write_all_at(write_buffer, position).await }),
@@ -1333,17 +1348,24 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
             if state.failure.is_some() {
                 return Ok(());
             }
-            let idle = in_flight.is_empty() && state.ops.is_empty() && !state.writer.has_new_bytes();
+            let idle =
+                in_flight.is_empty() && state.ops.is_empty() && !state.writer.has_new_bytes();
             if state.closing && idle {
                 return Ok(());
             }
             match inner.config.flush {
-                FlushPolicy::Interval { interval, .. } if state.unsynced_bytes > 0 => Some(state.last_sync + interval),
+                FlushPolicy::Interval { interval, .. } if state.unsynced_bytes > 0 => {
+                    Some(state.last_sync + interval)
+                }
                 _ => None,
             }
         };
         let mut wake = std::pin::pin!(wake);
-        let mut sleep = deadline.map(|deadline| Box::pin(glommio::timer::sleep(deadline.saturating_duration_since(Instant::now()))));
+        let mut sleep = deadline.map(|deadline| {
+            Box::pin(glommio::timer::sleep(
+                deadline.saturating_duration_since(Instant::now()),
+            ))
+        });
         std::future::poll_fn(|cx| {
             match poll_in_flight(&mut in_flight, Some(cx)) {
                 Ok(true) | Err(_) => return Poll::Ready(()),
@@ -1352,10 +1374,10 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
             if wake.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(());
             }
-            if let Some(sleep) = sleep.as_mut() {
-                if sleep.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(());
-                }
+            if let Some(sleep) = sleep.as_mut()
+                && sleep.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(());
             }
             Poll::Pending
         })
@@ -1365,7 +1387,10 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
 
 /// Polls every unfinished write once; true if any finished. The first error stops the log
 /// (an in-flight direct write cannot be recalled, and a failed one leaves a hole).
-fn poll_in_flight<B>(in_flight: &mut VecDeque<InFlight<B>>, cx: Option<&mut std::task::Context<'_>>) -> Result<bool> {
+fn poll_in_flight<B>(
+    in_flight: &mut VecDeque<InFlight<B>>,
+    cx: Option<&mut std::task::Context<'_>>,
+) -> Result<bool> {
     let noop = std::task::Waker::noop();
     let mut noop_cx = std::task::Context::from_waker(noop);
     let cx = cx.unwrap_or(&mut noop_cx);
@@ -1382,7 +1407,10 @@ fn poll_in_flight<B>(in_flight: &mut VecDeque<InFlight<B>>, cx: Option<&mut std:
 
 /// Retires finished writes in order: advances the written offset, releases dirty bytes
 /// to appenders and recycles full buffers. True if any retired.
-fn retire<S: Storage>(inner: &Inner<S>, in_flight: &mut VecDeque<InFlight<<S::File as SegmentFile>::Buffer>>) -> bool {
+fn retire<S: Storage>(
+    inner: &Inner<S>,
+    in_flight: &mut VecDeque<InFlight<<S::File as SegmentFile>::Buffer>>,
+) -> bool {
     if !in_flight.front().is_some_and(|write| write.done) {
         return false;
     }
@@ -1394,18 +1422,25 @@ fn retire<S: Storage>(inner: &Inner<S>, in_flight: &mut VecDeque<InFlight<<S::Fi
         drop(write.future);
         if let Some(segment) = state.segment_mut(write.segment_base) {
             segment.written_bytes = segment.written_bytes.max(write.end_position);
-            assert!(segment.written_bytes <= segment.size_bytes, "written past the appended end");
+            assert!(
+                segment.written_bytes <= segment.size_bytes,
+                "written past the appended end"
+            );
         }
         written = written.max(write.end_offset);
         state.dirty_bytes -= write.dirty_bytes;
         state.unsynced_bytes += write.dirty_bytes as u64;
-        if let Ok(buffer) = Rc::try_unwrap(write.buffer) {
-            if buffer.as_ref().len() == inner.config.write_buffer_bytes && state.writer.free.len() < free_max {
-                state.writer.free.push(buffer);
-            }
+        if let Ok(buffer) = Rc::try_unwrap(write.buffer)
+            && buffer.as_ref().len() == inner.config.write_buffer_bytes
+            && state.writer.free.len() < free_max
+        {
+            state.writer.free.push(buffer);
         }
     }
-    assert!(written <= state.log_end_offset, "written may not pass the log end");
+    assert!(
+        written <= state.log_end_offset,
+        "written may not pass the log end"
+    );
     inner.written.advance(written);
     evict_cache(&mut state, &inner.config, written);
     drop(state);
@@ -1414,7 +1449,11 @@ fn retire<S: Storage>(inner: &Inner<S>, in_flight: &mut VecDeque<InFlight<<S::Fi
 }
 
 /// The file of `segment_base`, with blocks reserved up to at least `end`.
-async fn ensure_preallocated<S: Storage>(inner: &Inner<S>, segment_base: i64, end: u64) -> Result<Rc<S::File>> {
+async fn ensure_preallocated<S: Storage>(
+    inner: &Inner<S>,
+    segment_base: i64,
+    end: u64,
+) -> Result<Rc<S::File>> {
     let (file, preallocated) = {
         let state = inner.state.borrow();
         let segment = state
@@ -1422,11 +1461,16 @@ async fn ensure_preallocated<S: Storage>(inner: &Inner<S>, segment_base: i64, en
             .iter()
             .find(|segment| segment.base_offset == segment_base)
             .expect("segment of a queued write");
-        (segment.file.clone().expect("created before written"), segment.preallocated_bytes)
+        (
+            segment.file.clone().expect("created before written"),
+            segment.preallocated_bytes,
+        )
     };
     if end > preallocated && inner.config.preallocate_bytes > 0 {
         let target = (preallocated + inner.config.preallocate_bytes).max(end);
-        file.pre_allocate(target).await.map_err(|e| StorageError::io("preallocate", e))?;
+        file.pre_allocate(target)
+            .await
+            .map_err(|e| StorageError::io("preallocate", e))?;
         if let Some(segment) = inner.state.borrow_mut().segment_mut(segment_base) {
             segment.preallocated_bytes = target;
         }

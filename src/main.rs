@@ -1,1 +1,169 @@
-fn main() {}
+//! The `spindle` command line. Runs on the main thread; subcommands that need executors
+//! start their own.
+//!
+//! Today: `dump-log`, a read-only check of a partition directory (like Kafka's
+//! DumpLogSegments). The broker (`spindle serve`) arrives with the broker issue.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use spindle::protocol::record_batch::{RecordBatchHeader, validate_framing};
+use spindle::storage::log::{LOG_SUFFIX, parse_segment_file_name};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spindle",
+    version,
+    about = "A Kafka-compatible streaming broker, thread-per-core on io_uring"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Reads every segment of a partition directory and checks each batch (framing, CRC-32C,
+    /// offset continuity) without modifying anything. Exits 1 if any segment has bytes
+    /// after its last valid batch that are not zeros (a torn tail or corruption).
+    DumpLog {
+        /// The partition directory (holding 00000000000000000000.log ...).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print one line per batch.
+        #[arg(long)]
+        batches: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = error.print();
+                return if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(2)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            // One line, as operators' scripts expect.
+            let message = error.to_string();
+            let summary: Vec<&str> = message
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.is_empty() && !line.starts_with("Usage:"))
+                .collect();
+            let summary = summary.join(" ");
+            eprintln!(
+                "spindle: {} (see spindle --help)",
+                summary.trim_start_matches("error: ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::DumpLog { dir, batches } => match dump_log(&dir, batches) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(error) => {
+                eprintln!("spindle: {}: {error}", dir.display());
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// Prints a summary per segment; returns whether every segment was clean.
+fn dump_log(dir: &Path, print_batches: bool) -> std::io::Result<bool> {
+    let mut bases: Vec<i64> = std::fs::read_dir(dir)?
+        .filter_map(|entry| {
+            entry
+                .ok()?
+                .file_name()
+                .to_str()
+                .and_then(|name| parse_segment_file_name(name, LOG_SUFFIX))
+        })
+        .collect();
+    bases.sort_unstable();
+    if bases.is_empty() {
+        println!("{}: no segments", dir.display());
+        return Ok(true);
+    }
+    let mut clean = true;
+    for base in bases {
+        let path = dir.join(format!("{base:020}{LOG_SUFFIX}"));
+        let bytes = std::fs::read(&path)?;
+        let mut position = 0usize;
+        let mut expected = base;
+        let (mut batch_count, mut record_count, mut max_timestamp) = (0u64, 0u64, -1i64);
+        let mut stop_reason = None;
+        while position < bytes.len() {
+            let header = match validate_framing(&bytes[position..]) {
+                Ok(header) if header.base_offset == expected => header,
+                Ok(header) => {
+                    stop_reason = Some(format!(
+                        "base_offset {} where {expected} was expected",
+                        header.base_offset
+                    ));
+                    break;
+                }
+                Err(error) => {
+                    stop_reason = Some(error.to_string());
+                    break;
+                }
+            };
+            if print_batches {
+                print_batch(position, &header);
+            }
+            batch_count += 1;
+            record_count += header.records_count.max(0) as u64;
+            max_timestamp = max_timestamp.max(header.max_timestamp);
+            position += header.size_bytes();
+            expected = header.next_offset();
+        }
+        let tail = &bytes[position..];
+        let tail_is_zeros = tail.iter().all(|&b| b == 0);
+        println!(
+            "segment {base}: {batch_count} batches, {record_count} records, offsets {base}..{}, {position} valid bytes of {}, max timestamp {max_timestamp}",
+            expected - 1,
+            bytes.len()
+        );
+        if !tail.is_empty() {
+            let what = if tail_is_zeros {
+                "zeros (preallocated, normal)"
+            } else {
+                "NOT zeros: torn or corrupt"
+            };
+            println!(
+                "  {} bytes after the last valid batch: {what}; stopped because: {}",
+                tail.len(),
+                stop_reason.as_deref().unwrap_or("end")
+            );
+            clean &= tail_is_zeros;
+        }
+    }
+    Ok(clean)
+}
+
+fn print_batch(position: usize, header: &RecordBatchHeader) {
+    println!(
+        "  position {position} offsets {}..{} records {} bytes {} max_timestamp {} compression {} producer_id {} epoch {}",
+        header.base_offset,
+        header.last_offset(),
+        header.records_count,
+        header.size_bytes(),
+        header.max_timestamp,
+        header.compression(),
+        header.producer_id,
+        header.partition_leader_epoch
+    );
+}

@@ -17,6 +17,7 @@ pub enum ErrorCode {
     UnknownTopicOrPartition = 3,
     NotLeaderOrFollower = 6,
     MessageTooLarge = 10,
+    InvalidConfig = 40,
     KafkaStorageError = 56,
     InvalidRecord = 87,
 }
@@ -50,6 +51,7 @@ impl From<&StorageError> for ErrorCode {
             StorageError::CorruptOnDisk { .. }
             | StorageError::Io { .. }
             | StorageError::LogFailed { .. } => ErrorCode::KafkaStorageError,
+            StorageError::InvalidConfig(_) => ErrorCode::InvalidConfig,
             StorageError::Closed => ErrorCode::UnknownTopicOrPartition,
         }
     }

@@ -32,6 +32,8 @@ pub enum StorageError {
     },
     /// An earlier I/O error stopped this log; it must be reopened (recovery) to continue.
     LogFailed { reason: String },
+    /// The log's settings are inconsistent; it was not opened.
+    InvalidConfig(String),
     /// The log was closed or deleted.
     Closed,
 }
@@ -79,6 +81,7 @@ impl std::fmt::Display for StorageError {
             StorageError::LogFailed { reason } => {
                 write!(f, "log stopped after an I/O error: {reason}")
             }
+            StorageError::InvalidConfig(reason) => write!(f, "invalid log config: {reason}"),
             StorageError::Closed => write!(f, "log closed"),
         }
     }

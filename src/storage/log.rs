@@ -317,11 +317,7 @@ impl<S: Storage> PartitionLog<S> {
     /// executor. Must run inside a glommio executor that went through
     /// `runtime::prime_direct_io`.
     pub async fn open(storage: S, dir: &Path, config: LogConfig) -> Result<PartitionLog<S>> {
-        config.validate().map_err(|reason| StorageError::Io {
-            op: "validate log config",
-            kind: std::io::ErrorKind::InvalidInput,
-            message: reason,
-        })?;
+        config.validate().map_err(StorageError::InvalidConfig)?;
         storage
             .create_dir_all(dir)
             .map_err(|e| StorageError::io("create log dir", e))?;

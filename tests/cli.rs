@@ -12,6 +12,19 @@ fn spindle() -> Command {
     Command::new(env!("CARGO_BIN_EXE_spindle"))
 }
 
+/// Runs `spindle dump-log --dir DIR`: its exit code and standard output.
+fn dump_log(dir: &std::path::Path) -> (Option<i32>, String) {
+    let output = spindle()
+        .args(["dump-log", "--dir"])
+        .arg(dir)
+        .output()
+        .expect("run spindle");
+    (
+        output.status.code(),
+        String::from_utf8(output.stdout).expect("utf8"),
+    )
+}
+
 #[test]
 fn a_bad_argument_gets_one_line_and_a_non_zero_exit() {
     for args in [
@@ -55,13 +68,8 @@ fn dump_log_reports_segments_and_flags_a_corrupt_tail() {
         }
         log.close().await.expect("close");
     });
-    let output = spindle()
-        .args(["dump-log", "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("run");
-    let stdout = String::from_utf8(output.stdout).expect("utf8");
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let (code, stdout) = dump_log(&dir);
+    assert_eq!(code, Some(0), "{stdout}");
     let batches: u64 = stdout
         .lines()
         .filter(|line| line.starts_with("segment "))
@@ -94,12 +102,7 @@ fn dump_log_reports_segments_and_flags_a_corrupt_tail() {
         .open(last.last().unwrap())
         .unwrap();
     file.write_all(&[0xAB; 100]).unwrap();
-    let output = spindle()
-        .args(["dump-log", "--dir"])
-        .arg(&dir)
-        .output()
-        .expect("run");
-    let stdout = String::from_utf8(output.stdout).expect("utf8");
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let (code, stdout) = dump_log(&dir);
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("NOT zeros"), "{stdout}");
 }

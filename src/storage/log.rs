@@ -44,6 +44,9 @@ use crate::protocol::record_batch::{
     validate_framing, validate_produced,
 };
 
+/// Buffer that carries the partial last block after a low-load write (see `take_partial`).
+const CARRY_BUFFER_BYTES: usize = 64 << 10;
+
 /// Bytes read per device request when scanning a segment (recovery, cold reads).
 const SCAN_CHUNK_BYTES: usize = 1 << 20;
 
@@ -251,6 +254,12 @@ impl<F: SegmentFile> LogState<F> {
         self.segments
             .back_mut()
             .expect("a log always has an active segment")
+    }
+
+    fn segment(&self, base_offset: i64) -> Option<&Segment<F>> {
+        self.segments
+            .iter()
+            .find(|segment| segment.base_offset == base_offset)
     }
 
     fn segment_mut(&mut self, base_offset: i64) -> Option<&mut Segment<F>> {
@@ -1086,7 +1095,6 @@ fn copy_into_writer<F: SegmentFile, S: Storage<File = F>>(
     let completed_offset = state.log_end_offset;
     let completed_position = start_position;
     let end_position = start_position + bytes.len() as u64;
-    let capacity = config.write_buffer_bytes;
     let mut rest = bytes;
     while !rest.is_empty() {
         let writer = &mut state.writer;
@@ -1095,10 +1103,13 @@ fn copy_into_writer<F: SegmentFile, S: Storage<File = F>>(
                 writer
                     .free
                     .pop()
-                    .unwrap_or_else(|| storage.alloc_buffer(capacity)),
+                    .unwrap_or_else(|| storage.alloc_buffer(config.write_buffer_bytes)),
             );
         }
         let buffer = writer.buffer.as_mut().expect("just set");
+        // A carry buffer (after a partial write) is smaller than a full one: when it fills,
+        // it is written as is and the next buffer is full size.
+        let capacity = buffer.as_ref().len();
         let take = rest.len().min(capacity - writer.len);
         buffer.as_mut()[writer.len..writer.len + take].copy_from_slice(&rest[..take]);
         writer.len += take;
@@ -1127,6 +1138,11 @@ fn copy_into_writer<F: SegmentFile, S: Storage<File = F>>(
     }
 }
 
+/// Size of the buffer that carries a partial last block after a low-load write.
+fn carry_buffer_bytes(config: &LogConfig) -> usize {
+    config.write_buffer_bytes.min(CARRY_BUFFER_BYTES)
+}
+
 /// Queues the unwritten part of the current buffer, padded to a block with zeros. With
 /// `carry_tail`, the partial last block is copied into a fresh buffer so the next round
 /// rewrites it with what follows.
@@ -1152,10 +1168,9 @@ fn take_partial<F: SegmentFile, S: Storage<File = F>>(
     buffer.as_mut()[len..padded].fill(0);
     let tail_start = align_down(len as u64) as usize;
     if carry_tail {
-        let mut next = writer
-            .free
-            .pop()
-            .unwrap_or_else(|| storage.alloc_buffer(config.write_buffer_bytes));
+        // Written at low load (nothing else was in flight): carry the tail in a small
+        // buffer, so an idle partition holds kilobytes, not a full write buffer.
+        let mut next = storage.alloc_buffer(carry_buffer_bytes(config));
         next.as_mut()[..len - tail_start].copy_from_slice(&buffer.as_ref()[tail_start..len]);
         writer.buffer = Some(next);
     }
@@ -1340,7 +1355,7 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
         }
         // Nothing to do until a write finishes, an appender wakes us or the interval ends.
         let deadline = {
-            let state = inner.state.borrow();
+            let mut state = inner.state.borrow_mut();
             if state.failure.is_some() {
                 return Ok(());
             }
@@ -1348,6 +1363,11 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
                 in_flight.is_empty() && state.ops.is_empty() && !state.writer.has_new_bytes();
             if state.closing && idle {
                 return Ok(());
+            }
+            if idle {
+                // The stream paused: give recycled write buffers back rather than hold
+                // megabytes for a partition that may stay quiet.
+                state.writer.free.clear();
             }
             match inner.config.flush {
                 FlushPolicy::Interval { interval, .. } if state.unsynced_bytes > 0 => {
@@ -1412,7 +1432,7 @@ fn retire<S: Storage>(
     }
     let mut state = inner.state.borrow_mut();
     let mut written = inner.written.get();
-    let free_max = inner.config.dirty_bytes_max / inner.config.write_buffer_bytes;
+    let free_max = inner.config.writes_in_flight_max;
     while in_flight.front().is_some_and(|write| write.done) {
         let write = in_flight.pop_front().expect("checked");
         drop(write.future);
@@ -1453,9 +1473,7 @@ async fn ensure_preallocated<S: Storage>(
     let (file, preallocated) = {
         let state = inner.state.borrow();
         let segment = state
-            .segments
-            .iter()
-            .find(|segment| segment.base_offset == segment_base)
+            .segment(segment_base)
             .expect("segment of a queued write");
         (
             segment.file.clone().expect("created before written"),
@@ -1554,9 +1572,7 @@ async fn seal_segment<S: Storage>(inner: &Inner<S>, segment_base: i64) -> Result
     let (file, size_bytes, offset_index, time_index) = {
         let state = inner.state.borrow();
         let segment = state
-            .segments
-            .iter()
-            .find(|s| s.base_offset == segment_base)
+            .segment(segment_base)
             .expect("sealing a known segment");
         (
             segment.file.clone(),
@@ -2000,7 +2016,7 @@ async fn recover_active<S: Storage>(
                 reason: "short read of the last block".into(),
             });
         }
-        let mut buffer = storage.alloc_buffer(config.write_buffer_bytes);
+        let mut buffer = storage.alloc_buffer(carry_buffer_bytes(config));
         buffer.as_mut()[..tail_len].copy_from_slice(&tail);
         writer.buffer = Some(buffer);
         writer.len = tail_len;

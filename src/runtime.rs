@@ -1,9 +1,13 @@
 //! Start-up facts about the host and glommio that every executor (and every test) goes
-//! through: the locked-memory limit and the direct-I/O "primer" that works around glommio
-//! 0.9's EOPNOTSUPP read bug (upstream #605/#670).
+//! through: the locked-memory limit, and two workarounds for glommio 0.9.0 bugs, applied by
+//! [`prepare_executor`]:
+//!
+//! - the direct-I/O "primer" against the EOPNOTSUPP read bug (upstream #605/#670);
+//! - the park guard against an executor that parks forever with runnable tasks (fixed
+//!   upstream in glommio/glommio#53, after 0.9.0).
 //!
 //! Runs once per process ([`raise_memlock_limit`]) and once per executor, on that executor's
-//! core ([`prime_direct_io`]).
+//! core ([`prepare_executor`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -65,6 +69,27 @@ pub async fn prime_direct_io(dir: &Path) -> std::io::Result<()> {
 /// keeps the core busy. glommio's default is 100 ms; Seastar's task quota is 0.5 ms.
 pub const TASK_QUOTA: Duration = Duration::from_micros(500);
 
+/// How often the park guard wakes an idle executor. glommio 0.9.0's scheduler loop parks
+/// (sleeps in io_uring_enter) whenever a tick "ran nothing", and a tick that starts after
+/// the preempt timer already fired (the thread was descheduled for longer than the task
+/// quota) runs nothing even when tasks are runnable; with no timer pending, nothing ever
+/// wakes it. A periodic timer gives every park a timeout, so such a lost tick costs at
+/// most this long instead of hanging the core. Measured cost: one wake-up per interval on
+/// an idle core.
+pub const PARK_GUARD_INTERVAL: Duration = Duration::from_millis(2);
+
+/// Prepares the current executor for Spindle's work; call first on every executor, before
+/// it opens any file with direct I/O: starts the park guard and primes direct I/O in `dir`.
+pub async fn prepare_executor(dir: &Path) -> std::io::Result<()> {
+    glommio::spawn_local(async {
+        loop {
+            glommio::timer::sleep(PARK_GUARD_INTERVAL).await;
+        }
+    })
+    .detach();
+    prime_direct_io(dir).await
+}
+
 /// Builds an executor with Spindle's settings. `cpu` pins it to one core.
 pub fn executor_builder(name: &str, cpu: Option<usize>) -> LocalExecutorBuilder {
     let placement = match cpu {
@@ -77,8 +102,9 @@ pub fn executor_builder(name: &str, cpu: Option<usize>) -> LocalExecutorBuilder 
 }
 
 /// Runs `future` to completion on a fresh unpinned executor after raising the memlock limit
-/// and priming direct I/O in `dir`. Tests and tools use this; the broker builds its pinned
-/// executors with [`executor_builder`] and calls [`prime_direct_io`] itself.
+/// and preparing the executor ([`prepare_executor`], priming direct I/O in `dir`). Tests and
+/// tools use this; the broker builds its pinned executors with [`executor_builder`] and
+/// calls [`prepare_executor`] itself.
 pub fn run_local<T, F>(dir: &Path, future: F) -> T
 where
     F: std::future::Future<Output = T>,
@@ -89,7 +115,7 @@ where
         .expect("build glommio executor");
     let dir = dir.to_path_buf();
     executor.run(async move {
-        prime_direct_io(&dir).await.expect("prime direct I/O");
+        prepare_executor(&dir).await.expect("prepare executor");
         future.await
     })
 }

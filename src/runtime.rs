@@ -64,18 +64,22 @@ pub async fn prime_direct_io(dir: &Path) -> std::io::Result<()> {
 }
 
 /// How long a task may run before cooperative code (`glommio::yield_if_needed`) yields.
-/// glommio submits and reaps io_uring work only between task-queue runs, so this bounds how
-/// long finished writes wait to be noticed and new ones to be submitted while a producer
-/// keeps the core busy. glommio's default is 100 ms; Seastar's task quota is 0.5 ms.
-pub const TASK_QUOTA: Duration = Duration::from_micros(500);
+/// glommio submits and reaps io_uring work only between task-queue runs, so a shorter quota
+/// retires finished writes sooner while a producer keeps the core busy; but glommio 0.9.0
+/// hangs an executor when its thread is descheduled for longer than the quota at the wrong
+/// moment (see [`PARK_GUARD_INTERVAL`]). With 0.5 ms that happened about once in ten test
+/// runs on 2 busy vCPUs; with glommio's default of 100 ms it has not been seen, and the
+/// storage benchmark moved by a few percent at most. Liveness first: 100 ms.
+pub const TASK_QUOTA: Duration = Duration::from_millis(100);
 
 /// How often the park guard wakes an idle executor. glommio 0.9.0's scheduler loop parks
 /// (sleeps in io_uring_enter) whenever a tick "ran nothing", and a tick that starts after
 /// the preempt timer already fired (the thread was descheduled for longer than the task
 /// quota) runs nothing even when tasks are runnable; with no timer pending, nothing ever
-/// wakes it. A periodic timer gives every park a timeout, so such a lost tick costs at
-/// most this long instead of hanging the core. Measured cost: one wake-up per interval on
-/// an idle core.
+/// wakes it. A periodic timer gives every park a timeout, so a lost tick costs at most
+/// this long instead of hanging the core. It covers one lost tick, not a run of them (the
+/// guard task must run to re-arm), which is why [`TASK_QUOTA`] stays long. Cost: one
+/// wake-up per interval on an idle core.
 pub const PARK_GUARD_INTERVAL: Duration = Duration::from_millis(2);
 
 /// Prepares the current executor for Spindle's work; call first on every executor, before

@@ -1384,20 +1384,23 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
         });
         std::future::poll_fn(|cx| {
             match poll_in_flight(&mut in_flight, Some(cx)) {
-                Ok(true) | Err(_) => return Poll::Ready(()),
+                Ok(true) => return Poll::Ready(Ok(())),
+                // A failed write stops the log; its future is finished and must not be
+                // polled again.
+                Err(error) => return Poll::Ready(Err(error)),
                 Ok(false) => {}
             }
             if wake.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(());
+                return Poll::Ready(Ok(()));
             }
             if let Some(sleep) = sleep.as_mut()
                 && sleep.as_mut().poll(cx).is_ready()
             {
-                return Poll::Ready(());
+                return Poll::Ready(Ok(()));
             }
             Poll::Pending
         })
-        .await;
+        .await?;
     }
 }
 

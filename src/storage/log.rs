@@ -1660,7 +1660,7 @@ struct ScanEnd {
 
 /// Reads batches of a segment from `start` up to `limit`, validating each (framing, CRC and
 /// offset continuity) and handing it to `visit` until it returns false. Chunks of
-/// `chunk_bytes` are read at a time; a batch larger than a chunk is read whole.
+/// `chunk_bytes` are read at a time; a batch larger than a chunk is re-read whole.
 async fn scan_segment<F: SegmentFile>(
     file: &F,
     segment_base: i64,
@@ -1675,118 +1675,65 @@ async fn scan_segment<F: SegmentFile>(
     );
     let mut position = start;
     let mut expected_offset: Option<i64> = if start == 0 { Some(segment_base) } else { None };
+    // Bytes the next read must hold: a whole batch that did not fit in the last chunk.
+    let mut read_at_least = chunk_bytes;
     while position < limit {
-        let want = ((limit - position) as usize).min(chunk_bytes);
+        let want = ((limit - position) as usize).min(read_at_least);
+        read_at_least = chunk_bytes;
         let chunk = file
             .read_at(position, want)
             .await
             .map_err(|e| StorageError::io("read segment", e))?;
         let mut consumed = 0usize;
-        loop {
+        while consumed < chunk.len() {
             let rest = &chunk[consumed..];
-            if rest.is_empty() {
+            let batch_position = position + consumed as u64;
+            // Bytes this batch needs: its declared size, or a header's if the header is cut.
+            let needed = RecordBatchHeader::decode(rest)
+                .map(|h| h.size_bytes())
+                .unwrap_or(record_batch::RECORD_BATCH_HEADER_BYTES);
+            let cut_by_our_read = chunk.len() == want;
+            if needed > rest.len() && cut_by_our_read && batch_position + needed as u64 <= limit {
+                // The chunk ended inside this batch: read on from its start, whole.
+                read_at_least = needed.max(chunk_bytes);
                 break;
             }
-            if rest.len() < record_batch::RECORD_BATCH_HEADER_BYTES
-                || RecordBatchHeader::decode(rest)
-                    .map(|h| h.size_bytes() > rest.len())
-                    .unwrap_or(true)
-            {
-                // Incomplete batch at the chunk's end: read on from its start, and make sure
-                // the next read is large enough to hold it whole.
-                break;
-            }
+            let stop = |reason: String| ScanEnd {
+                position: batch_position,
+                error: Some(reason),
+            };
             let header = match validate_framing(rest) {
                 Ok(header) => header,
-                Err(error) => {
-                    return Ok(ScanEnd {
-                        position: position + consumed as u64,
-                        error: Some(error.to_string()),
-                    });
-                }
+                Err(error) => return Ok(stop(error.to_string())),
             };
-            if let Some(expected) = expected_offset {
-                if header.base_offset != expected {
-                    return Ok(ScanEnd {
-                        position: position + consumed as u64,
-                        error: Some(format!(
-                            "batch base_offset {} where {expected} was expected",
-                            header.base_offset
-                        )),
-                    });
+            match expected_offset {
+                Some(expected) if header.base_offset != expected => {
+                    return Ok(stop(format!(
+                        "batch base_offset {} where {expected} was expected",
+                        header.base_offset
+                    )));
                 }
-            } else if header.base_offset < segment_base {
-                return Ok(ScanEnd {
-                    position: position + consumed as u64,
-                    error: Some(format!(
+                None if header.base_offset < segment_base => {
+                    return Ok(stop(format!(
                         "batch base_offset {} below segment base {segment_base}",
                         header.base_offset
-                    )),
-                });
+                    )));
+                }
+                _ => {}
             }
             let size = header.size_bytes();
-            let batch = chunk.slice(consumed..consumed + size);
-            let batch_position = position + consumed as u64;
             consumed += size;
             expected_offset = Some(header.next_offset());
-            if !visit(batch_position, &header, batch) {
+            if !visit(
+                batch_position,
+                &header,
+                chunk.slice(consumed - size..consumed),
+            ) {
                 return Ok(ScanEnd {
                     position: position + consumed as u64,
                     error: None,
                 });
             }
-        }
-        if consumed == 0 {
-            // Not even one batch fit: its header says how much to read, if it is sane.
-            let needed = RecordBatchHeader::decode(&chunk)
-                .map(|h| h.size_bytes())
-                .unwrap_or(0);
-            let remaining = (limit - position) as usize;
-            if chunk.len() < want || needed <= chunk.len() || needed > remaining || needed == 0 {
-                let error = match validate_framing(&chunk) {
-                    Err(error) => error.to_string(),
-                    Ok(_) => "batch extends past the end of the segment".to_string(),
-                };
-                return Ok(ScanEnd {
-                    position,
-                    error: Some(error),
-                });
-            }
-            let whole = file
-                .read_at(position, needed)
-                .await
-                .map_err(|e| StorageError::io("read segment", e))?;
-            if whole.len() < needed {
-                return Ok(ScanEnd {
-                    position,
-                    error: Some("short read".into()),
-                });
-            }
-            let header = match validate_framing(&whole) {
-                Ok(header) => header,
-                Err(error) => {
-                    return Ok(ScanEnd {
-                        position,
-                        error: Some(error.to_string()),
-                    });
-                }
-            };
-            if expected_offset.is_some_and(|expected| header.base_offset != expected) {
-                return Ok(ScanEnd {
-                    position,
-                    error: Some("offset discontinuity".into()),
-                });
-            }
-            let batch_position = position;
-            position += needed as u64;
-            expected_offset = Some(header.next_offset());
-            if !visit(batch_position, &header, whole) {
-                return Ok(ScanEnd {
-                    position,
-                    error: None,
-                });
-            }
-            continue;
         }
         position += consumed as u64;
         if chunk.len() < want {

@@ -951,3 +951,70 @@ fn delete_removes_every_file() {
     });
     assert!(!check_dir.exists());
 }
+
+#[test]
+fn truncate_right_after_a_roll_waits_for_the_roll_and_leaves_no_gap() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        for (index, storage_kind) in ["sim", "dma"].into_iter().enumerate() {
+            let config = LogConfig {
+                flush: FlushPolicy::Never,
+                ..small_config()
+            };
+            let dir = temp_path_for(storage_kind, index);
+            let batches: Vec<Vec<u8>> = (0..30).map(|tag| make_batch(tag, 2, 0)).collect();
+            // The same steps over both devices: append, roll, truncate at once into the
+            // sealed segment while its seal and the new segment's creation are still queued.
+            async fn steps<S: Storage>(log: &PartitionLog<S>, batches: &[Vec<u8>]) -> i64 {
+                append_all(log, batches).await;
+                assert!(log.roll_if_due(i64::MAX / 2));
+                let truncate = log.truncate_to(21);
+                let timeout = async {
+                    glommio::timer::sleep(Duration::from_secs(10)).await;
+                    panic!("truncate_to never finished after a roll");
+                };
+                futures_lite::future::or(truncate, timeout)
+                    .await
+                    .expect("truncate")
+            }
+            let (end, reopened_end) = if storage_kind == "sim" {
+                let storage = SimStorage::new(1, 4096);
+                let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+                    .await
+                    .expect("open");
+                let end = steps(&log, &batches).await;
+                log.close().await.expect("close");
+                let reopened = PartitionLog::open(storage, &dir, config)
+                    .await
+                    .expect("reopen");
+                (end, reopened.log_end_offset())
+            } else {
+                let log = PartitionLog::open(DmaStorage, &dir, config.clone())
+                    .await
+                    .expect("open");
+                let end = steps(&log, &batches).await;
+                log.close().await.expect("close");
+                let reopened = PartitionLog::open(DmaStorage, &dir, config)
+                    .await
+                    .expect("reopen");
+                (end, reopened.log_end_offset())
+            };
+            // Offset 21 is inside the batch at 20 (two records per batch).
+            assert_eq!(end, 20, "{storage_kind}");
+            assert_eq!(
+                reopened_end, 20,
+                "{storage_kind}: no segment beyond the cut survived"
+            );
+        }
+    });
+}
+
+fn temp_path_for(kind: &str, index: usize) -> PathBuf {
+    match kind {
+        "sim" => PathBuf::from(format!("/data/roll-truncate-{index}")),
+        _ => std::env::temp_dir().join(format!(
+            "spindle-roll-truncate-{}-{index}",
+            std::process::id()
+        )),
+    }
+}

@@ -1268,22 +1268,22 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
     loop {
         let wake = inner.flusher_wake.listen();
         let mut progressed = false;
-        // Barriers: create or seal a segment once every earlier write has landed.
+        // Barriers: create or seal a segment once every earlier write has landed. A barrier
+        // stays at the head of the queue until it is done, so an empty queue means nothing
+        // is pending or running (truncation relies on that).
         while in_flight.is_empty() {
-            let op = {
-                let mut state = inner.state.borrow_mut();
-                match state.ops.front() {
-                    Some(FlushOp::Create { .. } | FlushOp::Seal { .. }) => state.ops.pop_front(),
-                    _ => None,
-                }
+            let barrier = match inner.state.borrow().ops.front() {
+                Some(&FlushOp::Create { segment_base }) => Some((true, segment_base)),
+                Some(&FlushOp::Seal { segment_base }) => Some((false, segment_base)),
+                _ => None,
             };
-            match op {
-                Some(FlushOp::Create { segment_base }) => {
-                    create_segment_file(inner, segment_base).await?
-                }
-                Some(FlushOp::Seal { segment_base }) => seal_segment(inner, segment_base).await?,
-                _ => break,
+            match barrier {
+                Some((true, segment_base)) => create_segment_file(inner, segment_base).await?,
+                Some((false, segment_base)) => seal_segment(inner, segment_base).await?,
+                None => break,
             }
+            inner.state.borrow_mut().ops.pop_front();
+            inner.progress.notify();
             progressed = true;
         }
         // Issue writes.

@@ -1005,6 +1005,9 @@ fn truncate_right_after_a_roll_waits_for_the_roll_and_leaves_no_gap() {
                 reopened_end, 20,
                 "{storage_kind}: no segment beyond the cut survived"
             );
+            if storage_kind == "dma" {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
         }
     });
 }

@@ -2,10 +2,16 @@
 //!
 //! | module     | owns |
 //! |------------|------|
-//! | `protocol` | pure wire facts: record batches, Kafka error codes |
+//! | `protocol` | pure wire facts: API table, framing, record batches, Kafka error codes |
+//! | `config`   | the broker's flags, validated once into `BrokerConfig` |
+//! | `cluster`  | topic metadata snapshots, placement, the controller (core 0), the control plane |
+//! | `server`   | per-core brokers: listeners, connections, one handler per Kafka API |
 //! | `storage`  | per-partition logs on direct I/O |
 //! | `runtime`  | executor start-up: memlock, the direct-I/O primer |
 
+pub mod cluster;
+pub mod config;
 pub mod protocol;
 pub mod runtime;
+pub mod server;
 pub mod storage;

@@ -1,13 +1,14 @@
 //! The `spindle` command line. Runs on the main thread; subcommands that need executors
 //! start their own.
 //!
-//! Today: `dump-log`, a read-only check of a partition directory (like Kafka's
-//! DumpLogSegments). The broker (`spindle serve`) arrives with the broker issue.
+//! `serve` (also what no subcommand means) runs the broker; `dump-log` is a read-only check
+//! of a partition directory (like Kafka's DumpLogSegments).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use spindle::config::{BrokerConfig, ServeArgs};
 use spindle::protocol::record_batch::{RecordBatchHeader, validate_framing};
 use spindle::storage::log::{LOG_SUFFIX, parse_segment_file_name};
 
@@ -19,11 +20,20 @@ use spindle::storage::log::{LOG_SUFFIX, parse_segment_file_name};
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+/// `spindle` with no subcommand: `serve` with every default.
+#[derive(Parser, Debug)]
+struct ServeDefaults {
+    #[command(flatten)]
+    args: ServeArgs,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Runs the broker (the default): one Kafka broker per core, data under --data-dir.
+    Serve(ServeArgs),
     /// Reads every segment of a partition directory and checks each batch (framing, CRC-32C,
     /// offset continuity) without modifying anything. Exits 1 if any segment has bytes
     /// after its last valid batch that are not zeros (a torn tail or corruption).
@@ -70,7 +80,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeDefaults::parse_from(["spindle"]).args));
+    match command {
+        Command::Serve(args) => {
+            init_tracing();
+            let config = match BrokerConfig::from_args(&args) {
+                Ok(config) => config,
+                Err(reason) => {
+                    eprintln!("spindle: {reason} (see spindle serve --help)");
+                    return ExitCode::from(2);
+                }
+            };
+            match spindle::server::serve(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(reason) => {
+                    eprintln!("spindle: {reason}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::DumpLog { dir, batches } => match dump_log(&dir, batches) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
@@ -80,6 +110,17 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Logs to stderr; `RUST_LOG` (e.g. `spindle=debug`) overrides the default `info`.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Prints a summary per segment; returns whether every segment was clean.

@@ -5,6 +5,7 @@
 //! own code while the rest of a request succeeds.
 
 use crate::protocol::BatchError;
+use crate::server::shard::PartitionLookup;
 use crate::storage::StorageError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,11 +16,24 @@ pub enum ErrorCode {
     OffsetOutOfRange = 1,
     CorruptMessage = 2,
     UnknownTopicOrPartition = 3,
+    LeaderNotAvailable = 5,
     NotLeaderOrFollower = 6,
+    RequestTimedOut = 7,
     MessageTooLarge = 10,
+    InvalidTopicException = 17,
+    InvalidRequiredAcks = 21,
+    UnsupportedVersion = 35,
+    TopicAlreadyExists = 36,
+    InvalidPartitions = 37,
+    InvalidReplicationFactor = 38,
+    InvalidReplicaAssignment = 39,
     InvalidConfig = 40,
+    InvalidRequest = 42,
     KafkaStorageError = 56,
+    TransactionalIdAuthorizationFailed = 53,
     InvalidRecord = 87,
+    FetchSessionIdNotFound = 70,
+    UnknownTopicId = 100,
 }
 
 impl ErrorCode {
@@ -35,6 +49,18 @@ impl From<&BatchError> for ErrorCode {
                 ErrorCode::CorruptMessage
             }
             BatchError::BadRecordCount { .. } => ErrorCode::InvalidRecord,
+        }
+    }
+}
+
+impl From<&PartitionLookup> for ErrorCode {
+    fn from(lookup: &PartitionLookup) -> ErrorCode {
+        match lookup {
+            PartitionLookup::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
+            // The client's metadata is stale: it refreshes and goes to the owning core.
+            PartitionLookup::NotOwner => ErrorCode::NotLeaderOrFollower,
+            // The owner could not open the log: an offline log directory to Kafka.
+            PartitionLookup::Unavailable => ErrorCode::KafkaStorageError,
         }
     }
 }

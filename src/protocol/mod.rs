@@ -4,6 +4,7 @@
 //! Everything here is pure (bytes in, typed values out) so it can be fuzzed and used from
 //! any core.
 
+pub mod api;
 pub mod error_code;
 pub mod record_batch;
 

@@ -408,6 +408,16 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
+    /// Resolves `true` once the high watermark exceeds `offset` (new data is visible to
+    /// readers), `false` if the log failed first. For long-poll fetches.
+    pub async fn wait_high_watermark_above(&self, offset: i64) -> bool {
+        let mark = match self.inner.config.flush {
+            FlushPolicy::Always => &self.inner.durable,
+            _ => &self.inner.written,
+        };
+        mark.wait_for(offset + 1).await
+    }
+
     /// Bytes in all segments.
     pub fn size_bytes(&self) -> u64 {
         self.inner

@@ -17,7 +17,7 @@ pub mod index;
 pub mod io;
 pub mod log;
 pub mod sim;
-mod wait;
+pub(crate) mod wait;
 
 pub use config::{FlushPolicy, LogConfig};
 pub use error::StorageError;

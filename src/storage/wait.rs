@@ -71,7 +71,16 @@ impl Watermark {
                 return Poll::Ready(false);
             }
             if !registered {
-                self.waiters.borrow_mut().push((target, cx.waker().clone()));
+                // A task that waits again for the same target (a long-poll fetch that timed
+                // out and retries) reuses its entry, so an idle mark's list stays bounded
+                // by the number of waiting tasks.
+                let mut waiters = self.waiters.borrow_mut();
+                if !waiters
+                    .iter()
+                    .any(|(t, w)| *t == target && w.will_wake(cx.waker()))
+                {
+                    waiters.push((target, cx.waker().clone()));
+                }
                 registered = true;
             } else {
                 // Re-polled without being woken by us (e.g. inside a select): refresh.

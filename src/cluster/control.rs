@@ -1,0 +1,164 @@
+//! The control plane between cores: bounded inboxes carrying metadata changes, never record
+//! data. Each core has one inbox (snapshots to apply, shutdown); the controller on core 0
+//! has its own (topic changes asked for by any core). Replies travel on one-slot channels.
+//!
+//! Channels are `async-channel`: bounded, `Send`, and their wakers work across glommio
+//! executors (glommio routes a wake from another thread to the task's own executor).
+
+use std::sync::Arc;
+
+use async_channel::{Receiver, Sender};
+
+use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata};
+use crate::protocol::ErrorCode;
+
+/// Messages queued per inbox before a sender waits (backpressure on the control plane).
+pub const INBOX_MESSAGES_MAX: usize = 64;
+
+/// A topic to create, as CreateTopics (or auto-creation) asks.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: the broker's default.
+    pub partitions: i32,
+    /// -1 or 1: a single-node broker keeps one replica.
+    pub replication_factor: i16,
+    /// Optional manual assignment: for each partition, its replicas' broker ids.
+    pub assignments: Vec<Vec<i32>>,
+    pub configs: Vec<(String, Option<String>)>,
+}
+
+/// A change only the controller makes.
+#[derive(Debug, Clone)]
+pub enum ControllerRequest {
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    },
+    DeleteTopics {
+        names: Vec<String>,
+    },
+    CreatePartitions {
+        /// `(topic, new total count, optional assignment of the new partitions)`.
+        topics: Vec<(String, i32, Vec<Vec<i32>>)>,
+        validate_only: bool,
+    },
+}
+
+/// The outcome for one topic of a controller request.
+#[derive(Debug, Clone)]
+pub struct TopicOutcome {
+    pub name: String,
+    pub result: Result<Option<Arc<TopicMetadata>>, (ErrorCode, String)>,
+}
+
+pub struct ControllerMessage {
+    pub request: ControllerRequest,
+    pub reply: Sender<Vec<TopicOutcome>>,
+}
+
+pub enum CoreMessage {
+    /// Adopt this snapshot (open logs for new partitions this core owns, delete those of
+    /// deleted topics), then acknowledge.
+    Apply {
+        snapshot: Arc<ClusterSnapshot>,
+        ack: Sender<()>,
+    },
+    /// Stop accepting, finish in-flight requests, flush and close every log.
+    Shutdown,
+}
+
+/// Senders to every core's inbox and to the controller. Cheap to clone, `Send`.
+#[derive(Clone)]
+pub struct ControlHandle {
+    inner: Arc<ControlInner>,
+}
+
+struct ControlInner {
+    core_inboxes: Vec<Sender<CoreMessage>>,
+    controller_inbox: Sender<ControllerMessage>,
+}
+
+/// What one core's tasks read from.
+pub struct CoreReceivers {
+    pub inbox: Receiver<CoreMessage>,
+    /// Only core 0 gets this.
+    pub controller_inbox: Option<Receiver<ControllerMessage>>,
+}
+
+/// Builds the inboxes for `cores` cores.
+pub fn control_plane(cores: usize) -> (ControlHandle, Vec<CoreReceivers>) {
+    assert!(cores > 0);
+    let (controller_sender, controller_receiver) = async_channel::bounded(INBOX_MESSAGES_MAX);
+    let mut controller_receiver = Some(controller_receiver);
+    let mut senders = Vec::with_capacity(cores);
+    let mut receivers = Vec::with_capacity(cores);
+    for _ in 0..cores {
+        let (sender, receiver) = async_channel::bounded(INBOX_MESSAGES_MAX);
+        senders.push(sender);
+        receivers.push(CoreReceivers {
+            inbox: receiver,
+            controller_inbox: controller_receiver.take(),
+        });
+    }
+    let handle = ControlHandle {
+        inner: Arc::new(ControlInner {
+            core_inboxes: senders,
+            controller_inbox: controller_sender,
+        }),
+    };
+    (handle, receivers)
+}
+
+impl ControlHandle {
+    pub fn cores(&self) -> usize {
+        self.inner.core_inboxes.len()
+    }
+
+    /// Asks the controller for a change and waits for its outcome. Returns once every core
+    /// has applied the resulting snapshot.
+    pub async fn ask_controller(&self, request: ControllerRequest) -> Vec<TopicOutcome> {
+        let (reply, replies) = async_channel::bounded(1);
+        let sent = self
+            .inner
+            .controller_inbox
+            .send(ControllerMessage { request, reply })
+            .await;
+        let outcome = match sent {
+            Ok(()) => replies.recv().await.ok(),
+            Err(_) => None,
+        };
+        outcome.unwrap_or_default()
+    }
+
+    /// Pushes `snapshot` to every core and waits until all have applied it.
+    pub async fn publish(&self, snapshot: Arc<ClusterSnapshot>) {
+        let (ack, acks) = async_channel::bounded(self.cores());
+        let mut sent = 0;
+        for inbox in &self.inner.core_inboxes {
+            let message = CoreMessage::Apply {
+                snapshot: snapshot.clone(),
+                ack: ack.clone(),
+            };
+            if inbox.send(message).await.is_ok() {
+                sent += 1;
+            }
+        }
+        drop(ack);
+        for _ in 0..sent {
+            if acks.recv().await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// Tells every core to shut down (from the signal thread; does not wait).
+    pub fn shutdown_all(&self) {
+        for inbox in &self.inner.core_inboxes {
+            // Blocking send from a plain thread: the inbox is bounded and drained by the
+            // core's control task.
+            let _ = inbox.send_blocking(CoreMessage::Shutdown);
+        }
+        self.inner.controller_inbox.close();
+    }
+}

@@ -1,0 +1,435 @@
+//! The controller: the one owner of topic metadata. Runs as a task on core 0, takes topic
+//! changes from any core through its inbox one at a time, persists the result, and pushes
+//! the new snapshot to every core before answering, so a topic created through any core is
+//! visible on all of them when CreateTopics returns.
+//!
+//! The decisions ([`apply_request`]) are pure; only [`store_metadata`] and the task touch
+//! the outside world.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_channel::Receiver;
+
+use crate::cluster::control::{
+    ControlHandle, ControllerMessage, ControllerRequest, NewTopic, TopicOutcome,
+};
+use crate::cluster::metadata::{
+    ClusterSnapshot, TopicMetadata, decode_metadata_file, encode_metadata_file, getrandom_bytes,
+    new_topic_id, place_partition, validate_topic_config, validate_topic_name,
+};
+use crate::config::PARTITIONS_PER_TOPIC_MAX;
+use crate::protocol::ErrorCode;
+
+/// The metadata file in the data directory.
+pub const METADATA_FILE_NAME: &str = "spindle-metadata.txt";
+
+/// Reads the persisted metadata, or starts a new cluster (new id) if there is none.
+pub fn load_metadata(data_dir: &Path, cores: u32) -> Result<ClusterSnapshot, String> {
+    let path = data_dir.join(METADATA_FILE_NAME);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let (cluster_id, topics) =
+                decode_metadata_file(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(ClusterSnapshot::new(1, cluster_id, cores, topics))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let snapshot = ClusterSnapshot::new(1, new_cluster_id(), cores, BTreeMap::new());
+            store_metadata(data_dir, &snapshot).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(snapshot)
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Writes the metadata file atomically: a temporary file, fdatasync, rename, directory
+/// sync. A crash leaves the old or the new file, never a mix. Blocking I/O on core 0's
+/// control path; metadata changes are rare and small.
+pub fn store_metadata(data_dir: &Path, snapshot: &ClusterSnapshot) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = data_dir.join(METADATA_FILE_NAME);
+    let temporary: PathBuf = data_dir.join(format!("{METADATA_FILE_NAME}.tmp"));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(encode_metadata_file(snapshot).as_bytes())?;
+    file.sync_data()?;
+    drop(file);
+    std::fs::rename(&temporary, &path)?;
+    std::fs::File::open(data_dir)?.sync_all()
+}
+
+/// A cluster id in Kafka's shape: 16 random bytes, URL-safe base64 without padding.
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bytes = [0u8; 16];
+    getrandom_bytes(&mut bytes);
+    let value = u128::from_be_bytes(bytes);
+    (0..22)
+        .map(|i| ALPHABET[((value >> (i * 6)) & 63) as usize] as char)
+        .collect()
+}
+
+/// What the controller needs to decide a change.
+#[derive(Debug, Clone, Copy)]
+pub struct ControllerLimits {
+    pub cores: u32,
+    pub default_partitions: i32,
+}
+
+fn error(
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> Result<Option<Arc<TopicMetadata>>, (ErrorCode, String)> {
+    Err((code, message.into()))
+}
+
+/// Decides `request` against `topics`: the new topic map (if anything changed) and one
+/// outcome per topic, in request order.
+pub fn apply_request(
+    topics: &BTreeMap<String, Arc<TopicMetadata>>,
+    request: &ControllerRequest,
+    limits: ControllerLimits,
+) -> (
+    Option<BTreeMap<String, Arc<TopicMetadata>>>,
+    Vec<TopicOutcome>,
+) {
+    let mut next = topics.clone();
+    let mut changed = false;
+    let mut outcomes = Vec::new();
+    match request {
+        ControllerRequest::CreateTopics {
+            topics: new_topics,
+            validate_only,
+        } => {
+            let mut seen = HashSet::new();
+            for new_topic in new_topics {
+                let result = if !seen.insert(new_topic.name.clone()) {
+                    error(
+                        ErrorCode::InvalidRequest,
+                        "topic named twice in one request",
+                    )
+                } else {
+                    create_topic(&next, new_topic, limits)
+                };
+                if let (Ok(Some(topic)), false) = (&result, validate_only) {
+                    next.insert(topic.name.clone(), topic.clone());
+                    changed = true;
+                }
+                outcomes.push(TopicOutcome {
+                    name: new_topic.name.clone(),
+                    result,
+                });
+            }
+        }
+        ControllerRequest::DeleteTopics { names } => {
+            for name in names {
+                let result = match next.remove(name) {
+                    Some(topic) => {
+                        changed = true;
+                        Ok(Some(topic))
+                    }
+                    None => error(ErrorCode::UnknownTopicOrPartition, "no such topic"),
+                };
+                outcomes.push(TopicOutcome {
+                    name: name.clone(),
+                    result,
+                });
+            }
+        }
+        ControllerRequest::CreatePartitions {
+            topics: requested,
+            validate_only,
+        } => {
+            for (name, count, assignments) in requested {
+                let result = add_partitions(&next, name, *count, assignments, limits);
+                if let (Ok(Some(topic)), false) = (&result, validate_only) {
+                    next.insert(name.clone(), topic.clone());
+                    changed = true;
+                }
+                outcomes.push(TopicOutcome {
+                    name: name.clone(),
+                    result,
+                });
+            }
+        }
+    }
+    (changed.then_some(next), outcomes)
+}
+
+fn create_topic(
+    topics: &BTreeMap<String, Arc<TopicMetadata>>,
+    new_topic: &NewTopic,
+    limits: ControllerLimits,
+) -> Result<Option<Arc<TopicMetadata>>, (ErrorCode, String)> {
+    if let Err(reason) = validate_topic_name(&new_topic.name) {
+        return error(ErrorCode::InvalidTopicException, reason);
+    }
+    if topics.contains_key(&new_topic.name) {
+        return error(
+            ErrorCode::TopicAlreadyExists,
+            format!("topic '{}' already exists", new_topic.name),
+        );
+    }
+    let partitions = if !new_topic.assignments.is_empty() {
+        if new_topic.partitions != -1 || new_topic.replication_factor != -1 {
+            return error(
+                ErrorCode::InvalidRequest,
+                "give either a replica assignment or partitions and replication factor",
+            );
+        }
+        new_topic.assignments.len() as i32
+    } else if new_topic.partitions == -1 {
+        limits.default_partitions
+    } else {
+        new_topic.partitions
+    };
+    if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+        return error(
+            ErrorCode::InvalidPartitions,
+            format!("{partitions} partitions; must be between 1 and {PARTITIONS_PER_TOPIC_MAX}"),
+        );
+    }
+    if !matches!(new_topic.replication_factor, -1 | 1) {
+        return error(
+            ErrorCode::InvalidReplicationFactor,
+            format!(
+                "replication factor {} exceeds the 1 replica a single-node broker keeps",
+                new_topic.replication_factor
+            ),
+        );
+    }
+    let partition_cores = match assigned_cores(&new_topic.assignments, limits.cores) {
+        Ok(cores) if cores.is_empty() => (0..partitions)
+            .map(|p| place_partition(&new_topic.name, p, limits.cores))
+            .collect(),
+        Ok(cores) => cores,
+        Err(reason) => return error(ErrorCode::InvalidReplicaAssignment, reason),
+    };
+    let mut configs = BTreeMap::new();
+    for (key, value) in &new_topic.configs {
+        let Some(value) = value else {
+            return error(
+                ErrorCode::InvalidConfig,
+                format!("config '{key}' has a null value"),
+            );
+        };
+        if let Err(reason) = validate_topic_config(key, value) {
+            return error(ErrorCode::InvalidConfig, reason);
+        }
+        configs.insert(key.clone(), value.clone());
+    }
+    Ok(Some(Arc::new(TopicMetadata {
+        name: new_topic.name.clone(),
+        topic_id: new_topic_id(),
+        partition_cores,
+        configs,
+    })))
+}
+
+/// A manual assignment names one broker (= core) per partition.
+fn assigned_cores(assignments: &[Vec<i32>], cores: u32) -> Result<Vec<u32>, String> {
+    assignments
+        .iter()
+        .enumerate()
+        .map(|(partition, replicas)| match replicas.as_slice() {
+            [broker] if *broker >= 0 && (*broker as u32) < cores => Ok(*broker as u32),
+            _ => Err(format!(
+                "partition {partition}: replicas {replicas:?}; expected one broker id in 0..{cores}"
+            )),
+        })
+        .collect()
+}
+
+fn add_partitions(
+    topics: &BTreeMap<String, Arc<TopicMetadata>>,
+    name: &str,
+    count: i32,
+    assignments: &[Vec<i32>],
+    limits: ControllerLimits,
+) -> Result<Option<Arc<TopicMetadata>>, (ErrorCode, String)> {
+    let Some(topic) = topics.get(name) else {
+        return error(ErrorCode::UnknownTopicOrPartition, "no such topic");
+    };
+    let current = topic.partition_count();
+    if count <= current {
+        return error(
+            ErrorCode::InvalidPartitions,
+            format!("topic has {current} partitions; the new count {count} must be larger"),
+        );
+    }
+    if count > PARTITIONS_PER_TOPIC_MAX {
+        return error(
+            ErrorCode::InvalidPartitions,
+            format!("{count} partitions exceeds {PARTITIONS_PER_TOPIC_MAX}"),
+        );
+    }
+    let added = match assigned_cores(assignments, limits.cores) {
+        Ok(cores) if cores.is_empty() => (current..count)
+            .map(|p| place_partition(name, p, limits.cores))
+            .collect(),
+        Ok(cores) if cores.len() as i32 == count - current => cores,
+        Ok(_) => {
+            return error(
+                ErrorCode::InvalidReplicaAssignment,
+                "the assignment must name every new partition",
+            );
+        }
+        Err(reason) => return error(ErrorCode::InvalidReplicaAssignment, reason),
+    };
+    let mut grown = (**topic).clone();
+    grown.partition_cores.extend(added);
+    Ok(Some(Arc::new(grown)))
+}
+
+/// The controller task on core 0: one request at a time, each persisted and published to
+/// every core before it is answered.
+pub async fn run_controller(
+    inbox: Receiver<ControllerMessage>,
+    control: ControlHandle,
+    data_dir: PathBuf,
+    mut snapshot: Arc<ClusterSnapshot>,
+    default_partitions: i32,
+) {
+    let limits = ControllerLimits {
+        cores: snapshot.cores,
+        default_partitions,
+    };
+    while let Ok(message) = inbox.recv().await {
+        let (next, mut outcomes) = apply_request(&snapshot.topics, &message.request, limits);
+        if let Some(topics) = next {
+            let candidate = Arc::new(ClusterSnapshot::new(
+                snapshot.version + 1,
+                snapshot.cluster_id.clone(),
+                snapshot.cores,
+                topics,
+            ));
+            match store_metadata(&data_dir, &candidate) {
+                Ok(()) => {
+                    control.publish(candidate.clone()).await;
+                    snapshot = candidate;
+                }
+                Err(e) => {
+                    tracing::error!("storing topic metadata failed: {e}");
+                    for outcome in &mut outcomes {
+                        if outcome.result.is_ok() {
+                            outcome.result = error(
+                                ErrorCode::KafkaStorageError,
+                                format!("storing metadata failed: {e}"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let _ = message.reply.send(outcomes).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: ControllerLimits = ControllerLimits {
+        cores: 2,
+        default_partitions: 2,
+    };
+
+    fn new_topic(name: &str, partitions: i32) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor: -1,
+            assignments: vec![],
+            configs: vec![],
+        }
+    }
+
+    fn create(topics: Vec<NewTopic>) -> ControllerRequest {
+        ControllerRequest::CreateTopics {
+            topics,
+            validate_only: false,
+        }
+    }
+
+    #[test]
+    fn create_then_duplicate_then_delete() {
+        let (next, outcomes) = apply_request(
+            &BTreeMap::new(),
+            &create(vec![
+                new_topic("a", 8),
+                new_topic("b", -1),
+                new_topic("bad name", 1),
+            ]),
+            LIMITS,
+        );
+        let topics = next.unwrap();
+        assert_eq!(topics["a"].partition_count(), 8);
+        assert_eq!(topics["b"].partition_count(), 2);
+        assert_eq!(
+            outcomes[2].result.as_ref().unwrap_err().0,
+            ErrorCode::InvalidTopicException
+        );
+        let (next, outcomes) = apply_request(&topics, &create(vec![new_topic("a", 1)]), LIMITS);
+        assert!(next.is_none());
+        assert_eq!(
+            outcomes[0].result.as_ref().unwrap_err().0,
+            ErrorCode::TopicAlreadyExists
+        );
+        let (next, _) = apply_request(
+            &topics,
+            &ControllerRequest::DeleteTopics {
+                names: vec!["a".into()],
+            },
+            LIMITS,
+        );
+        assert!(!next.unwrap().contains_key("a"));
+    }
+
+    #[test]
+    fn bad_counts_factors_configs_and_assignments() {
+        let mut topic = new_topic("t", 0);
+        let check = |topic: &NewTopic, code: ErrorCode| {
+            let (next, outcomes) =
+                apply_request(&BTreeMap::new(), &create(vec![topic.clone()]), LIMITS);
+            assert!(next.is_none());
+            assert_eq!(outcomes[0].result.as_ref().unwrap_err().0, code);
+        };
+        check(&topic, ErrorCode::InvalidPartitions);
+        topic.partitions = 1;
+        topic.replication_factor = 3;
+        check(&topic, ErrorCode::InvalidReplicationFactor);
+        topic.replication_factor = 1;
+        topic.configs = vec![("retention.ms".into(), Some("soon".into()))];
+        check(&topic, ErrorCode::InvalidConfig);
+        topic.configs.clear();
+        topic.partitions = -1;
+        topic.replication_factor = -1;
+        topic.assignments = vec![vec![5]];
+        check(&topic, ErrorCode::InvalidReplicaAssignment);
+        topic.assignments = vec![vec![1], vec![0]];
+        let (next, _) = apply_request(&BTreeMap::new(), &create(vec![topic]), LIMITS);
+        assert_eq!(next.unwrap()["t"].partition_cores, vec![1, 0]);
+    }
+
+    #[test]
+    fn partitions_only_grow_and_validate_only_changes_nothing() {
+        let (topics, _) = apply_request(&BTreeMap::new(), &create(vec![new_topic("t", 2)]), LIMITS);
+        let topics = topics.unwrap();
+        let grow = |count, validate_only| ControllerRequest::CreatePartitions {
+            topics: vec![("t".into(), count, vec![])],
+            validate_only,
+        };
+        let (next, outcomes) = apply_request(&topics, &grow(2, false), LIMITS);
+        assert!(next.is_none());
+        assert_eq!(
+            outcomes[0].result.as_ref().unwrap_err().0,
+            ErrorCode::InvalidPartitions
+        );
+        let (next, outcomes) = apply_request(&topics, &grow(5, true), LIMITS);
+        assert!(next.is_none() && outcomes[0].result.is_ok());
+        let (next, _) = apply_request(&topics, &grow(5, false), LIMITS);
+        let grown = &next.unwrap()["t"];
+        assert_eq!(grown.partition_count(), 5);
+        assert_eq!(grown.topic_id, topics["t"].topic_id);
+    }
+}

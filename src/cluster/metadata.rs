@@ -1,0 +1,401 @@
+//! Topic and partition metadata: the immutable [`ClusterSnapshot`] every core reads, the pure
+//! placement function, topic-name and topic-config validation, and the text file that
+//! persists it all.
+//!
+//! Owned by the controller (core 0), which builds each new snapshot and pushes it to every
+//! core; cores only ever read a snapshot (`Arc`, shared, never mutated). Pure: the file is
+//! encoded to and decoded from a string here and written by the controller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::storage::LogConfig;
+
+/// A topic as every core sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMetadata {
+    pub name: String,
+    /// Stable for the topic's life (Metadata v10+, Fetch v13+); a re-created topic gets a
+    /// new one.
+    pub topic_id: Uuid,
+    /// For each partition, the core recorded as its owner when it was created. Read through
+    /// [`ClusterSnapshot::owner`], which folds it into the running core count.
+    pub partition_cores: Vec<u32>,
+    /// Topic-level overrides (Kafka names), validated by [`validate_topic_config`].
+    pub configs: BTreeMap<String, String>,
+}
+
+impl TopicMetadata {
+    pub fn partition_count(&self) -> i32 {
+        self.partition_cores.len() as i32
+    }
+}
+
+/// Everything a core needs to route a request: immutable, replaced whole on every change.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSnapshot {
+    /// Grows by one with every change; a core ignores a snapshot older than its own.
+    pub version: u64,
+    pub cluster_id: String,
+    /// Cores (brokers) running now.
+    pub cores: u32,
+    pub topics: BTreeMap<String, Arc<TopicMetadata>>,
+    topic_names_by_id: HashMap<Uuid, String>,
+}
+
+impl ClusterSnapshot {
+    pub fn new(
+        version: u64,
+        cluster_id: String,
+        cores: u32,
+        topics: BTreeMap<String, Arc<TopicMetadata>>,
+    ) -> ClusterSnapshot {
+        assert!(cores > 0);
+        let topic_names_by_id = topics
+            .values()
+            .map(|topic| (topic.topic_id, topic.name.clone()))
+            .collect();
+        ClusterSnapshot {
+            version,
+            cluster_id,
+            cores,
+            topics,
+            topic_names_by_id,
+        }
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&Arc<TopicMetadata>> {
+        self.topics.get(name)
+    }
+
+    pub fn topic_by_id(&self, topic_id: &Uuid) -> Option<&Arc<TopicMetadata>> {
+        self.topic_names_by_id
+            .get(topic_id)
+            .and_then(|name| self.topics.get(name))
+    }
+
+    /// The core that owns `partition` of `topic`, if both exist. A recorded core beyond the
+    /// running core count (the broker restarted with fewer cores) folds back in.
+    pub fn owner(&self, topic: &TopicMetadata, partition: i32) -> Option<u32> {
+        let index = usize::try_from(partition).ok()?;
+        topic
+            .partition_cores
+            .get(index)
+            .map(|&core| core % self.cores)
+    }
+}
+
+/// Where a new partition lives: a pure function of the topic name and partition index, so
+/// a topic's partitions spread round-robin over the cores from a per-topic starting core
+/// (topics with few partitions do not all land on core 0).
+pub fn place_partition(topic: &str, partition: i32, cores: u32) -> u32 {
+    assert!(cores > 0 && partition >= 0);
+    let start = fnv1a(topic.as_bytes()) % u64::from(cores);
+    ((start + partition as u64) % u64::from(cores)) as u32
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Kafka's rule: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("topic name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name '{name}' is not allowed"));
+    }
+    if name.len() > 249 {
+        return Err(format!(
+            "topic name is {} characters; at most 249",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "topic name '{name}' holds '{c}'; only ASCII letters, digits, '.', '_' and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// Topic-level configs Spindle understands, with how each is checked. Anything else is
+/// INVALID_CONFIG, as Kafka answers an unknown topic config.
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "retention.ms",
+    "retention.bytes",
+    "segment.bytes",
+    "segment.ms",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "min.insync.replicas",
+];
+
+/// Checks one topic config; `Err` holds a one-line reason.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
+    let integer = |min: i64| -> Result<(), String> {
+        match value.parse::<i64>() {
+            Ok(v) if v >= min => Ok(()),
+            _ => Err(format!("{key}={value}: expected an integer >= {min}")),
+        }
+    };
+    match key {
+        "cleanup.policy" => match value {
+            "delete" => Ok(()),
+            _ => Err(format!(
+                "{key}={value}: only 'delete' is supported (compaction is not implemented)"
+            )),
+        },
+        "retention.ms" | "retention.bytes" => integer(-1),
+        "segment.bytes" => integer(crate::storage::config::BLOCK_BYTES as i64)
+            .and_then(|()| integer_at_most(key, value, i64::from(i32::MAX))),
+        "segment.ms" => integer(1),
+        "max.message.bytes" => integer(0),
+        "message.timestamp.type" => match value {
+            "CreateTime" => Ok(()),
+            _ => Err(format!("{key}={value}: only CreateTime is supported")),
+        },
+        "min.insync.replicas" => integer(1),
+        _ => Err(format!("unknown topic config '{key}'")),
+    }
+}
+
+fn integer_at_most(key: &str, value: &str, max: i64) -> Result<(), String> {
+    match value.parse::<i64>() {
+        Ok(v) if v <= max => Ok(()),
+        _ => Err(format!("{key}={value}: expected an integer <= {max}")),
+    }
+}
+
+/// The log settings of a topic: the broker's defaults with the topic's overrides. Configs
+/// were validated when stored.
+pub fn topic_log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> LogConfig {
+    let mut config = defaults.clone();
+    for (key, value) in configs {
+        let number = value.parse::<i64>().ok();
+        match (key.as_str(), number) {
+            ("retention.ms", Some(v)) => config.retention_ms = v,
+            ("retention.bytes", Some(v)) => config.retention_bytes = v,
+            ("segment.bytes", Some(v)) => config.segment_bytes = v as u64,
+            ("segment.ms", Some(v)) => config.segment_ms = v,
+            ("max.message.bytes", Some(v)) => config.batch_bytes_max = v as usize,
+            _ => {}
+        }
+    }
+    config
+}
+
+/// The effective value of every topic config for DescribeConfigs: `(key, value, is_default)`.
+pub fn describe_topic_configs(
+    defaults: &LogConfig,
+    configs: &BTreeMap<String, String>,
+) -> Vec<(String, String, bool)> {
+    let default_value = |key: &str| -> String {
+        match key {
+            "cleanup.policy" => "delete".into(),
+            "retention.ms" => defaults.retention_ms.to_string(),
+            "retention.bytes" => defaults.retention_bytes.to_string(),
+            "segment.bytes" => defaults.segment_bytes.to_string(),
+            "segment.ms" => defaults.segment_ms.to_string(),
+            "max.message.bytes" => defaults.batch_bytes_max.to_string(),
+            "message.timestamp.type" => "CreateTime".into(),
+            "min.insync.replicas" => "1".into(),
+            _ => String::new(),
+        }
+    };
+    TOPIC_CONFIG_KEYS
+        .iter()
+        .map(|&key| match configs.get(key) {
+            Some(value) => (key.to_string(), value.clone(), false),
+            None => (key.to_string(), default_value(key), true),
+        })
+        .collect()
+}
+
+const FILE_MAGIC: &str = "spindle-metadata 1";
+
+/// Encodes the persisted part of a snapshot (cluster id, topics) as text, one topic a line:
+/// `topic <name> <uuid> <core,core,...> [key=value ...]`. Names and values hold no spaces.
+pub fn encode_metadata_file(snapshot: &ClusterSnapshot) -> String {
+    let mut out = format!("{FILE_MAGIC}\ncluster {}\n", snapshot.cluster_id);
+    for topic in snapshot.topics.values() {
+        let cores: Vec<String> = topic.partition_cores.iter().map(u32::to_string).collect();
+        out.push_str(&format!(
+            "topic {} {} {}",
+            topic.name,
+            topic.topic_id.hyphenated(),
+            cores.join(",")
+        ));
+        for (key, value) in &topic.configs {
+            out.push_str(&format!(" {key}={value}"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Decodes [`encode_metadata_file`]'s text: `(cluster_id, topics)`.
+pub fn decode_metadata_file(
+    text: &str,
+) -> Result<(String, BTreeMap<String, Arc<TopicMetadata>>), String> {
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, line)) if line == FILE_MAGIC => {}
+        other => return Err(format!("first line is {other:?}, expected '{FILE_MAGIC}'")),
+    }
+    let mut cluster_id = None;
+    let mut topics = BTreeMap::new();
+    for (number, line) in lines {
+        let bad = |why: &str| format!("line {}: {why}: {line:?}", number + 1);
+        let mut words = line.split(' ');
+        match words.next() {
+            Some("cluster") => {
+                cluster_id = Some(
+                    words
+                        .next()
+                        .ok_or_else(|| bad("no cluster id"))?
+                        .to_string(),
+                )
+            }
+            Some("topic") => {
+                let name = words.next().ok_or_else(|| bad("no name"))?;
+                validate_topic_name(name).map_err(|e| bad(&e))?;
+                let topic_id = words
+                    .next()
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                    .ok_or_else(|| bad("bad topic id"))?;
+                let partition_cores = words
+                    .next()
+                    .ok_or_else(|| bad("no partitions"))?
+                    .split(',')
+                    .map(|core| core.parse::<u32>())
+                    .collect::<Result<Vec<u32>, _>>()
+                    .map_err(|_| bad("bad partition core"))?;
+                let mut configs = BTreeMap::new();
+                for pair in words {
+                    let (key, value) = pair.split_once('=').ok_or_else(|| bad("bad config"))?;
+                    validate_topic_config(key, value).map_err(|e| bad(&e))?;
+                    configs.insert(key.to_string(), value.to_string());
+                }
+                let topic = TopicMetadata {
+                    name: name.to_string(),
+                    topic_id,
+                    partition_cores,
+                    configs,
+                };
+                topics.insert(name.to_string(), Arc::new(topic));
+            }
+            Some("") | None => {}
+            Some(_) => return Err(bad("unknown line")),
+        }
+    }
+    let cluster_id = cluster_id.ok_or("no cluster line")?;
+    Ok((cluster_id, topics))
+}
+
+/// A random version-4 UUID from the kernel's generator, never the all-zero or the
+/// reserved "metadata topic" id that Kafka gives special meaning.
+pub fn new_topic_id() -> Uuid {
+    loop {
+        let mut bytes = [0u8; 16];
+        getrandom_bytes(&mut bytes);
+        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        if id != Uuid::nil() && id.as_u128() != 1 {
+            return id;
+        }
+    }
+}
+
+/// Fills `out` from the kernel's random source.
+pub fn getrandom_bytes(out: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| file.read_exact(out))
+        .expect("read /dev/urandom");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str, cores: Vec<u32>) -> Arc<TopicMetadata> {
+        Arc::new(TopicMetadata {
+            name: name.into(),
+            topic_id: new_topic_id(),
+            partition_cores: cores,
+            configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
+        })
+    }
+
+    #[test]
+    fn placement_spreads_partitions_over_cores() {
+        for cores in 1..=16 {
+            let mut seen = vec![0; cores as usize];
+            for partition in 0..(cores as i32 * 4) {
+                seen[place_partition("orders", partition, cores) as usize] += 1;
+            }
+            assert!(seen.iter().all(|&count| count == 4), "{cores}: {seen:?}");
+        }
+        assert_eq!(place_partition("a", 3, 4), place_partition("a", 3, 4));
+    }
+
+    #[test]
+    fn metadata_file_round_trips() {
+        let topics = BTreeMap::from([
+            ("orders".to_string(), topic("orders", vec![0, 1, 0])),
+            ("logs.app_1".to_string(), topic("logs.app_1", vec![1])),
+        ]);
+        let snapshot = ClusterSnapshot::new(3, "abc".into(), 2, topics.clone());
+        let text = encode_metadata_file(&snapshot);
+        let (cluster_id, decoded) = decode_metadata_file(&text).unwrap();
+        assert_eq!(cluster_id, "abc");
+        assert_eq!(decoded, topics);
+        assert!(decode_metadata_file("garbage").is_err());
+        assert!(decode_metadata_file(&text.replace("0,1,0", "0,x")).is_err());
+    }
+
+    #[test]
+    fn owner_folds_into_fewer_cores_and_ids_resolve() {
+        let orders = topic("orders", vec![0, 3]);
+        let snapshot = ClusterSnapshot::new(
+            1,
+            "c".into(),
+            2,
+            BTreeMap::from([("orders".to_string(), orders.clone())]),
+        );
+        assert_eq!(snapshot.owner(&orders, 1), Some(1));
+        assert_eq!(snapshot.owner(&orders, 2), None);
+        assert_eq!(snapshot.owner(&orders, -1), None);
+        assert_eq!(
+            snapshot.topic_by_id(&orders.topic_id).unwrap().name,
+            "orders"
+        );
+    }
+
+    #[test]
+    fn topic_names_and_configs_are_checked() {
+        assert!(validate_topic_name("my_topic.v1-a").is_ok());
+        for bad in ["", ".", "..", "a b", "a/b", &"x".repeat(250)] {
+            assert!(validate_topic_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_topic_config("retention.ms", "-1").is_ok());
+        assert!(validate_topic_config("retention.ms", "-2").is_err());
+        assert!(validate_topic_config("segment.bytes", "100").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("no.such.key", "1").is_err());
+        let config = topic_log_config(
+            &LogConfig::default(),
+            &BTreeMap::from([("retention.bytes".to_string(), "5".to_string())]),
+        );
+        assert_eq!(config.retention_bytes, 5);
+    }
+}

@@ -1,0 +1,207 @@
+//! The broker's one configuration: command-line flags (Kafka's names where Kafka has one),
+//! checked once at start-up into a [`BrokerConfig`] that every core shares read-only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::storage::{FlushPolicy, LogConfig};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlushArg {
+    /// fdatasync after every write round (group commit); consumers see only durable data.
+    Always,
+    /// fdatasync every --flush-interval-ms or --flush-interval-bytes.
+    Interval,
+    /// Leave durability to the device; acks=all still waits for an fdatasync.
+    Never,
+}
+
+/// `spindle serve` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Bootstrap listener (every core accepts on it).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+    /// First per-core port: core i listens on this + i. Default: the bootstrap port + 1, or
+    /// ephemeral ports when the bootstrap port is 0.
+    #[arg(long)]
+    pub core_port_base: Option<u16>,
+    /// Host name advertised to clients in Metadata. Default: the listen address's IP.
+    #[arg(long)]
+    pub advertised_host: Option<String>,
+    /// Number of cores (one broker each); default: every CPU this process may run on.
+    #[arg(long)]
+    pub cores: Option<usize>,
+    /// Do not pin executors to CPUs (for shared CI machines and tests).
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Where partitions and metadata live.
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Create a topic when a client asks for it by Metadata or Produce.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic or a CreateTopics without a count; default: the
+    /// number of cores.
+    #[arg(long)]
+    pub default_partitions: Option<i32>,
+    /// Largest request frame accepted; a bigger one closes the connection.
+    #[arg(long, default_value_t = 100 << 20)]
+    pub max_request_bytes: usize,
+    /// Requests one connection may have in flight before the broker stops reading it.
+    #[arg(long, default_value_t = 64)]
+    pub max_in_flight_requests: usize,
+    /// Connections each core serves at once; more are closed at accept.
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections_per_core: usize,
+    /// Request bytes each core holds at once across its connections (backpressure).
+    #[arg(long, default_value_t = 512 << 20)]
+    pub max_buffered_bytes_per_core: usize,
+    #[arg(long, value_enum, default_value_t = FlushArg::Interval)]
+    pub flush: FlushArg,
+    #[arg(long, default_value_t = 100)]
+    pub flush_interval_ms: u64,
+    #[arg(long, default_value_t = 64 << 20)]
+    pub flush_interval_bytes: u64,
+    /// Kafka `log.segment.bytes`.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub segment_bytes: u64,
+    /// Kafka `log.retention.ms` (-1: keep forever).
+    #[arg(long, default_value_t = 7 * 24 * 3600 * 1000)]
+    pub retention_ms: i64,
+    /// Kafka `log.retention.bytes` per partition (-1: no limit).
+    #[arg(long, default_value_t = -1)]
+    pub retention_bytes: i64,
+    /// How often each core rolls aged segments and applies retention.
+    #[arg(long, default_value_t = 30_000)]
+    pub retention_check_interval_ms: u64,
+}
+
+/// Validated, shared by every core.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub listen: SocketAddr,
+    /// Port of core i is `core_port_base + i`; 0 means ephemeral ports.
+    pub core_port_base: u16,
+    pub advertised_host: String,
+    /// CPU of each core, index = core = node id.
+    pub cpus: Vec<usize>,
+    pub pin: bool,
+    pub data_dir: PathBuf,
+    pub auto_create_topics: bool,
+    pub default_partitions: i32,
+    pub request_bytes_max: usize,
+    pub in_flight_requests_max: usize,
+    pub connections_per_core_max: usize,
+    pub buffered_bytes_per_core_max: usize,
+    pub log: LogConfig,
+    pub retention_check_interval: Duration,
+}
+
+/// Most partitions one CreateTopics/CreatePartitions may ask for in a topic.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+
+impl BrokerConfig {
+    /// Checks every limit once; `Err` is a one-line reason for the operator.
+    pub fn from_args(args: &ServeArgs) -> Result<BrokerConfig, String> {
+        let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let allowed_cpus: Vec<usize> = core_affinity::get_core_ids()
+            .map(|ids| ids.into_iter().map(|id| id.id).collect())
+            .filter(|ids: &Vec<usize>| !ids.is_empty())
+            .unwrap_or_else(|| (0..available).collect());
+        let cores = args.cores.unwrap_or(allowed_cpus.len());
+        if cores == 0 || cores > 1024 {
+            return Err(format!("--cores {cores} must be between 1 and 1024"));
+        }
+        let pin = !args.no_pin && cores <= allowed_cpus.len();
+        let cpus = (0..cores)
+            .map(|i| allowed_cpus[i % allowed_cpus.len()])
+            .collect();
+        let core_port_base = match (args.core_port_base, args.listen.port()) {
+            (Some(base), _) => base,
+            (None, 0) => 0,
+            (None, port) => port.checked_add(1).ok_or(
+                "--listen port 65535 leaves no room for per-core ports (set --core-port-base)",
+            )?,
+        };
+        if core_port_base != 0 && u32::from(core_port_base) + cores as u32 - 1 > 65535 {
+            return Err(format!(
+                "--core-port-base {core_port_base} + {cores} cores runs past port 65535"
+            ));
+        }
+        let advertised_host = match &args.advertised_host {
+            Some(host) if host.is_empty() => return Err("--advertised-host is empty".into()),
+            Some(host) => host.clone(),
+            None if args.listen.ip().is_unspecified() => {
+                return Err("--listen on an unspecified address needs --advertised-host".into());
+            }
+            None => args.listen.ip().to_string(),
+        };
+        let default_partitions = args.default_partitions.unwrap_or(cores as i32);
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&default_partitions) {
+            return Err(format!(
+                "--default-partitions {default_partitions} must be between 1 and {PARTITIONS_PER_TOPIC_MAX}"
+            ));
+        }
+        if args.max_request_bytes < 1024 || args.max_request_bytes > i32::MAX as usize {
+            return Err(format!(
+                "--max-request-bytes {} must be between 1024 and {}",
+                args.max_request_bytes,
+                i32::MAX
+            ));
+        }
+        if args.max_buffered_bytes_per_core < args.max_request_bytes {
+            return Err(format!(
+                "--max-buffered-bytes-per-core {} must hold at least one request of --max-request-bytes {}",
+                args.max_buffered_bytes_per_core, args.max_request_bytes
+            ));
+        }
+        if args.max_in_flight_requests == 0 || args.max_connections_per_core == 0 {
+            return Err(
+                "--max-in-flight-requests and --max-connections-per-core must be positive".into(),
+            );
+        }
+        let flush = match args.flush {
+            FlushArg::Always => FlushPolicy::Always,
+            FlushArg::Never => FlushPolicy::Never,
+            FlushArg::Interval => FlushPolicy::Interval {
+                interval: Duration::from_millis(args.flush_interval_ms.max(1)),
+                bytes: args.flush_interval_bytes.max(1),
+            },
+        };
+        let log = LogConfig {
+            segment_bytes: args.segment_bytes,
+            retention_ms: args.retention_ms,
+            retention_bytes: args.retention_bytes,
+            flush,
+            ..LogConfig::default()
+        };
+        log.validate()?;
+        if args.retention_check_interval_ms == 0 {
+            return Err("--retention-check-interval-ms must be positive".into());
+        }
+        Ok(BrokerConfig {
+            listen: args.listen,
+            core_port_base,
+            advertised_host,
+            cpus,
+            pin,
+            data_dir: args.data_dir.clone(),
+            auto_create_topics: args.auto_create_topics,
+            default_partitions,
+            request_bytes_max: args.max_request_bytes,
+            in_flight_requests_max: args.max_in_flight_requests,
+            connections_per_core_max: args.max_connections_per_core,
+            buffered_bytes_per_core_max: args.max_buffered_bytes_per_core,
+            log,
+            retention_check_interval: Duration::from_millis(args.retention_check_interval_ms),
+        })
+    }
+
+    pub fn cores(&self) -> usize {
+        self.cpus.len()
+    }
+}

@@ -1,0 +1,66 @@
+//! ListOffsets: earliest (-2), latest (-1, the high watermark under read_uncommitted) and
+//! by timestamp (the first offset whose record timestamp is at least the one asked) for
+//! the partitions this core owns.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
+
+use super::{RequestContext, Response};
+use crate::protocol::ErrorCode;
+use crate::server::shard::Shard;
+
+const LATEST_TIMESTAMP: i64 = -1;
+const EARLIEST_TIMESTAMP: i64 = -2;
+
+pub async fn list_offsets(
+    shard: Rc<Shard>,
+    context: RequestContext,
+    request: ListOffsetsRequest,
+) -> Response {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for partition in &topic.partitions {
+            // leader_epoch exists from v4.
+            let epoch = if context.api_version >= 4 { 0 } else { -1 };
+            let answer = ListOffsetsPartitionResponse::default()
+                .with_partition_index(partition.partition_index)
+                .with_timestamp(-1)
+                .with_offset(-1)
+                .with_leader_epoch(epoch);
+            let answer = match shard.log(topic.name.as_str(), partition.partition_index) {
+                Err(lookup) => answer
+                    .with_error_code(ErrorCode::from(&lookup).code())
+                    .with_leader_epoch(-1),
+                Ok(log) => match partition.timestamp {
+                    EARLIEST_TIMESTAMP => answer.with_offset(log.log_start_offset()),
+                    LATEST_TIMESTAMP => answer.with_offset(log.high_watermark()),
+                    timestamp if timestamp >= 0 => {
+                        match log.offset_for_timestamp(timestamp).await {
+                            Ok(Some(found)) => answer
+                                .with_offset(found.offset)
+                                .with_timestamp(found.timestamp),
+                            Ok(None) => answer,
+                            Err(error) => answer.with_error_code(ErrorCode::from(&error).code()),
+                        }
+                    }
+                    // -3 (max timestamp) and later special values are not served yet.
+                    _ => answer.with_error_code(ErrorCode::InvalidRequest.code()),
+                },
+            };
+            partitions.push(answer);
+        }
+        topics.push(
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
+    }
+    context.respond(ResponseKind::ListOffsets(
+        ListOffsetsResponse::default().with_topics(topics),
+    ))
+}

@@ -1,0 +1,159 @@
+//! Metadata and DescribeCluster: every core is a broker (node id = core index) on its own
+//! port, and each partition's leader is the core that owns it, so clients send Produce and
+//! Fetch straight to the owner. Answered from this core's snapshot; no cross-core hop
+//! except to auto-create topics.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+    ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{RequestContext, Response, auto_create_topics};
+use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata, validate_topic_name};
+use crate::protocol::ErrorCode;
+use crate::server::shard::Shard;
+
+pub async fn metadata(
+    shard: &Shard,
+    context: &RequestContext,
+    request: MetadataRequest,
+) -> Response {
+    // v0: an empty list means every topic; later versions use null for that.
+    let requested = match request.topics {
+        None => None,
+        Some(topics) if topics.is_empty() && context.api_version == 0 => None,
+        Some(topics) => Some(topics),
+    };
+    let auto_create = context.api_version < 4 || request.allow_auto_topic_creation;
+    if let Some(topics) = &requested {
+        let snapshot = shard.snapshot();
+        let missing: Vec<String> = topics
+            .iter()
+            .filter_map(|topic| topic.name.as_ref())
+            .map(|name| name.as_str().to_string())
+            .filter(|name| snapshot.topic(name).is_none() && validate_topic_name(name).is_ok())
+            .collect();
+        if auto_create {
+            auto_create_topics(shard, missing).await;
+        }
+    }
+    let snapshot = shard.snapshot();
+    let topics = match requested {
+        None => snapshot
+            .topics
+            .values()
+            .map(|topic| describe_topic(&snapshot, topic, context.api_version))
+            .collect(),
+        Some(topics) => topics
+            .iter()
+            .map(|wanted| {
+                let found = match &wanted.name {
+                    Some(name) => snapshot.topic(name.as_str()),
+                    None => snapshot.topic_by_id(&wanted.topic_id),
+                };
+                match found {
+                    Some(topic) => describe_topic(&snapshot, topic, context.api_version),
+                    None => {
+                        let code = match &wanted.name {
+                            Some(name) if validate_topic_name(name.as_str()).is_err() => {
+                                ErrorCode::InvalidTopicException
+                            }
+                            Some(_) => ErrorCode::UnknownTopicOrPartition,
+                            None => ErrorCode::UnknownTopicId,
+                        };
+                        MetadataResponseTopic::default()
+                            .with_error_code(code.code())
+                            .with_name(wanted.name.clone())
+                            .with_topic_id(wanted.topic_id)
+                    }
+                }
+            })
+            .collect(),
+    };
+    let brokers = brokers(shard)
+        .into_iter()
+        .map(|(node_id, host, port)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(node_id))
+                .with_host(host)
+                .with_port(port)
+        })
+        .collect();
+    // Fields a version lacks must keep their defaults for the codec to encode it.
+    let version = context.api_version;
+    let cluster_id = (version >= 2).then(|| StrBytes::from_string(snapshot.cluster_id.clone()));
+    let controller_id = BrokerId(if version >= 1 { 0 } else { -1 });
+    context.respond(ResponseKind::Metadata(
+        MetadataResponse::default()
+            .with_brokers(brokers)
+            .with_cluster_id(cluster_id)
+            .with_controller_id(controller_id)
+            .with_topics(topics),
+    ))
+}
+
+fn describe_topic(
+    snapshot: &ClusterSnapshot,
+    topic: &TopicMetadata,
+    version: i16,
+) -> MetadataResponseTopic {
+    let leader_epoch = if version >= 7 { 0 } else { -1 };
+    let topic_id = if version >= 10 {
+        topic.topic_id
+    } else {
+        uuid::Uuid::nil()
+    };
+    let partitions = (0..topic.partition_count())
+        .map(|partition| {
+            let leader = BrokerId(snapshot.owner(topic, partition).unwrap_or(0) as i32);
+            MetadataResponsePartition::default()
+                .with_partition_index(partition)
+                .with_leader_id(leader)
+                .with_leader_epoch(leader_epoch)
+                .with_replica_nodes(vec![leader])
+                .with_isr_nodes(vec![leader])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic_id)
+        .with_partitions(partitions)
+}
+
+/// `(node id, host, port)` of every core.
+fn brokers(shard: &Shard) -> Vec<(i32, StrBytes, i32)> {
+    let host = StrBytes::from_string(shard.config.advertised_host.clone());
+    shard
+        .core_ports
+        .iter()
+        .enumerate()
+        .map(|(core, &port)| (core as i32, host.clone(), i32::from(port)))
+        .collect()
+}
+
+pub fn describe_cluster(
+    shard: &Shard,
+    context: &RequestContext,
+    _request: DescribeClusterRequest,
+) -> Response {
+    let brokers = brokers(shard)
+        .into_iter()
+        .map(|(node_id, host, port)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(node_id))
+                .with_host(host)
+                .with_port(port)
+        })
+        .collect();
+    context.respond(ResponseKind::DescribeCluster(
+        DescribeClusterResponse::default()
+            .with_cluster_id(StrBytes::from_string(shard.snapshot().cluster_id.clone()))
+            .with_controller_id(BrokerId(0))
+            .with_brokers(brokers),
+    ))
+}

@@ -1,0 +1,129 @@
+//! One file per Kafka API. Every handler runs on the core that received the request and
+//! returns a [`Reply`]: the part that must happen in request order (appends) is done before
+//! it returns; what may overlap with later requests (waiting for the device, long-poll
+//! fetches) is the returned future. The connection writes replies in request order.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+
+use crate::cluster::control::{ControllerRequest, NewTopic};
+use crate::protocol::ErrorCode;
+use crate::protocol::api::{Request, api_versions_body, encode_response, encode_unsupported};
+use crate::server::shard::Shard;
+
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod topics;
+
+/// A response frame, `None` when the request gets no answer (acks=0), or why the
+/// connection must close.
+pub type Response = Result<Option<BytesMut>, String>;
+
+/// What a handler hands back: a future producing its response, run concurrently with
+/// later requests of the same connection.
+pub type Reply = Pin<Box<dyn Future<Output = Response>>>;
+
+/// The header facts a response needs.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext {
+    pub api_key: ApiKey,
+    pub api_version: i16,
+    pub correlation_id: i32,
+}
+
+impl RequestContext {
+    pub fn respond(&self, body: ResponseKind) -> Response {
+        encode_response(self.api_key, self.api_version, self.correlation_id, &body).map(Some)
+    }
+}
+
+fn ready(response: Response) -> Reply {
+    Box::pin(std::future::ready(response))
+}
+
+/// Runs the in-order part of `request` and returns its reply. `frame` is the request's
+/// body buffer; Produce takes its record batches out of it without copying.
+pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes) -> Reply {
+    let context = RequestContext {
+        api_key: request.api_key,
+        api_version: request.api_version,
+        correlation_id: request.header.correlation_id,
+    };
+    // The header's strings are slices of `frame`; drop them so Produce can own it.
+    drop(request.header);
+    match request.body {
+        RequestKind::ApiVersions(_) => ready(context.respond(ResponseKind::ApiVersions(
+            api_versions_body(ErrorCode::None),
+        ))),
+        RequestKind::Metadata(body) => ready(metadata::metadata(shard, &context, body).await),
+        RequestKind::DescribeCluster(body) => {
+            ready(metadata::describe_cluster(shard, &context, body))
+        }
+        RequestKind::Produce(body) => produce::produce(shard, context, body, frame).await,
+        RequestKind::Fetch(body) => Box::pin(fetch::fetch(shard.clone(), context, body)),
+        RequestKind::ListOffsets(body) => {
+            Box::pin(list_offsets::list_offsets(shard.clone(), context, body))
+        }
+        RequestKind::CreateTopics(body) => {
+            ready(topics::create_topics(shard, &context, body).await)
+        }
+        RequestKind::DeleteTopics(body) => {
+            ready(topics::delete_topics(shard, &context, body).await)
+        }
+        RequestKind::CreatePartitions(body) => {
+            ready(topics::create_partitions(shard, &context, body).await)
+        }
+        RequestKind::DescribeConfigs(body) => {
+            ready(configs::describe_configs(shard, &context, body))
+        }
+        // decode_request only lets supported APIs through; answer like an unsupported one
+        // should the table and this match ever disagree.
+        _ => ready(Ok(Some(encode_unsupported(
+            context.api_key as i16,
+            context.correlation_id,
+        )))),
+    }
+}
+
+/// Creates the topics among `names` that do not exist yet, with the broker's defaults, as
+/// Kafka's auto-creation does. Returns once every core sees them.
+async fn auto_create_topics(shard: &Shard, names: Vec<String>) {
+    if names.is_empty() || !shard.config.auto_create_topics {
+        return;
+    }
+    let topics = names
+        .into_iter()
+        .map(|name| NewTopic {
+            name,
+            partitions: -1,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: Vec::new(),
+        })
+        .collect();
+    let outcomes = shard
+        .control
+        .ask_controller(ControllerRequest::CreateTopics {
+            topics,
+            validate_only: false,
+        })
+        .await;
+    for outcome in outcomes {
+        match outcome.result {
+            Ok(_) => tracing::info!(core = shard.core, "auto-created topic {}", outcome.name),
+            Err((ErrorCode::TopicAlreadyExists, _)) => {}
+            Err((code, message)) => tracing::debug!(
+                core = shard.core,
+                "auto-creating {} failed: {code:?} {message}",
+                outcome.name
+            ),
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Produce: appends each partition's record batches to the log this core owns, in request
+//! order, then answers when the acks level is met: acks=1 once the batch is written to the
+//! file, acks=-1 (all) once it is durable (fdatasync, shared by every request waiting at
+//! that moment), acks=0 never.
+//!
+//! Zero copy: the batches are carved out of the request buffer as `BytesMut` (the decoded
+//! request is dropped first so the buffer is unshared); the log copies each batch once,
+//! into its direct-I/O write buffer.
+
+use std::ops::Range;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Reply, RequestContext, auto_create_topics, ready};
+use crate::protocol::ErrorCode;
+use crate::protocol::record_batch::{LOG_OVERHEAD_BYTES, RECORD_BATCH_HEADER_BYTES};
+use crate::server::shard::{Log, Shard};
+
+struct PartitionPlan {
+    index: i32,
+    /// Where the partition's records sit in the request buffer.
+    records: Option<Range<usize>>,
+}
+
+struct TopicPlan {
+    name: String,
+    partitions: Vec<PartitionPlan>,
+}
+
+/// One partition's result so far.
+struct Outcome {
+    index: i32,
+    error: ErrorCode,
+    message: Option<String>,
+    base_offset: i64,
+    log_start_offset: i64,
+    /// The log and the offset to wait for, when appends succeeded.
+    wait: Option<(Log, i64)>,
+}
+
+impl Outcome {
+    fn failed(index: i32, error: ErrorCode, message: Option<String>) -> Outcome {
+        Outcome {
+            index,
+            error,
+            message,
+            base_offset: -1,
+            log_start_offset: -1,
+            wait: None,
+        }
+    }
+}
+
+pub async fn produce(
+    shard: &Rc<Shard>,
+    context: RequestContext,
+    request: ProduceRequest,
+    frame: Bytes,
+) -> Reply {
+    let acks = request.acks;
+    let timeout = Duration::from_millis(request.timeout_ms.clamp(0, 300_000) as u64);
+    let transactional = request.transactional_id.is_some();
+    let frame_start = frame.as_ptr() as usize;
+    let frame_end = frame_start + frame.len();
+    let plans: Vec<TopicPlan> = request
+        .topic_data
+        .iter()
+        .map(|topic| TopicPlan {
+            name: topic.name.as_str().to_string(),
+            partitions: topic
+                .partition_data
+                .iter()
+                .map(|partition| PartitionPlan {
+                    index: partition.index,
+                    records: partition.records.as_ref().and_then(|records| {
+                        let start = records.as_ptr() as usize;
+                        (!records.is_empty()
+                            && start >= frame_start
+                            && start + records.len() <= frame_end)
+                            .then(|| start - frame_start..start - frame_start + records.len())
+                    }),
+                })
+                .collect(),
+        })
+        .collect();
+    drop(request);
+    let mut pieces = carve(frame, &plans);
+
+    let snapshot = shard.snapshot();
+    let missing: Vec<String> = plans
+        .iter()
+        .filter(|plan| snapshot.topic(&plan.name).is_none())
+        .map(|plan| plan.name.clone())
+        .collect();
+    drop(snapshot);
+    auto_create_topics(shard, missing).await;
+
+    let mut results: Vec<(String, Vec<Outcome>)> = Vec::with_capacity(plans.len());
+    for plan in &plans {
+        let mut outcomes = Vec::with_capacity(plan.partitions.len());
+        for partition in &plan.partitions {
+            let records = pieces.next().expect("one piece per partition");
+            let outcome = if !matches!(acks, -1 | 0 | 1) {
+                Outcome::failed(partition.index, ErrorCode::InvalidRequiredAcks, None)
+            } else if transactional {
+                Outcome::failed(
+                    partition.index,
+                    ErrorCode::TransactionalIdAuthorizationFailed,
+                    Some("transactions are not supported yet".into()),
+                )
+            } else {
+                match shard.log(&plan.name, partition.index) {
+                    Err(lookup) => Outcome::failed(partition.index, ErrorCode::from(&lookup), None),
+                    Ok(log) => append_all(&log, partition.index, records).await,
+                }
+            };
+            outcomes.push(outcome);
+        }
+        results.push((plan.name.clone(), outcomes));
+    }
+
+    if acks == 0 {
+        return ready(Ok(None));
+    }
+    Box::pin(async move {
+        for (_, outcomes) in &mut results {
+            for outcome in outcomes.iter_mut() {
+                let Some((log, end_offset)) = outcome.wait.take() else {
+                    continue;
+                };
+                let wait = async {
+                    if acks == -1 {
+                        log.wait_durable(end_offset).await
+                    } else {
+                        log.wait_written(end_offset).await
+                    }
+                };
+                let waited = futures_lite::future::or(async { Some(wait.await) }, async {
+                    glommio::timer::sleep(timeout).await;
+                    None
+                })
+                .await;
+                match waited {
+                    Some(Ok(())) => {}
+                    Some(Err(error)) => {
+                        outcome.error = ErrorCode::from(&error);
+                        outcome.message = Some(error.to_string());
+                    }
+                    None => outcome.error = ErrorCode::RequestTimedOut,
+                }
+            }
+        }
+        let responses = results
+            .into_iter()
+            .map(|(name, outcomes)| {
+                TopicProduceResponse::default()
+                    .with_name(TopicName(StrBytes::from_string(name)))
+                    .with_partition_responses(
+                        outcomes
+                            .into_iter()
+                            .map(|outcome| {
+                                // log_start_offset from v5, error_message from v8.
+                                let version = context.api_version;
+                                PartitionProduceResponse::default()
+                                    .with_index(outcome.index)
+                                    .with_error_code(outcome.error.code())
+                                    .with_base_offset(outcome.base_offset)
+                                    .with_log_append_time_ms(-1)
+                                    .with_log_start_offset(if version >= 5 {
+                                        outcome.log_start_offset
+                                    } else {
+                                        -1
+                                    })
+                                    .with_error_message(
+                                        outcome
+                                            .message
+                                            .filter(|_| version >= 8)
+                                            .map(StrBytes::from_string),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        context.respond(ResponseKind::Produce(
+            ProduceResponse::default().with_responses(responses),
+        ))
+    })
+}
+
+/// Splits the request buffer into one `BytesMut` per partition (or `None` where a
+/// partition had no usable records), in plan order. Without copying when the buffer is no
+/// longer shared; otherwise each partition's records are copied once.
+fn carve(frame: Bytes, plans: &[TopicPlan]) -> std::vec::IntoIter<Option<BytesMut>> {
+    let ranges: Vec<Option<Range<usize>>> = plans
+        .iter()
+        .flat_map(|plan| plan.partitions.iter().map(|p| p.records.clone()))
+        .collect();
+    let ascending = ranges
+        .iter()
+        .flatten()
+        .try_fold(0usize, |end, range| {
+            (range.start >= end).then_some(range.end)
+        })
+        .is_some();
+    let pieces: Vec<Option<BytesMut>> = match frame.try_into_mut() {
+        Ok(mut rest) if ascending => {
+            let mut consumed = 0;
+            ranges
+                .iter()
+                .map(|range| {
+                    range.as_ref().map(|range| {
+                        rest.advance(range.start - consumed);
+                        consumed = range.end;
+                        rest.split_to(range.len())
+                    })
+                })
+                .collect()
+        }
+        Ok(frame) => copy_pieces(&frame, &ranges),
+        Err(frame) => copy_pieces(&frame, &ranges),
+    };
+    pieces.into_iter()
+}
+
+fn copy_pieces(frame: &[u8], ranges: &[Option<Range<usize>>]) -> Vec<Option<BytesMut>> {
+    ranges
+        .iter()
+        .map(|range| {
+            range
+                .as_ref()
+                .map(|range| BytesMut::from(&frame[range.clone()]))
+        })
+        .collect()
+}
+
+/// Appends every batch in `records` (usually one). A bad batch fails the partition; batches
+/// before it stay appended, as their offsets were already assigned.
+async fn append_all(log: &Log, index: i32, records: Option<BytesMut>) -> Outcome {
+    let Some(mut records) = records else {
+        return Outcome::failed(
+            index,
+            ErrorCode::InvalidRecord,
+            Some("the partition carries no record batch".into()),
+        );
+    };
+    let mut base_offset = -1;
+    let mut end_offset = -1;
+    let mut log_start_offset = -1;
+    while records.has_remaining() {
+        let size = if records.len() >= LOG_OVERHEAD_BYTES {
+            let length = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
+            usize::try_from(length)
+                .ok()
+                .map(|length| length + LOG_OVERHEAD_BYTES)
+                .filter(|&size| size >= RECORD_BATCH_HEADER_BYTES && size <= records.len())
+        } else {
+            None
+        };
+        let Some(size) = size else {
+            return Outcome::failed(
+                index,
+                ErrorCode::CorruptMessage,
+                Some("records end inside a batch".into()),
+            );
+        };
+        let batch = records.split_to(size);
+        match log.append(batch).await {
+            Ok(info) => {
+                if base_offset < 0 {
+                    base_offset = info.base_offset;
+                }
+                end_offset = info.last_offset + 1;
+                log_start_offset = info.log_start_offset;
+            }
+            Err(error) => {
+                return Outcome::failed(index, ErrorCode::from(&error), Some(error.to_string()));
+            }
+        }
+    }
+    Outcome {
+        index,
+        error: ErrorCode::None,
+        message: None,
+        base_offset,
+        log_start_offset,
+        wait: Some((log.clone(), end_offset)),
+    }
+}

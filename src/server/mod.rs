@@ -1,0 +1,304 @@
+//! `spindle serve`: one pinned glommio executor per core, each a Kafka broker of its own.
+//!
+//! Start-up (main thread): raise memlock, load topic metadata, bind every listener (so the
+//! ports are known before any core answers Metadata), then start the cores and wait for
+//! SIGINT/SIGTERM on a signal thread. Each core: prime direct I/O, open the logs it owns,
+//! accept on its own port and on the shared bootstrap port (SO_REUSEPORT spreads bootstrap
+//! connections over the cores), and run its control task. Core 0 also runs the controller.
+//!
+//! Shutdown: every core stops accepting and reading, finishes the requests in flight,
+//! flushes and closes its logs; the process exits 0.
+
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+use crate::cluster::control::{ControlHandle, CoreMessage, CoreReceivers, control_plane};
+use crate::cluster::controller::{load_metadata, run_controller};
+use crate::cluster::metadata::ClusterSnapshot;
+use crate::config::BrokerConfig;
+use crate::runtime::{executor_builder, prepare_executor, raise_memlock_limit};
+
+mod connection;
+pub mod handlers;
+pub mod shard;
+
+use shard::Shard;
+
+/// How long shutdown waits for connections to finish their in-flight requests.
+const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(35);
+
+/// Runs the broker until SIGINT/SIGTERM. `Err` is a one-line reason (exit non-zero).
+pub fn serve(config: BrokerConfig) -> Result<(), String> {
+    let memlock = raise_memlock_limit().map_err(|e| format!("raising RLIMIT_MEMLOCK: {e}"))?;
+    tracing::debug!("RLIMIT_MEMLOCK soft limit {memlock} bytes");
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
+    let cores = config.cores();
+    let snapshot = Arc::new(load_metadata(&config.data_dir, cores as u32)?);
+
+    // Per-core ports first (exclusive), then the shared bootstrap port.
+    let mut core_listeners = Vec::with_capacity(cores);
+    let mut core_ports = Vec::with_capacity(cores);
+    for core in 0..cores {
+        let port = match config.core_port_base {
+            0 => 0,
+            base => base + core as u16,
+        };
+        let address = SocketAddr::new(config.listen.ip(), port);
+        let socket = bind_listener(address, false)
+            .map_err(|e| format!("binding core {core}'s listener on {address}: {e}"))?;
+        core_ports.push(local_port(&socket)?);
+        core_listeners.push(socket.into_raw_fd());
+    }
+    let mut bootstrap_listeners = Vec::with_capacity(cores);
+    let mut bootstrap = config.listen;
+    for _ in 0..cores {
+        let socket = bind_listener(bootstrap, true)
+            .map_err(|e| format!("binding the bootstrap listener on {bootstrap}: {e}"))?;
+        bootstrap.set_port(local_port(&socket)?);
+        bootstrap_listeners.push(socket.into_raw_fd());
+    }
+    let core_ports = Arc::new(core_ports);
+    let ports: Vec<String> = core_ports.iter().map(u16::to_string).collect();
+    // Scripts and tests read this line to learn the ports.
+    println!(
+        "spindle listening on {bootstrap} (cores {cores}, core ports {}, data {})",
+        ports.join(","),
+        config.data_dir.display()
+    );
+
+    block_shutdown_signals()?;
+    let config = Arc::new(config);
+    let (control, receivers) = control_plane(cores);
+    let mut executors = Vec::with_capacity(cores);
+    for (core, receivers) in receivers.into_iter().enumerate() {
+        let cpu = config.pin.then(|| config.cpus[core]);
+        let config = config.clone();
+        let control = control.clone();
+        let snapshot = snapshot.clone();
+        let core_ports = core_ports.clone();
+        let listeners = [core_listeners[core], bootstrap_listeners[core]];
+        let handle = executor_builder(&format!("spindle-core-{core}"), cpu)
+            .spawn(move || async move {
+                run_core(
+                    core as u32,
+                    config,
+                    control,
+                    receivers,
+                    snapshot,
+                    core_ports,
+                    listeners,
+                )
+                .await
+            })
+            .map_err(|e| format!("starting core {core}: {e}"))?;
+        executors.push(handle);
+    }
+    let signal_control = control.clone();
+    std::thread::Builder::new()
+        .name("spindle-signals".into())
+        .spawn(move || wait_for_shutdown_signal(signal_control))
+        .map_err(|e| format!("starting the signal thread: {e}"))?;
+    let mut failure = None;
+    for (core, handle) in executors.into_iter().enumerate() {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => failure = Some(format!("core {core}: {reason}")),
+            Err(e) => failure = Some(format!("core {core} stopped: {e}")),
+        }
+        // One core failing stops the others.
+        if failure.is_some() {
+            control.shutdown_all();
+        }
+    }
+    match failure {
+        Some(reason) => Err(reason),
+        None => {
+            tracing::info!("shut down cleanly");
+            Ok(())
+        }
+    }
+}
+
+fn bind_listener(address: SocketAddr, reuse_port: bool) -> std::io::Result<Socket> {
+    let domain = if address.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let socket = Socket::new(domain, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&address.into())?;
+    socket.listen(1024)?;
+    Ok(socket)
+}
+
+fn local_port(socket: &Socket) -> Result<u16, String> {
+    socket
+        .local_addr()
+        .ok()
+        .and_then(|address| address.as_socket())
+        .map(|address| address.port())
+        .ok_or_else(|| "reading a listener's port".to_string())
+}
+
+/// Blocks SIGINT and SIGTERM in this thread and every thread it starts later, so only the
+/// signal thread receives them (with `sigwait`).
+fn block_shutdown_signals() -> Result<(), String> {
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        match libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) {
+            0 => Ok(()),
+            error => Err(format!("blocking signals: error {error}")),
+        }
+    }
+}
+
+fn wait_for_shutdown_signal(control: ControlHandle) {
+    // SAFETY: as above; sigwait only reads the set and writes the signal number.
+    let signal = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        let mut signal = 0;
+        libc::sigwait(&set, &mut signal);
+        signal
+    };
+    tracing::info!("signal {signal}: shutting down");
+    control.shutdown_all();
+}
+
+async fn run_core(
+    core: u32,
+    config: Arc<BrokerConfig>,
+    control: ControlHandle,
+    receivers: CoreReceivers,
+    snapshot: Arc<ClusterSnapshot>,
+    core_ports: Arc<Vec<u16>>,
+    listeners: [RawFd; 2],
+) -> Result<(), String> {
+    prepare_executor(&config.data_dir)
+        .await
+        .map_err(|e| format!("preparing direct I/O in {}: {e}", config.data_dir.display()))?;
+    let shard = Rc::new(Shard::new(
+        core,
+        config.clone(),
+        control.clone(),
+        core_ports,
+        snapshot.clone(),
+    ));
+    shard.apply_snapshot(snapshot.clone()).await;
+    if let Some(inbox) = receivers.controller_inbox {
+        glommio::spawn_local(run_controller(
+            inbox,
+            control.clone(),
+            config.data_dir.clone(),
+            snapshot,
+            config.default_partitions,
+        ))
+        .detach();
+    }
+    let control_task = {
+        let shard = shard.clone();
+        let inbox = receivers.inbox;
+        glommio::spawn_local(async move {
+            while let Ok(message) = inbox.recv().await {
+                match message {
+                    CoreMessage::Apply { snapshot, ack } => {
+                        shard.apply_snapshot(snapshot).await;
+                        let _ = ack.send(()).await;
+                    }
+                    CoreMessage::Shutdown => {
+                        shard.begin_shutdown();
+                    }
+                }
+            }
+        })
+    };
+    {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                let tick = futures_lite::future::or(
+                    async {
+                        glommio::timer::sleep(shard.config.retention_check_interval).await;
+                        true
+                    },
+                    async {
+                        shard.shutdown_started().await;
+                        false
+                    },
+                );
+                if !tick.await {
+                    break;
+                }
+                shard.housekeeping(now_ms()).await;
+            }
+        })
+        .detach();
+    }
+    let mut accept_tasks = Vec::new();
+    for fd in listeners {
+        // SAFETY: `fd` is a bound, listening socket this core alone owns from here on.
+        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
+        let shard = shard.clone();
+        accept_tasks.push(glommio::spawn_local(accept_loop(shard, listener)));
+    }
+    tracing::info!(core, "serving");
+    shard.shutdown_started().await;
+    for task in accept_tasks {
+        task.await;
+    }
+    let started = std::time::Instant::now();
+    while shard.connections.get() > 0 && started.elapsed() < SHUTDOWN_DRAIN_MAX {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    shard.close_all().await;
+    drop(control_task);
+    tracing::info!(core, "stopped");
+    Ok(())
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            shard.shutdown_started().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => return,
+            Some(Ok(stream)) => {
+                let peer = stream
+                    .peer_addr()
+                    .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                glommio::spawn_local(connection::serve_connection(shard.clone(), stream, peer))
+                    .detach();
+            }
+            Some(Err(e)) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(core = shard.core, "accept failed: {e}");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -85,7 +85,10 @@ pub fn describe_configs(
                             resource
                                 .configuration_keys
                                 .as_ref()
-                                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+                                .is_none_or(|keys| {
+                                    // Null or empty asks for every config.
+                                    keys.is_empty() || keys.iter().any(|k| k.as_str() == key)
+                                })
                         })
                         .map(|(key, value, source)| {
                             // config_type exists from v3.

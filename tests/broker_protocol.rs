@@ -1,0 +1,438 @@
+//! The broker at the wire level, with requests real clients rarely send: every served
+//! version of every API answers with a response that decodes at that version; bad frames
+//! close only their own connection; a bad partition gets its own error while the rest of
+//! the request succeeds; the wrong core answers NOT_LEADER_OR_FOLLOWER; a long-poll fetch is
+//! woken by an append.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Broker, RawClient, temp_dir};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use spindle::protocol::api::SUPPORTED_APIS;
+use spindle::protocol::record_batch::build_batch;
+
+fn name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_string()))
+}
+
+fn create_topic(client: &mut RawClient, topic: &str, partitions: i32) {
+    let response: CreateTopicsResponse = client.call(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1),
+        ]),
+    );
+    assert_eq!(response.topics[0].error_code, 0, "{:?}", response.topics[0]);
+}
+
+fn metadata(client: &mut RawClient, topic: &str) -> MetadataResponse {
+    client.call(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))]))
+            .with_allow_auto_topic_creation(false),
+    )
+}
+
+/// The core owning `partition` of `topic`, from Metadata.
+fn leader(client: &mut RawClient, topic: &str, partition: i32) -> usize {
+    let response = metadata(client, topic);
+    response.topics[0].partitions[partition as usize].leader_id.0 as usize
+}
+
+fn produce_request(topic: &str, partitions: Vec<(i32, Bytes)>, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default().with_name(name(topic)).with_partition_data(
+                partitions
+                    .into_iter()
+                    .map(|(index, records)| {
+                        PartitionProduceData::default()
+                            .with_index(index)
+                            .with_records(Some(records))
+                    })
+                    .collect(),
+            ),
+        ])
+}
+
+fn batch(values: &[&str]) -> Bytes {
+    let records: Vec<(Option<&[u8]>, &[u8])> =
+        values.iter().map(|v| (None, v.as_bytes())).collect();
+    Bytes::from(build_batch(1_700_000_000_000, &records))
+}
+
+fn fetch_request(topic: &str, topic_id: uuid::Uuid, partition: i32, offset: i64) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(name(topic))
+                .with_topic_id(topic_id)
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ])
+}
+
+#[test]
+fn every_served_version_of_every_api_answers() {
+    let dir = temp_dir("versions");
+    let broker = Broker::start(dir.path(), &[]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    create_topic(&mut admin, "versions", 2);
+    let topic_id = metadata(&mut admin, "versions").topics[0].topic_id;
+    let owner = leader(&mut admin, "versions", 0);
+    let mut client = RawClient::connect(&broker.core_address(owner));
+    let mut served = 0;
+    for &(api_key, min, max) in SUPPORTED_APIS {
+        for version in min..=max {
+            let context = format!("{api_key:?} v{version}");
+            match api_key {
+                ApiKey::ApiVersions => {
+                    let response: ApiVersionsResponse = client.call(
+                        api_key,
+                        version,
+                        &ApiVersionsRequest::default()
+                            .with_client_software_name(StrBytes::from_static_str("t"))
+                            .with_client_software_version(StrBytes::from_static_str("1")),
+                    );
+                    assert_eq!(response.error_code, 0, "{context}");
+                    assert_eq!(response.api_keys.len(), SUPPORTED_APIS.len(), "{context}");
+                }
+                ApiKey::Metadata => {
+                    let topics =
+                        Some(vec![MetadataRequestTopic::default().with_name(Some(name("versions")))]);
+                    let response: MetadataResponse =
+                        client.call(api_key, version, &MetadataRequest::default().with_topics(topics));
+                    assert_eq!(response.brokers.len(), 2, "{context}");
+                    assert_eq!(response.topics[0].error_code, 0, "{context}");
+                    assert_eq!(response.topics[0].partitions.len(), 2, "{context}");
+                    if version >= 10 {
+                        assert_eq!(response.topics[0].topic_id, topic_id, "{context}");
+                    }
+                }
+                ApiKey::Produce => {
+                    let response: ProduceResponse = client.call(
+                        api_key,
+                        version,
+                        &produce_request("versions", vec![(0, batch(&[&context]))], -1),
+                    );
+                    let partition = &response.responses[0].partition_responses[0];
+                    assert_eq!(partition.error_code, 0, "{context}");
+                    assert!(partition.base_offset >= 0, "{context}");
+                }
+                ApiKey::Fetch => {
+                    let mut request = fetch_request("versions", topic_id, 0, 0);
+                    if version < 13 {
+                        request.topics[0].topic_id = uuid::Uuid::nil();
+                    } else {
+                        request.topics[0].topic = TopicName::default();
+                    }
+                    let response: FetchResponse = client.call(api_key, version, &request);
+                    let partition = &response.responses[0].partitions[0];
+                    assert_eq!(partition.error_code, 0, "{context}");
+                    assert!(partition.high_watermark > 0, "{context}");
+                    assert!(!partition.records.as_ref().unwrap().is_empty(), "{context}");
+                }
+                ApiKey::ListOffsets => {
+                    let response: ListOffsetsResponse = client.call(
+                        api_key,
+                        version,
+                        &ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+                            ListOffsetsTopic::default().with_name(name("versions")).with_partitions(
+                                vec![ListOffsetsPartition::default()
+                                    .with_partition_index(0)
+                                    .with_timestamp(-1)],
+                            ),
+                        ]),
+                    );
+                    let partition = &response.topics[0].partitions[0];
+                    assert_eq!(partition.error_code, 0, "{context}");
+                    assert!(partition.offset > 0, "{context}");
+                }
+                ApiKey::CreateTopics => {
+                    // One topic for DeleteTopics, one for CreatePartitions, per version.
+                    let topics = [format!("created-v{version}"), format!("grow-v{version}")];
+                    let response: CreateTopicsResponse = client.call(
+                        api_key,
+                        version,
+                        &CreateTopicsRequest::default().with_timeout_ms(5000).with_topics(
+                            topics
+                                .iter()
+                                .map(|topic| {
+                                    CreatableTopic::default()
+                                        .with_name(name(topic))
+                                        .with_num_partitions(3)
+                                        .with_replication_factor(1)
+                                })
+                                .collect(),
+                        ),
+                    );
+                    for topic in &response.topics {
+                        assert_eq!(topic.error_code, 0, "{context}");
+                        if version >= 5 {
+                            assert_eq!(topic.num_partitions, 3, "{context}");
+                        }
+                    }
+                }
+                ApiKey::CreatePartitions => {
+                    let topic = format!("grow-v{}", 2 + version);
+                    let response: CreatePartitionsResponse = client.call(
+                        api_key,
+                        version,
+                        &CreatePartitionsRequest::default().with_timeout_ms(5000).with_topics(vec![
+                            CreatePartitionsTopic::default().with_name(name(&topic)).with_count(4),
+                        ]),
+                    );
+                    assert_eq!(response.results[0].error_code, 0, "{context}");
+                }
+                ApiKey::DeleteTopics => {
+                    let topic = format!("created-v{}", 1 + version);
+                    let request = if version >= 6 {
+                        DeleteTopicsRequest::default()
+                            .with_topics(vec![DeleteTopicState::default().with_name(Some(name(&topic)))])
+                    } else {
+                        DeleteTopicsRequest::default().with_topic_names(vec![name(&topic)])
+                    };
+                    let response: DeleteTopicsResponse =
+                        client.call(api_key, version, &request.with_timeout_ms(5000));
+                    assert_eq!(response.responses[0].error_code, 0, "{context}");
+                }
+                ApiKey::DescribeConfigs => {
+                    let response: DescribeConfigsResponse = client.call(
+                        api_key,
+                        version,
+                        &DescribeConfigsRequest::default().with_resources(vec![
+                            DescribeConfigsResource::default()
+                                .with_resource_type(2)
+                                .with_resource_name(StrBytes::from_static_str("versions")),
+                            DescribeConfigsResource::default()
+                                .with_resource_type(4)
+                                .with_resource_name(StrBytes::from_static_str("0")),
+                        ]),
+                    );
+                    assert_eq!(response.results[0].error_code, 0, "{context}");
+                    assert!(
+                        response.results[0]
+                            .configs
+                            .iter()
+                            .any(|c| c.name.as_str() == "retention.ms"),
+                        "{context}"
+                    );
+                    assert_eq!(response.results[1].error_code, 0, "{context}");
+                }
+                ApiKey::DescribeCluster => {
+                    let response: DescribeClusterResponse =
+                        client.call(api_key, version, &DescribeClusterRequest::default());
+                    assert_eq!(response.brokers.len(), 2, "{context}");
+                }
+                other => panic!("no check written for {other:?}"),
+            }
+            served += 1;
+        }
+    }
+    assert!(served > 60, "only {served} versions checked");
+}
+
+#[test]
+fn unsupported_versions_and_apis_get_unsupported_version() {
+    let dir = temp_dir("unsupported");
+    let broker = Broker::start(dir.path(), &[]);
+    let mut client = RawClient::connect(&broker.bootstrap);
+    // ApiVersions at a version from the future: Kafka's v0 fallback, then the client retries.
+    let correlation_id =
+        client.send_claiming(ApiKey::ApiVersions, 3, 9, &ApiVersionsRequest::default());
+    let response: ApiVersionsResponse = client.receive(ApiKey::ApiVersions, 0, correlation_id);
+    assert_eq!(response.error_code, 35);
+    assert!(
+        response
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::Produce as i16 && k.max_version == 12)
+    );
+    // An API Spindle does not serve (JoinGroup, for now): error 35, connection stays open.
+    let correlation_id = client.send(ApiKey::JoinGroup, 5, &JoinGroupRequest::default());
+    let mut frame = client.receive_frame().expect("an answer");
+    use bytes::Buf;
+    assert_eq!(frame.get_i32(), correlation_id);
+    assert_eq!(frame.get_i16(), 35);
+    let response: ApiVersionsResponse =
+        client.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(response.error_code, 0);
+}
+
+#[test]
+fn malformed_frames_close_only_their_connection() {
+    let dir = temp_dir("malformed");
+    let broker = Broker::start(dir.path(), &["--max-request-bytes", "65536"]);
+    use std::io::Write;
+    // A body that does not decode as the Metadata request it claims to be.
+    let mut bad = RawClient::connect(&broker.bootstrap);
+    let garbage = [0u8, 0, 0, 12, 0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0x7f];
+    bad.stream.write_all(&garbage).unwrap();
+    assert!(bad.is_closed_within(Duration::from_secs(10)));
+    // A frame over --max-request-bytes.
+    let mut big = RawClient::connect(&broker.bootstrap);
+    big.stream.write_all(&(1i32 << 20).to_be_bytes()).unwrap();
+    assert!(big.is_closed_within(Duration::from_secs(10)));
+    // A negative size.
+    let mut negative = RawClient::connect(&broker.bootstrap);
+    negative.stream.write_all(&(-5i32).to_be_bytes()).unwrap();
+    assert!(negative.is_closed_within(Duration::from_secs(10)));
+    // Everyone else is served.
+    let mut good = RawClient::connect(&broker.bootstrap);
+    let response: ApiVersionsResponse =
+        good.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(response.error_code, 0);
+}
+
+#[test]
+fn bad_partitions_get_their_own_errors_and_the_rest_succeeds() {
+    let dir = temp_dir("partition-errors");
+    let broker = Broker::start(dir.path(), &["--auto-create-topics", "false"]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    create_topic(&mut admin, "mixed", 2);
+    let owner = leader(&mut admin, "mixed", 0);
+    let other = 1 - owner;
+    assert_eq!(leader(&mut admin, "mixed", 1), other, "placement spreads partitions");
+    let mut client = RawClient::connect(&broker.core_address(owner));
+    let mut corrupt = batch(&["corrupt"]).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![
+            TopicProduceData::default().with_name(name("mixed")).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(batch(&["good"]))),
+                PartitionProduceData::default().with_index(1).with_records(Some(batch(&["elsewhere"]))),
+                PartitionProduceData::default().with_index(7).with_records(Some(batch(&["no such"]))),
+            ]),
+            TopicProduceData::default().with_name(name("absent")).with_partition_data(vec![
+                PartitionProduceData::default().with_index(0).with_records(Some(batch(&["x"]))),
+            ]),
+        ]);
+    let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
+    let mixed = &response.responses[0].partition_responses;
+    assert_eq!((mixed[0].error_code, mixed[0].base_offset), (0, 0));
+    assert_eq!(mixed[1].error_code, 6, "NOT_LEADER_OR_FOLLOWER from the wrong core");
+    assert_eq!(mixed[2].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert_eq!(response.responses[1].partition_responses[0].error_code, 3);
+    // A corrupt batch next to a good one in the same request.
+    let response: ProduceResponse = client.call(
+        ApiKey::Produce,
+        9,
+        &produce_request("mixed", vec![(0, Bytes::from(corrupt)), (0, batch(&["after"]))], 1),
+    );
+    let partitions = &response.responses[0].partition_responses;
+    assert_eq!(partitions[0].error_code, 2, "CORRUPT_MESSAGE");
+    assert_eq!((partitions[1].error_code, partitions[1].base_offset), (0, 1));
+    // Acks outside -1/0/1.
+    let response: ProduceResponse = client.call(
+        ApiKey::Produce,
+        9,
+        &produce_request("mixed", vec![(0, batch(&["acks"]))], 2),
+    );
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 21);
+    // Fetch: out of range, wrong core, and the data that is there.
+    let response: FetchResponse =
+        client.call(ApiKey::Fetch, 11, &fetch_request("mixed", uuid::Uuid::nil(), 0, 99));
+    assert_eq!(response.responses[0].partitions[0].error_code, 1, "OFFSET_OUT_OF_RANGE");
+    let response: FetchResponse =
+        client.call(ApiKey::Fetch, 11, &fetch_request("mixed", uuid::Uuid::nil(), 1, 0));
+    assert_eq!(response.responses[0].partitions[0].error_code, 6);
+    let response: FetchResponse =
+        client.call(ApiKey::Fetch, 11, &fetch_request("mixed", uuid::Uuid::nil(), 0, 0));
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!((partition.error_code, partition.high_watermark), (0, 2));
+    // Metadata for a missing topic without auto-creation.
+    let response = metadata(&mut client, "absent");
+    assert_eq!(response.topics[0].error_code, 3);
+}
+
+#[test]
+fn long_poll_fetch_is_woken_by_an_append() {
+    let dir = temp_dir("long-poll");
+    let broker = Broker::start(dir.path(), &[]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    create_topic(&mut admin, "poll", 1);
+    let owner = leader(&mut admin, "poll", 0);
+    let mut consumer = RawClient::connect(&broker.core_address(owner));
+    let mut producer = RawClient::connect(&broker.core_address(owner));
+    let request = fetch_request("poll", uuid::Uuid::nil(), 0, 0).with_max_wait_ms(20_000);
+    let started = Instant::now();
+    let correlation_id = consumer.send(ApiKey::Fetch, 11, &request);
+    std::thread::sleep(Duration::from_millis(300));
+    let response: ProduceResponse =
+        producer.call(ApiKey::Produce, 9, &produce_request("poll", vec![(0, batch(&["wake"]))], 1));
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    let response: FetchResponse = consumer.receive(ApiKey::Fetch, 11, correlation_id);
+    let waited = started.elapsed();
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    assert!(!partition.records.as_ref().unwrap().is_empty(), "woken with the new batch");
+    // Woken by the append, not by the 20 s timeout.
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    // An empty fetch waits for its max_wait_ms and answers with no records.
+    let started = Instant::now();
+    let response: FetchResponse = consumer.call(
+        ApiKey::Fetch,
+        11,
+        &fetch_request("poll", uuid::Uuid::nil(), 0, 1).with_max_wait_ms(300),
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(response.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
+}
+
+#[test]
+fn sigterm_finishes_and_exits_zero_and_topics_survive() {
+    let dir = temp_dir("sigterm");
+    let broker = Broker::start(dir.path(), &[]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    create_topic(&mut admin, "kept", 3);
+    let topic_id = metadata(&mut admin, "kept").topics[0].topic_id;
+    let owner = leader(&mut admin, "kept", 2);
+    let mut client = RawClient::connect(&broker.core_address(owner));
+    let response: ProduceResponse =
+        client.call(ApiKey::Produce, 9, &produce_request("kept", vec![(2, batch(&["a", "b"]))], 1));
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    let status = broker.stop();
+    assert!(status.success(), "exit status {status:?}");
+    let broker = Broker::start(dir.path(), &[]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    let response = metadata(&mut admin, "kept");
+    assert_eq!(response.topics[0].topic_id, topic_id);
+    assert_eq!(response.topics[0].partitions.len(), 3);
+    let owner = response.topics[0].partitions[2].leader_id.0 as usize;
+    let mut client = RawClient::connect(&broker.core_address(owner));
+    let response: FetchResponse =
+        client.call(ApiKey::Fetch, 11, &fetch_request("kept", uuid::Uuid::nil(), 2, 0));
+    assert_eq!(response.responses[0].partitions[0].high_watermark, 2);
+}

@@ -1,0 +1,214 @@
+//! Shared by the end-to-end tests: start the real `spindle` binary on ephemeral ports of
+//! 127.0.0.1, and a small blocking Kafka client on the `kafka-protocol` codec for requests
+//! that real clients never send (bad frames, wrong cores, every version).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+/// A broker process. Killed (SIGKILL) when dropped.
+pub struct Broker {
+    child: Option<Child>,
+    pub bootstrap: String,
+    pub core_ports: Vec<u16>,
+    pub data_dir: PathBuf,
+}
+
+impl Broker {
+    /// Starts `spindle serve` with two unpinned cores on ephemeral ports.
+    pub fn start(data_dir: &Path, extra_args: &[&str]) -> Broker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--cores", "2", "--no-pin"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra_args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or("warn".into()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start spindle");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the listening line");
+        // "spindle listening on 127.0.0.1:PORT (cores 2, core ports A,B, data D)"
+        let bootstrap = line
+            .split_whitespace()
+            .nth(3)
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        let core_ports = line
+            .split("core ports ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').take(2).map(|p| p.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()).collect())
+            .unwrap_or_else(|| panic!("no core ports in {line:?}"));
+        Broker {
+            child: Some(child),
+            bootstrap,
+            core_ports,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    pub fn core_address(&self, core: usize) -> String {
+        format!("127.0.0.1:{}", self.core_ports[core])
+    }
+
+    /// SIGTERM, then waits for the exit status (at most 60 s).
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        wait_with_timeout(&mut child, Duration::from_secs(60))
+    }
+
+    /// SIGKILL: a crash at an arbitrary moment.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().expect("try_wait").is_none())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("broker did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A blocking Kafka connection speaking through the codec.
+pub struct RawClient {
+    pub stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl RawClient {
+    pub fn connect(address: &str) -> RawClient {
+        let stream = TcpStream::connect(address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        RawClient {
+            stream,
+            correlation_id: 0,
+        }
+    }
+
+    /// Sends one request; returns its correlation id.
+    pub fn send<R: Encodable>(&mut self, api_key: ApiKey, version: i16, body: &R) -> i32 {
+        self.send_claiming(api_key, version, version, body)
+    }
+
+    /// Sends `body` encoded at `version` but with `claimed_version` in the header (a request
+    /// from a client newer than the codec).
+    pub fn send_claiming<R: Encodable>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        claimed_version: i16,
+        body: &R,
+    ) -> i32 {
+        self.correlation_id += 1;
+        let mut frame = BytesMut::new();
+        frame.put_i32(0);
+        RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("spindle-test")))
+            .encode(&mut frame, api_key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut frame, version)
+            .unwrap_or_else(|e| panic!("encode {api_key:?} v{version}: {e}"));
+        let size = (frame.len() - 4) as i32;
+        frame[..4].copy_from_slice(&size.to_be_bytes());
+        frame[6..8].copy_from_slice(&claimed_version.to_be_bytes());
+        self.stream.write_all(&frame).expect("send");
+        self.correlation_id
+    }
+
+    /// Reads one response frame body; `None` if the broker closed the connection.
+    pub fn receive_frame(&mut self) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        if self.stream.read_exact(&mut size).is_err() {
+            return None;
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Bytes::from(body))
+    }
+
+    /// Reads and decodes the response to `correlation_id`.
+    pub fn receive<T: Decodable>(&mut self, api_key: ApiKey, version: i16, correlation_id: i32) -> T {
+        let mut frame = self
+            .receive_frame()
+            .unwrap_or_else(|| panic!("{api_key:?} v{version}: connection closed"));
+        let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))
+            .unwrap();
+        assert_eq!(header.correlation_id, correlation_id);
+        let body = T::decode(&mut frame, version)
+            .unwrap_or_else(|e| panic!("decode {api_key:?} v{version} response: {e}"));
+        assert_eq!(frame.remaining(), 0, "{api_key:?} v{version}: bytes after the body");
+        body
+    }
+
+    pub fn call<R: Encodable, T: Decodable>(&mut self, api_key: ApiKey, version: i16, body: &R) -> T {
+        let correlation_id = self.send(api_key, version, body);
+        self.receive(api_key, version, correlation_id)
+    }
+
+    /// Whether the broker has closed this connection (reads EOF or a reset within
+    /// `timeout`); `false` if it is still open when the time is up.
+    pub fn is_closed_within(&mut self, timeout: Duration) -> bool {
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
+    }
+}
+
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("spindle-{name}-"))
+        .tempdir_in(std::env::temp_dir())
+        .expect("temp dir")
+}

@@ -46,7 +46,9 @@ fn metadata(client: &mut RawClient, topic: &str) -> MetadataResponse {
         ApiKey::Metadata,
         12,
         &MetadataRequest::default()
-            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name(topic)))]))
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name(topic))),
+            ]))
             .with_allow_auto_topic_creation(false),
     )
 }
@@ -54,7 +56,9 @@ fn metadata(client: &mut RawClient, topic: &str) -> MetadataResponse {
 /// The core owning `partition` of `topic`, from Metadata.
 fn leader(client: &mut RawClient, topic: &str, partition: i32) -> usize {
     let response = metadata(client, topic);
-    response.topics[0].partitions[partition as usize].leader_id.0 as usize
+    response.topics[0].partitions[partition as usize]
+        .leader_id
+        .0 as usize
 }
 
 fn produce_request(topic: &str, partitions: Vec<(i32, Bytes)>, acks: i16) -> ProduceRequest {
@@ -62,16 +66,18 @@ fn produce_request(topic: &str, partitions: Vec<(i32, Bytes)>, acks: i16) -> Pro
         .with_acks(acks)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![
-            TopicProduceData::default().with_name(name(topic)).with_partition_data(
-                partitions
-                    .into_iter()
-                    .map(|(index, records)| {
-                        PartitionProduceData::default()
-                            .with_index(index)
-                            .with_records(Some(records))
-                    })
-                    .collect(),
-            ),
+            TopicProduceData::default()
+                .with_name(name(topic))
+                .with_partition_data(
+                    partitions
+                        .into_iter()
+                        .map(|(index, records)| {
+                            PartitionProduceData::default()
+                                .with_index(index)
+                                .with_records(Some(records))
+                        })
+                        .collect(),
+                ),
         ])
 }
 
@@ -127,10 +133,14 @@ fn every_served_version_of_every_api_answers() {
                     assert_eq!(response.api_keys.len(), SUPPORTED_APIS.len(), "{context}");
                 }
                 ApiKey::Metadata => {
-                    let topics =
-                        Some(vec![MetadataRequestTopic::default().with_name(Some(name("versions")))]);
-                    let response: MetadataResponse =
-                        client.call(api_key, version, &MetadataRequest::default().with_topics(topics));
+                    let topics = Some(vec![
+                        MetadataRequestTopic::default().with_name(Some(name("versions"))),
+                    ]);
+                    let response: MetadataResponse = client.call(
+                        api_key,
+                        version,
+                        &MetadataRequest::default().with_topics(topics),
+                    );
                     assert_eq!(response.brokers.len(), 2, "{context}");
                     assert_eq!(response.topics[0].error_code, 0, "{context}");
                     assert_eq!(response.topics[0].partitions.len(), 2, "{context}");
@@ -165,13 +175,17 @@ fn every_served_version_of_every_api_answers() {
                     let response: ListOffsetsResponse = client.call(
                         api_key,
                         version,
-                        &ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
-                            ListOffsetsTopic::default().with_name(name("versions")).with_partitions(
-                                vec![ListOffsetsPartition::default()
-                                    .with_partition_index(0)
-                                    .with_timestamp(-1)],
-                            ),
-                        ]),
+                        &ListOffsetsRequest::default()
+                            .with_replica_id(BrokerId(-1))
+                            .with_topics(vec![
+                                ListOffsetsTopic::default()
+                                    .with_name(name("versions"))
+                                    .with_partitions(vec![
+                                        ListOffsetsPartition::default()
+                                            .with_partition_index(0)
+                                            .with_timestamp(-1),
+                                    ]),
+                            ]),
                     );
                     let partition = &response.topics[0].partitions[0];
                     assert_eq!(partition.error_code, 0, "{context}");
@@ -183,17 +197,19 @@ fn every_served_version_of_every_api_answers() {
                     let response: CreateTopicsResponse = client.call(
                         api_key,
                         version,
-                        &CreateTopicsRequest::default().with_timeout_ms(5000).with_topics(
-                            topics
-                                .iter()
-                                .map(|topic| {
-                                    CreatableTopic::default()
-                                        .with_name(name(topic))
-                                        .with_num_partitions(3)
-                                        .with_replication_factor(1)
-                                })
-                                .collect(),
-                        ),
+                        &CreateTopicsRequest::default()
+                            .with_timeout_ms(5000)
+                            .with_topics(
+                                topics
+                                    .iter()
+                                    .map(|topic| {
+                                        CreatableTopic::default()
+                                            .with_name(name(topic))
+                                            .with_num_partitions(3)
+                                            .with_replication_factor(1)
+                                    })
+                                    .collect(),
+                            ),
                     );
                     for topic in &response.topics {
                         assert_eq!(topic.error_code, 0, "{context}");
@@ -207,17 +223,22 @@ fn every_served_version_of_every_api_answers() {
                     let response: CreatePartitionsResponse = client.call(
                         api_key,
                         version,
-                        &CreatePartitionsRequest::default().with_timeout_ms(5000).with_topics(vec![
-                            CreatePartitionsTopic::default().with_name(name(&topic)).with_count(4),
-                        ]),
+                        &CreatePartitionsRequest::default()
+                            .with_timeout_ms(5000)
+                            .with_topics(vec![
+                                CreatePartitionsTopic::default()
+                                    .with_name(name(&topic))
+                                    .with_count(4),
+                            ]),
                     );
                     assert_eq!(response.results[0].error_code, 0, "{context}");
                 }
                 ApiKey::DeleteTopics => {
                     let topic = format!("created-v{}", 1 + version);
                     let request = if version >= 6 {
-                        DeleteTopicsRequest::default()
-                            .with_topics(vec![DeleteTopicState::default().with_name(Some(name(&topic)))])
+                        DeleteTopicsRequest::default().with_topics(vec![
+                            DeleteTopicState::default().with_name(Some(name(&topic))),
+                        ])
                     } else {
                         DeleteTopicsRequest::default().with_topic_names(vec![name(&topic)])
                     };
@@ -295,7 +316,9 @@ fn malformed_frames_close_only_their_connection() {
     use std::io::Write;
     // A body that does not decode as the Metadata request it claims to be.
     let mut bad = RawClient::connect(&broker.bootstrap);
-    let garbage = [0u8, 0, 0, 12, 0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0x7f];
+    let garbage = [
+        0u8, 0, 0, 12, 0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0x7f,
+    ];
     bad.stream.write_all(&garbage).unwrap();
     assert!(bad.is_closed_within(Duration::from_secs(10)));
     // A frame over --max-request-bytes.
@@ -321,7 +344,11 @@ fn bad_partitions_get_their_own_errors_and_the_rest_succeeds() {
     create_topic(&mut admin, "mixed", 2);
     let owner = leader(&mut admin, "mixed", 0);
     let other = 1 - owner;
-    assert_eq!(leader(&mut admin, "mixed", 1), other, "placement spreads partitions");
+    assert_eq!(
+        leader(&mut admin, "mixed", 1),
+        other,
+        "placement spreads partitions"
+    );
     let mut client = RawClient::connect(&broker.core_address(owner));
     let mut corrupt = batch(&["corrupt"]).to_vec();
     let last = corrupt.len() - 1;
@@ -330,30 +357,52 @@ fn bad_partitions_get_their_own_errors_and_the_rest_succeeds() {
         .with_acks(1)
         .with_timeout_ms(10_000)
         .with_topic_data(vec![
-            TopicProduceData::default().with_name(name("mixed")).with_partition_data(vec![
-                PartitionProduceData::default().with_index(0).with_records(Some(batch(&["good"]))),
-                PartitionProduceData::default().with_index(1).with_records(Some(batch(&["elsewhere"]))),
-                PartitionProduceData::default().with_index(7).with_records(Some(batch(&["no such"]))),
-            ]),
-            TopicProduceData::default().with_name(name("absent")).with_partition_data(vec![
-                PartitionProduceData::default().with_index(0).with_records(Some(batch(&["x"]))),
-            ]),
+            TopicProduceData::default()
+                .with_name(name("mixed"))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch(&["good"]))),
+                    PartitionProduceData::default()
+                        .with_index(1)
+                        .with_records(Some(batch(&["elsewhere"]))),
+                    PartitionProduceData::default()
+                        .with_index(7)
+                        .with_records(Some(batch(&["no such"]))),
+                ]),
+            TopicProduceData::default()
+                .with_name(name("absent"))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch(&["x"]))),
+                ]),
         ]);
     let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
     let mixed = &response.responses[0].partition_responses;
     assert_eq!((mixed[0].error_code, mixed[0].base_offset), (0, 0));
-    assert_eq!(mixed[1].error_code, 6, "NOT_LEADER_OR_FOLLOWER from the wrong core");
+    assert_eq!(
+        mixed[1].error_code, 6,
+        "NOT_LEADER_OR_FOLLOWER from the wrong core"
+    );
     assert_eq!(mixed[2].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
     assert_eq!(response.responses[1].partition_responses[0].error_code, 3);
     // A corrupt batch next to a good one in the same request.
     let response: ProduceResponse = client.call(
         ApiKey::Produce,
         9,
-        &produce_request("mixed", vec![(0, Bytes::from(corrupt)), (0, batch(&["after"]))], 1),
+        &produce_request(
+            "mixed",
+            vec![(0, Bytes::from(corrupt)), (0, batch(&["after"]))],
+            1,
+        ),
     );
     let partitions = &response.responses[0].partition_responses;
     assert_eq!(partitions[0].error_code, 2, "CORRUPT_MESSAGE");
-    assert_eq!((partitions[1].error_code, partitions[1].base_offset), (0, 1));
+    assert_eq!(
+        (partitions[1].error_code, partitions[1].base_offset),
+        (0, 1)
+    );
     // Acks outside -1/0/1.
     let response: ProduceResponse = client.call(
         ApiKey::Produce,
@@ -362,14 +411,26 @@ fn bad_partitions_get_their_own_errors_and_the_rest_succeeds() {
     );
     assert_eq!(response.responses[0].partition_responses[0].error_code, 21);
     // Fetch: out of range, wrong core, and the data that is there.
-    let response: FetchResponse =
-        client.call(ApiKey::Fetch, 11, &fetch_request("mixed", uuid::Uuid::nil(), 0, 99));
-    assert_eq!(response.responses[0].partitions[0].error_code, 1, "OFFSET_OUT_OF_RANGE");
-    let response: FetchResponse =
-        client.call(ApiKey::Fetch, 11, &fetch_request("mixed", uuid::Uuid::nil(), 1, 0));
+    let response: FetchResponse = client.call(
+        ApiKey::Fetch,
+        11,
+        &fetch_request("mixed", uuid::Uuid::nil(), 0, 99),
+    );
+    assert_eq!(
+        response.responses[0].partitions[0].error_code, 1,
+        "OFFSET_OUT_OF_RANGE"
+    );
+    let response: FetchResponse = client.call(
+        ApiKey::Fetch,
+        11,
+        &fetch_request("mixed", uuid::Uuid::nil(), 1, 0),
+    );
     assert_eq!(response.responses[0].partitions[0].error_code, 6);
-    let response: FetchResponse =
-        client.call(ApiKey::Fetch, 11, &fetch_request("mixed", uuid::Uuid::nil(), 0, 0));
+    let response: FetchResponse = client.call(
+        ApiKey::Fetch,
+        11,
+        &fetch_request("mixed", uuid::Uuid::nil(), 0, 0),
+    );
     let partition = &response.responses[0].partitions[0];
     assert_eq!((partition.error_code, partition.high_watermark), (0, 2));
     // Metadata for a missing topic without auto-creation.
@@ -390,14 +451,20 @@ fn long_poll_fetch_is_woken_by_an_append() {
     let started = Instant::now();
     let correlation_id = consumer.send(ApiKey::Fetch, 11, &request);
     std::thread::sleep(Duration::from_millis(300));
-    let response: ProduceResponse =
-        producer.call(ApiKey::Produce, 9, &produce_request("poll", vec![(0, batch(&["wake"]))], 1));
+    let response: ProduceResponse = producer.call(
+        ApiKey::Produce,
+        9,
+        &produce_request("poll", vec![(0, batch(&["wake"]))], 1),
+    );
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
     let response: FetchResponse = consumer.receive(ApiKey::Fetch, 11, correlation_id);
     let waited = started.elapsed();
     let partition = &response.responses[0].partitions[0];
     assert_eq!(partition.error_code, 0);
-    assert!(!partition.records.as_ref().unwrap().is_empty(), "woken with the new batch");
+    assert!(
+        !partition.records.as_ref().unwrap().is_empty(),
+        "woken with the new batch"
+    );
     // Woken by the append, not by the 20 s timeout.
     assert!(waited < Duration::from_secs(10), "waited {waited:?}");
     // An empty fetch waits for its max_wait_ms and answers with no records.
@@ -408,7 +475,13 @@ fn long_poll_fetch_is_woken_by_an_append() {
         &fetch_request("poll", uuid::Uuid::nil(), 0, 1).with_max_wait_ms(300),
     );
     assert!(started.elapsed() >= Duration::from_millis(250));
-    assert!(response.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
+    assert!(
+        response.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -420,8 +493,11 @@ fn sigterm_finishes_and_exits_zero_and_topics_survive() {
     let topic_id = metadata(&mut admin, "kept").topics[0].topic_id;
     let owner = leader(&mut admin, "kept", 2);
     let mut client = RawClient::connect(&broker.core_address(owner));
-    let response: ProduceResponse =
-        client.call(ApiKey::Produce, 9, &produce_request("kept", vec![(2, batch(&["a", "b"]))], 1));
+    let response: ProduceResponse = client.call(
+        ApiKey::Produce,
+        9,
+        &produce_request("kept", vec![(2, batch(&["a", "b"]))], 1),
+    );
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
     let status = broker.stop();
     assert!(status.success(), "exit status {status:?}");
@@ -432,7 +508,10 @@ fn sigterm_finishes_and_exits_zero_and_topics_survive() {
     assert_eq!(response.topics[0].partitions.len(), 3);
     let owner = response.topics[0].partitions[2].leader_id.0 as usize;
     let mut client = RawClient::connect(&broker.core_address(owner));
-    let response: FetchResponse =
-        client.call(ApiKey::Fetch, 11, &fetch_request("kept", uuid::Uuid::nil(), 2, 0));
+    let response: FetchResponse = client.call(
+        ApiKey::Fetch,
+        11,
+        &fetch_request("kept", uuid::Uuid::nil(), 2, 0),
+    );
     assert_eq!(response.responses[0].partitions[0].high_watermark, 2);
 }

@@ -26,11 +26,21 @@ impl Broker {
     /// Starts `spindle serve` with two unpinned cores on ephemeral ports.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--cores", "2", "--no-pin"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--cores",
+                "2",
+                "--no-pin",
+            ])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra_args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or("warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("warn".into()),
+            )
             .stdout(Stdio::piped())
             .spawn()
             .expect("start spindle");
@@ -48,7 +58,16 @@ impl Broker {
         let core_ports = line
             .split("core ports ")
             .nth(1)
-            .and_then(|rest| rest.split(',').take(2).map(|p| p.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()).collect())
+            .and_then(|rest| {
+                rest.split(',')
+                    .take(2)
+                    .map(|p| {
+                        p.trim_end_matches(|c: char| !c.is_ascii_digit())
+                            .parse()
+                            .ok()
+                    })
+                    .collect()
+            })
             .unwrap_or_else(|| panic!("no core ports in {line:?}"));
         Broker {
             child: Some(child),
@@ -172,20 +191,34 @@ impl RawClient {
     }
 
     /// Reads and decodes the response to `correlation_id`.
-    pub fn receive<T: Decodable>(&mut self, api_key: ApiKey, version: i16, correlation_id: i32) -> T {
+    pub fn receive<T: Decodable>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+    ) -> T {
         let mut frame = self
             .receive_frame()
             .unwrap_or_else(|| panic!("{api_key:?} v{version}: connection closed"));
-        let header = ResponseHeader::decode(&mut frame, api_key.response_header_version(version))
-            .unwrap();
+        let header =
+            ResponseHeader::decode(&mut frame, api_key.response_header_version(version)).unwrap();
         assert_eq!(header.correlation_id, correlation_id);
         let body = T::decode(&mut frame, version)
             .unwrap_or_else(|e| panic!("decode {api_key:?} v{version} response: {e}"));
-        assert_eq!(frame.remaining(), 0, "{api_key:?} v{version}: bytes after the body");
+        assert_eq!(
+            frame.remaining(),
+            0,
+            "{api_key:?} v{version}: bytes after the body"
+        );
         body
     }
 
-    pub fn call<R: Encodable, T: Decodable>(&mut self, api_key: ApiKey, version: i16, body: &R) -> T {
+    pub fn call<R: Encodable, T: Decodable>(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        body: &R,
+    ) -> T {
         let correlation_id = self.send(api_key, version, body);
         self.receive(api_key, version, correlation_id)
     }

@@ -24,6 +24,9 @@ const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
 
+/// `(name, value, source)`.
+type ConfigEntry = (String, String, i8);
+
 fn config_type(key: &str) -> i8 {
     match key {
         "cleanup.policy" | "message.timestamp.type" | "log.flush.policy" => TYPE_STRING,
@@ -46,7 +49,7 @@ pub fn describe_configs(
         .iter()
         .map(|resource| {
             let name = resource.resource_name.as_str();
-            let entries: Result<Vec<(String, String, i8)>, (ErrorCode, String)> = match resource
+            let entries: Result<Vec<ConfigEntry>, (ErrorCode, String)> = match resource
                 .resource_type
             {
                 RESOURCE_TOPIC => match snapshot.topic(name) {
@@ -82,13 +85,10 @@ pub fn describe_configs(
                     entries
                         .into_iter()
                         .filter(|(key, _, _)| {
-                            resource
-                                .configuration_keys
-                                .as_ref()
-                                .is_none_or(|keys| {
-                                    // Null or empty asks for every config.
-                                    keys.is_empty() || keys.iter().any(|k| k.as_str() == key)
-                                })
+                            resource.configuration_keys.as_ref().is_none_or(|keys| {
+                                // Null or empty asks for every config.
+                                keys.is_empty() || keys.iter().any(|k| k.as_str() == key)
+                            })
                         })
                         .map(|(key, value, source)| {
                             // config_type exists from v3.
@@ -117,7 +117,7 @@ pub fn describe_configs(
     ))
 }
 
-fn broker_configs(shard: &Shard) -> Vec<(String, String, i8)> {
+fn broker_configs(shard: &Shard) -> Vec<ConfigEntry> {
     let config = &shard.config;
     let flush = match config.log.flush {
         FlushPolicy::Always => "always".to_string(),

@@ -105,7 +105,7 @@ pub async fn produce(
         let mut outcomes = Vec::with_capacity(plan.partitions.len());
         for partition in &plan.partitions {
             let records = pieces.next().expect("one piece per partition");
-            let outcome = if !matches!(acks, -1 | 0 | 1) {
+            let outcome = if !(-1..=1).contains(&acks) {
                 Outcome::failed(partition.index, ErrorCode::InvalidRequiredAcks, None)
             } else if transactional {
                 Outcome::failed(

@@ -1,0 +1,114 @@
+//! Interop with the clients Debian ships (librdkafka 2.0.2, which cannot parse tagged
+//! fields it does not know): `kcat` produces a file and consumes it back with `-e`;
+//! `python3-confluent-kafka` creates a topic, produces with acks=all and consumes.
+//!
+//! Needs `kcat` and `python3-confluent-kafka` (`.ci/run` installs them with apt-get). A
+//! missing tool fails the test: it is part of the suite, not optional.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{Broker, temp_dir};
+
+fn require(program: &str, probe: &[&str]) {
+    let found = Command::new(program)
+        .args(probe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        found,
+        "{program} is missing: apt-get install -y kcat python3-confluent-kafka (.ci/run does)"
+    );
+}
+
+fn kcat(args: &[&str], stdin_file: Option<&Path>) -> String {
+    let mut command = Command::new("kcat");
+    command.args(args);
+    if let Some(file) = stdin_file {
+        command.stdin(std::fs::File::open(file).unwrap());
+    }
+    let output = command.output().expect("run kcat");
+    assert!(
+        output.status.success(),
+        "kcat {args:?}: {:?}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn kcat_produces_a_file_and_consumes_it_back() {
+    require("kcat", &["-V"]);
+    let dir = temp_dir("kcat");
+    let broker = Broker::start(dir.path(), &[]);
+    let bootstrap = broker.bootstrap.as_str();
+    let input = dir.path().join("input.txt");
+    let lines: Vec<String> = (0..10_000)
+        .map(|i| format!("key{}:line {i}", i % 13))
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    // Keyed, delimiter ':'; the topic is auto-created with the default partition count.
+    kcat(
+        &[
+            "-b",
+            bootstrap,
+            "-P",
+            "-t",
+            "from_kcat",
+            "-K",
+            ":",
+            "-l",
+            input.to_str().unwrap(),
+        ],
+        None,
+    );
+    let output = kcat(
+        &[
+            "-b",
+            bootstrap,
+            "-C",
+            "-t",
+            "from_kcat",
+            "-o",
+            "beginning",
+            "-e",
+            "-q",
+            "-f",
+            "%k:%s\n",
+        ],
+        None,
+    );
+    let mut consumed: Vec<&str> = output.lines().collect();
+    let mut expected: Vec<&str> = lines.iter().map(String::as_str).collect();
+    consumed.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(consumed.len(), expected.len());
+    assert_eq!(consumed, expected);
+    // Metadata lists one broker per core.
+    let metadata = kcat(&["-b", bootstrap, "-L"], None);
+    assert!(metadata.contains("2 brokers"), "{metadata}");
+}
+
+#[test]
+fn python_confluent_kafka_produces_and_consumes() {
+    require("/usr/bin/python3", &["-c", "import confluent_kafka"]);
+    let dir = temp_dir("python");
+    let broker = Broker::start(dir.path(), &[]);
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/confluent_kafka_client.py");
+    let output = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(&broker.bootstrap)
+        .arg("from_python")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "python client failed: {stdout}");
+    assert!(stdout.starts_with("OK 20000"), "{stdout}");
+}

@@ -515,3 +515,32 @@ fn sigterm_finishes_and_exits_zero_and_topics_survive() {
     );
     assert_eq!(response.responses[0].partitions[0].high_watermark, 2);
 }
+
+#[test]
+fn a_topic_created_through_one_core_is_visible_on_every_core_at_once() {
+    let dir = temp_dir("visible");
+    let broker = Broker::start(dir.path(), &["--auto-create-topics", "false"]);
+    for round in 0..5 {
+        let topic = format!("everywhere-{round}");
+        let mut creator = RawClient::connect(&broker.core_address(round % 2));
+        create_topic(&mut creator, &topic, 4);
+        // Asked right after CreateTopics returned, the other core already knows it.
+        let mut other = RawClient::connect(&broker.core_address((round + 1) % 2));
+        let response = metadata(&mut other, &topic);
+        assert_eq!(response.topics[0].error_code, 0, "{topic}");
+        assert_eq!(response.topics[0].partitions.len(), 4);
+        // And it accepts a produce for a partition it owns.
+        let owned = response.topics[0]
+            .partitions
+            .iter()
+            .find(|p| p.leader_id.0 as usize == (round + 1) % 2)
+            .expect("each core owns some of 4 partitions")
+            .partition_index;
+        let response: ProduceResponse = other.call(
+            ApiKey::Produce,
+            9,
+            &produce_request(&topic, vec![(owned, batch(&["x"]))], -1),
+        );
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+}

@@ -109,7 +109,7 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
             ));
         }
         drop(responses);
-        wait_for_data(&topics, deadline).await;
+        wait_for_data(&shard, &topics, deadline).await;
     }
 }
 
@@ -204,8 +204,8 @@ fn concat(batches: Vec<Bytes>) -> Bytes {
     }
 }
 
-/// Sleeps until any wanted partition's high watermark moves, or `deadline`.
-async fn wait_for_data(topics: &[WantedTopic], deadline: Instant) {
+/// Sleeps until any wanted partition's high watermark moves, `deadline`, or shutdown.
+async fn wait_for_data(shard: &Shard, topics: &[WantedTopic], deadline: Instant) {
     let mut waits: Vec<Pin<Box<dyn Future<Output = bool> + '_>>> = topics
         .iter()
         .flat_map(|topic| topic.partitions.iter())
@@ -216,8 +216,9 @@ async fn wait_for_data(topics: &[WantedTopic], deadline: Instant) {
             Some(Box::pin(log.wait_high_watermark_above(log.high_watermark())) as Pin<Box<_>>)
         })
         .collect();
-    let mut timer = Box::pin(glommio::timer::sleep(
-        deadline.saturating_duration_since(Instant::now()),
+    let mut timer = Box::pin(futures_lite::future::or(
+        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())),
+        shard.shutdown_started(),
     ));
     std::future::poll_fn(|cx| {
         if timer.as_mut().poll(cx).is_ready() {

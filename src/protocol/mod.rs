@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod error_code;
+pub mod fetch_response;
 pub mod record_batch;
 
 pub use error_code::ErrorCode;

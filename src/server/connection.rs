@@ -19,6 +19,7 @@ use glommio::net::TcpStream;
 use crate::protocol::api::{
     FRAME_PREFIX_BYTES, RequestError, decode_request, encode_unsupported, frame_body_bytes,
 };
+use crate::protocol::fetch_response::ChunkedFrame;
 use crate::server::handlers::{self, Response};
 use crate::server::shard::Shard;
 
@@ -57,10 +58,14 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
     let writer_task = glommio::spawn_local(async move {
         while let Some(reply) = pending.recv().await {
             match reply.await {
-                Ok(Some(frame)) => writer
-                    .write_all(&frame)
-                    .await
-                    .map_err(|e| format!("write: {e}"))?,
+                Ok(Some(frame)) => {
+                    for chunk in &frame.chunks {
+                        writer
+                            .write_all(chunk)
+                            .await
+                            .map_err(|e| format!("write: {e}"))?;
+                    }
+                }
                 Ok(None) => {}
                 Err(reason) => {
                     // Closing our side ends the reader too (the client closes in turn).
@@ -122,7 +127,7 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
                 }) => {
                     tracing::debug!(core = shard.core, %peer, api_key, api_version, "unsupported request");
                     drop(frame);
-                    let answer = encode_unsupported(api_key, correlation_id);
+                    let answer = ChunkedFrame::from(encode_unsupported(api_key, correlation_id));
                     Box::pin(std::future::ready(Ok(Some(answer))))
                 }
             };

@@ -1,4 +1,5 @@
-//! Fetch: serves whole stored batches from the logs this core owns, up to the request's
+//! Fetch: serves whole stored batches from the logs this core owns (the log's own buffers,
+//! written to the socket without a copy; see `protocol::fetch_response`), up to the request's
 //! `max_bytes` and each partition's `partition_max_bytes` (the first batch always, so a
 //! consumer makes progress past a large batch, as Kafka does). When fewer than `min_bytes`
 //! are ready it long-polls: it sleeps until an append makes any of its partitions' high
@@ -14,13 +15,13 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind, TopicName};
+use bytes::Bytes;
+use kafka_protocol::messages::FetchRequest;
 use uuid::Uuid;
 
 use super::{RequestContext, Response};
 use crate::protocol::ErrorCode;
+use crate::protocol::fetch_response::{FetchedPartition, FetchedTopic, encode_fetch_response};
 use crate::server::shard::{Log, Shard};
 use crate::storage::StorageError;
 
@@ -35,21 +36,23 @@ struct Wanted {
 }
 
 struct WantedTopic {
-    name: TopicName,
+    name: String,
     topic_id: Uuid,
     partitions: Vec<Wanted>,
 }
 
 pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequest) -> Response {
-    if context.api_version >= 7 && request.session_id != 0 && request.session_epoch > 0 {
+    let version = context.api_version;
+    if version >= 7 && request.session_id != 0 && request.session_epoch > 0 {
         // An incremental fetch for a session we never created.
-        return context.respond(ResponseKind::Fetch(
-            FetchResponse::default()
-                .with_error_code(ErrorCode::FetchSessionIdNotFound.code())
-                .with_session_id(0),
-        ));
+        return Ok(Some(encode_fetch_response(
+            version,
+            context.correlation_id,
+            ErrorCode::FetchSessionIdNotFound.code(),
+            &[],
+        )));
     }
-    let by_id = context.api_version >= 13;
+    let by_id = version >= 13;
     let snapshot = shard.snapshot();
     let topics: Vec<WantedTopic> = request
         .topics
@@ -81,7 +84,7 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
                 })
                 .collect();
             WantedTopic {
-                name: topic.topic,
+                name: topic.topic.as_str().to_string(),
                 topic_id: topic.topic_id,
                 partitions,
             }
@@ -94,57 +97,50 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
     let max_bytes = request.max_bytes.max(0) as usize;
     let min_bytes = request.min_bytes.max(0) as usize;
     loop {
-        let (responses, total_bytes, any_error) =
-            read_all(&topics, max_bytes, context.api_version).await;
+        let (fetched, total_bytes, any_error) = read_all(&topics, max_bytes).await;
         let now = Instant::now();
         if total_bytes >= min_bytes.max(1)
             || any_error
             || now >= deadline
             || shard.is_shutting_down()
         {
-            return context.respond(ResponseKind::Fetch(
-                FetchResponse::default()
-                    .with_session_id(0)
-                    .with_responses(responses),
-            ));
+            return Ok(Some(encode_fetch_response(
+                version,
+                context.correlation_id,
+                ErrorCode::None.code(),
+                &fetched,
+            )));
         }
-        drop(responses);
+        drop(fetched);
         wait_for_data(&shard, &topics, deadline).await;
     }
 }
 
-/// One pass over every wanted partition: `(responses, record bytes, any partition error)`.
-async fn read_all(
-    topics: &[WantedTopic],
-    max_bytes: usize,
-    version: i16,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
-    // log_start_offset exists from v5; topics are named up to v12 and identified from v13.
-    let log_start_offset = |offset: i64| if version >= 5 { offset } else { -1 };
+/// One pass over every wanted partition: `(answers, record bytes, any partition error)`.
+async fn read_all(topics: &[WantedTopic], max_bytes: usize) -> (Vec<FetchedTopic>, usize, bool) {
     let mut total_bytes = 0usize;
     let mut any_error = false;
-    let mut responses = Vec::with_capacity(topics.len());
+    let mut fetched = Vec::with_capacity(topics.len());
     for topic in topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for wanted in &topic.partitions {
-            let mut data = PartitionData::default()
-                .with_partition_index(wanted.partition)
-                .with_preferred_read_replica(BrokerId(-1));
+            let mut data = FetchedPartition {
+                partition_index: wanted.partition,
+                error_code: 0,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                records: None,
+            };
             match &wanted.log {
                 Err(code) => {
                     any_error = true;
-                    data = data
-                        .with_error_code(code.code())
-                        .with_high_watermark(-1)
-                        .with_last_stable_offset(-1)
-                        .with_log_start_offset(-1);
+                    data.error_code = code.code();
                 }
                 Ok(log) => {
-                    let high_watermark = log.high_watermark();
-                    data = data
-                        .with_high_watermark(high_watermark)
-                        .with_last_stable_offset(high_watermark)
-                        .with_log_start_offset(log_start_offset(log.log_start_offset()));
+                    data.high_watermark = log.high_watermark();
+                    data.last_stable_offset = data.high_watermark;
+                    data.log_start_offset = log.log_start_offset();
                     let budget = wanted
                         .partition_max_bytes
                         .min(max_bytes.saturating_sub(total_bytes));
@@ -153,17 +149,16 @@ async fn read_all(
                     if budget > 0 || total_bytes == 0 {
                         match log.read(wanted.fetch_offset, budget.max(1)).await {
                             Ok(batches) => {
-                                let records = concat(batches);
-                                total_bytes += records.len();
-                                data = data.with_records(Some(records));
+                                total_bytes += batches.iter().map(Bytes::len).sum::<usize>();
+                                data.records = Some(batches);
                             }
                             Err(error) => {
                                 any_error = true;
-                                data = data.with_error_code(ErrorCode::from(&error).code());
+                                data.error_code = ErrorCode::from(&error).code();
                                 if !matches!(error, StorageError::OffsetOutOfRange { .. }) {
                                     tracing::warn!(
                                         "fetch {}-{} at {}: {error}",
-                                        topic.name.as_str(),
+                                        topic.name,
                                         wanted.partition,
                                         wanted.fetch_offset
                                     );
@@ -171,37 +166,19 @@ async fn read_all(
                             }
                         }
                     } else {
-                        data = data.with_records(Some(Bytes::new()));
+                        data.records = Some(Vec::new());
                     }
                 }
             }
             partitions.push(data);
         }
-        let response = FetchableTopicResponse::default().with_partitions(partitions);
-        responses.push(if version >= 13 {
-            response.with_topic_id(topic.topic_id)
-        } else {
-            response.with_topic(topic.name.clone())
+        fetched.push(FetchedTopic {
+            name: topic.name.clone(),
+            topic_id: topic.topic_id,
+            partitions,
         });
     }
-    (responses, total_bytes, any_error)
-}
-
-/// The batches of one partition as one buffer: the stored bytes themselves when there is
-/// one batch, one copy when there are several.
-fn concat(batches: Vec<Bytes>) -> Bytes {
-    match batches.len() {
-        0 => Bytes::new(),
-        1 => batches.into_iter().next().expect("one batch"),
-        _ => {
-            let total = batches.iter().map(Bytes::len).sum();
-            let mut out = BytesMut::with_capacity(total);
-            for batch in &batches {
-                out.extend_from_slice(batch);
-            }
-            out.freeze()
-        }
-    }
+    (fetched, total_bytes, any_error)
 }
 
 /// Sleeps until any wanted partition's high watermark moves, `deadline`, or shutdown.

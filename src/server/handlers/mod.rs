@@ -7,12 +7,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 use crate::cluster::control::{ControllerRequest, NewTopic};
 use crate::protocol::ErrorCode;
 use crate::protocol::api::{Request, api_versions_body, encode_response, encode_unsupported};
+use crate::protocol::fetch_response::ChunkedFrame;
 use crate::server::shard::Shard;
 
 mod configs;
@@ -24,7 +25,7 @@ mod topics;
 
 /// A response frame, `None` when the request gets no answer (acks=0), or why the
 /// connection must close.
-pub type Response = Result<Option<BytesMut>, String>;
+pub type Response = Result<Option<ChunkedFrame>, String>;
 
 /// What a handler hands back: a future producing its response, run concurrently with
 /// later requests of the same connection.
@@ -40,7 +41,8 @@ pub struct RequestContext {
 
 impl RequestContext {
     pub fn respond(&self, body: ResponseKind) -> Response {
-        encode_response(self.api_key, self.api_version, self.correlation_id, &body).map(Some)
+        encode_response(self.api_key, self.api_version, self.correlation_id, &body)
+            .map(|frame| Some(ChunkedFrame::from(frame)))
     }
 }
 
@@ -85,10 +87,10 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes) -> Reply 
         }
         // decode_request only lets supported APIs through; answer like an unsupported one
         // should the table and this match ever disagree.
-        _ => ready(Ok(Some(encode_unsupported(
+        _ => ready(Ok(Some(ChunkedFrame::from(encode_unsupported(
             context.api_key as i16,
             context.correlation_id,
-        )))),
+        ))))),
     }
 }
 

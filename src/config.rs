@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::group::state::GroupConfig;
 use crate::storage::{FlushPolicy, LogConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,6 +76,16 @@ pub struct ServeArgs {
     /// Kafka `log.retention.bytes` per partition (-1: no limit).
     #[arg(long, default_value_t = -1)]
     pub retention_bytes: i64,
+    /// Kafka `group.initial.rebalance.delay.ms`: how long the first generation of an empty
+    /// group waits for more members.
+    #[arg(long, default_value_t = 3000)]
+    pub group_initial_rebalance_delay_ms: u64,
+    /// Kafka `group.min.session.timeout.ms`.
+    #[arg(long, default_value_t = 6000)]
+    pub group_min_session_timeout_ms: u64,
+    /// Kafka `group.max.session.timeout.ms`.
+    #[arg(long, default_value_t = 1_800_000)]
+    pub group_max_session_timeout_ms: u64,
     /// How often each core rolls aged segments and applies retention.
     #[arg(long, default_value_t = 30_000)]
     pub retention_check_interval_ms: u64,
@@ -99,6 +110,7 @@ pub struct BrokerConfig {
     pub buffered_bytes_per_core_max: usize,
     pub log: LogConfig,
     pub retention_check_interval: Duration,
+    pub groups: GroupConfig,
 }
 
 /// Most partitions one CreateTopics/CreatePartitions may ask for in a topic.
@@ -180,6 +192,12 @@ impl BrokerConfig {
             ..LogConfig::default()
         };
         log.validate()?;
+        if args.group_min_session_timeout_ms > args.group_max_session_timeout_ms {
+            return Err(format!(
+                "--group-min-session-timeout-ms {} exceeds --group-max-session-timeout-ms {}",
+                args.group_min_session_timeout_ms, args.group_max_session_timeout_ms
+            ));
+        }
         if args.retention_check_interval_ms == 0 {
             return Err("--retention-check-interval-ms must be positive".into());
         }
@@ -198,6 +216,11 @@ impl BrokerConfig {
             buffered_bytes_per_core_max: args.max_buffered_bytes_per_core,
             log,
             retention_check_interval: Duration::from_millis(args.retention_check_interval_ms),
+            groups: GroupConfig {
+                initial_rebalance_delay: Duration::from_millis(args.group_initial_rebalance_delay_ms),
+                session_timeout_min: Duration::from_millis(args.group_min_session_timeout_ms),
+                session_timeout_max: Duration::from_millis(args.group_max_session_timeout_ms),
+            },
         })
     }
 

@@ -18,6 +18,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use spindle::protocol::api::SUPPORTED_APIS;
@@ -107,10 +108,116 @@ fn fetch_request(topic: &str, topic_id: uuid::Uuid, partition: i32, offset: i64)
         ])
 }
 
+/// A connection to the core coordinating `group`, found through FindCoordinator.
+fn coordinator_client(broker: &Broker, group: &str) -> RawClient {
+    let mut bootstrap = RawClient::connect(&broker.bootstrap);
+    let response: FindCoordinatorResponse = bootstrap.call(
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
+    );
+    assert_eq!(response.error_code, 0);
+    RawClient::connect(&format!("127.0.0.1:{}", response.port))
+}
+
+fn join_request(group: &str, member_id: &str) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(StrBytes::from_string(member_id.to_string()))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![
+            kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(Bytes::from_static(b"subscription")),
+        ])
+}
+
+/// Joins `group` as its only member (JoinGroup v5): `(member id, generation)`.
+fn join(client: &mut RawClient, group: &str) -> (StrBytes, i32) {
+    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join_request(group, ""));
+    assert_eq!(first.error_code, 79);
+    let joined: JoinGroupResponse =
+        client.call(ApiKey::JoinGroup, 5, &join_request(group, first.member_id.as_str()));
+    assert_eq!(joined.error_code, 0);
+    (joined.member_id, joined.generation_id)
+}
+
+fn sync(client: &mut RawClient, group: &str, member: &StrBytes, generation: i32) {
+    let response: SyncGroupResponse = client.call(
+        ApiKey::SyncGroup,
+        3,
+        &SyncGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_member_id(member.clone())
+            .with_generation_id(generation)
+            .with_assignments(vec![
+                SyncGroupRequestAssignment::default()
+                    .with_member_id(member.clone())
+                    .with_assignment(Bytes::from_static(b"A")),
+            ]),
+    );
+    assert_eq!(response.error_code, 0);
+}
+
+fn commit_request(group: &str, topic: &str, partition: i32, offset: i64) -> OffsetCommitRequest {
+    OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![
+                    kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(offset),
+                ]),
+        ])
+}
+
+/// The committed offset of one partition, through OffsetFetch at `version`.
+fn fetch_committed(client: &mut RawClient, version: i16, group: &str, topic: &str, partition: i32) -> i64 {
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    let group_id = GroupId(StrBytes::from_string(group.to_string()));
+    if version >= 8 {
+        let response: OffsetFetchResponse = client.call(
+            ApiKey::OffsetFetch,
+            version,
+            &OffsetFetchRequest::default().with_groups(vec![
+                OffsetFetchRequestGroup::default()
+                    .with_group_id(group_id)
+                    .with_topics(Some(vec![
+                        OffsetFetchRequestTopics::default()
+                            .with_name(name(topic))
+                            .with_partition_indexes(vec![partition]),
+                    ])),
+            ]),
+        );
+        let group = &response.groups[0];
+        assert_eq!(group.error_code, 0);
+        group.topics[0].partitions[0].committed_offset
+    } else {
+        let response: OffsetFetchResponse = client.call(
+            ApiKey::OffsetFetch,
+            version,
+            &OffsetFetchRequest::default().with_group_id(group_id).with_topics(Some(vec![
+                OffsetFetchRequestTopic::default()
+                    .with_name(name(topic))
+                    .with_partition_indexes(vec![partition]),
+            ])),
+        );
+        assert_eq!(response.error_code, 0);
+        response.topics[0].partitions[0].committed_offset
+    }
+}
+
 #[test]
 fn every_served_version_of_every_api_answers() {
     let dir = temp_dir("versions");
-    let broker = Broker::start(dir.path(), &[]);
+    let broker = Broker::start(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
     let mut admin = RawClient::connect(&broker.bootstrap);
     create_topic(&mut admin, "versions", 2);
     let topic_id = metadata(&mut admin, "versions").topics[0].topic_id;
@@ -274,12 +381,139 @@ fn every_served_version_of_every_api_answers() {
                         client.call(api_key, version, &DescribeClusterRequest::default());
                     assert_eq!(response.brokers.len(), 2, "{context}");
                 }
+                ApiKey::FindCoordinator => {
+                    let group = format!("find-{version}");
+                    let request = if version >= 4 {
+                        FindCoordinatorRequest::default().with_coordinator_keys(vec![StrBytes::from_string(group)])
+                    } else {
+                        FindCoordinatorRequest::default().with_key(StrBytes::from_string(group))
+                    };
+                    let response: FindCoordinatorResponse = client.call(api_key, version, &request);
+                    let (error, node, port) = if version >= 4 {
+                        let c = &response.coordinators[0];
+                        (c.error_code, c.node_id.0, c.port)
+                    } else {
+                        (response.error_code, response.node_id.0, response.port)
+                    };
+                    assert_eq!(error, 0, "{context}");
+                    assert_eq!(port as u16, broker.core_ports[node as usize], "{context}");
+                }
+                ApiKey::JoinGroup => {
+                    let group = format!("join-{version}");
+                    let mut coordinator = coordinator_client(&broker, &group);
+                    let request = join_request(&group, "");
+                    let response: JoinGroupResponse = coordinator.call(api_key, version, &request);
+                    let response = if version >= 4 {
+                        assert_eq!(response.error_code, 79, "{context}: MEMBER_ID_REQUIRED");
+                        let request = join_request(&group, response.member_id.as_str());
+                        coordinator.call::<_, JoinGroupResponse>(api_key, version, &request)
+                    } else {
+                        response
+                    };
+                    assert_eq!(response.error_code, 0, "{context}");
+                    assert_eq!(response.generation_id, 1, "{context}");
+                    assert_eq!(response.leader, response.member_id, "{context}");
+                    assert_eq!(response.members.len(), 1, "{context}");
+                }
+                ApiKey::SyncGroup => {
+                    let group = format!("sync-{version}");
+                    let mut coordinator = coordinator_client(&broker, &group);
+                    let (member, generation) = join(&mut coordinator, &group);
+                    let response: SyncGroupResponse = coordinator.call(
+                        api_key,
+                        version,
+                        &SyncGroupRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_string(group)))
+                            .with_member_id(member.clone())
+                            .with_generation_id(generation)
+                            .with_assignments(vec![
+                                SyncGroupRequestAssignment::default()
+                                    .with_member_id(member)
+                                    .with_assignment(Bytes::from_static(b"assigned")),
+                            ]),
+                    );
+                    assert_eq!(response.error_code, 0, "{context}");
+                    assert_eq!(response.assignment, Bytes::from_static(b"assigned"), "{context}");
+                }
+                ApiKey::Heartbeat | ApiKey::LeaveGroup | ApiKey::DescribeGroups => {
+                    let group = format!("{api_key:?}-{version}");
+                    let mut coordinator = coordinator_client(&broker, &group);
+                    let (member, generation) = join(&mut coordinator, &group);
+                    sync(&mut coordinator, &group, &member, generation);
+                    let group_id = GroupId(StrBytes::from_string(group));
+                    if api_key == ApiKey::Heartbeat {
+                        let response: HeartbeatResponse = coordinator.call(
+                            api_key,
+                            version,
+                            &HeartbeatRequest::default()
+                                .with_group_id(group_id)
+                                .with_member_id(member)
+                                .with_generation_id(generation),
+                        );
+                        assert_eq!(response.error_code, 0, "{context}");
+                    } else if api_key == ApiKey::LeaveGroup {
+                        let request = if version >= 3 {
+                            LeaveGroupRequest::default().with_group_id(group_id).with_members(vec![
+                                kafka_protocol::messages::leave_group_request::MemberIdentity::default()
+                                    .with_member_id(member),
+                            ])
+                        } else {
+                            LeaveGroupRequest::default().with_group_id(group_id).with_member_id(member)
+                        };
+                        let response: LeaveGroupResponse = coordinator.call(api_key, version, &request);
+                        assert_eq!(response.error_code, 0, "{context}");
+                        if version >= 3 {
+                            assert_eq!(response.members[0].error_code, 0, "{context}");
+                        }
+                    } else {
+                        let response: DescribeGroupsResponse = coordinator.call(
+                            api_key,
+                            version,
+                            &DescribeGroupsRequest::default().with_groups(vec![group_id]),
+                        );
+                        let described = &response.groups[0];
+                        assert_eq!(described.error_code, 0, "{context}");
+                        assert_eq!(described.group_state.as_str(), "Stable", "{context}");
+                        assert_eq!(described.members.len(), 1, "{context}");
+                        assert_eq!(described.members[0].member_assignment, Bytes::from_static(b"A"));
+                    }
+                }
+                ApiKey::OffsetCommit | ApiKey::OffsetFetch | ApiKey::DeleteGroups => {
+                    // A simple consumer (no membership) commits to an empty group.
+                    let group = format!("{api_key:?}-{version}");
+                    let mut coordinator = coordinator_client(&broker, &group);
+                    let commit_version = if api_key == ApiKey::OffsetCommit { version } else { 8 };
+                    let response: OffsetCommitResponse = coordinator.call(
+                        ApiKey::OffsetCommit,
+                        commit_version,
+                        &commit_request(&group, "versions", 1, 42),
+                    );
+                    assert_eq!(response.topics[0].partitions[0].error_code, 0, "{context}");
+                    if api_key == ApiKey::OffsetFetch {
+                        let offset = fetch_committed(&mut coordinator, version, &group, "versions", 1);
+                        assert_eq!(offset, 42, "{context}");
+                    } else if api_key == ApiKey::DeleteGroups {
+                        let response: DeleteGroupsResponse = coordinator.call(
+                            api_key,
+                            version,
+                            &DeleteGroupsRequest::default()
+                                .with_groups_names(vec![GroupId(StrBytes::from_string(group.clone()))]),
+                        );
+                        assert_eq!(response.results[0].error_code, 0, "{context}");
+                        assert_eq!(fetch_committed(&mut coordinator, 8, &group, "versions", 1), -1);
+                    }
+                }
+                ApiKey::ListGroups => {
+                    let response: ListGroupsResponse =
+                        client.call(api_key, version, &ListGroupsRequest::default());
+                    assert_eq!(response.error_code, 0, "{context}");
+                }
                 other => panic!("no check written for {other:?}"),
             }
             served += 1;
         }
     }
-    assert!(served > 60, "only {served} versions checked");
+    assert!(served > 110, "only {served} versions checked");
 }
 
 #[test]
@@ -298,8 +532,8 @@ fn unsupported_versions_and_apis_get_unsupported_version() {
             .iter()
             .any(|k| k.api_key == ApiKey::Produce as i16 && k.max_version == 12)
     );
-    // An API Spindle does not serve (JoinGroup, for now): error 35, connection stays open.
-    let correlation_id = client.send(ApiKey::JoinGroup, 5, &JoinGroupRequest::default());
+    // An API Spindle does not serve (DescribeAcls): error 35, connection stays open.
+    let correlation_id = client.send(ApiKey::DescribeAcls, 1, &DescribeAclsRequest::default());
     let mut frame = client.receive_frame().expect("an answer");
     use bytes::Buf;
     assert_eq!(frame.get_i32(), correlation_id);

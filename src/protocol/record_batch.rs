@@ -304,6 +304,45 @@ pub fn record_timestamps(batch: &[u8]) -> Option<Vec<(i64, i64)>> {
     Some(out)
 }
 
+/// The key and value of every record of an uncompressed batch (`None` for a null key or
+/// value); `None` if the batch is compressed or its records do not parse.
+pub fn record_keys_and_values(batch: &[u8]) -> Option<Vec<(Option<&[u8]>, Option<&[u8]>)>> {
+    let header = RecordBatchHeader::decode(batch).ok()?;
+    if header.compression() != 0 || batch.len() < header.size_bytes() {
+        return None;
+    }
+    let end = header.size_bytes();
+    let mut out = Vec::with_capacity(header.records_count.max(0) as usize);
+    let mut pos = RECORD_BATCH_HEADER_BYTES;
+    for _ in 0..header.records_count {
+        let (length, used) = read_varlong(batch.get(pos..end)?)?;
+        let body_start = pos + used;
+        let body_end = body_start.checked_add(usize::try_from(length).ok()?)?;
+        let body = batch.get(body_start..body_end)?;
+        // attributes i8, timestampDelta varlong, offsetDelta varint, then key and value.
+        let mut at = 1;
+        for _ in 0..2 {
+            let (_, used) = read_varlong(body.get(at..)?)?;
+            at += used;
+        }
+        let mut field = || -> Option<Option<&[u8]>> {
+            let (length, used) = read_varlong(body.get(at..)?)?;
+            at += used;
+            if length < 0 {
+                return Some(None);
+            }
+            let bytes = body.get(at..at.checked_add(usize::try_from(length).ok()?)?)?;
+            at += bytes.len();
+            Some(Some(bytes))
+        };
+        let key = field()?;
+        let value = field()?;
+        out.push((key, value));
+        pos = body_end;
+    }
+    Some(out)
+}
+
 /// Builds an uncompressed RecordBatch v2 holding `records` (key, value) with create
 /// timestamps `base_timestamp + index`. For tests, benchmarks and load generators.
 pub fn build_batch(base_timestamp: i64, records: &[(Option<&[u8]>, &[u8])]) -> Vec<u8> {

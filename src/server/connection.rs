@@ -118,7 +118,7 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
             };
             let frame = frame.freeze();
             let reply = match decode_request(frame.clone()) {
-                Ok(request) => handlers::handle(&shard, request, frame).await,
+                Ok(request) => handlers::handle(&shard, request, frame, peer).await,
                 Err(RequestError::Malformed(reason)) => return Err(reason),
                 Err(RequestError::Unsupported {
                     api_key,

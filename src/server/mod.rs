@@ -21,6 +21,8 @@ use crate::cluster::control::{ControlHandle, CoreMessage, CoreReceivers, control
 use crate::cluster::controller::{load_metadata, run_controller};
 use crate::cluster::metadata::ClusterSnapshot;
 use crate::config::BrokerConfig;
+use crate::group::GroupCoordinator;
+use crate::group::coordinator::GROUP_LOG_COMPACT_BYTES_MIN;
 use crate::runtime::{executor_builder, prepare_executor, raise_memlock_limit};
 
 mod connection;
@@ -28,6 +30,9 @@ pub mod handlers;
 pub mod shard;
 
 use shard::Shard;
+
+/// How often group timeouts are checked: the slack on session and rebalance timeouts.
+const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// How long shutdown waits for connections to finish their in-flight requests.
 const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(35);
@@ -193,12 +198,21 @@ async fn run_core(
     prepare_executor(&config.data_dir)
         .await
         .map_err(|e| format!("preparing direct I/O in {}: {e}", config.data_dir.display()))?;
+    let groups = GroupCoordinator::open(
+        core,
+        &config.data_dir,
+        config.groups,
+        GROUP_LOG_COMPACT_BYTES_MIN,
+    )
+    .await
+    .map_err(|e| format!("opening the group log: {e}"))?;
     let shard = Rc::new(Shard::new(
         core,
         config.clone(),
         control.clone(),
         core_ports,
         snapshot.clone(),
+        groups,
     ));
     shard.apply_snapshot(snapshot.clone()).await;
     if let Some(inbox) = receivers.controller_inbox {
@@ -246,6 +260,17 @@ async fn run_core(
                     break;
                 }
                 shard.housekeeping(now_ms()).await;
+            }
+        })
+        .detach();
+    }
+    {
+        // Session and rebalance timeouts, and persisting groups that settled.
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            while !shard.is_shutting_down() {
+                glommio::timer::sleep(GROUP_TICK_INTERVAL).await;
+                shard.groups.tick().await;
             }
         })
         .detach();

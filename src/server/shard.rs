@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::cluster::control::ControlHandle;
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata, topic_log_config};
 use crate::config::BrokerConfig;
+use crate::group::GroupCoordinator;
 use crate::storage::wait::Event;
 use crate::storage::{DmaStorage, PartitionLog, StorageError};
 
@@ -53,6 +54,8 @@ pub struct Shard {
     logs: RefCell<HashMap<String, TopicLogs>>,
     /// Request bytes held by this core's connections (backpressure before reading more).
     pub buffered_bytes: Rc<Semaphore>,
+    /// The consumer groups this core coordinates.
+    pub groups: Rc<GroupCoordinator>,
     pub connections: Cell<usize>,
     shutting_down: Cell<bool>,
     shutdown: Event,
@@ -65,6 +68,7 @@ impl Shard {
         control: ControlHandle,
         core_ports: Arc<Vec<u16>>,
         snapshot: Arc<ClusterSnapshot>,
+        groups: Rc<GroupCoordinator>,
     ) -> Shard {
         let buffered = config.buffered_bytes_per_core_max as u64;
         Shard {
@@ -75,6 +79,7 @@ impl Shard {
             snapshot: RefCell::new(snapshot),
             logs: RefCell::new(HashMap::new()),
             buffered_bytes: Rc::new(Semaphore::new(buffered)),
+            groups,
             connections: Cell::new(0),
             shutting_down: Cell::new(false),
             shutdown: Event::default(),
@@ -232,6 +237,7 @@ impl Shard {
 
     /// Flushes and closes every log (shutdown).
     pub async fn close_all(&self) {
+        self.groups.close().await;
         let logs: Vec<(String, TopicLogs)> = self.logs.borrow_mut().drain().collect();
         for (name, topic_logs) in logs {
             for (partition, log) in topic_logs.partitions {

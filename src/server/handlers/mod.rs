@@ -4,6 +4,7 @@
 //! fetches) is the returned future. The connection writes replies in request order.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
 
@@ -18,6 +19,7 @@ use crate::server::shard::Shard;
 
 mod configs;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -52,12 +54,17 @@ fn ready(response: Response) -> Reply {
 
 /// Runs the in-order part of `request` and returns its reply. `frame` is the request's
 /// body buffer; Produce takes its record batches out of it without copying.
-pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes) -> Reply {
+pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: SocketAddr) -> Reply {
     let context = RequestContext {
         api_key: request.api_key,
         api_version: request.api_version,
         correlation_id: request.header.correlation_id,
     };
+    // JoinGroup records who joined (DescribeGroups shows it).
+    let client = matches!(request.body, RequestKind::JoinGroup(_)).then(|| {
+        let client_id = request.header.client_id.as_deref().unwrap_or("").to_string();
+        (client_id, format!("/{}", peer.ip()))
+    });
     // The header's strings are slices of `frame`; drop them so Produce can own it.
     drop(request.header);
     match request.body {
@@ -84,6 +91,27 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes) -> Reply 
         }
         RequestKind::DescribeConfigs(body) => {
             ready(configs::describe_configs(shard, &context, body))
+        }
+        RequestKind::FindCoordinator(body) => {
+            ready(groups::find_coordinator(shard, &context, body))
+        }
+        RequestKind::JoinGroup(body) => {
+            let (client_id, client_host) = client.unwrap_or_default();
+            groups::join_group(shard, context, body, client_id, client_host)
+        }
+        RequestKind::SyncGroup(body) => groups::sync_group(shard, context, body),
+        RequestKind::Heartbeat(body) => ready(groups::heartbeat(shard, &context, body)),
+        RequestKind::LeaveGroup(body) => ready(groups::leave_group(shard, &context, body).await),
+        RequestKind::OffsetCommit(body) => {
+            ready(groups::offset_commit(shard, &context, body).await)
+        }
+        RequestKind::OffsetFetch(body) => ready(groups::offset_fetch(shard, &context, body)),
+        RequestKind::ListGroups(body) => ready(groups::list_groups(shard, &context, body)),
+        RequestKind::DescribeGroups(body) => {
+            ready(groups::describe_groups(shard, &context, body))
+        }
+        RequestKind::DeleteGroups(body) => {
+            ready(groups::delete_groups(shard, &context, body).await)
         }
         // decode_request only lets supported APIs through; answer like an unsupported one
         // should the table and this match ever disagree.

@@ -217,7 +217,9 @@ impl BrokerConfig {
             log,
             retention_check_interval: Duration::from_millis(args.retention_check_interval_ms),
             groups: GroupConfig {
-                initial_rebalance_delay: Duration::from_millis(args.group_initial_rebalance_delay_ms),
+                initial_rebalance_delay: Duration::from_millis(
+                    args.group_initial_rebalance_delay_ms,
+                ),
                 session_timeout_min: Duration::from_millis(args.group_min_session_timeout_ms),
                 session_timeout_max: Duration::from_millis(args.group_max_session_timeout_ms),
             },

@@ -138,8 +138,11 @@ fn join_request(group: &str, member_id: &str) -> JoinGroupRequest {
 fn join(client: &mut RawClient, group: &str) -> (StrBytes, i32) {
     let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join_request(group, ""));
     assert_eq!(first.error_code, 79);
-    let joined: JoinGroupResponse =
-        client.call(ApiKey::JoinGroup, 5, &join_request(group, first.member_id.as_str()));
+    let joined: JoinGroupResponse = client.call(
+        ApiKey::JoinGroup,
+        5,
+        &join_request(group, first.member_id.as_str()),
+    );
     assert_eq!(joined.error_code, 0);
     (joined.member_id, joined.generation_id)
 }
@@ -177,7 +180,13 @@ fn commit_request(group: &str, topic: &str, partition: i32, offset: i64) -> Offs
 }
 
 /// The committed offset of one partition, through OffsetFetch at `version`.
-fn fetch_committed(client: &mut RawClient, version: i16, group: &str, topic: &str, partition: i32) -> i64 {
+fn fetch_committed(
+    client: &mut RawClient,
+    version: i16,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> i64 {
     use kafka_protocol::messages::offset_fetch_request::{
         OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
     };
@@ -203,11 +212,13 @@ fn fetch_committed(client: &mut RawClient, version: i16, group: &str, topic: &st
         let response: OffsetFetchResponse = client.call(
             ApiKey::OffsetFetch,
             version,
-            &OffsetFetchRequest::default().with_group_id(group_id).with_topics(Some(vec![
-                OffsetFetchRequestTopic::default()
-                    .with_name(name(topic))
-                    .with_partition_indexes(vec![partition]),
-            ])),
+            &OffsetFetchRequest::default()
+                .with_group_id(group_id)
+                .with_topics(Some(vec![
+                    OffsetFetchRequestTopic::default()
+                        .with_name(name(topic))
+                        .with_partition_indexes(vec![partition]),
+                ])),
         );
         assert_eq!(response.error_code, 0);
         response.topics[0].partitions[0].committed_offset
@@ -384,7 +395,8 @@ fn every_served_version_of_every_api_answers() {
                 ApiKey::FindCoordinator => {
                     let group = format!("find-{version}");
                     let request = if version >= 4 {
-                        FindCoordinatorRequest::default().with_coordinator_keys(vec![StrBytes::from_string(group)])
+                        FindCoordinatorRequest::default()
+                            .with_coordinator_keys(vec![StrBytes::from_string(group)])
                     } else {
                         FindCoordinatorRequest::default().with_key(StrBytes::from_string(group))
                     };
@@ -433,7 +445,11 @@ fn every_served_version_of_every_api_answers() {
                             ]),
                     );
                     assert_eq!(response.error_code, 0, "{context}");
-                    assert_eq!(response.assignment, Bytes::from_static(b"assigned"), "{context}");
+                    assert_eq!(
+                        response.assignment,
+                        Bytes::from_static(b"assigned"),
+                        "{context}"
+                    );
                 }
                 ApiKey::Heartbeat | ApiKey::LeaveGroup | ApiKey::DescribeGroups => {
                     let group = format!("{api_key:?}-{version}");
@@ -458,9 +474,12 @@ fn every_served_version_of_every_api_answers() {
                                     .with_member_id(member),
                             ])
                         } else {
-                            LeaveGroupRequest::default().with_group_id(group_id).with_member_id(member)
+                            LeaveGroupRequest::default()
+                                .with_group_id(group_id)
+                                .with_member_id(member)
                         };
-                        let response: LeaveGroupResponse = coordinator.call(api_key, version, &request);
+                        let response: LeaveGroupResponse =
+                            coordinator.call(api_key, version, &request);
                         assert_eq!(response.error_code, 0, "{context}");
                         if version >= 3 {
                             assert_eq!(response.members[0].error_code, 0, "{context}");
@@ -475,14 +494,21 @@ fn every_served_version_of_every_api_answers() {
                         assert_eq!(described.error_code, 0, "{context}");
                         assert_eq!(described.group_state.as_str(), "Stable", "{context}");
                         assert_eq!(described.members.len(), 1, "{context}");
-                        assert_eq!(described.members[0].member_assignment, Bytes::from_static(b"A"));
+                        assert_eq!(
+                            described.members[0].member_assignment,
+                            Bytes::from_static(b"A")
+                        );
                     }
                 }
                 ApiKey::OffsetCommit | ApiKey::OffsetFetch | ApiKey::DeleteGroups => {
                     // A simple consumer (no membership) commits to an empty group.
                     let group = format!("{api_key:?}-{version}");
                     let mut coordinator = coordinator_client(&broker, &group);
-                    let commit_version = if api_key == ApiKey::OffsetCommit { version } else { 8 };
+                    let commit_version = if api_key == ApiKey::OffsetCommit {
+                        version
+                    } else {
+                        8
+                    };
                     let response: OffsetCommitResponse = coordinator.call(
                         ApiKey::OffsetCommit,
                         commit_version,
@@ -490,17 +516,22 @@ fn every_served_version_of_every_api_answers() {
                     );
                     assert_eq!(response.topics[0].partitions[0].error_code, 0, "{context}");
                     if api_key == ApiKey::OffsetFetch {
-                        let offset = fetch_committed(&mut coordinator, version, &group, "versions", 1);
+                        let offset =
+                            fetch_committed(&mut coordinator, version, &group, "versions", 1);
                         assert_eq!(offset, 42, "{context}");
                     } else if api_key == ApiKey::DeleteGroups {
                         let response: DeleteGroupsResponse = coordinator.call(
                             api_key,
                             version,
-                            &DeleteGroupsRequest::default()
-                                .with_groups_names(vec![GroupId(StrBytes::from_string(group.clone()))]),
+                            &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(
+                                StrBytes::from_string(group.clone()),
+                            )]),
                         );
                         assert_eq!(response.results[0].error_code, 0, "{context}");
-                        assert_eq!(fetch_committed(&mut coordinator, 8, &group, "versions", 1), -1);
+                        assert_eq!(
+                            fetch_committed(&mut coordinator, 8, &group, "versions", 1),
+                            -1
+                        );
                     }
                 }
                 ApiKey::ListGroups => {

@@ -1,6 +1,7 @@
 //! Interop with the clients Debian ships (librdkafka 2.0.2, which cannot parse tagged
 //! fields it does not know): `kcat` produces a file and consumes it back with `-e`;
-//! `python3-confluent-kafka` creates a topic, produces with acks=all and consumes.
+//! `python3-confluent-kafka` creates a topic, produces with acks=all and consumes, and
+//! drives a consumer group (two members share a topic, commit, a third starts after them).
 //!
 //! Needs `kcat` and `python3-confluent-kafka` (`.ci/run` installs them with apt-get). A
 //! missing tool fails the test: it is part of the suite, not optional.
@@ -111,4 +112,26 @@ fn python_confluent_kafka_produces_and_consumes() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "python client failed: {stdout}");
     assert!(stdout.starts_with("OK 20000"), "{stdout}");
+}
+
+#[test]
+fn python_confluent_kafka_consumer_group_shares_and_commits() {
+    require("/usr/bin/python3", &["-c", "import confluent_kafka"]);
+    let dir = temp_dir("python-group");
+    let broker = Broker::start(dir.path(), &["--group-initial-rebalance-delay-ms", "500"]);
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/confluent_kafka_group.py");
+    let output = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(&broker.bootstrap)
+        .arg("group_from_python")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "python group client failed: {stdout}"
+    );
+    assert!(stdout.starts_with("OK 4000"), "{stdout}");
 }

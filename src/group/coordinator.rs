@@ -16,15 +16,20 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::group::records::{
-    CommittedOffset, RecordKey, RecordValue, StoredGroup, StoredMember, decode_key,
-    decode_value, encode_key, encode_value,
+    CommittedOffset, RecordKey, RecordValue, StoredGroup, StoredMember, decode_key, decode_value,
+    encode_key, encode_value,
 };
-use crate::group::state::{Group, GroupConfig, GroupState, JoinRequest, JoinResult, Member, Reply, SyncResult};
+use crate::group::state::{
+    Group, GroupConfig, GroupState, JoinRequest, JoinResult, Member, Reply, SyncResult,
+};
 use crate::protocol::ErrorCode;
 use crate::protocol::record_batch::{build_batch, record_keys_and_values};
 use crate::storage::{DmaStorage, FlushPolicy, LogConfig, PartitionLog, StorageError};
 
 type Log = PartitionLog<DmaStorage>;
+
+/// A group's committed offsets by `(topic, partition)`.
+type GroupOffsets = BTreeMap<(String, i32), CommittedOffset>;
 
 /// The core coordinating `group_id`: a pure function of the id, so every core answers
 /// FindCoordinator the same way.
@@ -52,7 +57,7 @@ pub struct GroupCoordinator {
     log: RefCell<Option<Log>>,
     groups: RefCell<HashMap<String, Group>>,
     /// Committed offsets per group: `(topic, partition) -> offset`.
-    offsets: RefCell<HashMap<String, BTreeMap<(String, i32), CommittedOffset>>>,
+    offsets: RefCell<HashMap<String, GroupOffsets>>,
     /// Bytes of live records at the last compaction or replay (what a rewrite would keep).
     live_bytes_estimate: Cell<u64>,
     compacting: Cell<bool>,
@@ -84,7 +89,8 @@ impl GroupCoordinator {
         compact_bytes_min: u64,
     ) -> Result<Rc<GroupCoordinator>, StorageError> {
         let dir = data_dir.join(".groups").join(format!("core-{core}"));
-        recover_compaction(&dir).map_err(|e| StorageError::io("recover group log compaction", e))?;
+        recover_compaction(&dir)
+            .map_err(|e| StorageError::io("recover group log compaction", e))?;
         let log = PartitionLog::open(DmaStorage, &dir, log_config()).await?;
         let coordinator = Rc::new(GroupCoordinator {
             core,
@@ -125,7 +131,10 @@ impl GroupCoordinator {
                         Some(value) => {
                             state.insert(key, value);
                         }
-                        None => tracing::warn!(core = self.core, "group log: undecodable value for {key:?}"),
+                        None => tracing::warn!(
+                            core = self.core,
+                            "group log: undecodable value for {key:?}"
+                        ),
                     }
                 }
             }
@@ -135,7 +144,14 @@ impl GroupCoordinator {
         for (key, value) in state {
             live_bytes += (encode_key(&key).len() + encode_value(&value).len() + 16) as u64;
             match (key, value) {
-                (RecordKey::Offset { group, topic, partition }, RecordValue::Offset(committed)) => {
+                (
+                    RecordKey::Offset {
+                        group,
+                        topic,
+                        partition,
+                    },
+                    RecordValue::Offset(committed),
+                ) => {
                     self.offsets
                         .borrow_mut()
                         .entry(group)
@@ -197,7 +213,12 @@ impl GroupCoordinator {
     // ----- membership -----
 
     /// JoinGroup: an answer now, or a receiver for one.
-    pub fn join(&self, group_id: &str, request: JoinRequest, new_member_id: impl FnOnce() -> String) -> Reply<JoinResult> {
+    pub fn join(
+        &self,
+        group_id: &str,
+        request: JoinRequest,
+        new_member_id: impl FnOnce() -> String,
+    ) -> Reply<JoinResult> {
         let mut groups = self.groups.borrow_mut();
         let group = groups
             .entry(group_id.to_string())
@@ -205,7 +226,13 @@ impl GroupCoordinator {
         group.join(request, &self.config, new_member_id, Instant::now())
     }
 
-    pub fn sync(&self, group_id: &str, member_id: &str, generation_id: i32, assignments: Vec<(String, Bytes)>) -> Reply<SyncResult> {
+    pub fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation_id: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Reply<SyncResult> {
         let mut groups = self.groups.borrow_mut();
         match groups.get_mut(group_id) {
             Some(group) => group.sync(member_id, generation_id, assignments, Instant::now()),
@@ -233,7 +260,9 @@ impl GroupCoordinator {
         let now = Instant::now();
         members
             .iter()
-            .map(|(member_id, instance)| group.leave(member_id, instance.as_deref(), &self.config, now))
+            .map(|(member_id, instance)| {
+                group.leave(member_id, instance.as_deref(), &self.config, now)
+            })
             .collect()
     }
 
@@ -275,7 +304,12 @@ impl GroupCoordinator {
     /// Checks that `member_id` of `generation_id` may commit for `group_id` (Kafka's rules:
     /// a simple consumer, generation -1 and no member id, may commit to a group with no
     /// members).
-    pub fn validate_commit(&self, group_id: &str, member_id: &str, generation_id: i32) -> ErrorCode {
+    pub fn validate_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        generation_id: i32,
+    ) -> ErrorCode {
         let groups = self.groups.borrow();
         let Some(group) = groups.get(group_id) else {
             return if generation_id < 0 && member_id.is_empty() {
@@ -350,7 +384,8 @@ impl GroupCoordinator {
             Some(partitions) => partitions
                 .into_iter()
                 .map(|(topic, partition)| {
-                    let committed = stored.and_then(|s| s.get(&(topic.clone(), partition)).cloned());
+                    let committed =
+                        stored.and_then(|s| s.get(&(topic.clone(), partition)).cloned());
                     (topic, partition, committed)
                 })
                 .collect(),
@@ -523,7 +558,11 @@ impl GroupCoordinator {
         let reopened = PartitionLog::open(DmaStorage, &self.dir, self.log_config.clone()).await?;
         *self.log.borrow_mut() = Some(reopened);
         self.live_bytes_estimate.set(live_bytes);
-        tracing::info!(core = self.core, records = records.len(), "group log compacted");
+        tracing::info!(
+            core = self.core,
+            records = records.len(),
+            "group log compacted"
+        );
         Ok(())
     }
 

@@ -64,7 +64,11 @@ pub enum RecordValue {
 
 fn put_str(out: &mut BytesMut, value: &str) {
     let bytes = value.as_bytes();
-    assert!(bytes.len() <= u16::MAX as usize, "string of {} bytes", bytes.len());
+    assert!(
+        bytes.len() <= u16::MAX as usize,
+        "string of {} bytes",
+        bytes.len()
+    );
     out.put_u16(bytes.len() as u16);
     out.put_slice(bytes);
 }
@@ -292,8 +296,14 @@ mod tests {
             metadata: Some("meta".into()),
             commit_timestamp_ms: 1_700_000_000_000,
         });
-        assert_eq!(decode_key(&encode_key(&offset_key)), Some(offset_key.clone()));
-        assert_eq!(decode_value(&offset_key, &encode_value(&offset)), Some(offset));
+        assert_eq!(
+            decode_key(&encode_key(&offset_key)),
+            Some(offset_key.clone())
+        );
+        assert_eq!(
+            decode_value(&offset_key, &encode_value(&offset)),
+            Some(offset)
+        );
         let group_key = RecordKey::Group { group: "g".into() };
         let group = RecordValue::Group(StoredGroup {
             generation_id: 3,

@@ -218,7 +218,10 @@ impl Group {
 
     fn check_invariants(&self) {
         if let Some(leader) = &self.leader {
-            assert!(self.member_index(leader).is_some(), "leader {leader} is a member");
+            assert!(
+                self.member_index(leader).is_some(),
+                "leader {leader} is a member"
+            );
         }
         if matches!(
             self.state,
@@ -327,7 +330,11 @@ impl Group {
     /// Whether `request` shares the group's protocol type and at least one protocol with
     /// every current member.
     fn supports(&self, request: &JoinRequest) -> bool {
-        if self.protocol_type.as_deref().is_some_and(|t| t != request.protocol_type) {
+        if self
+            .protocol_type
+            .as_deref()
+            .is_some_and(|t| t != request.protocol_type)
+        {
             return false;
         }
         request.protocols.iter().any(|(name, _)| {
@@ -502,10 +509,10 @@ impl Group {
         }
         self.protocol_type = Some(self.members[0].protocol_type.clone());
         self.protocol_name = Some(self.select_protocol());
-        if !self
+        if self
             .leader
             .as_ref()
-            .is_some_and(|leader| self.member_index(leader).is_some())
+            .is_none_or(|leader| self.member_index(leader).is_none())
         {
             self.leader = Some(self.members[0].member_id.clone());
         }
@@ -547,7 +554,8 @@ impl Group {
         candidates
             .iter()
             .max_by_key(|name| {
-                let rank = candidates.len() - candidates.iter().position(|c| c == *name).unwrap_or(0);
+                let rank =
+                    candidates.len() - candidates.iter().position(|c| c == *name).unwrap_or(0);
                 (votes.get(*name).copied().unwrap_or(0), rank)
             })
             .map(|name| (*name).clone())
@@ -664,7 +672,10 @@ impl Group {
     fn remove_member(&mut self, index: usize, config: &GroupConfig, now: Instant) {
         let member = self.members.remove(index);
         if let Some(join) = member.pending_join {
-            let _ = join.try_send(JoinResult::error(ErrorCode::UnknownMemberId, &member.member_id));
+            let _ = join.try_send(JoinResult::error(
+                ErrorCode::UnknownMemberId,
+                &member.member_id,
+            ));
         }
         if let Some(sync) = member.pending_sync {
             let _ = sync.try_send(SyncResult::error(ErrorCode::UnknownMemberId));
@@ -749,10 +760,25 @@ mod tests {
     }
 
     /// Joins a new member through MEMBER_ID_REQUIRED; returns its id and pending join.
-    fn join_new(group: &mut Group, name: &str, protocols: &[&str], now: Instant) -> (String, Receiver<JoinResult>) {
-        let first = now_result(group.join(join_request("", protocols), &CONFIG, || name.to_string(), now));
+    fn join_new(
+        group: &mut Group,
+        name: &str,
+        protocols: &[&str],
+        now: Instant,
+    ) -> (String, Receiver<JoinResult>) {
+        let first = now_result(group.join(
+            join_request("", protocols),
+            &CONFIG,
+            || name.to_string(),
+            now,
+        ));
         assert_eq!(first.error, ErrorCode::MemberIdRequired);
-        let reply = group.join(join_request(name, protocols), &CONFIG, || unreachable!(), now);
+        let reply = group.join(
+            join_request(name, protocols),
+            &CONFIG,
+            || unreachable!(),
+            now,
+        );
         (name.to_string(), pending(reply))
     }
 
@@ -770,17 +796,34 @@ mod tests {
         assert_eq!(group.state, GroupState::PreparingRebalance);
         assert!(b_join.try_recv().is_err());
         assert_eq!(group.heartbeat(&a, 1, now), ErrorCode::RebalanceInProgress);
-        let a_join = pending(group.join(join_request("a", &["range", "roundrobin"]), &CONFIG, || unreachable!(), now));
+        let a_join = pending(group.join(
+            join_request("a", &["range", "roundrobin"]),
+            &CONFIG,
+            || unreachable!(),
+            now,
+        ));
         let a_result = a_join.try_recv().unwrap();
         let b_result = b_join.try_recv().unwrap();
         assert_eq!(a_result.generation_id, 2);
-        assert_eq!(a_result.protocol_name.as_deref(), Some("roundrobin"), "the one both support");
+        assert_eq!(
+            a_result.protocol_name.as_deref(),
+            Some("roundrobin"),
+            "the one both support"
+        );
         assert_eq!(a_result.members.len(), 2, "the leader gets the members");
         assert!(b_result.members.is_empty());
         // Follower syncs first and waits for the leader's assignment.
         let b_sync = pending(group.sync("b", 2, vec![], now));
         assert!(b_sync.try_recv().is_err());
-        let a_sync = group.sync("a", 2, vec![("a".into(), Bytes::from("A")), ("b".into(), Bytes::from("B"))], now);
+        let a_sync = group.sync(
+            "a",
+            2,
+            vec![
+                ("a".into(), Bytes::from("A")),
+                ("b".into(), Bytes::from("B")),
+            ],
+            now,
+        );
         assert_eq!(now_result(a_sync).assignment, Bytes::from("A"));
         assert_eq!(b_sync.try_recv().unwrap().assignment, Bytes::from("B"));
         assert_eq!(group.state, GroupState::Stable);
@@ -794,21 +837,37 @@ mod tests {
         let now = Instant::now();
         let mut group = Group::new("g");
         assert_eq!(
-            now_result(group.join(join_request("ghost", &["range"]), &CONFIG, || unreachable!(), now)).error,
+            now_result(group.join(
+                join_request("ghost", &["range"]),
+                &CONFIG,
+                || unreachable!(),
+                now
+            ))
+            .error,
             ErrorCode::UnknownMemberId
         );
         let mut short = join_request("", &["range"]);
         short.session_timeout = Duration::from_millis(1);
-        assert_eq!(now_result(group.join(short, &CONFIG, || "x".into(), now)).error, ErrorCode::InvalidSessionTimeout);
+        assert_eq!(
+            now_result(group.join(short, &CONFIG, || "x".into(), now)).error,
+            ErrorCode::InvalidSessionTimeout
+        );
         let (_, join) = join_new(&mut group, "a", &["range"], now);
         join.try_recv().unwrap();
         // A member with no protocol in common with the group.
-        let first = now_result(group.join(join_request("", &["sticky"]), &CONFIG, || "b".into(), now));
+        let first =
+            now_result(group.join(join_request("", &["sticky"]), &CONFIG, || "b".into(), now));
         assert_eq!(first.error, ErrorCode::InconsistentGroupProtocol);
         // Sync for the wrong generation, and sync during a rebalance.
-        assert!(matches!(now_result(group.sync("a", 7, vec![], now)).error, ErrorCode::IllegalGeneration));
+        assert!(matches!(
+            now_result(group.sync("a", 7, vec![], now)).error,
+            ErrorCode::IllegalGeneration
+        ));
         let (_, _b_join) = join_new(&mut group, "b", &["range"], now);
-        assert_eq!(now_result(group.sync("a", 1, vec![], now)).error, ErrorCode::RebalanceInProgress);
+        assert_eq!(
+            now_result(group.sync("a", 1, vec![], now)).error,
+            ErrorCode::RebalanceInProgress
+        );
     }
 
     #[test]
@@ -818,7 +877,12 @@ mod tests {
         let (_, a_join) = join_new(&mut group, "a", &["range"], now);
         a_join.try_recv().unwrap();
         let (_, b_join) = join_new(&mut group, "b", &["range"], now);
-        let a_join = pending(group.join(join_request("a", &["range"]), &CONFIG, || unreachable!(), now));
+        let a_join = pending(group.join(
+            join_request("a", &["range"]),
+            &CONFIG,
+            || unreachable!(),
+            now,
+        ));
         a_join.try_recv().unwrap();
         b_join.try_recv().unwrap();
         now_result(group.sync("a", 2, vec![], now));
@@ -830,7 +894,12 @@ mod tests {
         assert!(group.tick(&CONFIG, now + Duration::from_secs(11)));
         assert!(group.member("a").is_none());
         assert_eq!(group.state, GroupState::PreparingRebalance);
-        let b_join = pending(group.join(join_request("b", &["range"]), &CONFIG, || unreachable!(), later));
+        let b_join = pending(group.join(
+            join_request("b", &["range"]),
+            &CONFIG,
+            || unreachable!(),
+            later,
+        ));
         let result = b_join.try_recv().unwrap();
         assert_eq!((result.generation_id, result.leader.as_str()), (3, "b"));
     }
@@ -865,9 +934,19 @@ mod tests {
         let result = now_result(group.join(request, &CONFIG, || "s2".into(), now));
         assert_eq!((result.error, result.generation_id), (ErrorCode::None, 1));
         assert_eq!(group.state, GroupState::Stable);
-        assert_eq!(now_result(group.sync("s2", 1, vec![], now)).assignment, Bytes::from("A"));
-        assert_eq!(group.heartbeat("s1", 1, now), ErrorCode::UnknownMemberId, "old id fenced");
-        assert_eq!(group.leave("s2", Some("instance-1"), &CONFIG, now), ErrorCode::None);
+        assert_eq!(
+            now_result(group.sync("s2", 1, vec![], now)).assignment,
+            Bytes::from("A")
+        );
+        assert_eq!(
+            group.heartbeat("s1", 1, now),
+            ErrorCode::UnknownMemberId,
+            "old id fenced"
+        );
+        assert_eq!(
+            group.leave("s2", Some("instance-1"), &CONFIG, now),
+            ErrorCode::None
+        );
         assert_eq!(group.state, GroupState::Empty);
         assert!(group.members.is_empty());
     }
@@ -881,8 +960,18 @@ mod tests {
         let now = Instant::now();
         let mut group = Group::new("g");
         let join = |group: &mut Group, id: &str| {
-            now_result(group.join(join_request("", &["range"]), &config, || id.to_string(), now));
-            pending(group.join(join_request(id, &["range"]), &config, || unreachable!(), now))
+            now_result(group.join(
+                join_request("", &["range"]),
+                &config,
+                || id.to_string(),
+                now,
+            ));
+            pending(group.join(
+                join_request(id, &["range"]),
+                &config,
+                || unreachable!(),
+                now,
+            ))
         };
         let a = join(&mut group, "a");
         let b = join(&mut group, "b");

@@ -304,9 +304,12 @@ pub fn record_timestamps(batch: &[u8]) -> Option<Vec<(i64, i64)>> {
     Some(out)
 }
 
+/// A record's key and value, `None` when null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// The key and value of every record of an uncompressed batch (`None` for a null key or
 /// value); `None` if the batch is compressed or its records do not parse.
-pub fn record_keys_and_values(batch: &[u8]) -> Option<Vec<(Option<&[u8]>, Option<&[u8]>)>> {
+pub fn record_keys_and_values(batch: &[u8]) -> Option<Vec<KeyValue<'_>>> {
     let header = RecordBatchHeader::decode(batch).ok()?;
     if header.compression() != 0 || batch.len() < header.size_bytes() {
         return None;

@@ -29,6 +29,12 @@ const READ_CHUNK_BYTES: usize = 64 << 10;
 /// batches to the log without copying them.
 const OWN_BUFFER_FRAME_BYTES_MIN: usize = 16 << 10;
 
+/// Why a connection's writer stopped.
+enum WriterError {
+    Socket(String),
+    Encode(String),
+}
+
 /// Counts a connection on its core for as long as it lives.
 struct ConnectionSlot<'a>(&'a Shard);
 
@@ -63,18 +69,21 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
                         writer
                             .write_all(chunk)
                             .await
-                            .map_err(|e| format!("write: {e}"))?;
+                            .map_err(|e| WriterError::Socket(format!("write: {e}")))?;
                     }
                 }
                 Ok(None) => {}
                 Err(reason) => {
                     // Closing our side ends the reader too (the client closes in turn).
                     let _ = writer.close().await;
-                    return Err(reason);
+                    return Err(WriterError::Encode(reason));
                 }
             }
         }
-        writer.flush().await.map_err(|e| format!("flush: {e}"))?;
+        writer
+            .flush()
+            .await
+            .map_err(|e| WriterError::Socket(format!("flush: {e}")))?;
         // The client may have gone already; nothing is lost if closing fails.
         let _ = writer.close().await;
         Ok(())
@@ -149,8 +158,16 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
         tracing::warn!(core = shard.core, %peer, "closing connection: {reason}");
     }
     drop(replies);
-    if let Err(reason) = writer_task.await {
-        tracing::error!(core = shard.core, %peer, "connection closed: {reason}");
+    match writer_task.await {
+        Ok(()) => {}
+        // The client went away while answers were still going out: routine.
+        Err(WriterError::Socket(reason)) => {
+            tracing::debug!(core = shard.core, %peer, "connection closed: {reason}")
+        }
+        // An answer could not be encoded: a bug in a handler.
+        Err(WriterError::Encode(reason)) => {
+            tracing::error!(core = shard.core, %peer, "connection closed: {reason}")
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -19,7 +20,6 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
-use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
@@ -48,7 +48,11 @@ fn coordinator_for(shard: &Shard, group_id: &str) -> Result<Rc<GroupCoordinator>
     Ok(shard.groups.clone())
 }
 
-pub fn find_coordinator(shard: &Shard, context: &RequestContext, request: FindCoordinatorRequest) -> Response {
+pub fn find_coordinator(
+    shard: &Shard,
+    context: &RequestContext,
+    request: FindCoordinatorRequest,
+) -> Response {
     let cores = shard.core_ports.len() as u32;
     let locate = |key: &str| -> (ErrorCode, i32, i32) {
         if request.key_type != KEY_TYPE_GROUP {
@@ -59,7 +63,11 @@ pub fn find_coordinator(shard: &Shard, context: &RequestContext, request: FindCo
             return (ErrorCode::InvalidGroupId, -1, -1);
         }
         let core = coordinator_core(key, cores);
-        (ErrorCode::None, core as i32, i32::from(shard.core_ports[core as usize]))
+        (
+            ErrorCode::None,
+            core as i32,
+            i32::from(shard.core_ports[core as usize]),
+        )
     };
     let host = text(&shard.config.advertised_host);
     let response = if context.api_version >= 4 {
@@ -72,7 +80,11 @@ pub fn find_coordinator(shard: &Shard, context: &RequestContext, request: FindCo
                     Coordinator::default()
                         .with_key(key.clone())
                         .with_node_id(BrokerId(node))
-                        .with_host(if error == ErrorCode::None { host.clone() } else { StrBytes::default() })
+                        .with_host(if error == ErrorCode::None {
+                            host.clone()
+                        } else {
+                            StrBytes::default()
+                        })
                         .with_port(port)
                         .with_error_code(error.code())
                 })
@@ -83,7 +95,11 @@ pub fn find_coordinator(shard: &Shard, context: &RequestContext, request: FindCo
         FindCoordinatorResponse::default()
             .with_error_code(error.code())
             .with_node_id(BrokerId(node))
-            .with_host(if error == ErrorCode::None { host } else { StrBytes::default() })
+            .with_host(if error == ErrorCode::None {
+                host
+            } else {
+                StrBytes::default()
+            })
             .with_port(port)
     };
     context.respond(ResponseKind::FindCoordinator(response))
@@ -105,7 +121,12 @@ fn join_response(context: &RequestContext, result: JoinResult) -> Response {
         JoinGroupResponse::default()
             .with_error_code(result.error.code())
             .with_generation_id(result.generation_id)
-            .with_protocol_type(result.protocol_type.filter(|_| version >= 7).map(|p| text(&p)))
+            .with_protocol_type(
+                result
+                    .protocol_type
+                    .filter(|_| version >= 7)
+                    .map(|p| text(&p)),
+            )
             .with_protocol_name(match (result.protocol_name, version >= 7) {
                 (name, true) => name.map(|n| text(&n)),
                 (name, false) => Some(text(&name.unwrap_or_default())),
@@ -127,7 +148,10 @@ pub fn join_group(
     let coordinator = match coordinator_for(shard, &group_id) {
         Ok(coordinator) => coordinator,
         Err(code) => {
-            return ready(join_response(&context, JoinResult::error(code, request.member_id.as_str())));
+            return ready(join_response(
+                &context,
+                JoinResult::error(code, request.member_id.as_str()),
+            ));
         }
     };
     let session_timeout = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
@@ -138,7 +162,10 @@ pub fn join_group(
     };
     let join = JoinRequest {
         member_id: request.member_id.as_str().to_string(),
-        group_instance_id: request.group_instance_id.as_ref().map(|i| i.as_str().to_string()),
+        group_instance_id: request
+            .group_instance_id
+            .as_ref()
+            .map(|i| i.as_str().to_string()),
         client_id: client_id.clone(),
         client_host,
         session_timeout,
@@ -151,7 +178,12 @@ pub fn join_group(
             .collect(),
         require_known_member_id: context.api_version >= 4,
     };
-    let new_member_id = || format!("{client_id}-{}", crate::cluster::metadata::new_topic_id().hyphenated());
+    let new_member_id = || {
+        format!(
+            "{client_id}-{}",
+            crate::cluster::metadata::new_topic_id().hyphenated()
+        )
+    };
     match coordinator.join(&group_id, join, new_member_id) {
         GroupReply::Now(result) => ready(join_response(&context, result)),
         GroupReply::Later(receiver) => Box::pin(async move {
@@ -170,8 +202,18 @@ fn sync_response(context: &RequestContext, result: SyncResult) -> Response {
     context.respond(ResponseKind::SyncGroup(
         SyncGroupResponse::default()
             .with_error_code(result.error.code())
-            .with_protocol_type(result.protocol_type.filter(|_| version >= 5).map(|p| text(&p)))
-            .with_protocol_name(result.protocol_name.filter(|_| version >= 5).map(|p| text(&p)))
+            .with_protocol_type(
+                result
+                    .protocol_type
+                    .filter(|_| version >= 5)
+                    .map(|p| text(&p)),
+            )
+            .with_protocol_name(
+                result
+                    .protocol_name
+                    .filter(|_| version >= 5)
+                    .map(|p| text(&p)),
+            )
             .with_assignment(result.assignment),
     ))
 }
@@ -197,7 +239,12 @@ pub fn sync_group(shard: &Shard, context: RequestContext, request: SyncGroupRequ
         .iter()
         .map(|a| (a.member_id.as_str().to_string(), a.assignment.clone()))
         .collect();
-    let reply = coordinator.sync(&group_id, request.member_id.as_str(), request.generation_id, assignments);
+    let reply = coordinator.sync(
+        &group_id,
+        request.member_id.as_str(),
+        request.generation_id,
+        assignments,
+    );
     Box::pin(async move {
         let result = match reply {
             GroupReply::Now(result) => result,
@@ -216,7 +263,9 @@ pub fn sync_group(shard: &Shard, context: RequestContext, request: SyncGroupRequ
 pub fn heartbeat(shard: &Shard, context: &RequestContext, request: HeartbeatRequest) -> Response {
     let group_id = request.group_id.as_str();
     let error = match coordinator_for(shard, group_id) {
-        Ok(coordinator) => coordinator.heartbeat(group_id, request.member_id.as_str(), request.generation_id),
+        Ok(coordinator) => {
+            coordinator.heartbeat(group_id, request.member_id.as_str(), request.generation_id)
+        }
         Err(code) => code,
     };
     context.respond(ResponseKind::Heartbeat(
@@ -224,7 +273,11 @@ pub fn heartbeat(shard: &Shard, context: &RequestContext, request: HeartbeatRequ
     ))
 }
 
-pub async fn leave_group(shard: &Shard, context: &RequestContext, request: LeaveGroupRequest) -> Response {
+pub async fn leave_group(
+    shard: &Shard,
+    context: &RequestContext,
+    request: LeaveGroupRequest,
+) -> Response {
     let group_id = request.group_id.as_str();
     let members: Vec<(String, Option<String>)> = if context.api_version >= 3 {
         request
@@ -244,7 +297,11 @@ pub async fn leave_group(shard: &Shard, context: &RequestContext, request: Leave
         Ok(coordinator) => {
             let errors = coordinator.leave(group_id, &members);
             coordinator.persist_settled_groups().await;
-            let first = if context.api_version < 3 { errors[0] } else { ErrorCode::None };
+            let first = if context.api_version < 3 {
+                errors[0]
+            } else {
+                ErrorCode::None
+            };
             (first, errors)
         }
         Err(code) => (code, vec![code; members.len()]),
@@ -267,12 +324,18 @@ pub async fn leave_group(shard: &Shard, context: &RequestContext, request: Leave
     context.respond(ResponseKind::LeaveGroup(response))
 }
 
-pub async fn offset_commit(shard: &Shard, context: &RequestContext, request: OffsetCommitRequest) -> Response {
+pub async fn offset_commit(
+    shard: &Shard,
+    context: &RequestContext,
+    request: OffsetCommitRequest,
+) -> Response {
     let group_id = request.group_id.as_str();
     let group_error = match coordinator_for(shard, group_id) {
-        Ok(coordinator) => {
-            coordinator.validate_commit(group_id, request.member_id.as_str(), request.generation_id_or_member_epoch)
-        }
+        Ok(coordinator) => coordinator.validate_commit(
+            group_id,
+            request.member_id.as_str(),
+            request.generation_id_or_member_epoch,
+        ),
         Err(code) => code,
     };
     let now_ms = std::time::SystemTime::now()
@@ -283,10 +346,16 @@ pub async fn offset_commit(shard: &Shard, context: &RequestContext, request: Off
     for topic in &request.topics {
         let mut topic_errors = Vec::new();
         for partition in &topic.partitions {
-            let metadata = partition.committed_metadata.as_ref().map(|m| m.as_str().to_string());
+            let metadata = partition
+                .committed_metadata
+                .as_ref()
+                .map(|m| m.as_str().to_string());
             let error = if group_error != ErrorCode::None {
                 group_error
-            } else if metadata.as_ref().is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX) {
+            } else if metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > OFFSET_METADATA_BYTES_MAX)
+            {
                 ErrorCode::OffsetMetadataTooLarge
             } else {
                 accepted.push((
@@ -294,7 +363,11 @@ pub async fn offset_commit(shard: &Shard, context: &RequestContext, request: Off
                     partition.partition_index,
                     CommittedOffset {
                         offset: partition.committed_offset,
-                        leader_epoch: if context.api_version >= 6 { partition.committed_leader_epoch } else { -1 },
+                        leader_epoch: if context.api_version >= 6 {
+                            partition.committed_leader_epoch
+                        } else {
+                            -1
+                        },
                         metadata,
                         commit_timestamp_ms: now_ms,
                     },
@@ -339,13 +412,19 @@ pub async fn offset_commit(shard: &Shard, context: &RequestContext, request: Off
                 )
         })
         .collect();
-    context.respond(ResponseKind::OffsetCommit(OffsetCommitResponse::default().with_topics(topics)))
+    context.respond(ResponseKind::OffsetCommit(
+        OffsetCommitResponse::default().with_topics(topics),
+    ))
 }
 
 /// `(topic, partition, offset, leader epoch, metadata, error)` for one group.
 type FetchedOffset = (String, i32, i64, i32, Option<String>, ErrorCode);
 
-fn fetch_offsets(shard: &Shard, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Result<Vec<FetchedOffset>, ErrorCode> {
+fn fetch_offsets(
+    shard: &Shard,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Vec<FetchedOffset>, ErrorCode> {
     let coordinator = coordinator_for(shard, group_id)?;
     let wanted = topics.map(|topics| {
         topics
@@ -357,8 +436,22 @@ fn fetch_offsets(shard: &Shard, group_id: &str, topics: Option<Vec<(String, Vec<
         .committed(group_id, wanted)
         .into_iter()
         .map(|(topic, partition, committed)| match committed {
-            Some(c) => (topic, partition, c.offset, c.leader_epoch, c.metadata, ErrorCode::None),
-            None => (topic, partition, -1, -1, Some(String::new()), ErrorCode::None),
+            Some(c) => (
+                topic,
+                partition,
+                c.offset,
+                c.leader_epoch,
+                c.metadata,
+                ErrorCode::None,
+            ),
+            None => (
+                topic,
+                partition,
+                -1,
+                -1,
+                Some(String::new()),
+                ErrorCode::None,
+            ),
         })
         .collect())
 }
@@ -375,27 +468,33 @@ fn by_topic(rows: Vec<FetchedOffset>) -> Vec<(String, Vec<FetchedOffset>)> {
     grouped
 }
 
-pub fn offset_fetch(shard: &Shard, context: &RequestContext, request: OffsetFetchRequest) -> Response {
+pub fn offset_fetch(
+    shard: &Shard,
+    context: &RequestContext,
+    request: OffsetFetchRequest,
+) -> Response {
     let version = context.api_version;
     if version >= 8 {
-        let groups = request
-            .groups
-            .iter()
-            .map(|group| {
-                let topics = group.topics.as_ref().map(|topics| {
-                    topics
-                        .iter()
-                        .map(|t| (t.name.as_str().to_string(), t.partition_indexes.clone()))
-                        .collect()
-                });
-                let response = OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-                match fetch_offsets(shard, group.group_id.as_str(), topics) {
-                    Err(code) => response.with_error_code(code.code()),
-                    Ok(rows) => response.with_topics(
-                        by_topic(rows)
-                            .into_iter()
-                            .map(|(topic, rows)| {
-                                OffsetFetchResponseTopics::default()
+        let groups =
+            request
+                .groups
+                .iter()
+                .map(|group| {
+                    let topics = group.topics.as_ref().map(|topics| {
+                        topics
+                            .iter()
+                            .map(|t| (t.name.as_str().to_string(), t.partition_indexes.clone()))
+                            .collect()
+                    });
+                    let response =
+                        OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
+                    match fetch_offsets(shard, group.group_id.as_str(), topics) {
+                        Err(code) => response.with_error_code(code.code()),
+                        Ok(rows) => response.with_topics(
+                            by_topic(rows)
+                                .into_iter()
+                                .map(|(topic, rows)| {
+                                    OffsetFetchResponseTopics::default()
                                     .with_name(TopicName(text(&topic)))
                                     .with_partitions(
                                         rows.into_iter()
@@ -409,13 +508,15 @@ pub fn offset_fetch(shard: &Shard, context: &RequestContext, request: OffsetFetc
                                             })
                                             .collect(),
                                     )
-                            })
-                            .collect(),
-                    ),
-                }
-            })
-            .collect();
-        return context.respond(ResponseKind::OffsetFetch(OffsetFetchResponse::default().with_groups(groups)));
+                                })
+                                .collect(),
+                        ),
+                    }
+                })
+                .collect();
+        return context.respond(ResponseKind::OffsetFetch(
+            OffsetFetchResponse::default().with_groups(groups),
+        ));
     }
     let topics = request.topics.as_ref().map(|topics| {
         topics
@@ -432,17 +533,19 @@ pub fn offset_fetch(shard: &Shard, context: &RequestContext, request: OffsetFetc
                 .iter()
                 .flatten()
                 .map(|t| {
-                    OffsetFetchResponseTopic::default().with_name(t.name.clone()).with_partitions(
-                        t.partition_indexes
-                            .iter()
-                            .map(|&p| {
-                                OffsetFetchResponsePartition::default()
-                                    .with_partition_index(p)
-                                    .with_committed_offset(-1)
-                                    .with_error_code(code.code())
-                            })
-                            .collect(),
-                    )
+                    OffsetFetchResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partition_indexes
+                                .iter()
+                                .map(|&p| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(-1)
+                                        .with_error_code(code.code())
+                                })
+                                .collect(),
+                        )
                 })
                 .collect();
             OffsetFetchResponse::default().with_topics(topics)
@@ -459,7 +562,11 @@ pub fn offset_fetch(shard: &Shard, context: &RequestContext, request: OffsetFetc
                                     OffsetFetchResponsePartition::default()
                                         .with_partition_index(partition)
                                         .with_committed_offset(offset)
-                                        .with_committed_leader_epoch(if version >= 5 { epoch } else { -1 })
+                                        .with_committed_leader_epoch(if version >= 5 {
+                                            epoch
+                                        } else {
+                                            -1
+                                        })
                                         .with_metadata(metadata.map(|m| text(&m)))
                                         .with_error_code(error.code())
                                 })
@@ -472,14 +579,21 @@ pub fn offset_fetch(shard: &Shard, context: &RequestContext, request: OffsetFetc
     context.respond(ResponseKind::OffsetFetch(response))
 }
 
-pub fn list_groups(shard: &Shard, context: &RequestContext, request: ListGroupsRequest) -> Response {
+pub fn list_groups(
+    shard: &Shard,
+    context: &RequestContext,
+    request: ListGroupsRequest,
+) -> Response {
     let groups = shard
         .groups
         .list()
         .into_iter()
         .filter(|(_, _, state)| {
             request.states_filter.is_empty()
-                || request.states_filter.iter().any(|s| s.as_str().eq_ignore_ascii_case(state.name()))
+                || request
+                    .states_filter
+                    .iter()
+                    .any(|s| s.as_str().eq_ignore_ascii_case(state.name()))
         })
         .map(|(group_id, protocol_type, state)| {
             let listed = ListedGroup::default()
@@ -492,10 +606,16 @@ pub fn list_groups(shard: &Shard, context: &RequestContext, request: ListGroupsR
             }
         })
         .collect();
-    context.respond(ResponseKind::ListGroups(ListGroupsResponse::default().with_groups(groups)))
+    context.respond(ResponseKind::ListGroups(
+        ListGroupsResponse::default().with_groups(groups),
+    ))
 }
 
-pub fn describe_groups(shard: &Shard, context: &RequestContext, request: DescribeGroupsRequest) -> Response {
+pub fn describe_groups(
+    shard: &Shard,
+    context: &RequestContext,
+    request: DescribeGroupsRequest,
+) -> Response {
     let version = context.api_version;
     let groups = request
         .groups
@@ -507,11 +627,16 @@ pub fn describe_groups(shard: &Shard, context: &RequestContext, request: Describ
                 Ok(coordinator) => coordinator
                     .with_group(group_id.as_str(), |group| {
                         let protocol = group.protocol_name.clone().unwrap_or_default();
-                        let settled = matches!(group.state, GroupState::Stable | GroupState::CompletingRebalance);
+                        let settled = matches!(
+                            group.state,
+                            GroupState::Stable | GroupState::CompletingRebalance
+                        );
                         described
                             .clone()
                             .with_group_state(text(group.state.name()))
-                            .with_protocol_type(text(&group.protocol_type.clone().unwrap_or_default()))
+                            .with_protocol_type(text(
+                                &group.protocol_type.clone().unwrap_or_default(),
+                            ))
                             .with_protocol_data(text(if settled { &protocol } else { "" }))
                             .with_members(
                                 group
@@ -521,7 +646,10 @@ pub fn describe_groups(shard: &Shard, context: &RequestContext, request: Describ
                                         DescribedGroupMember::default()
                                             .with_member_id(text(&m.member_id))
                                             .with_group_instance_id(
-                                                m.group_instance_id.clone().filter(|_| version >= 4).map(|i| text(&i)),
+                                                m.group_instance_id
+                                                    .clone()
+                                                    .filter(|_| version >= 4)
+                                                    .map(|i| text(&i)),
                                             )
                                             .with_client_id(text(&m.client_id))
                                             .with_client_host(text(&m.client_host))
@@ -541,10 +669,16 @@ pub fn describe_groups(shard: &Shard, context: &RequestContext, request: Describ
             }
         })
         .collect();
-    context.respond(ResponseKind::DescribeGroups(DescribeGroupsResponse::default().with_groups(groups)))
+    context.respond(ResponseKind::DescribeGroups(
+        DescribeGroupsResponse::default().with_groups(groups),
+    ))
 }
 
-pub async fn delete_groups(shard: &Shard, context: &RequestContext, request: DeleteGroupsRequest) -> Response {
+pub async fn delete_groups(
+    shard: &Shard,
+    context: &RequestContext,
+    request: DeleteGroupsRequest,
+) -> Response {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in &request.groups_names {
         let error = match coordinator_for(shard, group_id.as_str()) {
@@ -557,5 +691,7 @@ pub async fn delete_groups(shard: &Shard, context: &RequestContext, request: Del
                 .with_error_code(error.code()),
         );
     }
-    context.respond(ResponseKind::DeleteGroups(DeleteGroupsResponse::default().with_results(results)))
+    context.respond(ResponseKind::DeleteGroups(
+        DeleteGroupsResponse::default().with_results(results),
+    ))
 }

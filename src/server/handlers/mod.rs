@@ -62,7 +62,12 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: Soc
     };
     // JoinGroup records who joined (DescribeGroups shows it).
     let client = matches!(request.body, RequestKind::JoinGroup(_)).then(|| {
-        let client_id = request.header.client_id.as_deref().unwrap_or("").to_string();
+        let client_id = request
+            .header
+            .client_id
+            .as_deref()
+            .unwrap_or("")
+            .to_string();
         (client_id, format!("/{}", peer.ip()))
     });
     // The header's strings are slices of `frame`; drop them so Produce can own it.
@@ -107,9 +112,7 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: Soc
         }
         RequestKind::OffsetFetch(body) => ready(groups::offset_fetch(shard, &context, body)),
         RequestKind::ListGroups(body) => ready(groups::list_groups(shard, &context, body)),
-        RequestKind::DescribeGroups(body) => {
-            ready(groups::describe_groups(shard, &context, body))
-        }
+        RequestKind::DescribeGroups(body) => ready(groups::describe_groups(shard, &context, body)),
         RequestKind::DeleteGroups(body) => {
             ready(groups::delete_groups(shard, &context, body).await)
         }

@@ -36,7 +36,7 @@ fn temp_dir() -> tempfile::TempDir {
 fn offsets_and_groups_survive_reopen_and_compaction() {
     let dir = temp_dir();
     let data = dir.path().to_path_buf();
-    run_local(&dir.path().to_path_buf(), async move {
+    run_local(dir.path(), async move {
         let coordinator = GroupCoordinator::open(0, &data, CONFIG, 64 << 10)
             .await
             .unwrap();

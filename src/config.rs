@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// How often each core rolls aged segments and applies retention.
     #[arg(long, default_value_t = 30_000)]
     pub retention_check_interval_ms: u64,
+    /// Testing only: close the connection instead of sending every Nth produce response
+    /// (after the append), so clients retry batches the log already holds. 0 = off.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub fault_drop_produce_response_every: u64,
 }
 
 /// Validated, shared by every core.
@@ -111,6 +115,7 @@ pub struct BrokerConfig {
     pub log: LogConfig,
     pub retention_check_interval: Duration,
     pub groups: GroupConfig,
+    pub fault_drop_produce_response_every: u64,
 }
 
 /// Most partitions one CreateTopics/CreatePartitions may ask for in a topic.
@@ -125,8 +130,11 @@ impl BrokerConfig {
             .filter(|ids: &Vec<usize>| !ids.is_empty())
             .unwrap_or_else(|| (0..available).collect());
         let cores = args.cores.unwrap_or(allowed_cpus.len());
-        if cores == 0 || cores > 1024 {
-            return Err(format!("--cores {cores} must be between 1 and 1024"));
+        if cores == 0 || cores as u64 > crate::producer::ids::CORES_MAX {
+            return Err(format!(
+                "--cores {cores} must be between 1 and {}",
+                crate::producer::ids::CORES_MAX
+            ));
         }
         let pin = !args.no_pin && cores <= allowed_cpus.len();
         let cpus = (0..cores)
@@ -216,6 +224,7 @@ impl BrokerConfig {
             buffered_bytes_per_core_max: args.max_buffered_bytes_per_core,
             log,
             retention_check_interval: Duration::from_millis(args.retention_check_interval_ms),
+            fault_drop_produce_response_every: args.fault_drop_produce_response_every,
             groups: GroupConfig {
                 initial_rebalance_delay: Duration::from_millis(
                     args.group_initial_rebalance_delay_ms,

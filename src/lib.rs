@@ -2,6 +2,7 @@
 //!
 //! | module     | owns |
 //! |------------|------|
+//! | `producer` | idempotent producers: producer ids, per-partition sequence state |
 //! | `protocol` | pure wire facts: API table, framing, record batches, Kafka error codes |
 //! | `config`   | the broker's flags, validated once into `BrokerConfig` |
 //! | `cluster`  | topic metadata snapshots, placement, the controller (core 0), the control plane |
@@ -13,6 +14,7 @@
 pub mod cluster;
 pub mod config;
 pub mod group;
+pub mod producer;
 pub mod protocol;
 pub mod runtime;
 pub mod server;

@@ -76,6 +76,9 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
                 Err(reason) => {
                     // Closing our side ends the reader too (the client closes in turn).
                     let _ = writer.close().await;
+                    if reason.starts_with(handlers::FAULT_INJECTION) {
+                        return Err(WriterError::Socket(reason));
+                    }
                     return Err(WriterError::Encode(reason));
                 }
             }

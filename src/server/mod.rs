@@ -23,6 +23,7 @@ use crate::cluster::metadata::ClusterSnapshot;
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::group::coordinator::GROUP_LOG_COMPACT_BYTES_MIN;
+use crate::producer::ProducerIdAllocator;
 use crate::runtime::{executor_builder, prepare_executor, raise_memlock_limit};
 
 mod connection;
@@ -206,6 +207,8 @@ async fn run_core(
     )
     .await
     .map_err(|e| format!("opening the group log: {e}"))?;
+    let producer_ids = ProducerIdAllocator::open(&config.data_dir, core)
+        .map_err(|e| format!("opening producer ids: {e}"))?;
     let shard = Rc::new(Shard::new(
         core,
         config.clone(),
@@ -213,6 +216,7 @@ async fn run_core(
         core_ports,
         snapshot.clone(),
         groups,
+        producer_ids,
     ));
     shard.apply_snapshot(snapshot.clone()).await;
     if let Some(inbox) = receivers.controller_inbox {

@@ -20,6 +20,9 @@ use crate::cluster::control::ControlHandle;
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata, topic_log_config};
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
+use crate::producer::state::{decode_snapshot, encode_snapshot};
+use crate::producer::{ProducerIdAllocator, ProducerStateTable};
+use crate::protocol::RecordBatchHeader;
 use crate::storage::wait::Event;
 use crate::storage::{DmaStorage, PartitionLog, StorageError};
 
@@ -39,10 +42,20 @@ pub enum PartitionLookup {
     Unavailable,
 }
 
+/// A partition this core owns: its log and its idempotent-producer state.
+#[derive(Clone)]
+pub struct OwnedPartition {
+    pub log: Log,
+    pub producers: Rc<RefCell<ProducerStateTable>>,
+}
+
 struct TopicLogs {
     topic_id: Uuid,
-    partitions: HashMap<i32, Log>,
+    partitions: HashMap<i32, OwnedPartition>,
 }
+
+/// The producer-state snapshot in each partition directory.
+pub const PRODUCER_SNAPSHOT_FILE_NAME: &str = "producer-state.snapshot";
 
 pub struct Shard {
     pub core: u32,
@@ -56,6 +69,10 @@ pub struct Shard {
     pub buffered_bytes: Rc<Semaphore>,
     /// The consumer groups this core coordinates.
     pub groups: Rc<GroupCoordinator>,
+    /// Producer ids this core hands out (InitProducerId).
+    pub producer_ids: ProducerIdAllocator,
+    /// Produce responses sent since start, for `--fault-drop-produce-response-every`.
+    produce_responses: Cell<u64>,
     pub connections: Cell<usize>,
     shutting_down: Cell<bool>,
     shutdown: Event,
@@ -69,6 +86,7 @@ impl Shard {
         core_ports: Arc<Vec<u16>>,
         snapshot: Arc<ClusterSnapshot>,
         groups: Rc<GroupCoordinator>,
+        producer_ids: ProducerIdAllocator,
     ) -> Shard {
         let buffered = config.buffered_bytes_per_core_max as u64;
         Shard {
@@ -80,6 +98,8 @@ impl Shard {
             logs: RefCell::new(HashMap::new()),
             buffered_bytes: Rc::new(Semaphore::new(buffered)),
             groups,
+            producer_ids,
+            produce_responses: Cell::new(0),
             connections: Cell::new(0),
             shutting_down: Cell::new(false),
             shutdown: Event::default(),
@@ -92,13 +112,22 @@ impl Shard {
 
     /// The log of a partition this core owns.
     pub fn log(&self, topic: &str, partition: i32) -> Result<Log, PartitionLookup> {
-        if let Some(log) = self
+        self.partition(topic, partition).map(|owned| owned.log)
+    }
+
+    /// A partition this core owns, with its producer state.
+    pub fn partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<OwnedPartition, PartitionLookup> {
+        if let Some(owned) = self
             .logs
             .borrow()
             .get(topic)
             .and_then(|logs| logs.partitions.get(&partition))
         {
-            return Ok(log.clone());
+            return Ok(owned.clone());
         }
         let snapshot = self.snapshot.borrow();
         let Some(metadata) = snapshot.topic(topic) else {
@@ -116,8 +145,29 @@ impl Shard {
         self.logs
             .borrow()
             .values()
+            .flat_map(|logs| logs.partitions.values().map(|owned| owned.log.clone()))
+            .collect()
+    }
+
+    /// Every partition this core owns.
+    fn all_partitions(&self) -> Vec<OwnedPartition> {
+        self.logs
+            .borrow()
+            .values()
             .flat_map(|logs| logs.partitions.values().cloned())
             .collect()
+    }
+
+    /// Whether fault injection wants this produce response dropped (its connection closed
+    /// after the append, so the client retries the batch).
+    pub fn fault_drop_produce_response(&self) -> bool {
+        let every = self.config.fault_drop_produce_response_every;
+        if every == 0 {
+            return false;
+        }
+        let count = self.produce_responses.get() + 1;
+        self.produce_responses.set(count);
+        count.is_multiple_of(every)
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -169,8 +219,8 @@ impl Shard {
                 .collect()
         };
         for (name, topic_logs) in gone {
-            for (partition, log) in topic_logs.partitions {
-                if let Err(e) = log.delete().await {
+            for (partition, owned) in topic_logs.partitions {
+                if let Err(e) = owned.log.delete().await {
                     tracing::error!(core = self.core, "deleting {name}-{partition}: {e}");
                 }
             }
@@ -213,17 +263,27 @@ impl Shard {
         }
     }
 
-    async fn open_log(&self, topic: &TopicMetadata, partition: i32) -> Result<Log, StorageError> {
+    async fn open_log(
+        &self,
+        topic: &TopicMetadata,
+        partition: i32,
+    ) -> Result<OwnedPartition, StorageError> {
         let dir = self.partition_dir(&topic.name, partition);
         claim_partition_dir(&dir, &topic.topic_id)
             .map_err(|e| StorageError::io("claim partition directory", e))?;
         let config = topic_log_config(&self.config.log, &topic.configs);
-        PartitionLog::open(DmaStorage, &dir, config).await
+        let log = PartitionLog::open(DmaStorage, &dir, config).await?;
+        let producers = rebuild_producer_state(&log).await?;
+        Ok(OwnedPartition {
+            log,
+            producers: Rc::new(RefCell::new(producers)),
+        })
     }
 
     /// Rolls aged segments and applies retention on every log of this core.
     pub async fn housekeeping(&self, now_ms: i64) {
-        for log in self.all_logs() {
+        for owned in self.all_partitions() {
+            let log = &owned.log;
             log.roll_if_due(now_ms);
             if let Err(e) = log.apply_retention(now_ms).await {
                 tracing::warn!(
@@ -232,6 +292,7 @@ impl Shard {
                     log.dir().display()
                 );
             }
+            snapshot_producer_state(&owned);
         }
     }
 
@@ -240,12 +301,61 @@ impl Shard {
         self.groups.close().await;
         let logs: Vec<(String, TopicLogs)> = self.logs.borrow_mut().drain().collect();
         for (name, topic_logs) in logs {
-            for (partition, log) in topic_logs.partitions {
-                if let Err(e) = log.close().await {
-                    tracing::error!(core = self.core, "closing {name}-{partition}: {e}");
+            for (partition, owned) in topic_logs.partitions {
+                match owned.log.close().await {
+                    Ok(()) => snapshot_producer_state(&owned),
+                    Err(e) => tracing::error!(core = self.core, "closing {name}-{partition}: {e}"),
                 }
             }
         }
+    }
+}
+
+/// Loads the producer-state snapshot (if it is valid for this log) and replays the batches
+/// after it, so recovery reads only what the snapshot does not cover.
+async fn rebuild_producer_state(log: &Log) -> Result<ProducerStateTable, StorageError> {
+    let path = log.dir().join(PRODUCER_SNAPSHOT_FILE_NAME);
+    let snapshot = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| decode_snapshot(&text))
+        .filter(|(_, next)| *next >= log.log_start_offset() && *next <= log.log_end_offset());
+    let (mut table, mut next) =
+        snapshot.unwrap_or_else(|| (ProducerStateTable::default(), log.log_start_offset()));
+    let end = log.high_watermark();
+    while next < end {
+        let batches = log.read(next, 1 << 20).await?;
+        if batches.is_empty() {
+            break;
+        }
+        for batch in &batches {
+            let header = RecordBatchHeader::decode(batch).map_err(StorageError::InvalidBatch)?;
+            if header.next_offset() > next {
+                table.replay(&header);
+                next = header.next_offset();
+            }
+        }
+    }
+    Ok(table)
+}
+
+/// Writes the producer state as of the log end offset (atomic rename, not synced: a stale
+/// or missing snapshot only means a longer replay, and one past the log's end is ignored).
+/// Batches still being appended are left out; they are below the end offset only once
+/// complete, and a snapshot taken meanwhile misses them, which the replay after the next
+/// start cannot repair. So a snapshot is skipped while any reservation is pending.
+fn snapshot_producer_state(owned: &OwnedPartition) {
+    let table = owned.producers.borrow();
+    if table.is_empty() || table.has_pending() {
+        return;
+    }
+    let text = encode_snapshot(&table, owned.log.log_end_offset());
+    drop(table);
+    let path = owned.log.dir().join(PRODUCER_SNAPSHOT_FILE_NAME);
+    let temporary = path.with_extension("tmp");
+    if let Err(e) =
+        std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, &path))
+    {
+        tracing::warn!("producer snapshot {}: {e}", path.display());
     }
 }
 

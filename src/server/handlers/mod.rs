@@ -25,6 +25,10 @@ mod metadata;
 mod produce;
 mod topics;
 
+/// Prefix of a connection-closing reason that a test asked for (see
+/// `--fault-drop-produce-response-every`), logged as such rather than as a bug.
+pub const FAULT_INJECTION: &str = "fault injection";
+
 /// A response frame, `None` when the request gets no answer (acks=0), or why the
 /// connection must close.
 pub type Response = Result<Option<ChunkedFrame>, String>;
@@ -96,6 +100,9 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: Soc
         }
         RequestKind::DescribeConfigs(body) => {
             ready(configs::describe_configs(shard, &context, body))
+        }
+        RequestKind::InitProducerId(body) => {
+            ready(produce::init_producer_id(shard, &context, body))
         }
         RequestKind::FindCoordinator(body) => {
             ready(groups::find_coordinator(shard, &context, body))

@@ -13,13 +13,19 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
+    ResponseKind, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Reply, RequestContext, auto_create_topics, ready};
+use super::{FAULT_INJECTION, Reply, RequestContext, auto_create_topics, ready};
+use crate::producer::SequenceCheck;
 use crate::protocol::ErrorCode;
+use crate::protocol::RecordBatchHeader;
 use crate::protocol::record_batch::{LOG_OVERHEAD_BYTES, RECORD_BATCH_HEADER_BYTES};
-use crate::server::shard::{Log, Shard};
+use crate::server::shard::{Log, OwnedPartition, Shard};
+use crate::storage::AppendInfo;
 
 struct PartitionPlan {
     index: i32,
@@ -114,9 +120,9 @@ pub async fn produce(
                     Some("transactions are not supported yet".into()),
                 )
             } else {
-                match shard.log(&plan.name, partition.index) {
+                match shard.partition(&plan.name, partition.index) {
                     Err(lookup) => Outcome::failed(partition.index, ErrorCode::from(&lookup), None),
-                    Ok(log) => append_all(&log, partition.index, records).await,
+                    Ok(owned) => append_all(&owned, partition.index, records).await,
                 }
             };
             outcomes.push(outcome);
@@ -127,6 +133,7 @@ pub async fn produce(
     if acks == 0 {
         return ready(Ok(None));
     }
+    let shard = shard.clone();
     Box::pin(async move {
         for (_, outcomes) in &mut results {
             for outcome in outcomes.iter_mut() {
@@ -154,6 +161,11 @@ pub async fn produce(
                     None => outcome.error = ErrorCode::RequestTimedOut,
                 }
             }
+        }
+        if shard.fault_drop_produce_response() {
+            return Err(format!(
+                "{FAULT_INJECTION}: dropping a produce response after its append"
+            ));
         }
         let responses = results
             .into_iter()
@@ -241,7 +253,8 @@ fn copy_pieces(frame: &[u8], ranges: &[Option<Range<usize>>]) -> Vec<Option<Byte
 
 /// Appends every batch in `records` (usually one). A bad batch fails the partition; batches
 /// before it stay appended, as their offsets were already assigned.
-async fn append_all(log: &Log, index: i32, records: Option<BytesMut>) -> Outcome {
+async fn append_all(owned: &OwnedPartition, index: i32, records: Option<BytesMut>) -> Outcome {
+    let log = &owned.log;
     let Some(mut records) = records else {
         return Outcome::failed(
             index,
@@ -270,18 +283,54 @@ async fn append_all(log: &Log, index: i32, records: Option<BytesMut>) -> Outcome
             );
         };
         let batch = records.split_to(size);
-        match log.append(batch).await {
-            Ok(info) => {
-                if base_offset < 0 {
-                    base_offset = info.base_offset;
+        // Idempotent producers: a retried batch gets its first copy's offsets.
+        let header = RecordBatchHeader::decode(&batch).ok();
+        let check = match &header {
+            Some(header) if header.is_transactional() => {
+                SequenceCheck::Reject(ErrorCode::TransactionalIdAuthorizationFailed)
+            }
+            Some(header) => owned.producers.borrow_mut().check(header),
+            None => SequenceCheck::NotIdempotent,
+        };
+        let info = match check {
+            SequenceCheck::Reject(code) => return Outcome::failed(index, code, None),
+            SequenceCheck::Duplicate { base_offset } => {
+                let header = header.expect("checked");
+                AppendInfo {
+                    base_offset,
+                    last_offset: base_offset + i64::from(header.last_offset_delta),
+                    log_start_offset: log.log_start_offset(),
                 }
-                end_offset = info.last_offset + 1;
-                log_start_offset = info.log_start_offset;
             }
-            Err(error) => {
-                return Outcome::failed(index, ErrorCode::from(&error), Some(error.to_string()));
-            }
+            SequenceCheck::Append | SequenceCheck::NotIdempotent => match log.append(batch).await {
+                Ok(info) => {
+                    if check == SequenceCheck::Append {
+                        let header = header.as_ref().expect("checked");
+                        owned
+                            .producers
+                            .borrow_mut()
+                            .complete(header, info.base_offset);
+                    }
+                    info
+                }
+                Err(error) => {
+                    if check == SequenceCheck::Append {
+                        let header = header.as_ref().expect("checked");
+                        owned.producers.borrow_mut().abandon(header);
+                    }
+                    return Outcome::failed(
+                        index,
+                        ErrorCode::from(&error),
+                        Some(error.to_string()),
+                    );
+                }
+            },
+        };
+        if base_offset < 0 {
+            base_offset = info.base_offset;
         }
+        end_offset = end_offset.max(info.last_offset + 1);
+        log_start_offset = info.log_start_offset;
     }
     Outcome {
         index,
@@ -290,5 +339,42 @@ async fn append_all(log: &Log, index: i32, records: Option<BytesMut>) -> Outcome
         base_offset,
         log_start_offset,
         wait: Some((log.clone(), end_offset)),
+    }
+}
+
+/// InitProducerId for idempotent producers: a new id from this core's allocator, or, when
+/// the client names its id and epoch (v3+, after a fatal sequence error), the same id with
+/// the next epoch. Transactional ids are not served yet.
+pub fn init_producer_id(
+    shard: &Shard,
+    context: &RequestContext,
+    request: InitProducerIdRequest,
+) -> super::Response {
+    let answer = |error: ErrorCode, producer_id: i64, producer_epoch: i16| {
+        context.respond(ResponseKind::InitProducerId(
+            InitProducerIdResponse::default()
+                .with_error_code(error.code())
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(producer_epoch),
+        ))
+    };
+    // Null (or, leniently, empty) means an idempotent producer without transactions.
+    if request
+        .transactional_id
+        .as_ref()
+        .is_some_and(|id| !id.is_empty())
+    {
+        return answer(ErrorCode::TransactionalIdAuthorizationFailed, -1, -1);
+    }
+    let (id, epoch) = (request.producer_id.0, request.producer_epoch);
+    if context.api_version >= 3 && id >= 0 && (0..i16::MAX - 1).contains(&epoch) {
+        return answer(ErrorCode::None, id, epoch + 1);
+    }
+    match shard.producer_ids.allocate() {
+        Ok(id) => answer(ErrorCode::None, id, 0),
+        Err(e) => {
+            tracing::error!(core = shard.core, "allocating a producer id: {e}");
+            answer(ErrorCode::KafkaStorageError, -1, -1)
+        }
     }
 }

@@ -500,7 +500,10 @@ fn every_served_version_of_every_api_answers() {
                         );
                     }
                 }
-                ApiKey::OffsetCommit | ApiKey::OffsetFetch | ApiKey::DeleteGroups => {
+                ApiKey::OffsetCommit
+                | ApiKey::OffsetFetch
+                | ApiKey::DeleteGroups
+                | ApiKey::OffsetDelete => {
                     // A simple consumer (no membership) commits to an empty group.
                     let group = format!("{api_key:?}-{version}");
                     let mut coordinator = coordinator_client(&broker, &group);
@@ -519,6 +522,30 @@ fn every_served_version_of_every_api_answers() {
                         let offset =
                             fetch_committed(&mut coordinator, version, &group, "versions", 1);
                         assert_eq!(offset, 42, "{context}");
+                    } else if api_key == ApiKey::OffsetDelete {
+                        use kafka_protocol::messages::offset_delete_request::{
+                            OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+                        };
+                        let response: OffsetDeleteResponse = coordinator.call(
+                            api_key,
+                            version,
+                            &OffsetDeleteRequest::default()
+                                .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+                                .with_topics(vec![
+                                    OffsetDeleteRequestTopic::default()
+                                        .with_name(name("versions"))
+                                        .with_partitions(vec![
+                                            OffsetDeleteRequestPartition::default()
+                                                .with_partition_index(1),
+                                        ]),
+                                ]),
+                        );
+                        assert_eq!(response.error_code, 0, "{context}");
+                        assert_eq!(response.topics[0].partitions[0].error_code, 0, "{context}");
+                        assert_eq!(
+                            fetch_committed(&mut coordinator, 8, &group, "versions", 1),
+                            -1
+                        );
                     } else if api_key == ApiKey::DeleteGroups {
                         let response: DeleteGroupsResponse = coordinator.call(
                             api_key,
@@ -919,4 +946,63 @@ fn idempotent_producer_state_survives_a_crash_and_a_clean_restart() {
         &fetch_request("idempotent", uuid::Uuid::nil(), 0, 0),
     );
     assert_eq!(response.responses[0].partitions[0].high_watermark, 4);
+}
+
+#[test]
+fn offset_delete_refuses_a_topic_the_group_subscribes_to() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    let dir = temp_dir("offset-delete");
+    let broker = Broker::start(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
+    let group = "subscribed";
+    let mut coordinator = coordinator_client(&broker, group);
+    // A consumer subscription (version 0, topics ["orders"], null user data).
+    let mut subscription = vec![0, 0, 0, 0, 0, 1, 0, 6];
+    subscription.extend_from_slice(b"orders");
+    subscription.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+    let request = |member: &str| {
+        join_request(group, member).with_protocols(vec![
+            JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(Bytes::from(subscription.clone())),
+        ])
+    };
+    let first: JoinGroupResponse = coordinator.call(ApiKey::JoinGroup, 5, &request(""));
+    let joined: JoinGroupResponse =
+        coordinator.call(ApiKey::JoinGroup, 5, &request(first.member_id.as_str()));
+    sync(
+        &mut coordinator,
+        group,
+        &joined.member_id,
+        joined.generation_id,
+    );
+    let delete = |topic: &str| {
+        OffsetDeleteRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str(group)))
+            .with_topics(vec![
+                OffsetDeleteRequestTopic::default()
+                    .with_name(name(topic))
+                    .with_partitions(vec![
+                        OffsetDeleteRequestPartition::default().with_partition_index(0),
+                    ]),
+            ])
+    };
+    let response: OffsetDeleteResponse =
+        coordinator.call(ApiKey::OffsetDelete, 0, &delete("orders"));
+    assert_eq!(
+        response.topics[0].partitions[0].error_code, 86,
+        "GROUP_SUBSCRIBED_TO_TOPIC"
+    );
+    let response: OffsetDeleteResponse =
+        coordinator.call(ApiKey::OffsetDelete, 0, &delete("other"));
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+    let mut other = coordinator_client(&broker, "no-such-group");
+    let response: OffsetDeleteResponse = other.call(
+        ApiKey::OffsetDelete,
+        0,
+        &delete("orders").with_group_id(GroupId(StrBytes::from_static_str("no-such-group"))),
+    );
+    assert_eq!(response.error_code, 69, "GROUP_ID_NOT_FOUND");
 }

@@ -21,6 +21,7 @@ use crate::group::records::{
 };
 use crate::group::state::{
     Group, GroupConfig, GroupState, JoinRequest, JoinResult, Member, Reply, SyncResult,
+    subscribed_topics,
 };
 use crate::protocol::ErrorCode;
 use crate::protocol::record_batch::{build_batch, record_keys_and_values};
@@ -465,6 +466,73 @@ impl GroupCoordinator {
         self.groups.borrow_mut().remove(group_id);
         self.offsets.borrow_mut().remove(group_id);
         ErrorCode::None
+    }
+
+    /// OffsetDelete: removes committed offsets of partitions no member subscribes to.
+    /// `Err` is the group-level error; otherwise one code per asked partition.
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<ErrorCode>, ErrorCode> {
+        let subscribed: Vec<String> = {
+            let groups = self.groups.borrow();
+            let Some(group) = groups.get(group_id) else {
+                return Err(ErrorCode::GroupIdNotFound);
+            };
+            if !group.members.is_empty() && group.protocol_type.as_deref() != Some("consumer") {
+                return Err(ErrorCode::NonEmptyGroup);
+            }
+            let protocol = group.protocol_name.clone().unwrap_or_default();
+            group
+                .members
+                .iter()
+                .flat_map(|m| {
+                    m.protocols
+                        .iter()
+                        .filter(|(name, _)| *name == protocol)
+                        .flat_map(|(_, metadata)| subscribed_topics(metadata).unwrap_or_default())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let errors: Vec<ErrorCode> = partitions
+            .iter()
+            .map(|(topic, _)| {
+                if subscribed.contains(topic) {
+                    ErrorCode::GroupSubscribedToTopic
+                } else {
+                    ErrorCode::None
+                }
+            })
+            .collect();
+        let records: Vec<(RecordKey, RecordValue)> = partitions
+            .iter()
+            .zip(&errors)
+            .filter(|(_, error)| **error == ErrorCode::None)
+            .map(|((topic, partition), _)| {
+                (
+                    RecordKey::Offset {
+                        group: group_id.to_string(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    },
+                    RecordValue::Tombstone,
+                )
+            })
+            .collect();
+        if let Err(e) = self.write(&records).await {
+            tracing::error!(core = self.core, "deleting offsets of {group_id}: {e}");
+            return Err(ErrorCode::CoordinatorNotAvailable);
+        }
+        if let Some(stored) = self.offsets.borrow_mut().get_mut(group_id) {
+            for ((topic, partition), error) in partitions.iter().zip(&errors) {
+                if *error == ErrorCode::None {
+                    stored.remove(&(topic.clone(), *partition));
+                }
+            }
+        }
+        Ok(errors)
     }
 
     // ----- compaction -----

@@ -718,6 +718,26 @@ impl Group {
     }
 }
 
+/// The topics of a consumer's subscription (the `consumer` protocol's member metadata:
+/// version i16, then an array of topic names in every version), or `None` if it does not
+/// parse.
+pub fn subscribed_topics(metadata: &[u8]) -> Option<Vec<String>> {
+    let mut at = 2usize;
+    let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
+        let bytes = metadata.get(*at..at.checked_add(n)?)?;
+        *at += n;
+        Some(bytes)
+    };
+    let count = i32::from_be_bytes(take(&mut at, 4)?.try_into().ok()?);
+    let mut topics = Vec::with_capacity(count.clamp(0, 1024) as usize);
+    for _ in 0..count.max(0) {
+        let length = i16::from_be_bytes(take(&mut at, 2)?.try_into().ok()?);
+        let name = take(&mut at, usize::try_from(length).ok()?)?;
+        topics.push(String::from_utf8(name.to_vec()).ok()?);
+    }
+    Some(topics)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -949,6 +969,21 @@ mod tests {
         );
         assert_eq!(group.state, GroupState::Empty);
         assert!(group.members.is_empty());
+    }
+
+    #[test]
+    fn consumer_subscriptions_parse() {
+        let mut metadata = vec![0, 1, 0, 0, 0, 2];
+        for topic in ["orders", "logs"] {
+            metadata.extend_from_slice(&(topic.len() as i16).to_be_bytes());
+            metadata.extend_from_slice(topic.as_bytes());
+        }
+        metadata.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]); // user data: null
+        assert_eq!(
+            subscribed_topics(&metadata),
+            Some(vec!["orders".into(), "logs".into()])
+        );
+        assert_eq!(subscribed_topics(&metadata[..9]), None);
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub enum ErrorCode {
     FetchSessionIdNotFound = 70,
     MemberIdRequired = 79,
     FencedInstanceId = 82,
+    GroupSubscribedToTopic = 86,
     UnknownTopicId = 100,
 }
 

@@ -120,6 +120,9 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: Soc
         RequestKind::OffsetFetch(body) => ready(groups::offset_fetch(shard, &context, body)),
         RequestKind::ListGroups(body) => ready(groups::list_groups(shard, &context, body)),
         RequestKind::DescribeGroups(body) => ready(groups::describe_groups(shard, &context, body)),
+        RequestKind::OffsetDelete(body) => {
+            ready(groups::offset_delete(shard, &context, body).await)
+        }
         RequestKind::DeleteGroups(body) => {
             ready(groups::delete_groups(shard, &context, body).await)
         }

@@ -16,8 +16,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::{DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 4;
@@ -53,18 +52,7 @@ fn produce(bootstrap: &str, topic: &str, count: usize, idempotent: bool) {
         .create()
         .expect("producer");
     for i in 0..count {
-        let (key, value) = (format!("k{}", i % 40), i.to_string());
-        let mut record = BaseRecord::to(topic).key(&key).payload(&value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err((error, _)) => panic!("send: {error}"),
-            }
-        }
+        common::send_retrying(&producer, topic, &format!("k{}", i % 40), &i.to_string());
     }
     producer
         .flush(Duration::from_secs(120))

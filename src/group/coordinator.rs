@@ -188,20 +188,11 @@ impl GroupCoordinator {
         while self.compacting.get() {
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
-        let encoded: Vec<(Vec<u8>, Vec<u8>)> = records
-            .iter()
-            .map(|(key, value)| (encode_key(key), encode_value(value)))
-            .collect();
-        let pairs: Vec<(Option<&[u8]>, &[u8])> = encoded
-            .iter()
-            .map(|(key, value)| (Some(key.as_slice()), value.as_slice()))
-            .collect();
+        let batch = records_batch(records);
         let log = self.log()?;
         self.writes_in_flight.set(self.writes_in_flight.get() + 1);
         let result = async {
-            let info = log
-                .append(BytesMut::from(&build_batch(now_ms(), &pairs)[..]))
-                .await?;
+            let info = log.append(batch).await?;
             log.wait_durable(info.last_offset + 1).await
         }
         .await;
@@ -600,17 +591,9 @@ impl GroupCoordinator {
         let records = self.live_records();
         let mut live_bytes = 0u64;
         for chunk in records.chunks(COMPACTION_RECORDS_PER_BATCH) {
-            let encoded: Vec<(Vec<u8>, Vec<u8>)> = chunk
-                .iter()
-                .map(|(key, value)| (encode_key(key), encode_value(value)))
-                .collect();
-            let pairs: Vec<(Option<&[u8]>, &[u8])> = encoded
-                .iter()
-                .map(|(key, value)| (Some(key.as_slice()), value.as_slice()))
-                .collect();
-            let batch = build_batch(now_ms(), &pairs);
+            let batch = records_batch(chunk);
             live_bytes += batch.len() as u64;
-            fresh.append(BytesMut::from(&batch[..])).await?;
+            fresh.append(batch).await?;
         }
         fresh.wait_durable(fresh.log_end_offset()).await?;
         fresh.close().await?;
@@ -647,6 +630,19 @@ impl GroupCoordinator {
     pub fn log_size_bytes(&self) -> u64 {
         self.log.borrow().as_ref().map_or(0, Log::size_bytes)
     }
+}
+
+/// One record batch holding `records` as key/value pairs.
+fn records_batch(records: &[(RecordKey, RecordValue)]) -> BytesMut {
+    let encoded: Vec<(Vec<u8>, Vec<u8>)> = records
+        .iter()
+        .map(|(key, value)| (encode_key(key), encode_value(value)))
+        .collect();
+    let pairs: Vec<(Option<&[u8]>, &[u8])> = encoded
+        .iter()
+        .map(|(key, value)| (Some(key.as_slice()), value.as_slice()))
+        .collect();
+    BytesMut::from(&build_batch(now_ms(), &pairs)[..])
 }
 
 fn with_suffix(dir: &Path, suffix: &str) -> PathBuf {

@@ -245,3 +245,29 @@ pub fn temp_dir(name: &str) -> tempfile::TempDir {
         .tempdir_in(std::env::temp_dir())
         .expect("temp dir")
 }
+
+/// Queues one message on a librdkafka producer, waiting while its queue is full.
+pub fn send_retrying<C>(
+    producer: &rdkafka::producer::ThreadedProducer<C>,
+    topic: &str,
+    key: &str,
+    value: &str,
+) where
+    C: rdkafka::producer::ProducerContext<DeliveryOpaque = ()> + 'static,
+{
+    use rdkafka::error::KafkaError;
+    use rdkafka::types::RDKafkaErrorCode;
+    let mut record = rdkafka::producer::BaseRecord::to(topic)
+        .key(key)
+        .payload(value);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((error, _)) => panic!("send: {error}"),
+        }
+    }
+}

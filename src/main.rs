@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use spindle::bench::BenchCommand;
 use spindle::config::{BrokerConfig, ServeArgs};
 use spindle::protocol::record_batch::{RecordBatchHeader, validate_framing};
 use spindle::storage::log::{LOG_SUFFIX, parse_segment_file_name};
@@ -34,6 +35,11 @@ struct ServeDefaults {
 enum Command {
     /// Runs the broker (the default): one Kafka broker per core, data under --data-dir.
     Serve(ServeArgs),
+    /// Load generators for any Kafka-compatible broker.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Reads every segment of a partition directory and checks each batch (framing, CRC-32C,
     /// offset continuity) without modifying anything. Exits 1 if any segment has bytes
     /// after its last valid batch that are not zeros (a torn tail or corruption).
@@ -97,6 +103,27 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(reason) => {
                     eprintln!("spindle: {reason}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bench {
+            command: BenchCommand::Produce(args),
+        } => {
+            if let Err(reason) = args.validate() {
+                eprintln!("spindle: {reason} (see spindle bench produce --help)");
+                return ExitCode::from(2);
+            }
+            match spindle::bench::native::run_produce(&args) {
+                Ok(summary) => {
+                    println!("{}", summary.human());
+                    if args.json {
+                        println!("{}", summary.json());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(reason) => {
+                    eprintln!("spindle: bench: {reason}");
                     ExitCode::from(1)
                 }
             }

@@ -1,0 +1,96 @@
+//! `spindle bench`: load generators that speak the Kafka protocol to any Kafka-compatible
+//! broker. Runs on plain threads of the client process (not on the broker's executors).
+//!
+//! So far: `produce` with the native engine (pre-built record batches, one connection per
+//! partition leader per producer, pipelined requests). The rdkafka engine, `consume`, `e2e`
+//! and plots arrive with the rest of issue 5.
+
+pub mod native;
+pub mod stats;
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Acks {
+    #[value(name = "0")]
+    None,
+    #[value(name = "1")]
+    Leader,
+    #[value(name = "all")]
+    All,
+}
+
+impl Acks {
+    pub fn code(self) -> i16 {
+        match self {
+            Acks::None => 0,
+            Acks::Leader => 1,
+            Acks::All => -1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// Produce as fast as allowed and report messages/s, MB/s and request latency.
+    Produce(ProduceArgs),
+}
+
+/// Flags shared with kafka-producer-perf-test / rdkafka_performance users' habits.
+#[derive(Debug, Clone, Args)]
+pub struct ProduceArgs {
+    /// Bootstrap broker.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    #[arg(long, default_value = "bench")]
+    pub topic: String,
+    /// Partitions of the topic if the bench creates it.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    #[arg(long, default_value_t = 100)]
+    pub message_bytes: usize,
+    /// Messages to send (ignored when --duration-secs is given).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub messages: u64,
+    #[arg(long)]
+    pub duration_secs: Option<f64>,
+    #[arg(long, value_enum, default_value_t = Acks::Leader)]
+    pub acks: Acks,
+    /// Bytes of records per batch (one batch per request).
+    #[arg(long, default_value_t = 64 << 10)]
+    pub batch_bytes: usize,
+    /// Producer threads, each with its own connections.
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 8)]
+    pub in_flight: usize,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ProduceArgs {
+    /// Checks the flags; `Err` is a one-line reason.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.message_bytes == 0 || self.message_bytes > 1 << 20 {
+            return Err("--message-bytes must be between 1 and 1048576".into());
+        }
+        if self.batch_bytes < self.message_bytes || self.batch_bytes > 16 << 20 {
+            return Err("--batch-bytes must be at least --message-bytes and at most 16 MiB".into());
+        }
+        if self.partitions < 1 || self.producers == 0 || self.in_flight == 0 {
+            return Err("--partitions, --producers and --in-flight must be positive".into());
+        }
+        if self.duration_secs.is_some_and(|d| d.is_nan() || d <= 0.0) {
+            return Err("--duration-secs must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn duration(&self) -> Option<Duration> {
+        self.duration_secs.map(Duration::from_secs_f64)
+    }
+}

@@ -128,6 +128,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Bench {
+            command: BenchCommand::Consume(args),
+        } => match spindle::bench::native::run_consume(&args) {
+            Ok(summary) => {
+                println!("{}", summary.human());
+                if args.json {
+                    println!("{}", summary.json());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(reason) => {
+                eprintln!("spindle: bench: {reason}");
+                ExitCode::from(1)
+            }
+        },
         Command::DumpLog { dir, batches } => match dump_log(&dir, batches) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

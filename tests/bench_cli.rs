@@ -1,5 +1,6 @@
-//! `spindle bench produce` against a test broker: the JSON summary parses, and the messages
-//! it reports acknowledged are exactly what the topic's high watermarks add up to.
+//! `spindle bench produce` and `consume` against a test broker: the JSON summaries parse,
+//! the messages produce reports acknowledged are exactly what the topic's high watermarks
+//! add up to, and consume reads exactly that many back.
 
 mod common;
 
@@ -98,5 +99,28 @@ fn bench_produce_reports_what_the_log_holds() {
             stored += offsets.topics[0].partitions[0].offset;
         }
         assert_eq!(stored as f64, messages, "acks={acks}: reported = stored");
+
+        // And `bench consume` reads exactly that many back.
+        let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args([
+                "bench",
+                "consume",
+                "--brokers",
+                &broker.bootstrap,
+                "--topic",
+                &topic,
+                "--json",
+            ])
+            .output()
+            .expect("run spindle bench consume");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "consume failed: {stdout}");
+        let json = stdout.lines().last().expect("a JSON line");
+        assert_eq!(
+            json_number(json, "messages"),
+            messages,
+            "acks={acks}: consumed = stored"
+        );
+        assert_eq!(json_number(json, "errors"), 0.0);
     }
 }

@@ -36,6 +36,32 @@ impl Acks {
 pub enum BenchCommand {
     /// Produce as fast as allowed and report messages/s, MB/s and request latency.
     Produce(ProduceArgs),
+    /// Read a topic from its earliest offsets to its end and report messages/s, MB/s and
+    /// Fetch latency.
+    Consume(ConsumeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsumeArgs {
+    /// Bootstrap broker.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    #[arg(long, default_value = "bench")]
+    pub topic: String,
+    /// Stop after this many messages (0: read every partition up to its high watermark
+    /// as it was when the run started).
+    #[arg(long, default_value_t = 0)]
+    pub messages: u64,
+    /// Passes over the topic (a second pass reads what the first left in the broker's
+    /// memory, if it fits).
+    #[arg(long, default_value_t = 1)]
+    pub passes: u32,
+    /// Fetch max_bytes (partition_max_bytes is the same).
+    #[arg(long, default_value_t = 16 << 20)]
+    pub fetch_bytes: i32,
+    /// Print one JSON object as the last line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags shared with kafka-producer-perf-test / rdkafka_performance users' habits.

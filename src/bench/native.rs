@@ -448,3 +448,164 @@ fn receive(
         .add(&local)
         .expect("same bounds");
 }
+
+/// The high watermark of every partition of `topic`, with its leader's address.
+fn high_watermarks(brokers: &str, topic: &str) -> Result<Vec<(i32, String, i64)>, String> {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse};
+    let args = ProduceArgs {
+        brokers: brokers.to_string(),
+        topic: topic.to_string(),
+        partitions: 1,
+        message_bytes: 1,
+        messages: 0,
+        duration_secs: None,
+        acks: super::Acks::Leader,
+        batch_bytes: 1,
+        producers: 1,
+        in_flight: 1,
+        json: false,
+    };
+    let mut out = Vec::new();
+    for (partition, address) in leaders(&args)? {
+        let mut connection = Connection::connect(&address)?;
+        let response: ListOffsetsResponse = connection.call(
+            ApiKey::ListOffsets,
+            5,
+            &ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![
+                    ListOffsetsTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(vec![
+                            ListOffsetsPartition::default()
+                                .with_partition_index(partition)
+                                .with_timestamp(-1),
+                        ]),
+                ]),
+        )?;
+        let answer = &response.topics[0].partitions[0];
+        if answer.error_code != 0 {
+            return Err(format!(
+                "ListOffsets {topic}-{partition}: error {}",
+                answer.error_code
+            ));
+        }
+        out.push((partition, address, answer.offset));
+    }
+    Ok(out)
+}
+
+/// Runs `bench consume` with the native engine: one thread and connection per partition
+/// leader, one Fetch in flight each, from offset 0 up to the high watermark seen at start.
+pub fn run_consume(args: &super::ConsumeArgs) -> Result<Summary, String> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+    let partitions = high_watermarks(&args.brokers, &args.topic)?;
+    let mut by_leader: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
+    for (partition, address, end) in partitions {
+        by_leader.entry(address).or_default().push((partition, end));
+    }
+    let totals = Arc::new(Mutex::new((0u64, 0u64, 0u64))); // messages, bytes, errors
+    let histogram = Arc::new(Mutex::new(latency_histogram()));
+    let started = Instant::now();
+    let mut threads = Vec::new();
+    for (address, partitions) in by_leader {
+        let (totals, histogram) = (totals.clone(), histogram.clone());
+        let (topic, fetch_bytes, passes, limit) = (
+            args.topic.clone(),
+            args.fetch_bytes,
+            args.passes,
+            args.messages,
+        );
+        threads.push(std::thread::spawn(move || -> Result<(), String> {
+            let mut connection = Connection::connect(&address)?;
+            let mut local = latency_histogram();
+            let (mut messages, mut bytes, mut errors) = (0u64, 0u64, 0u64);
+            for _pass in 0..passes {
+                let mut positions: Vec<(i32, i64, i64)> =
+                    partitions.iter().map(|&(p, end)| (p, 0, end)).collect();
+                while positions.iter().any(|&(_, at, end)| at < end)
+                    && (limit == 0 || messages < limit)
+                {
+                    let request = FetchRequest::default()
+                        .with_replica_id(BrokerId(-1))
+                        .with_max_wait_ms(500)
+                        .with_min_bytes(1)
+                        .with_max_bytes(fetch_bytes)
+                        .with_session_epoch(-1)
+                        .with_topics(vec![
+                            FetchTopic::default()
+                                .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                                .with_partitions(
+                                    positions
+                                        .iter()
+                                        .filter(|&&(_, at, end)| at < end)
+                                        .map(|&(p, at, _)| {
+                                            FetchPartition::default()
+                                                .with_partition(p)
+                                                .with_fetch_offset(at)
+                                                .with_partition_max_bytes(fetch_bytes)
+                                        })
+                                        .collect(),
+                                ),
+                        ]);
+                    let sent = Instant::now();
+                    let response: FetchResponse = connection.call(ApiKey::Fetch, 11, &request)?;
+                    record(&mut local, sent.elapsed().as_micros() as u64);
+                    for partition in response.responses.iter().flat_map(|t| t.partitions.iter()) {
+                        if partition.error_code != 0 {
+                            errors += 1;
+                            continue;
+                        }
+                        let Some(records) = &partition.records else {
+                            continue;
+                        };
+                        let position = positions
+                            .iter_mut()
+                            .find(|(p, _, _)| *p == partition.partition_index)
+                            .ok_or("answer for a partition not asked")?;
+                        let mut at = 0usize;
+                        while at + crate::protocol::record_batch::RECORD_BATCH_HEADER_BYTES
+                            <= records.len()
+                        {
+                            let header = crate::protocol::RecordBatchHeader::decode(&records[at..])
+                                .map_err(|e| format!("fetched batch: {e}"))?;
+                            if at + header.size_bytes() > records.len() {
+                                break; // a partial batch at the end of the answer
+                            }
+                            at += header.size_bytes();
+                            if header.next_offset() <= position.1 {
+                                continue;
+                            }
+                            let fresh =
+                                (header.next_offset() - position.1.max(header.base_offset)) as u64;
+                            messages += fresh;
+                            bytes += header.size_bytes() as u64;
+                            position.1 = header.next_offset();
+                        }
+                    }
+                }
+            }
+            let mut totals = totals.lock().expect("totals");
+            totals.0 += messages;
+            totals.1 += bytes;
+            totals.2 += errors;
+            histogram
+                .lock()
+                .expect("histogram")
+                .add(&local)
+                .expect("same bounds");
+            Ok(())
+        }));
+    }
+    for thread in threads {
+        thread
+            .join()
+            .map_err(|_| "a bench thread panicked".to_string())??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (messages, bytes, errors) = *totals.lock().expect("totals");
+    let histogram = histogram.lock().expect("histogram");
+    Ok(Summary::new(messages, bytes, errors, seconds, &histogram))
+}

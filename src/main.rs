@@ -143,6 +143,32 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+        Command::Bench {
+            command: BenchCommand::E2e(args),
+        } => {
+            if let Err(reason) = args.validate() {
+                eprintln!("spindle: {reason} (see spindle bench e2e --help)");
+                return ExitCode::from(2);
+            }
+            match spindle::bench::e2e::run_e2e(&args) {
+                Ok(outcome) => {
+                    println!(
+                        "produced {}; consumed {}",
+                        outcome.produced,
+                        outcome.summary.human()
+                    );
+                    if args.json {
+                        let json = outcome.summary.json();
+                        println!("{{\"produced\":{},{}", outcome.produced, &json[1..]);
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(reason) => {
+                    eprintln!("spindle: bench: {reason}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::DumpLog { dir, batches } => match dump_log(&dir, batches) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

@@ -124,3 +124,55 @@ fn bench_produce_reports_what_the_log_holds() {
         assert_eq!(json_number(json, "errors"), 0.0);
     }
 }
+
+#[test]
+fn bench_e2e_consumes_every_message_it_produced() {
+    let dir = temp_dir("bench-e2e");
+    let broker = Broker::start(dir.path(), &[]);
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "bench",
+            "e2e",
+            "--brokers",
+            &broker.bootstrap,
+            "--topic",
+            "e2e",
+        ])
+        .args([
+            "--partitions",
+            "3",
+            "--message-bytes",
+            "64",
+            "--messages",
+            "20000",
+        ])
+        .args([
+            "--batch-bytes",
+            "640",
+            "--throughput",
+            "40000",
+            "--acks",
+            "all",
+            "--json",
+        ])
+        .output()
+        .expect("run spindle bench e2e");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "e2e failed: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json = stdout.lines().last().expect("a JSON line");
+    assert_eq!(json_number(json, "produced"), 20_000.0);
+    assert_eq!(
+        json_number(json, "messages"),
+        20_000.0,
+        "every produced message consumed"
+    );
+    assert_eq!(json_number(json, "errors"), 0.0);
+    let p50 = json_number(json, "p50");
+    assert!(p50 > 0.0 && p50 <= json_number(json, "p99"), "{json}");
+    // Paced at 40,000/s: 20,000 messages take about half a second, not much less.
+    assert!(json_number(json, "seconds") >= 0.45, "{json}");
+}

@@ -5,7 +5,9 @@
 //! partition leader per producer, pipelined requests). The rdkafka engine, `consume`, `e2e`
 //! and plots arrive with the rest of issue 5.
 
+pub mod e2e;
 pub mod native;
+pub mod rate;
 pub mod stats;
 
 use std::time::Duration;
@@ -39,6 +41,9 @@ pub enum BenchCommand {
     /// Read a topic from its earliest offsets to its end and report messages/s, MB/s and
     /// Fetch latency.
     Consume(ConsumeArgs),
+    /// Produce and consume at once; each record carries its send time and the consumer
+    /// records produce-to-consume latency.
+    E2e(ProduceArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -93,6 +98,9 @@ pub struct ProduceArgs {
     /// Requests in flight per connection.
     #[arg(long, default_value_t = 8)]
     pub in_flight: usize,
+    /// Target rate in messages per second over all producers; -1: unthrottled.
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    pub throughput: f64,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -109,6 +117,9 @@ impl ProduceArgs {
         }
         if self.partitions < 1 || self.producers == 0 || self.in_flight == 0 {
             return Err("--partitions, --producers and --in-flight must be positive".into());
+        }
+        if self.throughput.is_nan() || (self.throughput <= 0.0 && self.throughput != -1.0) {
+            return Err("--throughput must be positive, or -1 for unthrottled".into());
         }
         if self.duration_secs.is_some_and(|d| d.is_nan() || d <= 0.0) {
             return Err("--duration-secs must be positive".into());

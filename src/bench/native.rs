@@ -32,13 +32,13 @@ const CREATE_TOPICS_VERSION: i16 = 5;
 const CLIENT_ID: &str = "spindle-bench";
 
 /// A blocking request/response connection for setup (metadata, topic creation).
-struct Connection {
-    stream: TcpStream,
+pub(crate) struct Connection {
+    pub(crate) stream: TcpStream,
     correlation_id: i32,
 }
 
 impl Connection {
-    fn connect(address: &str) -> Result<Connection, String> {
+    pub(crate) fn connect(address: &str) -> Result<Connection, String> {
         let stream = TcpStream::connect(address).map_err(|e| format!("connect {address}: {e}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
         Ok(Connection {
@@ -47,7 +47,7 @@ impl Connection {
         })
     }
 
-    fn call<R: Encodable, T: Decodable>(
+    pub(crate) fn call<R: Encodable, T: Decodable>(
         &mut self,
         api_key: ApiKey,
         version: i16,
@@ -69,7 +69,7 @@ impl Connection {
     }
 }
 
-fn encode_request<R: Encodable>(
+pub(crate) fn encode_request<R: Encodable>(
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
@@ -91,7 +91,7 @@ fn encode_request<R: Encodable>(
     Ok(frame)
 }
 
-fn read_frame(stream: &mut TcpStream) -> Result<Bytes, String> {
+pub(crate) fn read_frame(stream: &mut TcpStream) -> Result<Bytes, String> {
     let mut size = [0u8; 4];
     stream
         .read_exact(&mut size)
@@ -108,7 +108,7 @@ fn read_frame(stream: &mut TcpStream) -> Result<Bytes, String> {
 }
 
 /// The leader address of each partition of `topic`, creating the topic if it is missing.
-fn leaders(args: &ProduceArgs) -> Result<BTreeMap<i32, String>, String> {
+pub(crate) fn leaders(args: &ProduceArgs) -> Result<BTreeMap<i32, String>, String> {
     let mut connection = Connection::connect(&args.brokers)?;
     let topic = TopicName(StrBytes::from_string(args.topic.clone()));
     for attempt in 0..50 {
@@ -450,7 +450,10 @@ fn receive(
 }
 
 /// The high watermark of every partition of `topic`, with its leader's address.
-fn high_watermarks(brokers: &str, topic: &str) -> Result<Vec<(i32, String, i64)>, String> {
+pub(crate) fn high_watermarks(
+    brokers: &str,
+    topic: &str,
+) -> Result<Vec<(i32, String, i64)>, String> {
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse};
     let args = ProduceArgs {
@@ -464,6 +467,7 @@ fn high_watermarks(brokers: &str, topic: &str) -> Result<Vec<(i32, String, i64)>
         batch_bytes: 1,
         producers: 1,
         in_flight: 1,
+        throughput: -1.0,
         json: false,
     };
     let mut out = Vec::new();

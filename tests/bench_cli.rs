@@ -155,6 +155,8 @@ fn bench_e2e_consumes_every_message_it_produced() {
             "all",
             "--json",
         ])
+        .arg("--plot")
+        .arg(dir.path().join("e2e.svg"))
         .output()
         .expect("run spindle bench e2e");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -175,4 +177,9 @@ fn bench_e2e_consumes_every_message_it_produced() {
     assert!(p50 > 0.0 && p50 <= json_number(json, "p99"), "{json}");
     // Paced at 40,000/s: 20,000 messages take about half a second, not much less.
     assert!(json_number(json, "seconds") >= 0.45, "{json}");
+    let svg = std::fs::read_to_string(dir.path().join("e2e.svg")).expect("the plot");
+    assert!(
+        svg.starts_with("<svg") && svg.contains("<polyline"),
+        "an SVG plot"
+    );
 }

@@ -23,7 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::ProduceArgs;
 use super::native::{Connection, high_watermarks, leaders};
 use super::rate::RateLimiter;
-use super::stats::{Summary, latency_histogram, record};
+use super::stats::{Summary, Timeline, latency_histogram, record, spawn_progress};
 use crate::protocol::record_batch::{RecordBatchHeader, build_batch, record_keys_and_values};
 
 /// Bytes at the start of each value holding its send time.
@@ -76,10 +76,19 @@ pub fn run_e2e(args: &ProduceArgs) -> Result<E2eOutcome, String> {
     let histogram = Arc::new(Mutex::new(latency_histogram()));
     let consumed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
+    let timeline = Arc::new(Timeline::new(started));
+    let finished = Arc::new(AtomicBool::new(false));
+    let progress = spawn_progress(
+        timeline.clone(),
+        histogram.clone(),
+        args.message_bytes as u64,
+        finished.clone(),
+    );
     let mut threads = Vec::new();
 
     for (address, partitions) in &by_leader {
         let (address, partitions) = (address.clone(), partitions.clone());
+        let timeline = timeline.clone();
         let (topic, histogram, consumed, produced, producing, stop) = (
             args.topic.clone(),
             histogram.clone(),
@@ -133,6 +142,7 @@ pub fn run_e2e(args: &ProduceArgs) -> Result<E2eOutcome, String> {
                     ]);
                 let response: FetchResponse = connection.call(ApiKey::Fetch, 11, &request)?;
                 let now = now_micros();
+                let mut fresh = 0u64;
                 for partition in response.responses.iter().flat_map(|t| t.partitions.iter()) {
                     let Some(records) = partition
                         .records
@@ -169,10 +179,21 @@ pub fn run_e2e(args: &ProduceArgs) -> Result<E2eOutcome, String> {
                                 .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
                                 .unwrap_or(now);
                             record(&mut local, now.saturating_sub(sent));
-                            consumed.fetch_add(1, Ordering::Relaxed);
+                            fresh += 1;
                         }
                         position.1 = header.next_offset();
                     }
+                }
+                if fresh > 0 {
+                    consumed.fetch_add(fresh, Ordering::Relaxed);
+                    timeline.add(fresh);
+                    // Let the progress line see latencies as they come.
+                    histogram
+                        .lock()
+                        .expect("histogram")
+                        .add(&local)
+                        .expect("same bounds");
+                    local.reset();
                 }
             }
             histogram
@@ -274,12 +295,23 @@ pub fn run_e2e(args: &ProduceArgs) -> Result<E2eOutcome, String> {
             Err(_) => failure = Some("a bench thread panicked".into()),
         }
     }
+    finished.store(true, Ordering::Relaxed);
+    let _ = progress.join();
     if let Some(reason) = failure {
         return Err(reason);
     }
     let seconds = started.elapsed().as_secs_f64();
     let consumed = consumed.load(Ordering::Relaxed);
     let histogram = histogram.lock().expect("histogram");
+    super::write_plot(
+        &args.plot,
+        &format!(
+            "bench e2e: {} B messages, acks {:?}, target {} msg/s",
+            args.message_bytes, args.acks, args.throughput
+        ),
+        &histogram,
+        &timeline.buckets(),
+    )?;
     Ok(E2eOutcome {
         produced: produced.load(Ordering::Relaxed),
         summary: Summary::new(

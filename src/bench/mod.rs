@@ -67,6 +67,9 @@ pub struct ConsumeArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
+    /// Write the Fetch latency percentile curve and throughput over time to this SVG file.
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
 }
 
 /// Flags shared with kafka-producer-perf-test / rdkafka_performance users' habits.
@@ -104,6 +107,34 @@ pub struct ProduceArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
+    /// Write the latency percentile curve and throughput over time to this SVG file.
+    #[arg(long)]
+    pub plot: Option<std::path::PathBuf>,
+}
+
+/// Checks a `--plot` path: only SVG is drawn.
+pub fn validate_plot(plot: &Option<std::path::PathBuf>) -> Result<(), String> {
+    match plot {
+        Some(path) if path.extension().and_then(|e| e.to_str()) != Some("svg") => Err(format!(
+            "--plot {}: only .svg files are drawn",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Writes the run's plot if one was asked for.
+pub fn write_plot(
+    plot: &Option<std::path::PathBuf>,
+    title: &str,
+    latency: &hdrhistogram::Histogram<u64>,
+    timeline: &[u64],
+) -> Result<(), String> {
+    if let Some(path) = plot {
+        std::fs::write(path, stats::plot_svg(title, latency, timeline))
+            .map_err(|e| format!("--plot {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 impl ProduceArgs {
@@ -121,6 +152,7 @@ impl ProduceArgs {
         if self.throughput.is_nan() || (self.throughput <= 0.0 && self.throughput != -1.0) {
             return Err("--throughput must be positive, or -1 for unthrottled".into());
         }
+        validate_plot(&self.plot)?;
         if self.duration_secs.is_some_and(|d| d.is_nan() || d <= 0.0) {
             return Err("--duration-secs must be positive".into());
         }

@@ -23,7 +23,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use super::ProduceArgs;
-use super::stats::{Summary, latency_histogram, record};
+use super::stats::{Summary, Timeline, latency_histogram, record, spawn_progress};
 use crate::protocol::record_batch::build_batch;
 
 const PRODUCE_VERSION: i16 = 9;
@@ -261,6 +261,14 @@ pub fn run_produce(args: &ProduceArgs) -> Result<Summary, String> {
     });
     let totals = Arc::new(Mutex::new(Totals::default()));
     let histogram = Arc::new(Mutex::new(latency_histogram()));
+    let timeline = Arc::new(Timeline::new(Instant::now()));
+    let finished = Arc::new(AtomicBool::new(false));
+    let progress = spawn_progress(
+        timeline.clone(),
+        histogram.clone(),
+        args.message_bytes as u64,
+        finished.clone(),
+    );
     let mut threads = Vec::new();
     for _producer in 0..args.producers {
         for (address, frames) in &frames {
@@ -268,6 +276,7 @@ pub fn run_produce(args: &ProduceArgs) -> Result<Summary, String> {
             let sender = Sender {
                 stream: stream.try_clone().map_err(|e| e.to_string())?,
                 frames: frames.clone(),
+                timeline: timeline.clone(),
                 per_batch: per_batch as u64,
                 in_flight_max: args.in_flight,
                 acks: args.acks.code(),
@@ -277,25 +286,16 @@ pub fn run_produce(args: &ProduceArgs) -> Result<Summary, String> {
                 Arc::new((Mutex::new(VecDeque::new()), Condvar::new()));
             let done = Arc::new(AtomicBool::new(false));
             if args.acks.code() != 0 {
-                let (pending, done, totals, histogram, budget) = (
-                    pending.clone(),
-                    done.clone(),
-                    totals.clone(),
-                    histogram.clone(),
-                    budget.clone(),
-                );
-                let per_batch = per_batch as u64;
-                threads.push(std::thread::spawn(move || {
-                    receive(
-                        receiver_stream,
-                        pending,
-                        done,
-                        totals,
-                        histogram,
-                        budget,
-                        per_batch,
-                    )
-                }));
+                let shared = Receiving {
+                    pending: pending.clone(),
+                    done: done.clone(),
+                    totals: totals.clone(),
+                    histogram: histogram.clone(),
+                    budget: budget.clone(),
+                    timeline: timeline.clone(),
+                    per_batch: per_batch as u64,
+                };
+                threads.push(std::thread::spawn(move || receive(receiver_stream, shared)));
             }
             let (budget, totals) = (budget.clone(), totals.clone());
             threads.push(std::thread::spawn(move || {
@@ -303,17 +303,29 @@ pub fn run_produce(args: &ProduceArgs) -> Result<Summary, String> {
             }));
         }
     }
-    for thread in threads {
+    let joined: Result<(), String> = threads.into_iter().try_for_each(|thread| {
         thread
             .join()
-            .map_err(|_| "a bench thread panicked".to_string())?;
-    }
+            .map_err(|_| "a bench thread panicked".to_string())
+    });
+    finished.store(true, Ordering::Relaxed);
+    let _ = progress.join();
+    joined?;
     let totals = totals.lock().expect("totals");
     let seconds = match (totals.first_send, totals.last_answer) {
         (Some(first), Some(last)) => last.duration_since(first).as_secs_f64(),
         _ => 0.0,
     };
     let histogram = histogram.lock().expect("histogram");
+    super::write_plot(
+        &args.plot,
+        &format!(
+            "bench produce: {} B messages, acks {:?}",
+            args.message_bytes, args.acks
+        ),
+        &histogram,
+        &timeline.buckets(),
+    )?;
     Ok(Summary::new(
         totals.messages,
         totals.messages / per_batch as u64 * batch_value_bytes,
@@ -326,6 +338,7 @@ pub fn run_produce(args: &ProduceArgs) -> Result<Summary, String> {
 struct Sender {
     stream: TcpStream,
     frames: Vec<BytesMut>,
+    timeline: Arc<Timeline>,
     per_batch: u64,
     in_flight_max: usize,
     acks: i16,
@@ -367,6 +380,7 @@ impl Sender {
                 break;
             }
             if self.acks == 0 {
+                self.timeline.add(self.per_batch);
                 let mut totals = totals.lock().expect("totals");
                 totals.messages += self.per_batch;
                 totals.last_answer = Some(Instant::now());
@@ -377,16 +391,33 @@ impl Sender {
     }
 }
 
-fn receive(
-    mut stream: TcpStream,
+/// What a receiver thread shares with the rest of the run.
+struct Receiving {
     pending: Arc<(Mutex<VecDeque<Instant>>, Condvar)>,
     done: Arc<AtomicBool>,
     totals: Arc<Mutex<Totals>>,
     histogram: Arc<Mutex<Histogram<u64>>>,
     budget: Arc<Budget>,
+    timeline: Arc<Timeline>,
     per_batch: u64,
-) {
+}
+
+/// Answers between merges of a receiver's latencies into the shared histogram (what the
+/// progress line reads).
+const LATENCY_MERGE_EVERY: u64 = 256;
+
+fn receive(mut stream: TcpStream, shared: Receiving) {
+    let Receiving {
+        pending,
+        done,
+        totals,
+        histogram,
+        budget,
+        timeline,
+        per_batch,
+    } = shared;
     let mut local = latency_histogram();
+    let mut answers = 0u64;
     let (mut messages, mut errors) = (0u64, 0u64);
     loop {
         let outstanding = pending.0.lock().expect("pending").len();
@@ -418,9 +449,19 @@ fn receive(
                     errors += 1;
                 } else {
                     messages += per_batch;
+                    timeline.add(per_batch);
                 }
                 if let Some(sent) = sent {
                     record(&mut local, sent.elapsed().as_micros() as u64);
+                }
+                answers += 1;
+                if answers.is_multiple_of(LATENCY_MERGE_EVERY) {
+                    histogram
+                        .lock()
+                        .expect("histogram")
+                        .add(&local)
+                        .expect("same bounds");
+                    local.reset();
                 }
             }
             Err(e) => {
@@ -469,6 +510,7 @@ pub(crate) fn high_watermarks(
         in_flight: 1,
         throughput: -1.0,
         json: false,
+        plot: None,
     };
     let mut out = Vec::new();
     for (partition, address) in leaders(&args)? {
@@ -510,12 +552,17 @@ pub fn run_consume(args: &super::ConsumeArgs) -> Result<Summary, String> {
     for (partition, address, end) in partitions {
         by_leader.entry(address).or_default().push((partition, end));
     }
+    super::validate_plot(&args.plot)?;
     let totals = Arc::new(Mutex::new((0u64, 0u64, 0u64))); // messages, bytes, errors
     let histogram = Arc::new(Mutex::new(latency_histogram()));
     let started = Instant::now();
+    let timeline = Arc::new(Timeline::new(started));
+    let finished = Arc::new(AtomicBool::new(false));
+    // Consumed batch bytes per message are not known up front; the line shows 1 KiB units.
+    let progress = spawn_progress(timeline.clone(), histogram.clone(), 1024, finished.clone());
     let mut threads = Vec::new();
     for (address, partitions) in by_leader {
-        let (totals, histogram) = (totals.clone(), histogram.clone());
+        let (totals, histogram, timeline) = (totals.clone(), histogram.clone(), timeline.clone());
         let (topic, fetch_bytes, passes, limit) = (
             args.topic.clone(),
             args.fetch_bytes,
@@ -585,6 +632,7 @@ pub fn run_consume(args: &super::ConsumeArgs) -> Result<Summary, String> {
                             let fresh =
                                 (header.next_offset() - position.1.max(header.base_offset)) as u64;
                             messages += fresh;
+                            timeline.add(fresh);
                             bytes += header.size_bytes() as u64;
                             position.1 = header.next_offset();
                         }
@@ -603,13 +651,22 @@ pub fn run_consume(args: &super::ConsumeArgs) -> Result<Summary, String> {
             Ok(())
         }));
     }
-    for thread in threads {
+    let joined: Result<(), String> = threads.into_iter().try_for_each(|thread| {
         thread
             .join()
-            .map_err(|_| "a bench thread panicked".to_string())??;
-    }
+            .map_err(|_| "a bench thread panicked".to_string())?
+    });
+    finished.store(true, Ordering::Relaxed);
+    let _ = progress.join();
+    joined?;
     let seconds = started.elapsed().as_secs_f64();
     let (messages, bytes, errors) = *totals.lock().expect("totals");
     let histogram = histogram.lock().expect("histogram");
+    super::write_plot(
+        &args.plot,
+        &format!("bench consume: {}", args.topic),
+        &histogram,
+        &timeline.buckets(),
+    )?;
     Ok(Summary::new(messages, bytes, errors, seconds, &histogram))
 }

@@ -11,6 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=10
 if [[ "${1:-}" == "--duration-secs" ]]; then duration=$2; fi
+# Which code this measures, taken before this script rewrites its own (tracked) results.
+commit="$(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
 date=$(date -u +%Y-%m-%d)
 host=$(hostname -s 2>/dev/null || echo host)
 out="perf/results/broker-${date}-${host}.md"
@@ -31,7 +33,7 @@ raw_gbs=$(grep '^| raw-1m-x4' "$raw" | awk -F'|' '{gsub(/ /,"",$3); print $3}')
   echo "- cores: $(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
   echo "- kernel: $(uname -r)"
   echo "- data filesystem: $(df -T target | tail -1 | awk '{print $2}') on $(df --output=source target | tail -1)"
-  echo "- commit: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
+  echo "- commit: ${commit}"
   echo "- raw direct write (DmaFile, 1 MiB buffers, 4 in flight, same run): ${raw_gbs} GB/s"
   echo "- broker: \`spindle serve --cores $(nproc)\` (one broker per core), generator on the same machine"
   echo
@@ -70,7 +72,7 @@ consume_case() { # name messages passes: produce 1 KiB messages, then read them 
   for _ in $(seq 50); do grep -q "listening on" "$log" && break; sleep 0.1; done
   local bootstrap; bootstrap=$(head -1 "$log" | awk '{print $4}')
   "$bin" bench produce --brokers "$bootstrap" --topic "$name" --partitions 2 --message-bytes 1024 \
-    --messages "$messages" --batch-bytes 262144 > /dev/null
+    --messages "$messages" --batch-bytes 262144 > /dev/null 2>&1
   local json
   json=$("$bin" bench consume --brokers "$bootstrap" --topic "$name" --passes "$passes" \
     --plot "$artifacts/$name.svg" --json 2>/dev/null | tail -1)

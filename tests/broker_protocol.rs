@@ -267,11 +267,17 @@ fn every_served_version_of_every_api_answers() {
                     }
                 }
                 ApiKey::Produce => {
-                    let response: ProduceResponse = client.call(
-                        api_key,
-                        version,
-                        &produce_request("versions", vec![(0, batch(&[&context]))], -1),
-                    );
+                    let mut request =
+                        produce_request("versions", vec![(0, batch(&[&context]))], -1);
+                    if version >= 13 {
+                        // v13 names the topic by id.
+                        request.topic_data[0].name = TopicName::default();
+                        request.topic_data[0].topic_id = topic_id;
+                    }
+                    let response: ProduceResponse = client.call(api_key, version, &request);
+                    if version >= 13 {
+                        assert_eq!(response.responses[0].topic_id, topic_id, "{context}");
+                    }
                     let partition = &response.responses[0].partition_responses[0];
                     assert_eq!(partition.error_code, 0, "{context}");
                     assert!(partition.base_offset >= 0, "{context}");
@@ -601,7 +607,7 @@ fn unsupported_versions_and_apis_get_unsupported_version() {
         response
             .api_keys
             .iter()
-            .any(|k| k.api_key == ApiKey::Produce as i16 && k.max_version == 12)
+            .any(|k| k.api_key == ApiKey::Produce as i16 && k.max_version == 13)
     );
     // An API Spindle does not serve (DescribeAcls): error 35, connection stays open.
     let correlation_id = client.send(ApiKey::DescribeAcls, 1, &DescribeAclsRequest::default());

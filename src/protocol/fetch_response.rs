@@ -1,4 +1,4 @@
-//! The Fetch response frame (versions 4 to 16), encoded by hand so that record batches are
+//! The Fetch response frame (versions 4 to 18; 17 and 18 changed only the request), encoded by hand so that record batches are
 //! never copied: the frame is a list of chunks where each large record slice is the very
 //! `Bytes` the log holds, and only the small fields around them are written out. Byte for
 //! byte what the `kafka-protocol` codec writes (a test checks every version).
@@ -155,7 +155,8 @@ impl Writer {
     }
 }
 
-/// Encodes a whole Fetch response frame (size prefix, header, body) at `version` (4..=16).
+/// Encodes a whole Fetch response frame (size prefix, header, body) at `version` (4..=18;
+/// 17 and 18 changed only the request).
 pub fn encode_fetch_response(
     version: i16,
     correlation_id: i32,
@@ -163,7 +164,7 @@ pub fn encode_fetch_response(
     topics: &[FetchedTopic],
 ) -> ChunkedFrame {
     assert!(
-        (4..=16).contains(&version),
+        (4..=18).contains(&version),
         "Fetch v{version} is not encoded here"
     );
     let flexible = version >= 12;
@@ -332,7 +333,7 @@ mod tests {
     #[test]
     fn matches_the_codec_byte_for_byte_at_every_version() {
         let topics = sample();
-        for version in 4..=16 {
+        for version in 4..=18 {
             let frame = encode_fetch_response(version, 99, 0, &topics);
             assert_eq!(frame.to_bytes(), reference(version, &topics), "v{version}");
         }

@@ -34,7 +34,9 @@ struct PartitionPlan {
 }
 
 struct TopicPlan {
+    /// Empty when a v13+ request names a topic id that does not exist.
     name: String,
+    topic_id: uuid::Uuid,
     partitions: Vec<PartitionPlan>,
 }
 
@@ -73,11 +75,22 @@ pub async fn produce(
     let transactional = request.transactional_id.is_some();
     let frame_start = frame.as_ptr() as usize;
     let frame_end = frame_start + frame.len();
+    // v13+ names topics by id.
+    let by_id = context.api_version >= 13;
+    let known = shard.snapshot();
     let plans: Vec<TopicPlan> = request
         .topic_data
         .iter()
         .map(|topic| TopicPlan {
-            name: topic.name.as_str().to_string(),
+            name: if by_id {
+                known
+                    .topic_by_id(&topic.topic_id)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default()
+            } else {
+                topic.name.as_str().to_string()
+            },
+            topic_id: topic.topic_id,
             partitions: topic
                 .partition_data
                 .iter()
@@ -98,21 +111,24 @@ pub async fn produce(
     let mut pieces = carve(frame, &plans);
 
     let snapshot = shard.snapshot();
+    drop(known);
     let missing: Vec<String> = plans
         .iter()
-        .filter(|plan| snapshot.topic(&plan.name).is_none())
+        .filter(|plan| !by_id && snapshot.topic(&plan.name).is_none())
         .map(|plan| plan.name.clone())
         .collect();
     drop(snapshot);
     auto_create_topics(shard, missing).await;
 
-    let mut results: Vec<(String, Vec<Outcome>)> = Vec::with_capacity(plans.len());
+    let mut results: Vec<(String, uuid::Uuid, Vec<Outcome>)> = Vec::with_capacity(plans.len());
     for plan in &plans {
         let mut outcomes = Vec::with_capacity(plan.partitions.len());
         for partition in &plan.partitions {
             let records = pieces.next().expect("one piece per partition");
             let outcome = if !(-1..=1).contains(&acks) {
                 Outcome::failed(partition.index, ErrorCode::InvalidRequiredAcks, None)
+            } else if by_id && plan.name.is_empty() {
+                Outcome::failed(partition.index, ErrorCode::UnknownTopicId, None)
             } else if transactional {
                 Outcome::failed(
                     partition.index,
@@ -127,7 +143,7 @@ pub async fn produce(
             };
             outcomes.push(outcome);
         }
-        results.push((plan.name.clone(), outcomes));
+        results.push((plan.name.clone(), plan.topic_id, outcomes));
     }
 
     if acks == 0 {
@@ -135,7 +151,7 @@ pub async fn produce(
     }
     let shard = shard.clone();
     Box::pin(async move {
-        for (_, outcomes) in &mut results {
+        for (_, _, outcomes) in &mut results {
             for outcome in outcomes.iter_mut() {
                 let Some((log, end_offset)) = outcome.wait.take() else {
                     continue;
@@ -169,34 +185,38 @@ pub async fn produce(
         }
         let responses = results
             .into_iter()
-            .map(|(name, outcomes)| {
-                TopicProduceResponse::default()
-                    .with_name(TopicName(StrBytes::from_string(name)))
-                    .with_partition_responses(
-                        outcomes
-                            .into_iter()
-                            .map(|outcome| {
-                                // log_start_offset from v5, error_message from v8.
-                                let version = context.api_version;
-                                PartitionProduceResponse::default()
-                                    .with_index(outcome.index)
-                                    .with_error_code(outcome.error.code())
-                                    .with_base_offset(outcome.base_offset)
-                                    .with_log_append_time_ms(-1)
-                                    .with_log_start_offset(if version >= 5 {
-                                        outcome.log_start_offset
-                                    } else {
-                                        -1
-                                    })
-                                    .with_error_message(
-                                        outcome
-                                            .message
-                                            .filter(|_| version >= 8)
-                                            .map(StrBytes::from_string),
-                                    )
-                            })
-                            .collect(),
-                    )
+            .map(|(name, topic_id, outcomes)| {
+                let topic = if by_id {
+                    TopicProduceResponse::default().with_topic_id(topic_id)
+                } else {
+                    TopicProduceResponse::default()
+                        .with_name(TopicName(StrBytes::from_string(name)))
+                };
+                topic.with_partition_responses(
+                    outcomes
+                        .into_iter()
+                        .map(|outcome| {
+                            // log_start_offset from v5, error_message from v8.
+                            let version = context.api_version;
+                            PartitionProduceResponse::default()
+                                .with_index(outcome.index)
+                                .with_error_code(outcome.error.code())
+                                .with_base_offset(outcome.base_offset)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(if version >= 5 {
+                                    outcome.log_start_offset
+                                } else {
+                                    -1
+                                })
+                                .with_error_message(
+                                    outcome
+                                        .message
+                                        .filter(|_| version >= 8)
+                                        .map(StrBytes::from_string),
+                                )
+                        })
+                        .collect(),
+                )
             })
             .collect();
         context.respond(ResponseKind::Produce(

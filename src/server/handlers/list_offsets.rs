@@ -1,6 +1,7 @@
-//! ListOffsets: earliest (-2), latest (-1, the high watermark under read_uncommitted) and
-//! by timestamp (the first offset whose record timestamp is at least the one asked) for
-//! the partitions this core owns.
+//! ListOffsets: earliest (-2, and -4 "earliest local"), latest (-1, the high watermark under
+//! read_uncommitted), -5 (nothing pending upload: no tiered storage) and by timestamp (the
+//! first offset whose record timestamp is at least the one asked) for the partitions this
+//! core owns. -3 (the offset of the largest timestamp) is not served yet.
 
 use std::rc::Rc;
 
@@ -15,6 +16,10 @@ use crate::server::shard::Shard;
 
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
+/// v8+: the earliest offset still on local disk; without tiered storage, the log start.
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+/// v9+: the earliest offset not yet uploaded to tiered storage; none here.
+const EARLIEST_PENDING_UPLOAD_TIMESTAMP: i64 = -5;
 
 pub async fn list_offsets(
     shard: Rc<Shard>,
@@ -37,7 +42,10 @@ pub async fn list_offsets(
                     .with_error_code(ErrorCode::from(&lookup).code())
                     .with_leader_epoch(-1),
                 Ok(log) => match partition.timestamp {
-                    EARLIEST_TIMESTAMP => answer.with_offset(log.log_start_offset()),
+                    EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
+                        answer.with_offset(log.log_start_offset())
+                    }
+                    EARLIEST_PENDING_UPLOAD_TIMESTAMP => answer,
                     LATEST_TIMESTAMP => answer.with_offset(log.high_watermark()),
                     timestamp if timestamp >= 0 => {
                         match log.offset_for_timestamp(timestamp).await {

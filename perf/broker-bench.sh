@@ -40,21 +40,28 @@ raw_gbs=$(grep '^| raw-1m-x4' "$raw" | awk -F'|' '{gsub(/ /,"",$3); print $3}')
   echo "| case | flush | messages/s | MB/s | of raw | GB written | p50 us | p99 us | p99.9 us | max us | errors |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$out"
+# A fresh broker on an empty data directory; sets $bootstrap, $broker_pid, $broker_log.
+start_broker() {
+  rm -rf "$data"
+  broker_log=$(mktemp)
+  "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" "$@" > "$broker_log" 2>&1 &
+  broker_pid=$!
+  for _ in $(seq 50); do grep -q "listening on" "$broker_log" && break; sleep 0.1; done
+  bootstrap=$(head -1 "$broker_log" | awk '{print $4}')
+}
+stop_broker() {
+  kill -TERM "$broker_pid"; wait "$broker_pid" || true
+  rm -f "$broker_log"
+}
 run_case() { # name flush partitions message_bytes acks
   local name=$1 flush=$2 partitions=$3 bytes=$4 acks=$5
-  rm -rf "$data"
-  local log; log=$(mktemp)
-  "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" --flush "$flush" > "$log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 50); do grep -q "listening on" "$log" && break; sleep 0.1; done
-  local bootstrap; bootstrap=$(head -1 "$log" | awk '{print $4}')
+  start_broker --flush "$flush"
   local json
   json=$("$bin" bench produce --brokers "$bootstrap" --topic "$name" --partitions "$partitions" \
     --message-bytes "$bytes" --acks "$acks" --duration-secs "$duration" --batch-bytes 262144 \
     --plot "$artifacts/$name.svg" --json 2>/dev/null | tail -1)
   echo "$json" > "$artifacts/$name.json"
-  kill -TERM "$pid"; wait "$pid" || true
-  rm -f "$log"
+  stop_broker
   python3 - "$name" "$flush" "$json" "$raw_gbs" >> "$out" <<'PY'
 import json, sys
 name, flush, line, raw = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
@@ -65,20 +72,14 @@ PY
 }
 consume_case() { # name messages passes: produce 1 KiB messages, then read them back
   local name=$1 messages=$2 passes=$3
-  rm -rf "$data"
-  local log; log=$(mktemp)
-  "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" > "$log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 50); do grep -q "listening on" "$log" && break; sleep 0.1; done
-  local bootstrap; bootstrap=$(head -1 "$log" | awk '{print $4}')
+  start_broker
   "$bin" bench produce --brokers "$bootstrap" --topic "$name" --partitions 2 --message-bytes 1024 \
     --messages "$messages" --batch-bytes 262144 > /dev/null 2>&1
   local json
   json=$("$bin" bench consume --brokers "$bootstrap" --topic "$name" --passes "$passes" \
     --plot "$artifacts/$name.svg" --json 2>/dev/null | tail -1)
   echo "$json" > "$artifacts/$name.json"
-  kill -TERM "$pid"; wait "$pid" || true
-  rm -f "$log"
+  stop_broker
   python3 - "$name" "$json" >> "$consumed" <<'PY'
 import json, sys
 name, line = sys.argv[1], sys.argv[2]
@@ -98,12 +99,7 @@ consume_case memory-1k 40000 50
 consume_case disk-1k 4000000 1
 e2e_case() { # name message_bytes: the e2e generator's own peak, then 50% of it
   local name=$1 bytes=$2
-  rm -rf "$data"
-  local log; log=$(mktemp)
-  "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" > "$log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 50); do grep -q "listening on" "$log" && break; sleep 0.1; done
-  local bootstrap; bootstrap=$(head -1 "$log" | awk '{print $4}')
+  start_broker
   local peak half json
   peak=$("$bin" bench e2e --brokers "$bootstrap" --topic "$name-peak" --partitions 2 --message-bytes "$bytes" \
     --batch-bytes 65536 --duration-secs 5 --json 2>/dev/null | tail -1)
@@ -112,8 +108,7 @@ e2e_case() { # name message_bytes: the e2e generator's own peak, then 50% of it
     --batch-bytes 65536 --duration-secs "$duration" --throughput "$half" \
     --plot "$artifacts/$name.svg" --json 2>/dev/null | tail -1)
   echo "$json" > "$artifacts/$name.json"
-  kill -TERM "$pid"; wait "$pid" || true
-  rm -f "$log"
+  stop_broker
   python3 - "$name" "$peak" "$half" "$json" >> "$e2e" <<'PY'
 import json, sys
 name, peak, half, line = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]

@@ -114,35 +114,11 @@ fn main() -> ExitCode {
                 eprintln!("spindle: {reason} (see spindle bench produce --help)");
                 return ExitCode::from(2);
             }
-            match spindle::bench::native::run_produce(&args) {
-                Ok(summary) => {
-                    println!("{}", summary.human());
-                    if args.json {
-                        println!("{}", summary.json());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(reason) => {
-                    eprintln!("spindle: bench: {reason}");
-                    ExitCode::from(1)
-                }
-            }
+            report(spindle::bench::native::run_produce(&args), args.json)
         }
         Command::Bench {
             command: BenchCommand::Consume(args),
-        } => match spindle::bench::native::run_consume(&args) {
-            Ok(summary) => {
-                println!("{}", summary.human());
-                if args.json {
-                    println!("{}", summary.json());
-                }
-                ExitCode::SUCCESS
-            }
-            Err(reason) => {
-                eprintln!("spindle: bench: {reason}");
-                ExitCode::from(1)
-            }
-        },
+        } => report(spindle::bench::native::run_consume(&args), args.json),
         Command::Bench {
             command: BenchCommand::E2e(args),
         } => {
@@ -177,6 +153,23 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// Prints a bench run's summary (and its JSON line), or its failure in one line.
+fn report(result: Result<spindle::bench::stats::Summary, String>, json: bool) -> ExitCode {
+    match result {
+        Ok(summary) => {
+            println!("{}", summary.human());
+            if json {
+                println!("{}", summary.json());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(reason) => {
+            eprintln!("spindle: bench: {reason}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -1012,3 +1012,39 @@ fn offset_delete_refuses_a_topic_the_group_subscribes_to() {
     );
     assert_eq!(response.error_code, 69, "GROUP_ID_NOT_FOUND");
 }
+
+#[test]
+fn connections_beyond_the_per_core_limit_are_closed_and_the_rest_served() {
+    let dir = temp_dir("connection-limit");
+    let broker = Broker::start(dir.path(), &["--max-connections-per-core", "2"]);
+    let address = broker.core_address(0);
+    let mut first = RawClient::connect(&address);
+    let mut second = RawClient::connect(&address);
+    for client in [&mut first, &mut second] {
+        let response: ApiVersionsResponse =
+            client.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        assert_eq!(response.error_code, 0);
+    }
+    let mut third = RawClient::connect(&address);
+    assert!(
+        third.is_closed_within(Duration::from_secs(10)),
+        "over the limit: closed"
+    );
+    // The admitted connections keep working, and a slot frees when one leaves.
+    let response: ApiVersionsResponse =
+        first.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    assert_eq!(response.error_code, 0);
+    drop(second);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = RawClient::connect(&address);
+        let correlation_id = again.send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        if let Some(mut frame) = again.receive_frame() {
+            use bytes::Buf;
+            assert_eq!(frame.get_i32(), correlation_id);
+            break;
+        }
+        assert!(Instant::now() < deadline, "a freed slot is reused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

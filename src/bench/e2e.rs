@@ -53,8 +53,8 @@ pub fn run_e2e(args: &ProduceArgs) -> Result<E2eOutcome, String> {
             "e2e needs --message-bytes >= {SEND_TIME_BYTES} (the send time)"
         ));
     }
-    let leaders = leaders(args)?;
-    let start_offsets: BTreeMap<i32, i64> = high_watermarks(&args.brokers, &args.topic)?
+    let leaders = leaders(&args.brokers, &args.topic, Some(args.partitions))?;
+    let start_offsets: BTreeMap<i32, i64> = high_watermarks(&leaders, &args.topic)?
         .into_iter()
         .map(|(partition, _, end)| (partition, end))
         .collect();

@@ -107,10 +107,15 @@ pub(crate) fn read_frame(stream: &mut TcpStream) -> Result<Bytes, String> {
     Ok(Bytes::from(body))
 }
 
-/// The leader address of each partition of `topic`, creating the topic if it is missing.
-pub(crate) fn leaders(args: &ProduceArgs) -> Result<BTreeMap<i32, String>, String> {
-    let mut connection = Connection::connect(&args.brokers)?;
-    let topic = TopicName(StrBytes::from_string(args.topic.clone()));
+/// The leader address of each partition of `topic`. A missing topic is created with
+/// `create_partitions` partitions, or is an error when that is `None`.
+pub(crate) fn leaders(
+    brokers: &str,
+    topic_name: &str,
+    create_partitions: Option<i32>,
+) -> Result<BTreeMap<i32, String>, String> {
+    let mut connection = Connection::connect(brokers)?;
+    let topic = TopicName(StrBytes::from_string(topic_name.to_string()));
     for attempt in 0..50 {
         let metadata: MetadataResponse = connection.call(
             ApiKey::Metadata,
@@ -148,6 +153,9 @@ pub(crate) fn leaders(args: &ProduceArgs) -> Result<BTreeMap<i32, String>, Strin
                 .collect();
         }
         if attempt == 0 {
+            let Some(partitions) = create_partitions else {
+                return Err(format!("topic {topic_name} does not exist"));
+            };
             let created: CreateTopicsResponse = connection.call(
                 ApiKey::CreateTopics,
                 CREATE_TOPICS_VERSION,
@@ -156,18 +164,18 @@ pub(crate) fn leaders(args: &ProduceArgs) -> Result<BTreeMap<i32, String>, Strin
                     .with_topics(vec![
                         CreatableTopic::default()
                             .with_name(topic.clone())
-                            .with_num_partitions(args.partitions)
+                            .with_num_partitions(partitions)
                             .with_replication_factor(1),
                     ]),
             )?;
             let code = created.topics.first().map_or(0, |t| t.error_code);
             if code != 0 && code != 36 {
-                return Err(format!("creating topic {}: error code {code}", args.topic));
+                return Err(format!("creating topic {topic_name}: error code {code}"));
             }
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err(format!("topic {} has no leaders", args.topic))
+    Err(format!("topic {topic_name} has no leaders"))
 }
 
 /// Shared by every sender: the message budget and the stop signal.
@@ -206,7 +214,7 @@ struct Totals {
 /// Runs `bench produce` with the native engine.
 pub fn run_produce(args: &ProduceArgs) -> Result<Summary, String> {
     args.validate()?;
-    let leaders = leaders(args)?;
+    let leaders = leaders(&args.brokers, &args.topic, Some(args.partitions))?;
     let per_batch = (args.batch_bytes / args.message_bytes).max(1);
     // Incompressible-looking values so no layer can cheat on repetition.
     let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -492,29 +500,14 @@ fn receive(mut stream: TcpStream, shared: Receiving) {
 
 /// The high watermark of every partition of `topic`, with its leader's address.
 pub(crate) fn high_watermarks(
-    brokers: &str,
+    leaders: &BTreeMap<i32, String>,
     topic: &str,
 ) -> Result<Vec<(i32, String, i64)>, String> {
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
     use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse};
-    let args = ProduceArgs {
-        brokers: brokers.to_string(),
-        topic: topic.to_string(),
-        partitions: 1,
-        message_bytes: 1,
-        messages: 0,
-        duration_secs: None,
-        acks: super::Acks::Leader,
-        batch_bytes: 1,
-        producers: 1,
-        in_flight: 1,
-        throughput: -1.0,
-        json: false,
-        plot: None,
-    };
     let mut out = Vec::new();
-    for (partition, address) in leaders(&args)? {
-        let mut connection = Connection::connect(&address)?;
+    for (&partition, address) in leaders {
+        let mut connection = Connection::connect(address)?;
         let response: ListOffsetsResponse = connection.call(
             ApiKey::ListOffsets,
             5,
@@ -537,7 +530,7 @@ pub(crate) fn high_watermarks(
                 answer.error_code
             ));
         }
-        out.push((partition, address, answer.offset));
+        out.push((partition, address.clone(), answer.offset));
     }
     Ok(out)
 }
@@ -547,7 +540,8 @@ pub(crate) fn high_watermarks(
 pub fn run_consume(args: &super::ConsumeArgs) -> Result<Summary, String> {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
-    let partitions = high_watermarks(&args.brokers, &args.topic)?;
+    let leaders = leaders(&args.brokers, &args.topic, None)?;
+    let partitions = high_watermarks(&leaders, &args.topic)?;
     let mut by_leader: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
     for (partition, address, end) in partitions {
         by_leader.entry(address).or_default().push((partition, end));

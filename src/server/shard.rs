@@ -140,15 +140,6 @@ impl Shard {
         }
     }
 
-    /// Every log this core owns.
-    pub fn all_logs(&self) -> Vec<Log> {
-        self.logs
-            .borrow()
-            .values()
-            .flat_map(|logs| logs.partitions.values().map(|owned| owned.log.clone()))
-            .collect()
-    }
-
     /// Every partition this core owns.
     fn all_partitions(&self) -> Vec<OwnedPartition> {
         self.logs

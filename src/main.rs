@@ -107,35 +107,29 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench {
-            command: BenchCommand::Produce(args),
-        } => {
-            if let Err(reason) = args.validate() {
-                eprintln!("spindle: {reason} (see spindle bench produce --help)");
+        Command::Bench { command } => {
+            if let Err(reason) = command.validate() {
+                eprintln!(
+                    "spindle: {reason} (see spindle bench {} --help)",
+                    command.name()
+                );
                 return ExitCode::from(2);
             }
-            report(spindle::bench::native::run_produce(&args), args.json)
-        }
-        Command::Bench {
-            command: BenchCommand::Consume(args),
-        } => report(spindle::bench::native::run_consume(&args), args.json),
-        Command::Bench {
-            command: BenchCommand::E2e(args),
-        } => {
-            if let Err(reason) = args.validate() {
-                eprintln!("spindle: {reason} (see spindle bench e2e --help)");
-                return ExitCode::from(2);
-            }
-            match spindle::bench::e2e::run_e2e(&args) {
-                Ok(outcome) => {
-                    println!(
-                        "produced {}; consumed {}",
-                        outcome.produced,
-                        outcome.summary.human()
-                    );
-                    if args.json {
-                        let json = outcome.summary.json();
-                        println!("{{\"produced\":{},{}", outcome.produced, &json[1..]);
+            match command.run() {
+                Ok(report) => {
+                    let summary = &report.summary;
+                    match report.produced {
+                        Some(produced) => {
+                            println!("produced {produced}; consumed {}", summary.human())
+                        }
+                        None => println!("{}", summary.human()),
+                    }
+                    if command.common().json {
+                        let json = summary.json();
+                        match report.produced {
+                            Some(produced) => println!("{{\"produced\":{produced},{}", &json[1..]),
+                            None => println!("{json}"),
+                        }
                     }
                     ExitCode::SUCCESS
                 }
@@ -153,23 +147,6 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-    }
-}
-
-/// Prints a bench run's summary (and its JSON line), or its failure in one line.
-fn report(result: Result<spindle::bench::stats::Summary, String>, json: bool) -> ExitCode {
-    match result {
-        Ok(summary) => {
-            println!("{}", summary.human());
-            if json {
-                println!("{}", summary.json());
-            }
-            ExitCode::SUCCESS
-        }
-        Err(reason) => {
-            eprintln!("spindle: bench: {reason}");
-            ExitCode::from(1)
-        }
     }
 }
 

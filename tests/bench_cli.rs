@@ -1,6 +1,8 @@
-//! `spindle bench produce` and `consume` against a test broker: the JSON summaries parse,
-//! the messages produce reports acknowledged are exactly what the topic's high watermarks
-//! add up to, and consume reads exactly that many back.
+//! `spindle bench produce`, `consume` and `e2e` against a test broker, with both engines:
+//! the JSON summaries parse, the messages produce reports acknowledged are exactly what the
+//! topic's high watermarks add up to, consume reads exactly that many back, e2e consumes
+//! every message it produced, and what the bench writes (keys, compressed batches) reads
+//! back through librdkafka as a Kafka client would see it.
 
 mod common;
 
@@ -14,6 +16,12 @@ use kafka_protocol::messages::{
     TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use spindle::bench::keys::partition_for_key;
 
 /// The number after `"key":` in a flat JSON line.
 fn json_number(json: &str, key: &str) -> f64 {
@@ -182,4 +190,205 @@ fn bench_e2e_consumes_every_message_it_produced() {
         svg.starts_with("<svg") && svg.contains("<polyline"),
         "an SVG plot"
     );
+}
+
+/// Runs `spindle bench ARGS --brokers B --json` and returns its JSON line.
+fn bench(broker: &Broker, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .arg("bench")
+        .args(args)
+        .args(["--brokers", &broker.bootstrap, "--json"])
+        .output()
+        .expect("run spindle bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench {args:?} failed: {stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json = stdout.lines().last().expect("a JSON line").to_string();
+    assert_eq!(json_number(&json, "errors"), 0.0, "{args:?}: {json}");
+    json
+}
+
+/// Every message of `topic` (partitions `0..partitions`) read with librdkafka:
+/// (partition, key, value).
+fn read_all(broker: &Broker, topic: &str, partitions: i32) -> Vec<(i32, Vec<u8>, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("group.id", "bench-cli-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition_offset(topic, partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&list).expect("assign");
+    let mut at_end = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while at_end.len() < partitions as usize {
+        assert!(std::time::Instant::now() < deadline, "read {topic} in time");
+        match consumer.poll(std::time::Duration::from_millis(100)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+            }
+            Some(Err(error)) => panic!("consuming {topic}: {error}"),
+            Some(Ok(message)) => out.push((
+                message.partition(),
+                message.key().unwrap_or_default().to_vec(),
+                message.payload().unwrap_or_default().to_vec(),
+            )),
+        }
+    }
+    out
+}
+
+#[test]
+fn native_keys_and_compression_read_back_through_librdkafka() {
+    let dir = temp_dir("bench-native-keys");
+    let broker = Broker::start(dir.path(), &[]);
+    for codec in ["none", "lz4", "zstd"] {
+        let topic = format!("keyed-{codec}");
+        let json = bench(
+            &broker,
+            &[
+                "produce",
+                "--topic",
+                &topic,
+                "--partitions",
+                "5",
+                "--message-bytes",
+                "200",
+                "--messages",
+                "20000",
+                "--batch-bytes",
+                "20000",
+                "--keys",
+                "--compression",
+                codec,
+            ],
+        );
+        // 100 messages per batch: whole batches up to the 20,000 asked.
+        assert_eq!(json_number(&json, "messages"), 20_000.0, "{codec}");
+        let messages = read_all(&broker, &topic, 5);
+        assert_eq!(messages.len(), 20_000, "{codec}: librdkafka reads them all");
+        let mut used = std::collections::BTreeSet::new();
+        for (partition, key, value) in &messages {
+            assert_eq!(value.len(), 200, "{codec}");
+            assert_eq!(key.len(), 8, "{codec}: keyed");
+            assert_eq!(
+                partition_for_key(key, 5),
+                *partition,
+                "{codec}: each key in the partition Kafka's partitioner picks"
+            );
+            used.insert(*partition);
+        }
+        assert_eq!(used.len(), 5, "{codec}: every partition written");
+    }
+}
+
+#[test]
+fn rdkafka_engine_produces_consumes_and_measures_e2e() {
+    let dir = temp_dir("bench-rdkafka");
+    let broker = Broker::start(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
+    let json = bench(
+        &broker,
+        &[
+            "produce",
+            "--engine",
+            "rdkafka",
+            "--topic",
+            "rd",
+            "--partitions",
+            "4",
+            "--message-bytes",
+            "100",
+            "--messages",
+            "30000",
+            "--keys",
+            "--compression",
+            "lz4",
+            "--acks",
+            "all",
+        ],
+    );
+    assert_eq!(json_number(&json, "messages"), 30_000.0);
+    assert!(
+        json_number(&json, "p50") > 0.0,
+        "delivery latency measured: {json}"
+    );
+    // librdkafka's murmur2_random partitioner and ours agree on every key.
+    let messages = read_all(&broker, "rd", 4);
+    assert_eq!(messages.len(), 30_000);
+    for (partition, key, _) in &messages {
+        assert_eq!(partition_for_key(key, 4), *partition);
+    }
+    let json = bench(
+        &broker,
+        &[
+            "consume",
+            "--engine",
+            "rdkafka",
+            "--topic",
+            "rd",
+            "--consumers",
+            "3",
+        ],
+    );
+    assert_eq!(json_number(&json, "messages"), 30_000.0);
+    let json = bench(
+        &broker,
+        &[
+            "e2e",
+            "--engine",
+            "rdkafka",
+            "--topic",
+            "rd",
+            "--group",
+            "bench-e2e",
+            "--consumers",
+            "2",
+            "--message-bytes",
+            "64",
+            "--messages",
+            "20000",
+            "--throughput",
+            "20000",
+            "--linger-ms",
+            "1",
+        ],
+    );
+    assert_eq!(json_number(&json, "produced"), 20_000.0);
+    assert_eq!(json_number(&json, "messages"), 20_000.0, "{json}");
+    let p50 = json_number(&json, "p50");
+    assert!(p50 > 0.0 && p50 <= json_number(&json, "p99"), "{json}");
+}
+
+#[test]
+fn bad_bench_flags_get_one_line_and_exit_2() {
+    for args in [
+        vec!["consume", "--group", "g"],
+        vec!["produce", "--compression", "gzip"],
+        vec!["e2e", "--message-bytes", "4"],
+        vec!["produce", "--warmup-secs", "-1"],
+        vec!["produce", "--plot", "x.png"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .arg("bench")
+            .args(&args)
+            .args(["--brokers", "127.0.0.1:9"])
+            .output()
+            .expect("run spindle bench");
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.trim().lines().count() <= 3 && !stderr.is_empty(),
+            "{args:?}: {stderr}"
+        );
+    }
 }

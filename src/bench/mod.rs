@@ -1,18 +1,24 @@
 //! `spindle bench`: load generators that speak the Kafka protocol to any Kafka-compatible
 //! broker. Runs on plain threads of the client process (not on the broker's executors).
 //!
-//! So far: `produce` with the native engine (pre-built record batches, one connection per
-//! partition leader per producer, pipelined requests). The rdkafka engine, `consume`, `e2e`
-//! and plots arrive with the rest of issue 5.
+//! Two engines behind one interface ([`LoadEngine`]): `native` (pre-built record batches,
+//! pipelined requests, one connection per partition leader: the generator is never the
+//! bottleneck) and `rdkafka` (librdkafka, configured the way Kafka users configure it: the
+//! numbers compare with any broker and with other tools built on librdkafka).
 
 pub mod e2e;
+pub mod keys;
 pub mod native;
 pub mod rate;
+pub mod rdkafka_engine;
 pub mod stats;
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+
+use crate::protocol::compression::Codec;
+use stats::Summary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Acks {
@@ -34,76 +40,68 @@ impl Acks {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    /// Speaks the protocol itself: pre-built batches, pipelined requests.
+    Native,
+    /// librdkafka, as any Kafka client application would use it.
+    Rdkafka,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    None,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    pub fn codec(self) -> Codec {
+        match self {
+            Compression::None => Codec::None,
+            Compression::Lz4 => Codec::Lz4,
+            Compression::Zstd => Codec::Zstd,
+        }
+    }
+
+    /// librdkafka's `compression.type` value.
+    pub fn librdkafka_name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Subcommand)]
 pub enum BenchCommand {
-    /// Produce as fast as allowed and report messages/s, MB/s and request latency.
+    /// Produce as fast as allowed (or at --throughput) and report messages/s, MB/s and
+    /// produce latency (send to acknowledgement).
     Produce(ProduceArgs),
-    /// Read a topic from its earliest offsets to its end and report messages/s, MB/s and
-    /// Fetch latency.
+    /// Read a topic from its earliest offsets to its end and report messages/s and MB/s.
     Consume(ConsumeArgs),
     /// Produce and consume at once; each record carries its send time and the consumer
     /// records produce-to-consume latency.
-    E2e(ProduceArgs),
+    E2e(E2eArgs),
 }
 
+/// Flags every subcommand has.
 #[derive(Debug, Clone, Args)]
-pub struct ConsumeArgs {
+pub struct CommonArgs {
     /// Bootstrap broker.
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub brokers: String,
     #[arg(long, default_value = "bench")]
     pub topic: String,
-    /// Stop after this many messages (0: read every partition up to its high watermark
-    /// as it was when the run started).
-    #[arg(long, default_value_t = 0)]
-    pub messages: u64,
-    /// Passes over the topic (a second pass reads what the first left in the broker's
-    /// memory, if it fits).
-    #[arg(long, default_value_t = 1)]
-    pub passes: u32,
-    /// Fetch max_bytes (partition_max_bytes is the same).
-    #[arg(long, default_value_t = 16 << 20)]
-    pub fetch_bytes: i32,
-    /// Print one JSON object as the last line.
-    #[arg(long)]
-    pub json: bool,
-    /// Write the Fetch latency percentile curve and throughput over time to this SVG file.
-    #[arg(long)]
-    pub plot: Option<std::path::PathBuf>,
-}
-
-/// Flags shared with kafka-producer-perf-test / rdkafka_performance users' habits.
-#[derive(Debug, Clone, Args)]
-pub struct ProduceArgs {
-    /// Bootstrap broker.
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    pub brokers: String,
-    #[arg(long, default_value = "bench")]
-    pub topic: String,
-    /// Partitions of the topic if the bench creates it.
-    #[arg(long, default_value_t = 1)]
-    pub partitions: i32,
-    #[arg(long, default_value_t = 100)]
-    pub message_bytes: usize,
-    /// Messages to send (ignored when --duration-secs is given).
-    #[arg(long, default_value_t = 1_000_000)]
-    pub messages: u64,
-    #[arg(long)]
-    pub duration_secs: Option<f64>,
-    #[arg(long, value_enum, default_value_t = Acks::Leader)]
-    pub acks: Acks,
-    /// Bytes of records per batch (one batch per request).
-    #[arg(long, default_value_t = 64 << 10)]
-    pub batch_bytes: usize,
-    /// Producer threads, each with its own connections.
-    #[arg(long, default_value_t = 1)]
-    pub producers: usize,
-    /// Requests in flight per connection.
-    #[arg(long, default_value_t = 8)]
-    pub in_flight: usize,
-    /// Target rate in messages per second over all producers; -1: unthrottled.
-    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
-    pub throughput: f64,
+    /// Client implementation: native (the generator is never the bottleneck) or rdkafka
+    /// (librdkafka: comparable with any Kafka-compatible broker).
+    #[arg(long, value_enum, default_value_t = Engine::Native)]
+    pub engine: Engine,
+    /// Seconds of load before measuring starts (connections warm, caches filled); nothing
+    /// done during the warm-up counts in the results.
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup_secs: f64,
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
@@ -112,34 +110,240 @@ pub struct ProduceArgs {
     pub plot: Option<std::path::PathBuf>,
 }
 
-/// Checks a `--plot` path: only SVG is drawn.
-pub fn validate_plot(plot: &Option<std::path::PathBuf>) -> Result<(), String> {
-    match plot {
-        Some(path) if path.extension().and_then(|e| e.to_str()) != Some("svg") => Err(format!(
-            "--plot {}: only .svg files are drawn",
-            path.display()
-        )),
-        _ => Ok(()),
+/// Flags shared with kafka-producer-perf-test / rdkafka_performance users' habits.
+#[derive(Debug, Clone, Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Partitions of the topic if the bench creates it.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: i32,
+    #[arg(long, default_value_t = 100)]
+    pub message_bytes: usize,
+    /// Messages to send (ignored when --duration-secs is given).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub messages: u64,
+    /// Seconds to send for (after the warm-up).
+    #[arg(long)]
+    pub duration_secs: Option<f64>,
+    /// Target rate in messages per second over all producers; -1: unthrottled.
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    pub throughput: f64,
+    #[arg(long, value_enum, default_value_t = Acks::Leader)]
+    pub acks: Acks,
+    /// Most bytes of records per batch (the native engine sends one batch per request).
+    #[arg(long, default_value_t = 64 << 10)]
+    pub batch_bytes: usize,
+    /// Longest a message waits for its batch to fill (librdkafka's linger.ms). The native
+    /// engine applies it to paced runs; unthrottled, its batches are always full.
+    #[arg(long, default_value_t = 5.0)]
+    pub linger_ms: f64,
+    /// Producers, each with its own connections (native: a sender and a receiver thread
+    /// per partition leader; rdkafka: one librdkafka producer).
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 8)]
+    pub in_flight: usize,
+    /// Give every message a distinct key, placed by Kafka's default partitioner (murmur2).
+    #[arg(long)]
+    pub keys: bool,
+    #[arg(long, value_enum, default_value_t = Compression::None)]
+    pub compression: Compression,
+}
+
+/// How consumers split a topic.
+#[derive(Debug, Clone, Args)]
+pub struct ConsumerArgs {
+    /// Consumers (threads, each with its own connections or librdkafka consumer).
+    #[arg(long, default_value_t = 1)]
+    pub consumers: usize,
+    /// Join this consumer group (subscribe) instead of assigning partitions to the
+    /// consumers round-robin. rdkafka engine only.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Fetch max_bytes (and max bytes per partition).
+    #[arg(long, default_value_t = 16 << 20)]
+    pub fetch_bytes: i32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+    /// Stop after this many messages (0: read every partition up to its high watermark
+    /// as it was when the run started).
+    #[arg(long, default_value_t = 0)]
+    pub messages: u64,
+    /// Passes over the topic (a second pass reads what the first left in the broker's
+    /// memory, if it fits). Native engine only.
+    #[arg(long, default_value_t = 1)]
+    pub passes: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct E2eArgs {
+    #[command(flatten)]
+    pub produce: ProduceArgs,
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+}
+
+/// What a bench run reports: the measured summary, and for e2e the acknowledged count.
+pub struct Report {
+    pub summary: Summary,
+    pub produced: Option<u64>,
+}
+
+/// One client implementation of the three workloads.
+pub trait LoadEngine {
+    fn produce(&self, args: &ProduceArgs) -> Result<Summary, String>;
+    fn consume(&self, args: &ConsumeArgs) -> Result<Summary, String>;
+    /// Returns the consumed summary and the number of acknowledged messages.
+    fn e2e(&self, args: &E2eArgs) -> Result<(Summary, u64), String>;
+}
+
+fn engine(kind: Engine) -> Box<dyn LoadEngine> {
+    match kind {
+        Engine::Native => Box::new(native::Native),
+        Engine::Rdkafka => Box::new(rdkafka_engine::Rdkafka),
     }
 }
 
-/// Writes the run's plot if one was asked for.
-pub fn write_plot(
-    plot: &Option<std::path::PathBuf>,
-    title: &str,
-    latency: &hdrhistogram::Histogram<u64>,
-    timeline: &[u64],
-) -> Result<(), String> {
-    if let Some(path) = plot {
-        std::fs::write(path, stats::plot_svg(title, latency, timeline))
-            .map_err(|e| format!("--plot {}: {e}", path.display()))?;
+impl BenchCommand {
+    pub fn common(&self) -> &CommonArgs {
+        match self {
+            BenchCommand::Produce(args) => &args.common,
+            BenchCommand::Consume(args) => &args.common,
+            BenchCommand::E2e(args) => &args.produce.common,
+        }
     }
-    Ok(())
+
+    /// The subcommand's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BenchCommand::Produce(_) => "produce",
+            BenchCommand::Consume(_) => "consume",
+            BenchCommand::E2e(_) => "e2e",
+        }
+    }
+
+    /// Checks the flags; `Err` is a one-line reason.
+    pub fn validate(&self) -> Result<(), String> {
+        self.common().validate()?;
+        match self {
+            BenchCommand::Produce(args) => args.validate(),
+            BenchCommand::Consume(args) => {
+                args.consumer.validate(args.common.engine)?;
+                if args.passes == 0 {
+                    return Err("--passes must be positive".into());
+                }
+                if args.passes > 1 && args.common.engine != Engine::Native {
+                    return Err("--passes is for the native engine".into());
+                }
+                Ok(())
+            }
+            BenchCommand::E2e(args) => {
+                args.produce.validate()?;
+                args.consumer.validate(args.produce.common.engine)?;
+                if args.produce.acks == Acks::None {
+                    return Err("e2e counts acknowledged messages: use --acks 1 or all".into());
+                }
+                if args.produce.message_bytes < e2e::SEND_TIME_BYTES {
+                    return Err(format!(
+                        "e2e needs --message-bytes >= {} (the send time)",
+                        e2e::SEND_TIME_BYTES
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the subcommand with the engine it names.
+    pub fn run(&self) -> Result<Report, String> {
+        self.validate()?;
+        let engine = engine(self.common().engine);
+        Ok(match self {
+            BenchCommand::Produce(args) => Report {
+                summary: engine.produce(args)?,
+                produced: None,
+            },
+            BenchCommand::Consume(args) => Report {
+                summary: engine.consume(args)?,
+                produced: None,
+            },
+            BenchCommand::E2e(args) => {
+                let (summary, produced) = engine.e2e(args)?;
+                Report {
+                    summary,
+                    produced: Some(produced),
+                }
+            }
+        })
+    }
+}
+
+impl CommonArgs {
+    fn validate(&self) -> Result<(), String> {
+        if !self.warmup_secs.is_finite() || self.warmup_secs < 0.0 {
+            return Err("--warmup-secs must be zero or positive".into());
+        }
+        if self.topic.is_empty() {
+            return Err("--topic must not be empty".into());
+        }
+        match &self.plot {
+            Some(path) if path.extension().and_then(|e| e.to_str()) != Some("svg") => Err(format!(
+                "--plot {}: only .svg files are drawn",
+                path.display()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn warmup(&self) -> Duration {
+        Duration::from_secs_f64(self.warmup_secs)
+    }
+
+    /// Writes the run's plot if one was asked for.
+    pub fn write_plot(
+        &self,
+        title: &str,
+        latency: &hdrhistogram::Histogram<u64>,
+        timeline: &[u64],
+    ) -> Result<(), String> {
+        if let Some(path) = &self.plot {
+            std::fs::write(path, stats::plot_svg(title, latency, timeline))
+                .map_err(|e| format!("--plot {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl ConsumerArgs {
+    fn validate(&self, engine: Engine) -> Result<(), String> {
+        if self.consumers == 0 || self.consumers > 1024 {
+            return Err("--consumers must be between 1 and 1024".into());
+        }
+        if self.fetch_bytes < 1024 {
+            return Err("--fetch-bytes must be at least 1024".into());
+        }
+        if self.group.is_some() && engine != Engine::Rdkafka {
+            return Err("--group needs --engine rdkafka (the native engine assigns)".into());
+        }
+        if self.group.as_ref().is_some_and(|g| g.is_empty()) {
+            return Err("--group must not be empty".into());
+        }
+        Ok(())
+    }
 }
 
 impl ProduceArgs {
     /// Checks the flags; `Err` is a one-line reason.
     pub fn validate(&self) -> Result<(), String> {
+        self.common.validate()?;
         if self.message_bytes == 0 || self.message_bytes > 1 << 20 {
             return Err("--message-bytes must be between 1 and 1048576".into());
         }
@@ -149,11 +353,19 @@ impl ProduceArgs {
         if self.partitions < 1 || self.producers == 0 || self.in_flight == 0 {
             return Err("--partitions, --producers and --in-flight must be positive".into());
         }
+        if self.producers > 1024 || self.in_flight > 1024 {
+            return Err("--producers and --in-flight are at most 1024".into());
+        }
         if self.throughput.is_nan() || (self.throughput <= 0.0 && self.throughput != -1.0) {
             return Err("--throughput must be positive, or -1 for unthrottled".into());
         }
-        validate_plot(&self.plot)?;
-        if self.duration_secs.is_some_and(|d| d.is_nan() || d <= 0.0) {
+        if !self.linger_ms.is_finite() || !(0.0..=60_000.0).contains(&self.linger_ms) {
+            return Err("--linger-ms must be between 0 and 60000".into());
+        }
+        if self
+            .duration_secs
+            .is_some_and(|d| !d.is_finite() || d <= 0.0)
+        {
             return Err("--duration-secs must be positive".into());
         }
         Ok(())
@@ -161,5 +373,14 @@ impl ProduceArgs {
 
     pub fn duration(&self) -> Option<Duration> {
         self.duration_secs.map(Duration::from_secs_f64)
+    }
+
+    pub fn linger(&self) -> Duration {
+        Duration::from_secs_f64(self.linger_ms / 1000.0)
+    }
+
+    /// Messages per batch the native engine builds.
+    pub fn messages_per_batch(&self) -> u64 {
+        (self.batch_bytes / self.message_bytes).max(1) as u64
     }
 }

@@ -1,6 +1,10 @@
 //! Bench statistics: latency histograms (HdrHistogram, microseconds, 3 significant
 //! digits) merged across threads, and the summary a run prints (also as one JSON line).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use hdrhistogram::Histogram;
 
 /// Latencies up to an hour are recorded exactly enough; longer ones saturate.
@@ -90,9 +94,265 @@ impl Summary {
     }
 }
 
+/// The shared state of one run, for every thread of it: when measuring starts (after the
+/// warm-up), the counts, the merged latency histogram, throughput over time and the stop
+/// signal. Work completed during the warm-up is not counted.
+pub struct Run {
+    pub measure_from: Instant,
+    pub timeline: Arc<Timeline>,
+    pub latency: Arc<Mutex<Histogram<u64>>>,
+    messages: AtomicU64,
+    /// Messages completed, warm-up included.
+    total: AtomicU64,
+    bytes: AtomicU64,
+    errors: AtomicU64,
+    /// First and last counted completions.
+    first: Mutex<Option<Instant>>,
+    last: Mutex<Option<Instant>>,
+    /// Set by a thread that failed, or when the run's budget is spent: everyone stops.
+    pub stop: AtomicBool,
+}
+
+impl Run {
+    pub fn new(warmup: Duration) -> Run {
+        let measure_from = Instant::now() + warmup;
+        Run {
+            measure_from,
+            timeline: Arc::new(Timeline::new(measure_from)),
+            latency: Arc::new(Mutex::new(latency_histogram())),
+            messages: Default::default(),
+            total: Default::default(),
+            bytes: Default::default(),
+            errors: Default::default(),
+            first: Mutex::new(None),
+            last: Mutex::new(None),
+            stop: Default::default(),
+        }
+    }
+
+    /// Whether what completes now counts (the warm-up is over).
+    pub fn measuring(&self) -> bool {
+        Instant::now() >= self.measure_from
+    }
+
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Counts `messages` (`bytes`) completed now, unless still warming up.
+    pub fn count(&self, messages: u64, bytes: u64) {
+        use Ordering::Relaxed;
+        self.total.fetch_add(messages, Relaxed);
+        let now = Instant::now();
+        if now < self.measure_from {
+            return;
+        }
+        self.messages.fetch_add(messages, Relaxed);
+        self.bytes.fetch_add(bytes, Relaxed);
+        self.timeline.add(messages);
+        self.first.lock().expect("run").get_or_insert(now);
+        let mut last = self.last.lock().expect("run");
+        *last = Some(last.map_or(now, |t| t.max(now)));
+    }
+
+    /// Counts one failed request or message (warm-up included: errors always matter).
+    pub fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Moves a thread's latencies into the run's histogram.
+    pub fn merge(&self, local: &mut Histogram<u64>) {
+        if local.is_empty() {
+            return;
+        }
+        self.latency
+            .lock()
+            .expect("latency")
+            .add(&*local)
+            .expect("same bounds");
+        local.reset();
+    }
+
+    /// Messages completed so far, warm-up included.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// The run's summary: counts over the time from the end of the warm-up to the last
+    /// completion.
+    pub fn summary(&self) -> Summary {
+        self.summary_from(self.measure_from)
+    }
+
+    /// The summary over the time from the first counted completion to the last: for
+    /// consumers, whose start (connecting, joining a group: Kafka's consumer perf tool
+    /// reports that apart as rebalance time) is not reading.
+    pub fn summary_from_first_completion(&self) -> Summary {
+        let first = *self.first.lock().expect("run");
+        self.summary_from(first.unwrap_or(self.measure_from))
+    }
+
+    fn summary_from(&self, from: Instant) -> Summary {
+        let seconds = self
+            .last
+            .lock()
+            .expect("run")
+            .map_or(0.0, |last| last.duration_since(from).as_secs_f64());
+        Summary::new(
+            self.messages.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+            seconds,
+            &self.latency.lock().expect("latency"),
+        )
+    }
+
+    /// Prints progress every second until the returned guard is dropped.
+    pub fn progress(self: &Arc<Run>, message_bytes: u64) -> Progress {
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = spawn_progress(
+            self.timeline.clone(),
+            self.latency.clone(),
+            message_bytes,
+            done.clone(),
+        );
+        Progress {
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+/// The message budget shared by every sender of a run: a count, or a deadline.
+pub struct Budget {
+    remaining: AtomicU64,
+    deadline: Option<Instant>,
+}
+
+impl Budget {
+    pub fn new(args: &super::ProduceArgs, run: &Run) -> Budget {
+        Budget {
+            remaining: AtomicU64::new(args.messages),
+            deadline: args.duration().map(|d| run.measure_from + d),
+        }
+    }
+
+    /// Takes up to `messages` from the budget; 0 when the run is over.
+    pub fn take(&self, messages: u64, run: &Run) -> u64 {
+        if run.stopped() {
+            return 0;
+        }
+        if let Some(deadline) = self.deadline {
+            return if Instant::now() < deadline {
+                messages
+            } else {
+                0
+            };
+        }
+        match self
+            .remaining
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                (left > 0).then(|| left.saturating_sub(messages))
+            }) {
+            Ok(left) => left.min(messages),
+            Err(_) => 0,
+        }
+    }
+}
+
+/// Stops the progress line when dropped.
+pub struct Progress {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Joins bench threads; the first failure (or panic) is the run's error.
+pub fn join_all(threads: Vec<std::thread::JoinHandle<Result<(), String>>>) -> Result<(), String> {
+    let mut failure = None;
+    for thread in threads {
+        let outcome = thread
+            .join()
+            .unwrap_or_else(|_| Err("a bench thread panicked".into()));
+        if let Err(reason) = outcome {
+            failure.get_or_insert(reason);
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warm_up_work_is_not_measured() {
+        let run = Run::new(Duration::from_millis(80));
+        assert!(!run.measuring());
+        run.count(10, 1000);
+        let mut early = latency_histogram();
+        record(&mut early, 5);
+        assert_eq!(run.total(), 10);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(run.measuring());
+        run.count(5, 500);
+        std::thread::sleep(Duration::from_millis(20));
+        run.count(1, 100);
+        run.error();
+        let summary = run.summary();
+        assert_eq!(
+            (summary.messages, summary.bytes, summary.errors),
+            (6, 600, 1)
+        );
+        assert_eq!(run.total(), 16);
+        // From the end of the warm-up (80 ms) to the last completion (~120 ms).
+        assert!(
+            (0.03..0.5).contains(&summary.seconds),
+            "{}",
+            summary.seconds
+        );
+        let from_first = run.summary_from_first_completion();
+        assert!(from_first.seconds < summary.seconds && from_first.seconds >= 0.015);
+        assert_eq!(run.timeline.buckets().iter().sum::<u64>(), 6);
+    }
+
+    #[test]
+    fn budget_grants_whole_count_then_nothing() {
+        let run = Run::new(Duration::ZERO);
+        let budget = Budget {
+            remaining: AtomicU64::new(250),
+            deadline: None,
+        };
+        assert_eq!(budget.take(100, &run), 100);
+        assert_eq!(budget.take(100, &run), 100);
+        assert_eq!(budget.take(100, &run), 50);
+        assert_eq!(budget.take(100, &run), 0);
+        let timed = Budget {
+            remaining: AtomicU64::new(0),
+            deadline: Some(Instant::now() + Duration::from_millis(30)),
+        };
+        assert_eq!(timed.take(7, &run), 7);
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(timed.take(7, &run), 0);
+        let stopped = Budget {
+            remaining: AtomicU64::new(10),
+            deadline: None,
+        };
+        run.stop.store(true, Ordering::Relaxed);
+        assert_eq!(stopped.take(1, &run), 0);
+    }
 
     #[test]
     fn merged_histograms_give_the_combined_percentiles() {
@@ -138,18 +398,18 @@ mod tests {
 /// Messages counted per 100 ms since the start of a run: throughput over time, for the
 /// progress line and the plot. Shared by the threads of a run.
 pub struct Timeline {
-    start: std::time::Instant,
-    buckets: std::sync::Mutex<Vec<u64>>,
+    start: Instant,
+    buckets: Mutex<Vec<u64>>,
 }
 
 /// Width of one timeline bucket.
-pub const TIMELINE_BUCKET: std::time::Duration = std::time::Duration::from_millis(100);
+pub const TIMELINE_BUCKET: Duration = Duration::from_millis(100);
 
 impl Timeline {
-    pub fn new(start: std::time::Instant) -> Timeline {
+    pub fn new(start: Instant) -> Timeline {
         Timeline {
             start,
-            buckets: std::sync::Mutex::new(Vec::new()),
+            buckets: Mutex::new(Vec::new()),
         }
     }
 
@@ -299,7 +559,7 @@ mod plot_tests {
 
     #[test]
     fn timeline_counts_per_bucket_and_the_plot_is_an_svg() {
-        let timeline = Timeline::new(std::time::Instant::now());
+        let timeline = Timeline::new(Instant::now());
         timeline.add(5);
         timeline.add(7);
         assert_eq!(timeline.buckets().iter().sum::<u64>(), 12);
@@ -317,20 +577,20 @@ mod plot_tests {
 /// Prints a progress line to stderr every second until `done`: the last second's rate,
 /// MB/s, the p99 so far and the total.
 pub fn spawn_progress(
-    timeline: std::sync::Arc<Timeline>,
-    latency: std::sync::Arc<std::sync::Mutex<Histogram<u64>>>,
+    timeline: Arc<Timeline>,
+    latency: Arc<Mutex<Histogram<u64>>>,
     message_bytes: u64,
-    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    done: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut next = timeline.start + std::time::Duration::from_secs(1);
-        while !done.load(std::sync::atomic::Ordering::Relaxed) {
-            let now = std::time::Instant::now();
+        let mut next = timeline.start + Duration::from_secs(1);
+        while !done.load(Ordering::Relaxed) {
+            let now = Instant::now();
             if now < next {
-                std::thread::sleep((next - now).min(std::time::Duration::from_millis(50)));
+                std::thread::sleep((next - now).min(Duration::from_millis(50)));
                 continue;
             }
-            next += std::time::Duration::from_secs(1);
+            next += Duration::from_secs(1);
             let rate = timeline.last_second();
             let total: u64 = timeline.buckets().iter().sum();
             let p99 = {

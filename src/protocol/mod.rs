@@ -5,6 +5,7 @@
 //! any core.
 
 pub mod api;
+pub mod compression;
 pub mod error_code;
 pub mod fetch_response;
 pub mod record_batch;

@@ -23,11 +23,11 @@ pub const RECORD_BYTES_MIN: usize = 7;
 pub const MAGIC_V2: i8 = 2;
 
 const BASE_OFFSET_POS: usize = 0;
-const BATCH_LENGTH_POS: usize = 8;
+pub(crate) const BATCH_LENGTH_POS: usize = 8;
 const PARTITION_LEADER_EPOCH_POS: usize = 12;
 const MAGIC_POS: usize = 16;
-const CRC_POS: usize = 17;
-const ATTRIBUTES_POS: usize = 21;
+pub(crate) const CRC_POS: usize = 17;
+pub(crate) const ATTRIBUTES_POS: usize = 21;
 const LAST_OFFSET_DELTA_POS: usize = 23;
 const BASE_TIMESTAMP_POS: usize = 27;
 const MAX_TIMESTAMP_POS: usize = 35;

@@ -117,19 +117,9 @@ fn main() -> ExitCode {
             }
             match command.run() {
                 Ok(report) => {
-                    let summary = &report.summary;
-                    match report.produced {
-                        Some(produced) => {
-                            println!("produced {produced}; consumed {}", summary.human())
-                        }
-                        None => println!("{}", summary.human()),
-                    }
+                    println!("{}", report.human());
                     if command.common().json {
-                        let json = summary.json();
-                        match report.produced {
-                            Some(produced) => println!("{{\"produced\":{produced},{}", &json[1..]),
-                            None => println!("{json}"),
-                        }
+                        println!("{}", report.json());
                     }
                     ExitCode::SUCCESS
                 }

@@ -47,6 +47,17 @@ impl Clock {
     }
 }
 
+/// What an e2e run saw.
+pub struct E2eOutcome {
+    /// Messages consumed, their produce-to-consume latency.
+    pub consumed: super::stats::Summary,
+    /// Messages acknowledged by the broker (warm-up included: every one of them must be
+    /// consumed).
+    pub produced: u64,
+    /// Produce latency (send to acknowledgement) of the same run, as `Summary::latency_us`.
+    pub produce_latency_us: [u64; 6],
+}
+
 /// Reads the send time at the start of a value.
 pub fn send_time(value: &[u8]) -> Option<u64> {
     value

@@ -191,18 +191,42 @@ pub struct E2eArgs {
     pub consumer: ConsumerArgs,
 }
 
-/// What a bench run reports: the measured summary, and for e2e the acknowledged count.
+/// What a bench run reports: the measured summary, and for e2e what the producers saw.
 pub struct Report {
     pub summary: Summary,
-    pub produced: Option<u64>,
+    pub e2e: Option<(u64, [u64; 6])>,
+}
+
+impl Report {
+    pub fn human(&self) -> String {
+        match self.e2e {
+            Some((produced, [p50, p90, p99, p999, p9999, max])) => format!(
+                "produced {produced} (produce latency us p50 {p50} p90 {p90} p99 {p99} p99.9 {p999} p99.99 {p9999} max {max}); consumed {}",
+                self.summary.human()
+            ),
+            None => self.summary.human(),
+        }
+    }
+
+    /// One JSON object: the summary's fields, and for e2e `produced` and
+    /// `produce_latency_us`.
+    pub fn json(&self) -> String {
+        let json = self.summary.json();
+        match self.e2e {
+            Some((produced, [p50, p90, p99, p999, p9999, max])) => format!(
+                "{{\"produced\":{produced},\"produce_latency_us\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99},\"p999\":{p999},\"p9999\":{p9999},\"max\":{max}}},{}",
+                &json[1..]
+            ),
+            None => json,
+        }
+    }
 }
 
 /// One client implementation of the three workloads.
 pub trait LoadEngine {
     fn produce(&self, args: &ProduceArgs) -> Result<Summary, String>;
     fn consume(&self, args: &ConsumeArgs) -> Result<Summary, String>;
-    /// Returns the consumed summary and the number of acknowledged messages.
-    fn e2e(&self, args: &E2eArgs) -> Result<(Summary, u64), String>;
+    fn e2e(&self, args: &E2eArgs) -> Result<e2e::E2eOutcome, String>;
 }
 
 fn engine(kind: Engine) -> Box<dyn LoadEngine> {
@@ -269,17 +293,17 @@ impl BenchCommand {
         Ok(match self {
             BenchCommand::Produce(args) => Report {
                 summary: engine.produce(args)?,
-                produced: None,
+                e2e: None,
             },
             BenchCommand::Consume(args) => Report {
                 summary: engine.consume(args)?,
-                produced: None,
+                e2e: None,
             },
             BenchCommand::E2e(args) => {
-                let (summary, produced) = engine.e2e(args)?;
+                let outcome = engine.e2e(args)?;
                 Report {
-                    summary,
-                    produced: Some(produced),
+                    summary: outcome.consumed,
+                    e2e: Some((outcome.produced, outcome.produce_latency_us)),
                 }
             }
         })

@@ -237,7 +237,7 @@ impl LoadEngine for Native {
         run_consume(args)
     }
 
-    fn e2e(&self, args: &E2eArgs) -> Result<(Summary, u64), String> {
+    fn e2e(&self, args: &E2eArgs) -> Result<super::e2e::E2eOutcome, String> {
         run_e2e(args)
     }
 }
@@ -876,7 +876,7 @@ fn e2e_batch(
 
 /// Runs `bench e2e` with the native engine: consumers start at the high watermarks seen
 /// at start, then the producers (pipelined, paced) start.
-pub fn run_e2e(args: &E2eArgs) -> Result<(Summary, u64), String> {
+pub fn run_e2e(args: &E2eArgs) -> Result<super::e2e::E2eOutcome, String> {
     let produce = &args.produce;
     let leaders = leaders(
         &produce.common.brokers,
@@ -1006,7 +1006,11 @@ pub fn run_e2e(args: &E2eArgs) -> Result<(Summary, u64), String> {
     )?;
     let mut summary = consumed_run.summary_from_first_completion();
     summary.errors += produced_run.errors();
-    Ok((summary, produced))
+    Ok(super::e2e::E2eOutcome {
+        consumed: summary,
+        produced,
+        produce_latency_us: produced_run.summary().latency_us,
+    })
 }
 
 /// How long consumers keep reading after the producers finished.

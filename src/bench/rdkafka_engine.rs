@@ -87,7 +87,7 @@ impl LoadEngine for Rdkafka {
         Ok(run.summary_from_first_completion())
     }
 
-    fn e2e(&self, args: &E2eArgs) -> Result<(Summary, u64), String> {
+    fn e2e(&self, args: &E2eArgs) -> Result<super::e2e::E2eOutcome, String> {
         let produce = &args.produce;
         let leaders = leaders(
             &produce.common.brokers,
@@ -171,7 +171,11 @@ impl LoadEngine for Rdkafka {
         )?;
         let mut summary = consumed.summary_from_first_completion();
         summary.errors += produced.errors();
-        Ok((summary, produced.total()))
+        Ok(super::e2e::E2eOutcome {
+            consumed: summary,
+            produced: produced.total(),
+            produce_latency_us: produced.summary().latency_us,
+        })
     }
 }
 

@@ -296,6 +296,27 @@ fn native_keys_and_compression_read_back_through_librdkafka() {
 fn rdkafka_engine_produces_consumes_and_measures_e2e() {
     let dir = temp_dir("bench-rdkafka");
     let broker = Broker::start(dir.path(), &["--group-initial-rebalance-delay-ms", "0"]);
+    // 1 KiB messages in ~1 MB batches over 8 partitions: this shape once left the log's
+    // flusher spinning on an expired sync deadline (both cores busy, nothing served).
+    let json = bench(
+        &broker,
+        &[
+            "produce",
+            "--engine",
+            "rdkafka",
+            "--topic",
+            "rd-1k",
+            "--partitions",
+            "8",
+            "--message-bytes",
+            "1024",
+            "--messages",
+            "300000",
+            "--batch-bytes",
+            "1000000",
+        ],
+    );
+    assert_eq!(json_number(&json, "messages"), 300_000.0);
     let json = bench(
         &broker,
         &[

@@ -214,8 +214,8 @@ impl Report {
         let json = self.summary.json();
         match self.e2e {
             Some((produced, [p50, p90, p99, p999, p9999, max])) => format!(
-                "{{\"produced\":{produced},\"produce_latency_us\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99},\"p999\":{p999},\"p9999\":{p9999},\"max\":{max}}},{}",
-                &json[1..]
+                "{},\"produced\":{produced},\"produce_latency_us\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99},\"p999\":{p999},\"p9999\":{p9999},\"max\":{max}}}}}",
+                &json[..json.len() - 1]
             ),
             None => json,
         }

@@ -1331,8 +1331,16 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
             )
             .await?;
             let write_buffer = buffer.clone();
+            // Its own task: glommio 0.9's I/O futures keep a new clone of the polling
+            // task's waker on every poll until they complete, and the flusher re-polls all
+            // its writes whenever anything wakes it. Under a stream of small appends that
+            // reached 32,767 clones, overflowed the task's reference count and panicked
+            // the core. A spawned write is polled only when its own I/O wakes it; the
+            // flusher awaits the task, whose single awaiter slot is replaced, not grown.
             in_flight.push_back(InFlight {
-                future: Box::pin(async move { file.write_all_at(write_buffer, position).await }),
+                future: Box::pin(glommio::spawn_local(async move {
+                    file.write_all_at(write_buffer, position).await
+                })),
                 done: false,
                 partial,
                 segment_base,
@@ -1380,7 +1388,12 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
                 state.writer.free.clear();
             }
             match inner.config.flush {
-                FlushPolicy::Interval { interval, .. } if state.unsynced_bytes > 0 => {
+                // Only when `sync_due` would then say yes: a deadline that passes with
+                // nothing to sync (bytes rewritten, no new offset written) made this loop
+                // spin on an expired timer, both cores at 100% and nothing served.
+                FlushPolicy::Interval { interval, .. }
+                    if state.unsynced_bytes > 0 && inner.written.get() > inner.durable.get() =>
+                {
                     Some(state.last_sync + interval)
                 }
                 _ => None,

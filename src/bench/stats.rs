@@ -19,6 +19,11 @@ pub fn record(histogram: &mut Histogram<u64>, micros: u64) {
     histogram.saturating_record(micros.clamp(1, LATENCY_US_MAX));
 }
 
+/// Records `count` samples of `micros`, clamped into the histogram's range.
+pub fn record_n(histogram: &mut Histogram<u64>, micros: u64, count: u64) {
+    histogram.saturating_record_n(micros.clamp(1, LATENCY_US_MAX), count);
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub messages: u64,

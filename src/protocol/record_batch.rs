@@ -310,14 +310,25 @@ pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 /// The key and value of every record of an uncompressed batch (`None` for a null key or
 /// value); `None` if the batch is compressed or its records do not parse.
 pub fn record_keys_and_values(batch: &[u8]) -> Option<Vec<KeyValue<'_>>> {
+    let mut out = Vec::new();
+    for_each_record(batch, |_, key, value| out.push((key, value)))?;
+    Some(out)
+}
+
+/// Calls `record(index, key, value)` for every record of an uncompressed batch, in order,
+/// without allocating; `None` (after calling it for the records before) if the batch is
+/// compressed or a record does not parse.
+pub fn for_each_record<'a>(
+    batch: &'a [u8],
+    mut record: impl FnMut(usize, Option<&'a [u8]>, Option<&'a [u8]>),
+) -> Option<()> {
     let header = RecordBatchHeader::decode(batch).ok()?;
     if header.compression() != 0 || batch.len() < header.size_bytes() {
         return None;
     }
     let end = header.size_bytes();
-    let mut out = Vec::with_capacity(header.records_count.max(0) as usize);
     let mut pos = RECORD_BATCH_HEADER_BYTES;
-    for _ in 0..header.records_count {
+    for index in 0..header.records_count.max(0) as usize {
         let (length, used) = read_varlong(batch.get(pos..end)?)?;
         let body_start = pos + used;
         let body_end = body_start.checked_add(usize::try_from(length).ok()?)?;
@@ -328,7 +339,7 @@ pub fn record_keys_and_values(batch: &[u8]) -> Option<Vec<KeyValue<'_>>> {
             let (_, used) = read_varlong(body.get(at..)?)?;
             at += used;
         }
-        let mut field = || -> Option<Option<&[u8]>> {
+        let mut field = || -> Option<Option<&'a [u8]>> {
             let (length, used) = read_varlong(body.get(at..)?)?;
             at += used;
             if length < 0 {
@@ -340,10 +351,10 @@ pub fn record_keys_and_values(batch: &[u8]) -> Option<Vec<KeyValue<'_>>> {
         };
         let key = field()?;
         let value = field()?;
-        out.push((key, value));
+        record(index, key, value);
         pos = body_end;
     }
-    Some(out)
+    Some(())
 }
 
 /// Builds an uncompressed RecordBatch v2 holding `records` (key, value) with create

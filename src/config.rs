@@ -76,6 +76,12 @@ pub struct ServeArgs {
     /// Kafka `log.retention.bytes` per partition (-1: no limit).
     #[arg(long, default_value_t = -1)]
     pub retention_bytes: i64,
+    /// Recent data each partition keeps in memory to serve fetches without a disk read. A
+    /// consumer that falls further behind than this reads from the device (slower), so a
+    /// partition taking hundreds of MB/s wants more than the default; memory is this times
+    /// the partitions of a core.
+    #[arg(long, default_value_t = 32 << 20, value_parser = clap::value_parser!(u64).range(1 << 20..=(1 << 34)))]
+    pub partition_cache_bytes: u64,
     /// Kafka `group.initial.rebalance.delay.ms`: how long the first generation of an empty
     /// group waits for more members.
     #[arg(long, default_value_t = 3000)]
@@ -197,6 +203,7 @@ impl BrokerConfig {
             retention_ms: args.retention_ms,
             retention_bytes: args.retention_bytes,
             flush,
+            cache_bytes_max: args.partition_cache_bytes as usize,
             ..LogConfig::default()
         };
         log.validate()?;

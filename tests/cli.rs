@@ -31,6 +31,8 @@ fn a_bad_argument_gets_one_line_and_a_non_zero_exit() {
         &["--no-such-flag"][..],
         &["dump-log"][..],
         &["no-such-command"][..],
+        &["serve", "--partition-cache-bytes", "5"][..],
+        &["bench", "produce", "--engine", "kafka"][..],
     ] {
         let output = spindle().args(args).output().expect("run spindle");
         assert_eq!(output.status.code(), Some(2), "{args:?}");

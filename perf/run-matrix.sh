@@ -184,8 +184,9 @@ for name, kind, flush, target, flags, r in cases:
     mbs = r["bytes_per_sec"] / 1e6
     L.append(f"| {name} | {flush} | `{flags}` | {r['messages_per_sec']:,.0f} | {mbs:,.0f} | {mbs / 1000 / raw:.0%} | "
              f"{r['bytes'] / 1e9:.1f} | {lat(r)} | {r['errors']} |")
-L.append("\nProduce latency: per request (native engine: send to answer, 8 requests in flight per "
-         "connection) or per message (rdkafka: `send()` to delivery report), at saturation.\n")
+L.append("\nProduce latency: per request (native engine: send to answer, with the case's `--in-flight` "
+         "requests per connection, 8 if not given) or per message (rdkafka: `send()` to delivery "
+         "report), at saturation.\n")
 L.append("## Fixed-rate end-to-end latency (produce to consume)\n")
 L.append("| case | flush | flags | target msg/s | achieved msg/s | p50 us | p90 us | p99 us | p99.9 us | max us | ack p99 us | consumed = produced | errors |")
 L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")

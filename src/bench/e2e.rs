@@ -58,6 +58,29 @@ pub struct E2eOutcome {
     pub produce_latency_us: [u64; 6],
 }
 
+/// Writes the run's plot and gathers what it saw, once producers and consumers are done.
+pub fn outcome(
+    args: &super::ProduceArgs,
+    engine: &str,
+    consumed: &super::stats::Run,
+    produced: &super::stats::Run,
+) -> Result<E2eOutcome, String> {
+    args.common.plot_run(
+        &format!(
+            "bench e2e ({engine}): {} B messages, acks {:?}, target {} msg/s",
+            args.message_bytes, args.acks, args.throughput
+        ),
+        consumed,
+    )?;
+    let mut summary = consumed.summary_from_first_completion();
+    summary.errors += produced.errors();
+    Ok(E2eOutcome {
+        consumed: summary,
+        produced: produced.total(),
+        produce_latency_us: produced.summary().latency_us,
+    })
+}
+
 /// Reads the send time at the start of a value.
 pub fn send_time(value: &[u8]) -> Option<u64> {
     value

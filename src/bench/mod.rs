@@ -331,16 +331,16 @@ impl CommonArgs {
         Duration::from_secs_f64(self.warmup_secs)
     }
 
-    /// Writes the run's plot if one was asked for.
-    pub fn write_plot(
-        &self,
-        title: &str,
-        latency: &hdrhistogram::Histogram<u64>,
-        timeline: &[u64],
-    ) -> Result<(), String> {
+    /// Writes the run's plot (its latency percentiles and throughput over time) if one was
+    /// asked for.
+    pub fn plot_run(&self, title: &str, run: &stats::Run) -> Result<(), String> {
         if let Some(path) = &self.plot {
-            std::fs::write(path, stats::plot_svg(title, latency, timeline))
-                .map_err(|e| format!("--plot {}: {e}", path.display()))?;
+            let svg = stats::plot_svg(
+                title,
+                &run.latency.lock().expect("latency"),
+                &run.timeline.buckets(),
+            );
+            std::fs::write(path, svg).map_err(|e| format!("--plot {}: {e}", path.display()))?;
         }
         Ok(())
     }

@@ -192,6 +192,18 @@ pub(crate) fn leaders(
     Err(format!("topic {topic_name} has no leaders"))
 }
 
+/// The high watermark of every partition of `topic`: where a reader of "everything now"
+/// stops, or where a reader of "what comes next" starts.
+pub(crate) fn end_offsets(
+    leaders: &BTreeMap<i32, String>,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>, String> {
+    Ok(high_watermarks(leaders, topic)?
+        .into_iter()
+        .map(|(partition, _, end)| (partition, end))
+        .collect())
+}
+
 /// The high watermark of every partition of `topic`, with its leader's address.
 pub(crate) fn high_watermarks(
     leaders: &BTreeMap<i32, String>,
@@ -663,13 +675,12 @@ pub fn run_produce(args: &ProduceArgs) -> Result<Summary, String> {
     let joined = join_all(threads);
     drop(progress);
     joined?;
-    args.common.write_plot(
+    args.common.plot_run(
         &format!(
             "bench produce: {} B messages, acks {:?}",
             args.message_bytes, args.acks
         ),
-        &run.latency.lock().expect("latency"),
-        &run.timeline.buckets(),
+        &run,
     )?;
     Ok(run.summary())
 }
@@ -723,6 +734,31 @@ fn fetch_request(
 /// Fetch API version the engine speaks (Kafka 2.3+ and every Kafka-compatible broker).
 const FETCH_VERSION: i16 = 11;
 
+/// Calls `answer(position, records)` for each partition of a Fetch answer that has records,
+/// with the reader's position for it; a partition error counts in `run`.
+fn for_each_answer(
+    response: &FetchResponse,
+    positions: &mut [(i32, i64)],
+    run: &Run,
+    mut answer: impl FnMut(&mut i64, &Bytes) -> Result<(), String>,
+) -> Result<(), String> {
+    for partition in response.responses.iter().flat_map(|t| t.partitions.iter()) {
+        if partition.error_code != 0 {
+            run.error();
+            continue;
+        }
+        let Some(records) = &partition.records else {
+            continue;
+        };
+        let position = positions
+            .iter_mut()
+            .find(|(p, _)| *p == partition.partition_index)
+            .ok_or("answer for a partition not asked")?;
+        answer(&mut position.1, records)?;
+    }
+    Ok(())
+}
+
 /// Walks the whole batches of one partition's answer at and after `position`, calling
 /// `batch(header, bytes)` for each new one and moving `position` past it.
 fn for_each_new_batch(
@@ -751,10 +787,7 @@ fn for_each_new_batch(
 /// high watermark seen at start, split over the consumers.
 pub fn run_consume(args: &ConsumeArgs) -> Result<Summary, String> {
     let leaders = leaders(&args.common.brokers, &args.common.topic, None)?;
-    let ends: BTreeMap<i32, i64> = high_watermarks(&leaders, &args.common.topic)?
-        .into_iter()
-        .map(|(partition, _, end)| (partition, end))
-        .collect();
+    let ends: BTreeMap<i32, i64> = end_offsets(&leaders, &args.common.topic)?;
     let run = Arc::new(Run::new(args.common.warmup()));
     // Consumed batch bytes per message are not known up front; the line shows 1 KiB units.
     let progress = run.progress(1024);
@@ -799,30 +832,19 @@ pub fn run_consume(args: &ConsumeArgs) -> Result<Summary, String> {
                         if run.measuring() {
                             record(&mut local, sent.elapsed().as_micros() as u64);
                         }
-                        for partition in response.responses.iter().flat_map(|t| t.partitions.iter())
-                        {
-                            if partition.error_code != 0 {
-                                run.error();
-                                continue;
-                            }
-                            let Some(records) = &partition.records else {
-                                continue;
-                            };
-                            let position = positions
-                                .iter_mut()
-                                .find(|(p, _)| *p == partition.partition_index)
-                                .ok_or("answer for a partition not asked")?;
-                            let before = position.1;
+                        for_each_answer(&response, &mut positions, &run, |position, records| {
+                            let before = *position;
                             let mut bytes = 0u64;
-                            for_each_new_batch(records, &mut position.1, |_, batch| {
+                            for_each_new_batch(records, position, |_, batch| {
                                 bytes += batch.len() as u64;
                                 Ok(())
                             })?;
                             // The first batch may start before the position asked for.
-                            let fresh = (position.1 - before).max(0) as u64;
+                            let fresh = (*position - before).max(0) as u64;
                             consumed.fetch_add(fresh, Ordering::Relaxed);
                             run.count(fresh, bytes);
-                        }
+                            Ok(())
+                        })?;
                     }
                 }
                 Ok(())
@@ -837,11 +859,8 @@ pub fn run_consume(args: &ConsumeArgs) -> Result<Summary, String> {
     let joined = join_all(threads);
     drop(progress);
     joined?;
-    args.common.write_plot(
-        &format!("bench consume: {}", args.common.topic),
-        &run.latency.lock().expect("latency"),
-        &run.timeline.buckets(),
-    )?;
+    args.common
+        .plot_run(&format!("bench consume: {}", args.common.topic), &run)?;
     Ok(run.summary())
 }
 
@@ -908,10 +927,7 @@ pub fn run_e2e(args: &E2eArgs) -> Result<super::e2e::E2eOutcome, String> {
         &produce.common.topic,
         Some(produce.partitions),
     )?;
-    let starts: BTreeMap<i32, i64> = high_watermarks(&leaders, &produce.common.topic)?
-        .into_iter()
-        .map(|(partition, _, end)| (partition, end))
-        .collect();
+    let starts: BTreeMap<i32, i64> = end_offsets(&leaders, &produce.common.topic)?;
     let clock = Clock::new();
     let consumed_run = Arc::new(Run::new(produce.common.warmup()));
     let produced_run = Arc::new(Run::new(produce.common.warmup()));
@@ -949,24 +965,13 @@ pub fn run_e2e(args: &E2eArgs) -> Result<super::e2e::E2eOutcome, String> {
                 let now_us = clock.now_micros();
                 let measuring = run.measuring();
                 let mut fresh = 0u64;
-                for partition in response.responses.iter().flat_map(|t| t.partitions.iter()) {
-                    if partition.error_code != 0 {
-                        run.error();
-                        continue;
-                    }
-                    let Some(records) = &partition.records else {
-                        continue;
-                    };
-                    let position = positions
-                        .iter_mut()
-                        .find(|(p, _)| *p == partition.partition_index)
-                        .ok_or("answer for a partition not asked")?;
-                    let from = position.1;
-                    for_each_new_batch(records, &mut position.1, |header, batch| {
+                for_each_answer(&response, &mut positions, &run, |position, records| {
+                    let from = *position;
+                    for_each_new_batch(records, position, |header, batch| {
                         fresh += e2e_batch(header, batch, from, now_us, &mut local, measuring)?;
                         Ok(())
-                    })?;
-                }
+                    })
+                })?;
                 if fresh > 0 {
                     run.count(fresh, fresh * message_bytes);
                     // Let the progress line see latencies as they come.
@@ -1020,22 +1025,7 @@ pub fn run_e2e(args: &E2eArgs) -> Result<super::e2e::E2eOutcome, String> {
     drop(progress);
     produced_result?;
     consumed_result?;
-    let produced = produced_run.total();
-    produce.common.write_plot(
-        &format!(
-            "bench e2e: {} B messages, acks {:?}, target {} msg/s",
-            produce.message_bytes, produce.acks, produce.throughput
-        ),
-        &consumed_run.latency.lock().expect("latency"),
-        &consumed_run.timeline.buckets(),
-    )?;
-    let mut summary = consumed_run.summary_from_first_completion();
-    summary.errors += produced_run.errors();
-    Ok(super::e2e::E2eOutcome {
-        consumed: summary,
-        produced,
-        produce_latency_us: produced_run.summary().latency_us,
-    })
+    super::e2e::outcome(produce, "native", &consumed_run, &produced_run)
 }
 
 /// How long consumers keep reading after the producers finished.

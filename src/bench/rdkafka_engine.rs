@@ -25,7 +25,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::e2e::{Clock, SEND_TIME_BYTES, send_time};
 use super::keys::payload;
-use super::native::{high_watermarks, leaders};
+use super::native::{end_offsets, high_watermarks, leaders};
 use super::rate::RateLimiter;
 use super::stats::{Budget, Run, Summary, join_all, latency_histogram, record};
 use super::{ConsumeArgs, ConsumerArgs, E2eArgs, LoadEngine, ProduceArgs};
@@ -46,23 +46,19 @@ impl LoadEngine for Rdkafka {
         let result = produce_all(args, &run, None);
         drop(progress);
         result?;
-        args.common.write_plot(
+        args.common.plot_run(
             &format!(
                 "bench produce (rdkafka): {} B messages, acks {:?}",
                 args.message_bytes, args.acks
             ),
-            &run.latency.lock().expect("latency"),
-            &run.timeline.buckets(),
+            &run,
         )?;
         Ok(run.summary())
     }
 
     fn consume(&self, args: &ConsumeArgs) -> Result<Summary, String> {
         let leaders = leaders(&args.common.brokers, &args.common.topic, None)?;
-        let ends: BTreeMap<i32, i64> = high_watermarks(&leaders, &args.common.topic)?
-            .into_iter()
-            .map(|(partition, _, end)| (partition, end))
-            .collect();
+        let ends: BTreeMap<i32, i64> = end_offsets(&leaders, &args.common.topic)?;
         let run = Arc::new(Run::new(args.common.warmup()));
         let progress = run.progress(1024);
         let result = consume_all(
@@ -79,10 +75,9 @@ impl LoadEngine for Rdkafka {
         );
         drop(progress);
         result?;
-        args.common.write_plot(
+        args.common.plot_run(
             &format!("bench consume (rdkafka): {}", args.common.topic),
-            &run.latency.lock().expect("latency"),
-            &run.timeline.buckets(),
+            &run,
         )?;
         Ok(run.summary_from_first_completion())
     }
@@ -161,21 +156,7 @@ impl LoadEngine for Rdkafka {
         drop(progress);
         produced_result?;
         consumed_result?;
-        produce.common.write_plot(
-            &format!(
-                "bench e2e (rdkafka): {} B messages, acks {:?}, target {} msg/s",
-                produce.message_bytes, produce.acks, produce.throughput
-            ),
-            &consumed.latency.lock().expect("latency"),
-            &consumed.timeline.buckets(),
-        )?;
-        let mut summary = consumed.summary_from_first_completion();
-        summary.errors += produced.errors();
-        Ok(super::e2e::E2eOutcome {
-            consumed: summary,
-            produced: produced.total(),
-            produce_latency_us: produced.summary().latency_us,
-        })
+        super::e2e::outcome(produce, "rdkafka", &consumed, &produced)
     }
 }
 

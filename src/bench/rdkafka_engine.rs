@@ -190,11 +190,13 @@ impl ProducerContext for Deliveries {
     fn delivery(&self, result: &DeliveryResult<'_>, sent_us: usize) {
         match result {
             Ok(_) => {
-                let now_us = self.anchor.elapsed().as_micros() as u64;
+                // One clock read per delivery: it dates the answer and decides the warm-up.
+                let now = Instant::now();
                 let full = {
                     let mut tally = self.tally.lock().expect("tally");
                     tally.0 += 1;
-                    if self.run.measuring() {
+                    if now >= self.run.measure_from {
+                        let now_us = now.duration_since(self.anchor).as_micros() as u64;
                         record(&mut tally.1, now_us.saturating_sub(sent_us as u64));
                     }
                     tally.0 >= TALLY_EVERY

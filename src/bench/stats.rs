@@ -112,8 +112,7 @@ pub struct Run {
     bytes: AtomicU64,
     errors: AtomicU64,
     /// First and last counted completions.
-    first: Mutex<Option<Instant>>,
-    last: Mutex<Option<Instant>>,
+    span: Mutex<Option<(Instant, Instant)>>,
     /// Set by a thread that failed, or when the run's budget is spent: everyone stops.
     pub stop: AtomicBool,
 }
@@ -129,8 +128,7 @@ impl Run {
             total: Default::default(),
             bytes: Default::default(),
             errors: Default::default(),
-            first: Mutex::new(None),
-            last: Mutex::new(None),
+            span: Mutex::new(None),
             stop: Default::default(),
         }
     }
@@ -155,9 +153,8 @@ impl Run {
         self.messages.fetch_add(messages, Relaxed);
         self.bytes.fetch_add(bytes, Relaxed);
         self.timeline.add(messages);
-        self.first.lock().expect("run").get_or_insert(now);
-        let mut last = self.last.lock().expect("run");
-        *last = Some(last.map_or(now, |t| t.max(now)));
+        let mut span = self.span.lock().expect("run");
+        *span = Some(span.map_or((now, now), |(first, last)| (first, last.max(now))));
     }
 
     /// Counts one failed request or message (warm-up included: errors always matter).
@@ -197,16 +194,16 @@ impl Run {
     /// consumers, whose start (connecting, joining a group: Kafka's consumer perf tool
     /// reports that apart as rebalance time) is not reading.
     pub fn summary_from_first_completion(&self) -> Summary {
-        let first = *self.first.lock().expect("run");
+        let first = self.span.lock().expect("run").map(|(first, _)| first);
         self.summary_from(first.unwrap_or(self.measure_from))
     }
 
     fn summary_from(&self, from: Instant) -> Summary {
         let seconds = self
-            .last
+            .span
             .lock()
             .expect("run")
-            .map_or(0.0, |last| last.duration_since(from).as_secs_f64());
+            .map_or(0.0, |(_, last)| last.duration_since(from).as_secs_f64());
         Summary::new(
             self.messages.load(Ordering::Relaxed),
             self.bytes.load(Ordering::Relaxed),

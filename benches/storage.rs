@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! cargo bench --bench storage -- [--dir DIR] [--gib N] [--rounds N] [--markdown FILE] [--cases a,b]
-//!     [--in-flight N] [--write-buffer-kib N] [--dirty-mib N]
+//!     [--in-flight N] [--write-buffer-kib N] [--dirty-mib N] [--preallocate-mib N] [--segment-mib N]
+//!     [--no-raw] [--verbose]
 //! ```
 //!
 //! Cases:
@@ -18,6 +19,15 @@
 //!   (written under interval, durable under always): group commit under load.
 //! - `read-memory`, `read-disk`: reading the log back from the in-memory cache and cold
 //!   from the device.
+//! - `shape-<K>k-x<N>-p<P>-s<S>[-f<F>[-c1]]` (diagnostic, only when named): a raw loop shaped
+//!   like the log's flusher: K KiB writes, N in flight, from P distinct buffers, the file
+//!   preallocated S MiB at a time (0: all up front); with `f`, each buffer is first filled
+//!   by copying 16 KiB pieces from an F MiB source, and with `c1` each piece is CRC-32C'd
+//!   first, as append does. It separates what the device does with the log's write
+//!   pattern from what the log's own work costs.
+//!
+//! Every timed section starts after [`settle`], so no case pays for an earlier case's file
+//! deletions.
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -40,7 +50,13 @@ struct Args {
     write_buffer_bytes: Option<usize>,
     dirty_bytes_max: Option<usize>,
     preallocate_bytes: Option<u64>,
+    segment_bytes: Option<u64>,
     rounds: usize,
+    /// Leave out the raw-1m-x4 case that `--cases` otherwise adds (profiling one case).
+    no_raw: bool,
+    /// Report each settle and each append case's timed section in CLOCK_MONOTONIC seconds,
+    /// for `perf record -k CLOCK_MONOTONIC` + `perf report --time START,END`.
+    verbose: bool,
 }
 
 fn parse_args() -> Args {
@@ -53,7 +69,10 @@ fn parse_args() -> Args {
         write_buffer_bytes: None,
         dirty_bytes_max: None,
         preallocate_bytes: None,
+        segment_bytes: None,
         rounds: 3,
+        no_raw: false,
+        verbose: false,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(arg) = iter.next() {
@@ -101,6 +120,14 @@ fn parse_args() -> Args {
                     .and_then(|v| v.parse::<u64>().ok())
                     .map(|m| m << 20)
             }
+            "--segment-mib" => {
+                args.segment_bytes = iter
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(|m| m << 20)
+            }
+            "--no-raw" => args.no_raw = true,
+            "--verbose" => args.verbose = true,
             "--bench" => {}
             other => {
                 eprintln!("unknown argument {other}");
@@ -139,6 +166,66 @@ fn wanted(args: &Args, case: &str) -> bool {
     args.cases
         .as_ref()
         .is_none_or(|cases| cases.iter().any(|c| case.starts_with(c.as_str())))
+}
+
+thread_local! {
+    /// `--verbose`, for the helpers that report through it.
+    static VERBOSE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// CLOCK_MONOTONIC now, in seconds: the clock `perf record -k CLOCK_MONOTONIC` stamps with.
+fn monotonic_seconds() -> f64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
+}
+
+/// Waits until the file system has finished with earlier deletions. This root file system
+/// is mounted with `discard`: a deleted file's blocks are freed once glommio's asynchronous
+/// close of its last descriptor runs, and discarded when the journal next commits; on this
+/// VM's virtual disk those discards took hundreds of milliseconds and, unsettled, landed in
+/// the next case's timed section (the raw file's 1.5 GiB inside an append case). So: let the
+/// executor run its pending closes, force the commit with `syncfs`, and repeat until the
+/// device's discard counter stops moving. Every case, the raw limit included, then starts on
+/// an idle device.
+async fn settle(dir: &Path) {
+    let started = Instant::now();
+    let file = std::fs::File::open(dir).expect("open bench dir");
+    let mut last = None;
+    for _ in 0..100 {
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+        // SAFETY: a valid file descriptor owned by `file` for the duration of the call.
+        let rc = unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&file)) };
+        assert_eq!(rc, 0, "syncfs: {}", std::io::Error::last_os_error());
+        let now = discard_stats(dir);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    if VERBOSE.get() {
+        eprintln!(
+            "settled in {:?}; device discards (count, ms) so far: {last:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// Discards (completed, milliseconds) of the block device holding `dir`, from sysfs.
+fn discard_stats(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).ok()?.dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    let text = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/stat")).ok()?;
+    let fields: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    Some((*fields.get(11)?, *fields.get(14)?))
 }
 
 /// Incompressible bytes (xorshift), so a device that compresses or dedupes gets no edge.
@@ -187,6 +274,7 @@ async fn raw_write(dir: &Path, bytes: u64, in_flight: usize) -> Row {
     let count = bytes / buffer_bytes as u64;
     let next = Rc::new(Cell::new(0u64));
     let mut workers = Vec::new();
+    settle(dir).await;
     let start = Instant::now();
     let cpu_start = thread_cpu_seconds();
     for _ in 0..in_flight {
@@ -230,6 +318,138 @@ async fn raw_write(dir: &Path, bytes: u64, in_flight: usize) -> Row {
     }
 }
 
+/// The `shape-...` diagnostic case (see the header).
+async fn raw_shape(dir: &Path, bytes: u64, name: &str) -> Row {
+    let parts: Option<Vec<u64>> = name
+        .split('-')
+        .skip(1)
+        .zip(["", "x", "p", "s", "f", "c"])
+        .map(|(part, prefix)| {
+            part.strip_prefix(prefix)?
+                .trim_end_matches('k')
+                .parse()
+                .ok()
+        })
+        .collect();
+    let parts = parts
+        .filter(|p| p.len() >= 4 && p[0] > 0 && p[0] % 4 == 0 && p[1] > 0 && p[2] >= p[1])
+        .unwrap_or_else(|| {
+            eprintln!("bad case {name}: want shape-<KiB>k-x<in flight>-p<buffers >= in flight>-s<MiB>[-f<MiB>[-c1]]");
+            std::process::exit(2)
+        });
+    let (buffer_bytes, in_flight, pool, step) = (
+        (parts[0] << 10) as usize,
+        parts[1] as usize,
+        parts[2] as usize,
+        parts[3] << 20,
+    );
+    let source_bytes = parts.get(4).copied().unwrap_or(0) << 20;
+    if source_bytes > 0 && source_bytes <= buffer_bytes as u64 {
+        eprintln!("bad case {name}: the source must be larger than one buffer");
+        std::process::exit(2);
+    }
+    let crc = parts.get(5) == Some(&1);
+    let mut crc_sum = 0u32;
+    let mut source = vec![0u8; source_bytes as usize];
+    fill_random(&mut source, 5);
+    let path = dir.join("shape.bin");
+    let _ = std::fs::remove_file(&path);
+    let file = Rc::new(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .dma_open(&path)
+            .await
+            .expect("create shape file"),
+    );
+    let count = bytes / buffer_bytes as u64;
+    if step == 0 {
+        file.pre_allocate(bytes, false).await.expect("preallocate");
+    }
+    let mut buffers: Vec<Rc<glommio::io::DmaBuffer>> = (0..pool)
+        .map(|i| {
+            let mut buffer = file.alloc_dma_buffer(buffer_bytes);
+            fill_random(buffer.as_bytes_mut(), 77 + i as u64);
+            Rc::new(buffer)
+        })
+        .collect();
+    settle(dir).await;
+    let start = Instant::now();
+    let cpu_start = thread_cpu_seconds();
+    let mut pending = std::collections::VecDeque::new();
+    let mut preallocated = 0u64;
+    for index in 0..count {
+        let position = index * buffer_bytes as u64;
+        if step > 0 && position + buffer_bytes as u64 > preallocated {
+            preallocated += step;
+            file.pre_allocate(preallocated, false)
+                .await
+                .expect("preallocate");
+        }
+        if pending.len() >= in_flight {
+            let oldest: glommio::task::JoinHandle<()> = pending.pop_front().expect("pending");
+            oldest.await;
+        }
+        let file = file.clone();
+        if source_bytes > 0 {
+            // The write that last used this buffer has finished (pool > in flight).
+            let at =
+                ((index * buffer_bytes as u64) % (source_bytes - buffer_bytes as u64)) as usize;
+            let target = Rc::get_mut(&mut buffers[index as usize % pool])
+                .expect("buffer back from its write")
+                .as_bytes_mut();
+            for (piece, out) in source[at..at + buffer_bytes]
+                .chunks(16 << 10)
+                .zip(target.chunks_mut(16 << 10))
+            {
+                if crc {
+                    crc_sum ^= crc32c::crc32c(piece);
+                }
+                out.copy_from_slice(piece);
+            }
+        }
+        let buffer = buffers[index as usize % pool].clone();
+        pending.push_back(
+            glommio::spawn_local(async move {
+                file.write_rc_at(buffer, position)
+                    .await
+                    .expect("shape write");
+            })
+            .detach(),
+        );
+    }
+    for task in pending {
+        task.await;
+    }
+    file.fdatasync().await.expect("fdatasync");
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = thread_cpu_seconds() - cpu_start;
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    Row {
+        case: name.to_string(),
+        bytes: count * buffer_bytes as u64,
+        seconds,
+        cpu_seconds,
+        // The checksum is printed so the CRC work cannot be optimised away.
+        note: format!(
+            "raw loop: {} KiB x {in_flight} in flight, {pool} buffers, preallocated {}{} (crc {crc_sum:08x})",
+            buffer_bytes >> 10,
+            if step == 0 {
+                "up front".to_string()
+            } else {
+                format!("every {} MiB", step >> 20)
+            },
+            match (source_bytes, crc) {
+                (0, _) => String::new(),
+                (s, false) => format!(", filled from {} MiB", s >> 20),
+                (s, true) => format!(", CRC'd and filled from {} MiB", s >> 20),
+            }
+        ),
+    }
+}
+
 /// The default log config with the pipeline overrides given on the command line.
 fn log_config(args: &Args, flush: FlushPolicy) -> LogConfig {
     let defaults = LogConfig::default();
@@ -248,6 +468,7 @@ fn log_config(args: &Args, flush: FlushPolicy) -> LogConfig {
             .unwrap_or(defaults.dirty_bytes_max)
             .max(write_buffer_bytes * (writes_in_flight_max + 1)),
         preallocate_bytes: args.preallocate_bytes.unwrap_or(defaults.preallocate_bytes),
+        segment_bytes: args.segment_bytes.unwrap_or(defaults.segment_bytes),
         ..defaults
     }
 }
@@ -290,13 +511,21 @@ async fn append_case(
     let inputs: Vec<BytesMut> = (0..count)
         .map(|_| BytesMut::from(batch.as_slice()))
         .collect();
+    settle(dir).await;
     let start = Instant::now();
     let cpu_start = thread_cpu_seconds();
+    let timed_from = monotonic_seconds();
     for input in inputs {
         log.append(input).await.expect("append");
     }
     log.flush().await.expect("flush");
     let seconds = start.elapsed().as_secs_f64();
+    if VERBOSE.get() {
+        eprintln!(
+            "timed section (CLOCK_MONOTONIC): {timed_from:.6},{:.6}",
+            monotonic_seconds()
+        );
+    }
     let cpu_seconds = thread_cpu_seconds() - cpu_start;
     let total = count * batch.len() as u64;
     log.delete().await.expect("delete");
@@ -320,6 +549,7 @@ async fn commit_case(args: &Args, dir: &Path, policy_name: &str, bytes: u64) -> 
     log.flush().await.expect("create first segment");
     let per_producer = bytes / batch.len() as u64 / producers;
     let durable = policy_name == "always";
+    settle(dir).await;
     let start = Instant::now();
     let cpu_start = thread_cpu_seconds();
     let mut tasks = Vec::new();
@@ -404,6 +634,7 @@ async fn read_cases(dir: &Path, bytes: u64) -> Vec<Row> {
     log.flush().await.expect("flush");
     let end = log.log_end_offset();
     let passes = 8;
+    settle(dir).await;
     let start = Instant::now();
     let cpu_start = thread_cpu_seconds();
     let mut read = 0u64;
@@ -431,6 +662,7 @@ async fn read_cases(dir: &Path, bytes: u64) -> Vec<Row> {
         .await
         .expect("reopen");
     let end = log.log_end_offset();
+    settle(dir).await;
     let start = Instant::now();
     let cpu_start = thread_cpu_seconds();
     let read = read_through(&log, end).await;
@@ -465,6 +697,7 @@ fn main() {
     // compared with the device as it was in the same minute: this VM's disk drifts by tens
     // of percent between runs.
     let rounds_rows: Vec<Vec<Row>> = run_local(&dir.clone(), async move {
+        VERBOSE.set(args.verbose);
         let mut all = Vec::new();
         for round in 0..rounds {
             let mut rows = Vec::new();
@@ -474,9 +707,19 @@ fn main() {
             };
             for in_flight in [1, 4] {
                 let case = format!("raw-1m-x{in_flight}");
-                if wanted(&args, &case) || (in_flight == 4 && args.cases.is_some()) {
+                // Named cases are compared with the raw limit, so it runs unless refused.
+                if wanted(&args, &case) || (in_flight == 4 && args.cases.is_some() && !args.no_raw)
+                {
                     push(raw_write(&dir, args.bytes, in_flight).await);
                 }
+            }
+            for case in args
+                .cases
+                .iter()
+                .flatten()
+                .filter(|c| c.starts_with("shape-"))
+            {
+                push(raw_shape(&dir, args.bytes, case).await);
             }
             for (batch_bytes, size) in [(16 << 10, "16k"), (1 << 20, "1m")] {
                 for policy_name in ["never", "interval", "always"] {

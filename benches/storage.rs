@@ -404,7 +404,7 @@ async fn raw_shape(dir: &Path, bytes: u64, name: &str) -> Row {
                 .zip(target.chunks_mut(16 << 10))
             {
                 if crc {
-                    crc_sum ^= crc32c::crc32c(piece);
+                    crc_sum ^= spindle::protocol::record_batch::crc32c(piece);
                 }
                 out.copy_from_slice(piece);
             }

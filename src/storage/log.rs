@@ -35,6 +35,7 @@ use bytes::{Bytes, BytesMut};
 use tracing::{debug, warn};
 
 use super::config::{BLOCK_BYTES, FlushPolicy, LogConfig};
+use super::copy::copy_for_device;
 use super::error::{Result, StorageError};
 use super::index::{OffsetIndex, TimeIndex};
 use super::io::{IoBuffer, SegmentFile, Storage};
@@ -1126,7 +1127,10 @@ fn copy_into_writer<F: SegmentFile, S: Storage<File = F>>(
         // it is written as is and the next buffer is full size.
         let capacity = buffer.as_ref().len();
         let take = rest.len().min(capacity - writer.len);
-        buffer.as_mut()[writer.len..writer.len + take].copy_from_slice(&rest[..take]);
+        copy_for_device(
+            &mut buffer.as_mut()[writer.len..writer.len + take],
+            &rest[..take],
+        );
         writer.len += take;
         rest = &rest[take..];
         if writer.len == capacity {

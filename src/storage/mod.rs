@@ -12,6 +12,7 @@
 //! Every log is owned by one core's executor; nothing here is `Send` or locked.
 
 pub mod config;
+mod copy;
 pub mod error;
 pub mod index;
 pub mod io;

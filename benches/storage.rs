@@ -145,6 +145,8 @@ struct Row {
     /// CPU seconds of the executor thread (user + system) during the case.
     cpu_seconds: f64,
     note: String,
+    /// The raw-1m-x4 figure measured just before this case (GB/s): its ratio's denominator.
+    raw_gbps: Option<f64>,
 }
 
 /// CPU time of the calling thread (the executor's), user + system, in seconds.
@@ -314,8 +316,18 @@ async fn raw_write(dir: &Path, bytes: u64, in_flight: usize) -> Row {
         bytes: count * buffer_bytes as u64,
         seconds,
         cpu_seconds,
+        raw_gbps: None,
         note: format!("DmaFile, 1 MiB buffers, {in_flight} in flight, preallocated"),
     }
+}
+
+/// The cases of a round after the raw ones, each run after its own raw pair.
+enum CaseKind {
+    Shape(String),
+    Append(usize, &'static str),
+    Commit(&'static str),
+    /// `read-memory` and `read-disk`, one pair for both.
+    Read,
 }
 
 /// The `shape-...` diagnostic case (see the header).
@@ -432,6 +444,7 @@ async fn raw_shape(dir: &Path, bytes: u64, name: &str) -> Row {
         bytes: count * buffer_bytes as u64,
         seconds,
         cpu_seconds,
+        raw_gbps: None,
         // The checksum is printed so the CRC work cannot be optimised away.
         note: format!(
             "raw loop: {} KiB x {in_flight} in flight, {pool} buffers, preallocated {}{} (crc {crc_sum:08x})",
@@ -537,6 +550,7 @@ async fn append_case(
         bytes: total,
         seconds,
         cpu_seconds,
+        raw_gbps: None,
         note: format!("1 producer, {} B batches, {count} batches", batch.len()),
     }
 }
@@ -586,6 +600,7 @@ async fn commit_case(args: &Args, dir: &Path, policy_name: &str, bytes: u64) -> 
         bytes: total,
         seconds,
         cpu_seconds,
+        raw_gbps: None,
         note: format!(
             "64 producers, 16 KiB batches, each awaits {}",
             if durable { "durable" } else { "written" }
@@ -641,7 +656,7 @@ async fn read_cases(dir: &Path, bytes: u64) -> Vec<Row> {
     for _ in 0..passes {
         read += read_through(&log, end).await;
     }
-    rows.push(Row { case: "read-memory".into(), bytes: read, seconds: start.elapsed().as_secs_f64(), cpu_seconds: thread_cpu_seconds() - cpu_start, note: format!("{passes} passes over 256 MiB held in the cache, 4 MiB reads: Bytes slices handed out per second, no bytes copied") });
+    rows.push(Row { case: "read-memory".into(), bytes: read, seconds: start.elapsed().as_secs_f64(), cpu_seconds: thread_cpu_seconds() - cpu_start, raw_gbps: None, note: format!("{passes} passes over 256 MiB held in the cache, 4 MiB reads: Bytes slices handed out per second, no bytes copied") });
     log.delete().await.expect("delete");
 
     // Cold: a log reopened with no cache, read sequentially from the device.
@@ -671,6 +686,7 @@ async fn read_cases(dir: &Path, bytes: u64) -> Vec<Row> {
         bytes: read,
         seconds: start.elapsed().as_secs_f64(),
         cpu_seconds: thread_cpu_seconds() - cpu_start,
+        raw_gbps: None,
         note: "cold, reopened log, 4 MiB reads, CRC checked".into(),
     });
     log.delete().await.expect("delete");
@@ -693,49 +709,77 @@ fn main() {
     let dir = args.dir.canonicalize().expect("bench dir");
     let rounds = args.rounds;
     let markdown = args.markdown.clone();
-    // Each round measures the raw device limit first and then every case, so a case is
-    // compared with the device as it was in the same minute: this VM's disk drifts by tens
-    // of percent between runs.
+    // This VM's disk drifts by tens of percent from minute to minute, so every case is
+    // compared with a raw-1m-x4 run made just before it (after the same settle), not with one
+    // figure per round.
     let rounds_rows: Vec<Vec<Row>> = run_local(&dir.clone(), async move {
         VERBOSE.set(args.verbose);
         let mut all = Vec::new();
         for round in 0..rounds {
             let mut rows = Vec::new();
-            let mut push = |row: Row| {
+            let report = |row: &Row| {
                 eprintln!("round {round} {}: {:.3} GB/s", row.case, row.gb_per_sec());
-                rows.push(row);
+            };
+            // The raw limit right now, unless refused (profiling one case).
+            let paired = |dir: PathBuf| {
+                let no_raw = args.no_raw;
+                let bytes = args.bytes;
+                async move {
+                    if no_raw {
+                        return None;
+                    }
+                    let raw = raw_write(&dir, bytes, 4).await;
+                    eprintln!("round {round} raw pair: {:.3} GB/s", raw.gb_per_sec());
+                    Some(raw.gb_per_sec())
+                }
             };
             for in_flight in [1, 4] {
-                let case = format!("raw-1m-x{in_flight}");
-                // Named cases are compared with the raw limit, so it runs unless refused.
-                if wanted(&args, &case) || (in_flight == 4 && args.cases.is_some() && !args.no_raw)
-                {
-                    push(raw_write(&dir, args.bytes, in_flight).await);
+                if wanted(&args, &format!("raw-1m-x{in_flight}")) {
+                    let row = raw_write(&dir, args.bytes, in_flight).await;
+                    report(&row);
+                    rows.push(row);
                 }
             }
+            let mut cases: Vec<CaseKind> = Vec::new();
             for case in args
                 .cases
                 .iter()
                 .flatten()
                 .filter(|c| c.starts_with("shape-"))
             {
-                push(raw_shape(&dir, args.bytes, case).await);
+                cases.push(CaseKind::Shape(case.clone()));
             }
             for (batch_bytes, size) in [(16 << 10, "16k"), (1 << 20, "1m")] {
                 for policy_name in ["never", "interval", "always"] {
                     if wanted(&args, &format!("append-{size}-{policy_name}")) {
-                        push(append_case(&args, &dir, batch_bytes, policy_name, args.bytes).await);
+                        cases.push(CaseKind::Append(batch_bytes, policy_name));
                     }
                 }
             }
             for policy_name in ["interval", "always"] {
                 if wanted(&args, &format!("commit64-{policy_name}")) {
-                    push(commit_case(&args, &dir, policy_name, args.bytes / 2).await);
+                    cases.push(CaseKind::Commit(policy_name));
                 }
             }
             if wanted(&args, "read") {
-                for row in read_cases(&dir, args.bytes).await {
-                    push(row);
+                cases.push(CaseKind::Read);
+            }
+            for case in cases {
+                let raw_gbps = paired(dir.clone()).await;
+                let case_rows = match case {
+                    CaseKind::Shape(name) => vec![raw_shape(&dir, args.bytes, &name).await],
+                    CaseKind::Append(batch_bytes, policy_name) => {
+                        vec![append_case(&args, &dir, batch_bytes, policy_name, args.bytes).await]
+                    }
+                    CaseKind::Commit(policy_name) => {
+                        vec![commit_case(&args, &dir, policy_name, args.bytes / 2).await]
+                    }
+                    CaseKind::Read => read_cases(&dir, args.bytes).await,
+                };
+                for mut row in case_rows {
+                    row.raw_gbps = raw_gbps;
+                    report(&row);
+                    rows.push(row);
                 }
             }
             all.push(rows);
@@ -743,7 +787,7 @@ fn main() {
         all
     });
     let mut out = format!(
-        "{} rounds of {:.1} GiB per case; median GB/s (min..max) and the median of each round's ratio to that round's raw-1m-x4\n\n",
+        "{} rounds of {:.1} GiB per case; median GB/s (min..max), and the median of each run's ratio to a raw-1m-x4 run made just before it\n\n",
         rounds,
         rounds_rows[0]
             .first()
@@ -762,8 +806,12 @@ fn main() {
         let mut ratios: Vec<f64> = rounds_rows
             .iter()
             .filter_map(|rows| {
-                let raw = rows.iter().find(|r| r.case == "raw-1m-x4")?.gb_per_sec();
-                Some(rows.iter().find(|r| &r.case == name)?.gb_per_sec() / raw)
+                let row = rows.iter().find(|r| &r.case == name)?;
+                let raw = match row.raw_gbps {
+                    Some(raw) => raw,
+                    None => rows.iter().find(|r| r.case == "raw-1m-x4")?.gb_per_sec(),
+                };
+                Some(row.gb_per_sec() / raw)
             })
             .collect();
         let min = speeds.iter().copied().fold(f64::MAX, f64::min);
@@ -795,6 +843,21 @@ fn main() {
         };
         out.push_str(&format!(
             "| {name} | {speed_text} | {min:.3}..{max:.3} | {ratio} | {busy} | {note} |\n"
+        ));
+    }
+    let mut pairs: Vec<f64> = rounds_rows
+        .iter()
+        .flatten()
+        .filter(|row| row.case != "read-disk")
+        .filter_map(|row| row.raw_gbps)
+        .collect();
+    if !pairs.is_empty() {
+        let min = pairs.iter().copied().fold(f64::MAX, f64::min);
+        let max = pairs.iter().copied().fold(0.0, f64::max);
+        out.push_str(&format!(
+            "\nraw-1m-x4 pairs (the runs the ratios divide by): {} runs, median {:.3} GB/s ({min:.3}..{max:.3})\n",
+            pairs.len(),
+            median(&mut pairs)
         ));
     }
     if let (Some(always), Some(interval)) = (

@@ -35,7 +35,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use glommio::io::OpenOptions;
+use glommio::io::{DmaFile, OpenOptions};
 use spindle::protocol::record_batch::{RecordBatchHeader, build_batch};
 use spindle::runtime::run_local;
 use spindle::storage::{DmaStorage, FlushPolicy, LogConfig, PartitionLog};
@@ -259,18 +259,40 @@ fn batch_of(bytes: usize) -> Vec<u8> {
     build_batch(1_700_000_000_000, &refs)
 }
 
-async fn raw_write(dir: &Path, bytes: u64, in_flight: usize) -> Row {
-    let path = dir.join(format!("raw-{in_flight}.bin"));
-    let _ = std::fs::remove_file(&path);
-    let file = Rc::new(
+/// An empty file at `path` for a raw write loop.
+async fn fresh_raw_file(path: &Path) -> Rc<DmaFile> {
+    let _ = std::fs::remove_file(path);
+    Rc::new(
         OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
-            .dma_open(&path)
+            .dma_open(path)
             .await
             .expect("create raw file"),
-    );
+    )
+}
+
+/// Ends a raw loop's timed section with an fdatasync; returns its wall and CPU seconds,
+/// then closes and deletes the file (its discards are the next `settle`'s business).
+async fn finish_raw_file(
+    file: Rc<DmaFile>,
+    path: &Path,
+    start: Instant,
+    cpu_start: f64,
+) -> (f64, f64) {
+    file.fdatasync().await.expect("fdatasync");
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = thread_cpu_seconds() - cpu_start;
+    let file = Rc::try_unwrap(file).unwrap_or_else(|_| panic!("writers still hold the file"));
+    file.close().await.expect("close raw file");
+    let _ = std::fs::remove_file(path);
+    (seconds, cpu_seconds)
+}
+
+async fn raw_write(dir: &Path, bytes: u64, in_flight: usize) -> Row {
+    let path = dir.join(format!("raw-{in_flight}.bin"));
+    let file = fresh_raw_file(&path).await;
     file.pre_allocate(bytes, false).await.expect("preallocate");
     let buffer_bytes = 1usize << 20;
     let count = bytes / buffer_bytes as u64;
@@ -306,11 +328,7 @@ async fn raw_write(dir: &Path, bytes: u64, in_flight: usize) -> Row {
     for worker in workers {
         worker.await;
     }
-    file.fdatasync().await.expect("fdatasync");
-    let seconds = start.elapsed().as_secs_f64();
-    let cpu_seconds = thread_cpu_seconds() - cpu_start;
-    drop(file);
-    let _ = std::fs::remove_file(&path);
+    let (seconds, cpu_seconds) = finish_raw_file(file, &path, start, cpu_start).await;
     Row {
         case: format!("raw-1m-x{in_flight}"),
         bytes: count * buffer_bytes as u64,
@@ -365,16 +383,7 @@ async fn raw_shape(dir: &Path, bytes: u64, name: &str) -> Row {
     let mut source = vec![0u8; source_bytes as usize];
     fill_random(&mut source, 5);
     let path = dir.join("shape.bin");
-    let _ = std::fs::remove_file(&path);
-    let file = Rc::new(
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .dma_open(&path)
-            .await
-            .expect("create shape file"),
-    );
+    let file = fresh_raw_file(&path).await;
     let count = bytes / buffer_bytes as u64;
     if step == 0 {
         file.pre_allocate(bytes, false).await.expect("preallocate");
@@ -434,11 +443,7 @@ async fn raw_shape(dir: &Path, bytes: u64, name: &str) -> Row {
     for task in pending {
         task.await;
     }
-    file.fdatasync().await.expect("fdatasync");
-    let seconds = start.elapsed().as_secs_f64();
-    let cpu_seconds = thread_cpu_seconds() - cpu_start;
-    drop(file);
-    let _ = std::fs::remove_file(&path);
+    let (seconds, cpu_seconds) = finish_raw_file(file, &path, start, cpu_start).await;
     Row {
         case: name.to_string(),
         bytes: count * buffer_bytes as u64,

@@ -348,6 +348,57 @@ enum CaseKind {
     Read,
 }
 
+/// `read-raw`: the read-disk log's segment files read back with glommio `read_at`, 4 MiB
+/// at a time, one in flight, nothing checked or copied: the device's cold-read limit for
+/// the log's read pattern.
+async fn raw_read(log_dir: &Path, dir: &Path) -> Row {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(log_dir)
+        .expect("list log")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "log"))
+        .collect();
+    names.sort();
+    let mut files = Vec::new();
+    for name in &names {
+        files.push(
+            OpenOptions::new()
+                .read(true)
+                .dma_open(name)
+                .await
+                .expect("open segment"),
+        );
+    }
+    settle(dir).await;
+    let start = Instant::now();
+    let cpu_start = thread_cpu_seconds();
+    let mut read = 0u64;
+    for file in &files {
+        let mut position = 0u64;
+        loop {
+            let chunk = file.read_at(position, 4 << 20).await.expect("read");
+            if chunk.is_empty() {
+                break;
+            }
+            position += chunk.len() as u64;
+        }
+        read += position;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = thread_cpu_seconds() - cpu_start;
+    for file in files {
+        file.close().await.expect("close");
+    }
+    Row {
+        case: "read-raw".into(),
+        bytes: read,
+        seconds,
+        cpu_seconds,
+        raw_gbps: None,
+        note: "the read-disk segments through DmaFile::read_at, 4 MiB, 1 in flight, no checks"
+            .into(),
+    }
+}
+
 /// The `shape-...` diagnostic case (see the header).
 async fn raw_shape(dir: &Path, bytes: u64, name: &str) -> Row {
     let parts: Option<Vec<u64>> = name
@@ -694,6 +745,12 @@ async fn read_cases(dir: &Path, bytes: u64) -> Vec<Row> {
         raw_gbps: None,
         note: "cold, reopened log, 4 MiB reads, CRC checked".into(),
     });
+    log.close().await.expect("close");
+    drop(log);
+    rows.push(raw_read(&dir.join(log_dir_name), dir).await);
+    let log = PartitionLog::open(DmaStorage, &dir.join(log_dir_name), LogConfig::default())
+        .await
+        .expect("reopen");
     log.delete().await.expect("delete");
     rows
 }

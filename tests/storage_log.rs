@@ -259,6 +259,63 @@ fn index_lookups_at_every_boundary_on_the_cold_path() {
 }
 
 #[test]
+fn a_sequential_cold_reader_pays_one_device_read_per_fetch() {
+    // A consumer behind the cache reads `max_bytes` at a time. The read that fills the
+    // budget almost always ends inside the next batch; that batch is not taken (it would
+    // pass the budget), so no second device read may be spent on it. Before this was
+    // checked, every such fetch read the device twice and threw the second read away.
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(13, 4096);
+        let dir = PathBuf::from("/data/t-0");
+        let config = LogConfig {
+            cache_bytes_max: 0,
+            segment_bytes: 1 << 20,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), &dir, config)
+            .await
+            .expect("open");
+        let batches: Vec<Vec<u8>> = (0..400)
+            .map(|tag| make_batch(tag, 1 + (tag % 5) as usize, 0))
+            .collect();
+        let appended = append_all(&log, &batches).await;
+        let expected: Vec<u8> = appended.iter().flat_map(|a| a.stored.clone()).collect();
+        assert_eq!(log.segment_count(), 1, "one segment: one file to read from");
+        for max_bytes in [4096, 10_000, 16 << 10] {
+            let mut got = Vec::new();
+            let mut offset = 0;
+            let mut fetches = 0u64;
+            let reads_before = storage.stats().reads;
+            while offset < log.log_end_offset() {
+                let read = log.read(offset, max_bytes).await.expect("read");
+                fetches += 1;
+                let last = read.last().expect("not at the end");
+                offset = RecordBatchHeader::decode(last).unwrap().next_offset();
+                let bytes: usize = read.iter().map(|b| b.len()).sum();
+                assert!(
+                    bytes <= max_bytes || read.len() == 1,
+                    "budget {max_bytes} exceeded: {bytes} in {} batches",
+                    read.len()
+                );
+                for batch in read {
+                    got.extend_from_slice(&batch);
+                }
+            }
+            assert_eq!(
+                got, expected,
+                "max_bytes {max_bytes}: the log's bytes, in order"
+            );
+            let reads = storage.stats().reads - reads_before;
+            assert_eq!(
+                reads, fetches,
+                "max_bytes {max_bytes}: {reads} device reads for {fetches} fetches"
+            );
+        }
+    });
+}
+
+#[test]
 fn offset_for_timestamp_finds_the_first_record_at_or_after() {
     let temp = temp_dir();
     run_local(temp.path(), async move {

@@ -631,12 +631,26 @@ impl<S: Storage> PartitionLog<S> {
         };
         let mut out = Vec::new();
         let mut total = 0usize;
-        scan_segment(
+        // Shared with the cut-batch check: whether anything has been taken yet.
+        let taken_any = std::cell::Cell::new(false);
+        scan_segment_while(
             &*file,
             segment_base,
             start_position,
             limit_position,
             max_bytes.saturating_add(self.inner.config.index_interval_bytes as usize),
+            // A batch the read cut off costs a whole further device read: worth it only
+            // while nothing has been taken (a fetch must return at least one batch) or to
+            // get past batches before `from_offset`. Otherwise the fetch ends before it
+            // and the next one starts there, so a sequential reader pays one device read
+            // per fetch.
+            |header| match header {
+                Some(header) => {
+                    header.base_offset < high_watermark
+                        && (header.next_offset() <= from_offset || !taken_any.get())
+                }
+                None => !taken_any.get(),
+            },
             |_, header, bytes| {
                 if header.base_offset >= high_watermark {
                     return false;
@@ -649,6 +663,7 @@ impl<S: Storage> PartitionLog<S> {
                 }
                 total += bytes.len();
                 out.push(bytes);
+                taken_any.set(true);
                 total < max_bytes
             },
         )
@@ -1705,6 +1720,30 @@ async fn scan_segment<F: SegmentFile>(
     start: u64,
     limit: u64,
     chunk_bytes: usize,
+    visit: impl FnMut(u64, &RecordBatchHeader, Bytes) -> bool,
+) -> Result<ScanEnd> {
+    scan_segment_while(
+        file,
+        segment_base,
+        start,
+        limit,
+        chunk_bytes,
+        |_| true,
+        visit,
+    )
+    .await
+}
+
+/// [`scan_segment`], asking `wants` about a batch the last read cut off (with its header, if
+/// the header itself was not cut) before reading on for it: a reader that would not take
+/// that batch stops there instead of paying a whole further read of the device.
+async fn scan_segment_while<F: SegmentFile>(
+    file: &F,
+    segment_base: i64,
+    start: u64,
+    limit: u64,
+    chunk_bytes: usize,
+    mut wants: impl FnMut(Option<&RecordBatchHeader>) -> bool,
     mut visit: impl FnMut(u64, &RecordBatchHeader, Bytes) -> bool,
 ) -> Result<ScanEnd> {
     let chunk_bytes = chunk_bytes.clamp(
@@ -1732,6 +1771,12 @@ async fn scan_segment<F: SegmentFile>(
                 .unwrap_or(record_batch::RECORD_BATCH_HEADER_BYTES);
             let cut_by_our_read = chunk.len() == want;
             if needed > rest.len() && cut_by_our_read && batch_position + needed as u64 <= limit {
+                if !wants(RecordBatchHeader::decode(rest).ok().as_ref()) {
+                    return Ok(ScanEnd {
+                        position: batch_position,
+                        error: None,
+                    });
+                }
                 // The chunk ended inside this batch: read on from its start, whole.
                 read_at_least = needed.max(chunk_bytes);
                 break;

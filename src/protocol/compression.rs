@@ -9,8 +9,7 @@
 use std::io::{Read, Write};
 
 use super::record_batch::{
-    ATTRIBUTES_POS, BATCH_LENGTH_POS, CRC_POS, LOG_OVERHEAD_BYTES, RECORD_BATCH_HEADER_BYTES,
-    RecordBatchHeader, compute_crc,
+    ATTRIBUTES_POS, RECORD_BATCH_HEADER_BYTES, RecordBatchHeader, seal_batch,
 };
 
 /// Attribute bits that name the codec.
@@ -103,11 +102,8 @@ fn reframe(batch: &[u8], attributes: u16, records: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(RECORD_BATCH_HEADER_BYTES + records.len());
     out.extend_from_slice(&batch[..RECORD_BATCH_HEADER_BYTES]);
     out.extend_from_slice(records);
-    let length = (out.len() - LOG_OVERHEAD_BYTES) as i32;
-    out[BATCH_LENGTH_POS..BATCH_LENGTH_POS + 4].copy_from_slice(&length.to_be_bytes());
     out[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
-    let crc = compute_crc(&out);
-    out[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    seal_batch(&mut out);
     out
 }
 

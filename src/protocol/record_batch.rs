@@ -23,10 +23,10 @@ pub const RECORD_BYTES_MIN: usize = 7;
 pub const MAGIC_V2: i8 = 2;
 
 const BASE_OFFSET_POS: usize = 0;
-pub(crate) const BATCH_LENGTH_POS: usize = 8;
+const BATCH_LENGTH_POS: usize = 8;
 const PARTITION_LEADER_EPOCH_POS: usize = 12;
 const MAGIC_POS: usize = 16;
-pub(crate) const CRC_POS: usize = 17;
+const CRC_POS: usize = 17;
 pub(crate) const ATTRIBUTES_POS: usize = 21;
 const LAST_OFFSET_DELTA_POS: usize = 23;
 const BASE_TIMESTAMP_POS: usize = 27;
@@ -403,8 +403,6 @@ pub fn build_batch_with_timestamps(records: &[TimedRecord<'_>]) -> Vec<u8> {
         write_varlong(&mut out, body.len() as i64);
         out.extend_from_slice(&body);
     }
-    let batch_length = (out.len() - LOG_OVERHEAD_BYTES) as i32;
-    out[BATCH_LENGTH_POS..BATCH_LENGTH_POS + 4].copy_from_slice(&batch_length.to_be_bytes());
     out[PARTITION_LEADER_EPOCH_POS..PARTITION_LEADER_EPOCH_POS + 4]
         .copy_from_slice(&(-1i32).to_be_bytes());
     out[MAGIC_POS] = MAGIC_V2 as u8;
@@ -418,9 +416,16 @@ pub fn build_batch_with_timestamps(records: &[TimedRecord<'_>]) -> Vec<u8> {
     out[BASE_SEQUENCE_POS..BASE_SEQUENCE_POS + 4].copy_from_slice(&(-1i32).to_be_bytes());
     out[RECORDS_COUNT_POS..RECORDS_COUNT_POS + 4]
         .copy_from_slice(&(records.len() as i32).to_be_bytes());
-    let crc = compute_crc(&out);
-    out[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+    seal_batch(&mut out);
     out
+}
+
+/// Writes `batch_length` and the CRC of a whole batch whose other fields are final.
+pub(crate) fn seal_batch(batch: &mut [u8]) {
+    let batch_length = (batch.len() - LOG_OVERHEAD_BYTES) as i32;
+    batch[BATCH_LENGTH_POS..BATCH_LENGTH_POS + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 #[cfg(test)]

@@ -1048,3 +1048,87 @@ fn connections_beyond_the_per_core_limit_are_closed_and_the_rest_served() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A raw request frame: header (v1, or v2 with an empty tagged-field section when
+/// `flexible`) and `body` as given, so the body can say what no encoder would.
+fn raw_request(api_key: ApiKey, version: i16, flexible: bool, body: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::new();
+    frame.extend_from_slice(&[0; 4]);
+    frame.extend_from_slice(&(api_key as i16).to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&1i32.to_be_bytes());
+    frame.extend_from_slice(&[0, 4]);
+    frame.extend_from_slice(b"bomb");
+    if flexible {
+        frame.push(0);
+    }
+    frame.extend_from_slice(body);
+    let size = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    frame
+}
+
+#[test]
+fn huge_counts_in_small_requests_close_only_their_connection() {
+    let dir = temp_dir("length-bombs");
+    let mut broker = Broker::start(dir.path(), &[]);
+    use std::io::Write;
+    const HUGE: [u8; 4] = [0x7f, 0xff, 0xff, 0xff];
+    let cat = |parts: &[&[u8]]| parts.concat();
+    let bombs: Vec<(ApiKey, i16, bool, Vec<u8>)> = vec![
+        (ApiKey::Metadata, 4, false, cat(&[&HUGE, &[1]])),
+        // Compact: 0x7fffffff + 1 as an unsigned varint.
+        (
+            ApiKey::Metadata,
+            12,
+            true,
+            vec![0x80, 0x80, 0x80, 0x80, 0x08, 1, 0, 0],
+        ),
+        (
+            ApiKey::Produce,
+            3,
+            false,
+            cat(&[&[0xff, 0xff, 0, 1, 0, 0, 0x27, 0x10], &HUGE]),
+        ),
+        (ApiKey::Fetch, 4, false, cat(&[&[0; 17], &HUGE])),
+        (ApiKey::ListOffsets, 1, false, cat(&[&[0; 4], &HUGE])),
+        (ApiKey::CreateTopics, 2, false, HUGE.to_vec()),
+        (
+            ApiKey::OffsetCommit,
+            2,
+            false,
+            cat(&[&[0, 1, b'g'], &[0; 4], &[0, 0], &[0; 8], &HUGE]),
+        ),
+        (
+            ApiKey::JoinGroup,
+            0,
+            false,
+            cat(&[&[0, 1, b'g'], &[0; 4], &[0, 0], &[0, 0], &HUGE]),
+        ),
+        (ApiKey::DescribeGroups, 0, false, HUGE.to_vec()),
+        (ApiKey::DeleteGroups, 0, false, HUGE.to_vec()),
+        (ApiKey::DescribeConfigs, 1, false, HUGE.to_vec()),
+        // A string length past the frame.
+        (ApiKey::FindCoordinator, 0, false, vec![0x7f, 0xff, b'g']),
+    ];
+    for core in 0..2 {
+        for (api_key, version, flexible, body) in &bombs {
+            let mut bomber = RawClient::connect(&broker.core_address(core));
+            bomber
+                .stream
+                .write_all(&raw_request(*api_key, *version, *flexible, body))
+                .unwrap();
+            assert!(
+                bomber.is_closed_within(Duration::from_secs(10)),
+                "{api_key:?} v{version} on core {core}"
+            );
+        }
+    }
+    assert!(broker.is_running(), "the broker survived every bomb");
+    for core in 0..2 {
+        let mut good = RawClient::connect(&broker.core_address(core));
+        let response: ApiVersionsResponse =
+            good.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+        assert_eq!(response.error_code, 0, "core {core} still serves");
+    }
+}

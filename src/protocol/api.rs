@@ -137,6 +137,10 @@ pub fn decode_request(mut body: Bytes) -> Result<Request, RequestError> {
     let header_version = api_key.request_header_version(api_version);
     let header = RequestHeader::decode(&mut body, header_version)
         .map_err(|e| RequestError::Malformed(format!("request header: {e}")))?;
+    // No length from the wire may size an allocation before it is checked against the
+    // frame: the codec trusts array counts (see request_bounds).
+    super::request_bounds::check_request_body(api_key, api_version, &body)
+        .map_err(|e| RequestError::Malformed(format!("{api_key:?} v{api_version} body: {e}")))?;
     let request = RequestKind::decode(api_key, &mut body, api_version)
         .map_err(|e| RequestError::Malformed(format!("{api_key:?} v{api_version} body: {e}")))?;
     // Bytes after the body are ignored, as Kafka ignores them: librdkafka 2.0.2 (Debian's

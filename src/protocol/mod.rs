@@ -9,6 +9,8 @@ pub mod compression;
 pub mod error_code;
 pub mod fetch_response;
 pub mod record_batch;
+pub mod request_bounds;
+pub mod request_schema;
 
 pub use error_code::ErrorCode;
 pub use record_batch::{BatchError, RecordBatchHeader};

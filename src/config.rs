@@ -58,6 +58,18 @@ pub struct ServeArgs {
     /// Connections each core serves at once; more are closed at accept.
     #[arg(long, default_value_t = 4096)]
     pub max_connections_per_core: usize,
+    /// Connections one client address may hold on each core (each core is a broker of its
+    /// own), so one client cannot take every slot.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections_per_ip: usize,
+    /// Kafka `connections.max.idle.ms`: a connection with no request in flight that sends
+    /// nothing for this long is closed.
+    #[arg(long, default_value_t = 600_000)]
+    pub connections_max_idle_ms: u64,
+    /// A connection whose started frame stops arriving for this long is closed (its
+    /// buffered bytes are given back).
+    #[arg(long, default_value_t = 30_000)]
+    pub request_read_timeout_ms: u64,
     /// Request bytes each core holds at once across its connections (backpressure).
     #[arg(long, default_value_t = 512 << 20)]
     pub max_buffered_bytes_per_core: usize,
@@ -99,6 +111,12 @@ pub struct ServeArgs {
     /// (after the append), so clients retry batches the log already holds. 0 = off.
     #[arg(long, default_value_t = 0, hide = true)]
     pub fault_drop_produce_response_every: u64,
+    /// Testing only: a request whose client id is this panics in its handler.
+    #[arg(long, hide = true)]
+    pub fault_panic_client_id: Option<String>,
+    /// Testing only: this core's executor panics outside any connection shortly after start.
+    #[arg(long, hide = true)]
+    pub fault_panic_core: Option<u32>,
 }
 
 /// Validated, shared by every core.
@@ -117,11 +135,16 @@ pub struct BrokerConfig {
     pub request_bytes_max: usize,
     pub in_flight_requests_max: usize,
     pub connections_per_core_max: usize,
+    pub connections_per_ip_max: usize,
+    pub connections_max_idle: Duration,
+    pub request_read_timeout: Duration,
     pub buffered_bytes_per_core_max: usize,
     pub log: LogConfig,
     pub retention_check_interval: Duration,
     pub groups: GroupConfig,
     pub fault_drop_produce_response_every: u64,
+    pub fault_panic_client_id: Option<String>,
+    pub fault_panic_core: Option<u32>,
 }
 
 /// Most partitions one CreateTopics/CreatePartitions may ask for in a topic.
@@ -185,9 +208,17 @@ impl BrokerConfig {
                 args.max_buffered_bytes_per_core, args.max_request_bytes
             ));
         }
-        if args.max_in_flight_requests == 0 || args.max_connections_per_core == 0 {
+        if args.max_in_flight_requests == 0
+            || args.max_connections_per_core == 0
+            || args.max_connections_per_ip == 0
+        {
             return Err(
-                "--max-in-flight-requests and --max-connections-per-core must be positive".into(),
+                "--max-in-flight-requests, --max-connections-per-core and --max-connections-per-ip must be positive".into(),
+            );
+        }
+        if args.connections_max_idle_ms == 0 || args.request_read_timeout_ms == 0 {
+            return Err(
+                "--connections-max-idle-ms and --request-read-timeout-ms must be positive".into(),
             );
         }
         let flush = match args.flush {
@@ -228,10 +259,15 @@ impl BrokerConfig {
             request_bytes_max: args.max_request_bytes,
             in_flight_requests_max: args.max_in_flight_requests,
             connections_per_core_max: args.max_connections_per_core,
+            connections_per_ip_max: args.max_connections_per_ip,
+            connections_max_idle: Duration::from_millis(args.connections_max_idle_ms),
+            request_read_timeout: Duration::from_millis(args.request_read_timeout_ms),
             buffered_bytes_per_core_max: args.max_buffered_bytes_per_core,
             log,
             retention_check_interval: Duration::from_millis(args.retention_check_interval_ms),
             fault_drop_produce_response_every: args.fault_drop_produce_response_every,
+            fault_panic_client_id: args.fault_panic_client_id.clone(),
+            fault_panic_core: args.fault_panic_core,
             groups: GroupConfig {
                 initial_rebalance_delay: Duration::from_millis(
                     args.group_initial_rebalance_delay_ms,

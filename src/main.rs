@@ -148,6 +148,9 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (disk full, stderr a closed pipe) is dropped:
+        // the fallback would report it with eprintln!, which panics on the same stderr.
+        .log_internal_errors(false)
         .init();
 }
 

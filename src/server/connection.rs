@@ -5,16 +5,30 @@
 //! (backpressure to the client), as it does when the core's buffered request bytes reach
 //! their limit.
 //!
+//! What one connection can cost is bounded: the core's request-byte budget is taken as a
+//! frame's bytes arrive (not for the size it declares), a frame that stops arriving for
+//! `--request-read-timeout-ms` closes the connection, an idle connection is closed after
+//! `--connections-max-idle-ms`, and an idle connection holds only a small read buffer.
+//! When the client goes away, the replies still pending (long-poll Fetches) are dropped
+//! at once rather than left to run out their wait.
+//!
 //! A malformed frame closes the connection with a logged reason; nothing after it on the
-//! stream can be trusted.
+//! stream can be trusted. So does a panic in a handler: it is caught here, logged and
+//! counted, and the core goes on serving everyone else.
 
+use std::any::Any;
+use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
+use glommio::sync::Semaphore;
 
 use crate::protocol::api::{
     FRAME_PREFIX_BYTES, RequestError, decode_request, encode_unsupported, frame_body_bytes,
@@ -22,206 +36,380 @@ use crate::protocol::api::{
 use crate::protocol::fetch_response::ChunkedFrame;
 use crate::server::handlers::{self, Response};
 use crate::server::shard::Shard;
+use crate::storage::wait::Watermark;
 
-/// Bytes asked of the socket per read when frames are small.
+/// Bytes asked of the socket per read while frames are streaming in.
 const READ_CHUNK_BYTES: usize = 64 << 10;
+/// The read buffer of a connection with nothing buffered: an idle connection holds this
+/// much, not a full chunk.
+const IDLE_READ_BYTES: usize = 2 << 10;
 /// Frames at least this large are read into their own buffer, so Produce can hand their
 /// batches to the log without copying them.
 const OWN_BUFFER_FRAME_BYTES_MIN: usize = 16 << 10;
+/// Most bytes of a large frame read (and budgeted) at a time.
+const FRAME_READ_STEP_BYTES: usize = 1 << 20;
 
 /// Why a connection's writer stopped.
 enum WriterError {
     Socket(String),
     Encode(String),
+    ClientGone,
 }
 
-/// Counts a connection on its core for as long as it lives.
-struct ConnectionSlot<'a>(&'a Shard);
+/// Counts a connection on its core (and for its client's address) for as long as it lives.
+struct ConnectionSlot<'a> {
+    shard: &'a Shard,
+    peer: SocketAddr,
+}
 
 impl Drop for ConnectionSlot<'_> {
     fn drop(&mut self) {
-        self.0.connections.set(self.0.connections.get() - 1);
+        self.shard.release_connection(self.peer.ip());
     }
 }
 
+/// Request bytes taken from the core's budget, given back when dropped. Grows as a frame's
+/// bytes arrive.
+struct BudgetHold {
+    budget: Rc<Semaphore>,
+    bytes: u64,
+}
+
+impl BudgetHold {
+    fn new(budget: &Rc<Semaphore>) -> BudgetHold {
+        BudgetHold {
+            budget: budget.clone(),
+            bytes: 0,
+        }
+    }
+
+    async fn grow(&mut self, bytes: usize) -> Result<(), String> {
+        self.budget
+            .acquire(bytes as u64)
+            .await
+            .map_err(|e| format!("buffer budget: {e}"))?;
+        self.bytes += bytes as u64;
+        Ok(())
+    }
+}
+
+impl Drop for BudgetHold {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.budget.signal(self.bytes);
+        }
+    }
+}
+
+/// The text of a caught panic.
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        text.to_string()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+/// Runs `future`, turning a panic inside it into an `Err` that is logged and counted.
+async fn catch_panic<T>(shard: &Shard, future: impl Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .map_err(|panic| {
+            shard.count_connection_panic();
+            format!("a request handler panicked: {}", panic_message(&*panic))
+        })
+}
+
 pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketAddr) {
-    if shard.connections.get() >= shard.config.connections_per_core_max {
-        tracing::warn!(
-            core = shard.core,
-            %peer,
-            "closing a new connection: this core already serves {} (--max-connections-per-core)",
-            shard.connections.get()
-        );
+    if let Err(reason) = shard.admit_connection(peer.ip()) {
+        tracing::warn!(core = shard.core, %peer, "closing a new connection: {reason}");
         return;
     }
-    shard.connections.set(shard.connections.get() + 1);
-    let _slot = ConnectionSlot(&shard);
+    let _slot = ConnectionSlot {
+        shard: &shard,
+        peer,
+    };
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = futures_lite::io::split(stream);
     let (replies, pending) =
         local_channel::new_bounded::<glommio::Task<Response>>(shard.config.in_flight_requests_max);
+    // Reaches 1 when the client has gone: pending replies are dropped, not awaited.
+    let client_gone = Rc::new(Watermark::new(0));
+    // Requests read whose replies are not written yet.
+    let in_flight = Rc::new(Cell::new(0usize));
 
-    let writer_task = glommio::spawn_local(async move {
-        while let Some(reply) = pending.recv().await {
-            match reply.await {
-                Ok(Some(frame)) => {
-                    for chunk in &frame.chunks {
-                        writer
-                            .write_all(chunk)
-                            .await
-                            .map_err(|e| WriterError::Socket(format!("write: {e}")))?;
-                    }
-                }
-                Ok(None) => {}
-                Err(reason) => {
-                    // Closing our side ends the reader too (the client closes in turn).
-                    let _ = writer.close().await;
-                    if reason.starts_with(handlers::FAULT_INJECTION) {
-                        return Err(WriterError::Socket(reason));
-                    }
-                    return Err(WriterError::Encode(reason));
-                }
-            }
-        }
-        writer
-            .flush()
-            .await
-            .map_err(|e| WriterError::Socket(format!("flush: {e}")))?;
-        // The client may have gone already; nothing is lost if closing fails.
-        let _ = writer.close().await;
-        Ok(())
-    });
-
-    let mut buffer = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let outcome: Result<(), String> = async {
-        loop {
-            let body_bytes = loop {
-                match frame_body_bytes(&buffer, shard.config.request_bytes_max) {
-                    Ok(Some(size)) => break size,
-                    Ok(None) => {
-                        if !read_more(&shard, &mut reader, &mut buffer).await? {
-                            return Ok(());
+    let writer_task = {
+        let client_gone = client_gone.clone();
+        let in_flight = in_flight.clone();
+        glommio::spawn_local(async move {
+            while let Some(reply) = pending.recv().await {
+                let reply = futures_lite::future::or(async { Some(reply.await) }, async {
+                    client_gone.wait_for(1).await;
+                    None
+                })
+                .await;
+                in_flight.set(in_flight.get() - 1);
+                match reply {
+                    // Dropping the queued tasks cancels them (their long-polls end now).
+                    None => return Err(WriterError::ClientGone),
+                    Some(Ok(Some(frame))) => {
+                        for chunk in &frame.chunks {
+                            writer
+                                .write_all(chunk)
+                                .await
+                                .map_err(|e| WriterError::Socket(format!("write: {e}")))?;
                         }
                     }
-                    Err(reason) => return Err(reason),
-                }
-            };
-            // Backpressure before taking the frame off the socket.
-            let permit = shard
-                .buffered_bytes
-                .acquire_static_permit(body_bytes as u64)
-                .await
-                .map_err(|e| format!("buffer budget: {e}"))?;
-            buffer.advance(FRAME_PREFIX_BYTES);
-            let frame = if body_bytes >= OWN_BUFFER_FRAME_BYTES_MIN {
-                let buffered = buffer.len().min(body_bytes);
-                let mut frame = BytesMut::with_capacity(body_bytes);
-                frame.extend_from_slice(&buffer.split_to(buffered));
-                frame.resize(body_bytes, 0);
-                read_exact_or_shutdown(&shard, &mut reader, &mut frame[buffered..]).await?;
-                frame
-            } else {
-                while buffer.len() < body_bytes {
-                    if !read_more(&shard, &mut reader, &mut buffer).await? {
-                        return Err("connection closed inside a frame".into());
+                    Some(Ok(None)) => {}
+                    Some(Err(reason)) => {
+                        // Closing our side ends the reader too (the client closes in turn).
+                        let _ = writer.close().await;
+                        if reason.starts_with(handlers::FAULT_INJECTION) {
+                            return Err(WriterError::Socket(reason));
+                        }
+                        return Err(WriterError::Encode(reason));
                     }
                 }
-                buffer.split_to(body_bytes)
-            };
-            let frame = frame.freeze();
-            let reply = match decode_request(frame.clone()) {
-                Ok(request) => handlers::handle(&shard, request, frame, peer).await,
-                Err(RequestError::Malformed(reason)) => return Err(reason),
-                Err(RequestError::Unsupported {
-                    api_key,
-                    api_version,
-                    correlation_id,
-                }) => {
-                    tracing::debug!(core = shard.core, %peer, api_key, api_version, "unsupported request");
-                    drop(frame);
-                    let answer = ChunkedFrame::from(encode_unsupported(api_key, correlation_id));
-                    Box::pin(std::future::ready(Ok(Some(answer))))
-                }
-            };
-            let task = glommio::spawn_local(async move {
-                let response = reply.await;
-                drop(permit);
-                response
-            });
-            if replies.send(task).await.is_err() {
-                return Ok(());
             }
-            if shard.is_shutting_down() {
-                return Ok(());
-            }
-        }
-    }
+            writer
+                .flush()
+                .await
+                .map_err(|e| WriterError::Socket(format!("flush: {e}")))?;
+            // The client may have gone already; nothing is lost if closing fails.
+            let _ = writer.close().await;
+            Ok(())
+        })
+    };
+
+    let outcome = catch_panic(
+        &shard,
+        read_requests(&shard, &mut reader, &replies, &in_flight, peer),
+    )
     .await;
+    let outcome = match outcome {
+        Ok(Ok(ReaderEnd::ClientClosed)) => {
+            client_gone.advance(1);
+            Ok(())
+        }
+        Ok(Ok(ReaderEnd::Stopped)) => Ok(()),
+        Ok(Err(reason)) | Err(reason) => Err(reason),
+    };
     if let Err(reason) = &outcome {
         tracing::warn!(core = shard.core, %peer, "closing connection: {reason}");
     }
     drop(replies);
     match writer_task.await {
-        Ok(()) => {}
+        Ok(()) | Err(WriterError::ClientGone) => {}
         // The client went away while answers were still going out: routine.
         Err(WriterError::Socket(reason)) => {
             tracing::debug!(core = shard.core, %peer, "connection closed: {reason}")
         }
-        // An answer could not be encoded: a bug in a handler.
+        // An answer could not be encoded, or its handler panicked: a bug.
         Err(WriterError::Encode(reason)) => {
             tracing::error!(core = shard.core, %peer, "connection closed: {reason}")
         }
     }
 }
 
-/// Reads what the socket has into `buffer`; `Ok(false)` at end of stream or when shutdown
-/// began while waiting.
+/// How the reader stopped without an error.
+enum ReaderEnd {
+    /// End of stream: the client closed (Kafka clients never half-close).
+    ClientClosed,
+    /// Shutdown began, or the writer went away.
+    Stopped,
+}
+
+/// Reads frames and hands each request's reply to the writer, until the stream ends.
+async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
+    shard: &Rc<Shard>,
+    reader: &mut R,
+    replies: &local_channel::LocalSender<glommio::Task<Response>>,
+    in_flight: &Cell<usize>,
+    peer: SocketAddr,
+) -> Result<ReaderEnd, String> {
+    let mut buffer = BytesMut::new();
+    loop {
+        let body_bytes = loop {
+            match frame_body_bytes(&buffer, shard.config.request_bytes_max)? {
+                Some(size) => break size,
+                None => {
+                    // Between frames the wait is idleness, unless requests are in flight
+                    // (a long-poll Fetch keeps a quiet connection busy).
+                    let timeout = if buffer.is_empty() && in_flight.get() == 0 {
+                        shard.config.connections_max_idle
+                    } else {
+                        shard.config.request_read_timeout
+                    };
+                    match read_more(shard, reader, &mut buffer, timeout).await? {
+                        Read::Some => {}
+                        Read::TimedOut if buffer.is_empty() && in_flight.get() > 0 => {}
+                        Read::TimedOut if buffer.is_empty() => {
+                            return Err(format!(
+                                "idle for {timeout:?} (--connections-max-idle-ms)"
+                            ));
+                        }
+                        Read::TimedOut => return Err(stalled(timeout)),
+                        Read::End if buffer.is_empty() => return Ok(ReaderEnd::ClientClosed),
+                        Read::End => return Err("connection closed inside a frame".into()),
+                        Read::Shutdown => return Ok(ReaderEnd::Stopped),
+                    }
+                }
+            }
+        };
+        buffer.advance(FRAME_PREFIX_BYTES);
+        let (frame, hold) = read_frame(shard, reader, &mut buffer, body_bytes).await?;
+        let frame = frame.freeze();
+        let reply = match decode_request(frame.clone()) {
+            Ok(request) => {
+                shard.fault_panic_for(request.header.client_id.as_deref());
+                handlers::handle(shard, request, frame, peer).await
+            }
+            Err(RequestError::Malformed(reason)) => return Err(reason),
+            Err(RequestError::Unsupported {
+                api_key,
+                api_version,
+                correlation_id,
+            }) => {
+                tracing::debug!(core = shard.core, %peer, api_key, api_version, "unsupported request");
+                drop(frame);
+                let answer = ChunkedFrame::from(encode_unsupported(api_key, correlation_id));
+                Box::pin(std::future::ready(Ok(Some(answer))))
+            }
+        };
+        let task = {
+            let shard = shard.clone();
+            glommio::spawn_local(async move {
+                let response = catch_panic(&shard, reply).await.and_then(|r| r);
+                drop(hold);
+                response
+            })
+        };
+        in_flight.set(in_flight.get() + 1);
+        if replies.send(task).await.is_err() || shard.is_shutting_down() {
+            return Ok(ReaderEnd::Stopped);
+        }
+    }
+}
+
+fn stalled(timeout: Duration) -> String {
+    format!("no bytes of a started frame for {timeout:?} (--request-read-timeout-ms)")
+}
+
+/// Takes the body of a frame of `body_bytes` off `buffer` and the socket, taking the core's
+/// budget for its bytes as they arrive.
+async fn read_frame<R: futures_lite::AsyncRead + Unpin>(
+    shard: &Shard,
+    reader: &mut R,
+    buffer: &mut BytesMut,
+    body_bytes: usize,
+) -> Result<(BytesMut, BudgetHold), String> {
+    let timeout = shard.config.request_read_timeout;
+    let mut hold = BudgetHold::new(&shard.buffered_bytes);
+    if body_bytes < OWN_BUFFER_FRAME_BYTES_MIN {
+        // Backpressure before taking a small frame off the socket.
+        hold.grow(body_bytes).await?;
+        while buffer.len() < body_bytes {
+            match read_more(shard, reader, buffer, timeout).await? {
+                Read::Some => {}
+                Read::TimedOut => return Err(stalled(timeout)),
+                Read::End => return Err("connection closed inside a frame".into()),
+                Read::Shutdown => return Err("shutting down inside a frame".into()),
+            }
+        }
+        return Ok((buffer.split_to(body_bytes), hold));
+    }
+    // The frame's own buffer. Its capacity is only reserved address space: memory is
+    // written (and budgeted) a step at a time, as the client's bytes arrive.
+    let buffered = buffer.len().min(body_bytes);
+    hold.grow(buffered).await?;
+    let mut frame = BytesMut::with_capacity(body_bytes);
+    frame.extend_from_slice(&buffer.split_to(buffered));
+    while frame.len() < body_bytes {
+        let step = (body_bytes - frame.len()).min(FRAME_READ_STEP_BYTES);
+        hold.grow(step).await?;
+        let start = frame.len();
+        frame.resize(start + step, 0);
+        let read = with_timeout(shard, timeout, reader.read_exact(&mut frame[start..])).await;
+        match read {
+            Some(Some(Ok(()))) => {}
+            Some(Some(Err(e))) => return Err(format!("read: {e}")),
+            Some(None) => return Err(stalled(timeout)),
+            None => return Err("shutting down inside a frame".into()),
+        }
+    }
+    Ok((frame, hold))
+}
+
+/// What one read from the socket gave.
+enum Read {
+    Some,
+    End,
+    TimedOut,
+    Shutdown,
+}
+
+/// Runs `future` until it resolves (`Some(Some(_))`), `timeout` passes (`Some(None)`) or
+/// shutdown begins (`None`).
+async fn with_timeout<T>(
+    shard: &Shard,
+    timeout: Duration,
+    future: impl Future<Output = T>,
+) -> Option<Option<T>> {
+    futures_lite::future::or(
+        async { Some(Some(future.await)) },
+        futures_lite::future::or(
+            async {
+                glommio::timer::sleep(timeout).await;
+                Some(None)
+            },
+            async {
+                shard.shutdown_started().await;
+                None
+            },
+        ),
+    )
+    .await
+}
+
+/// Reads what the socket has into `buffer`. An empty buffer reads into a small allocation
+/// (an idle connection waits there); a busy one into a full chunk.
 async fn read_more<R: futures_lite::AsyncRead + Unpin>(
     shard: &Shard,
     reader: &mut R,
     buffer: &mut BytesMut,
-) -> Result<bool, String> {
+    timeout: Duration,
+) -> Result<Read, String> {
     if shard.is_shutting_down() {
-        return Ok(false);
+        return Ok(Read::Shutdown);
     }
-    if buffer.capacity() - buffer.len() < READ_CHUNK_BYTES / 2 {
+    if buffer.is_empty() {
+        if !(IDLE_READ_BYTES..=4 * IDLE_READ_BYTES).contains(&buffer.capacity()) {
+            *buffer = BytesMut::with_capacity(IDLE_READ_BYTES);
+        }
+    } else if buffer.capacity() - buffer.len() < READ_CHUNK_BYTES / 2 {
         buffer.reserve(READ_CHUNK_BYTES);
     }
     let start = buffer.len();
     buffer.resize(buffer.capacity(), 0);
-    let read = futures_lite::future::or(
-        async { Some(reader.read(&mut buffer[start..]).await) },
-        async {
-            shard.shutdown_started().await;
-            None
-        },
-    )
-    .await;
+    let read = with_timeout(shard, timeout, reader.read(&mut buffer[start..])).await;
     let read = match read {
-        Some(Ok(read)) => read,
-        Some(Err(e)) => {
+        Some(Some(Ok(read))) => read,
+        Some(Some(Err(e))) => {
             buffer.truncate(start);
             return Err(format!("read: {e}"));
         }
-        None => 0,
+        Some(None) => {
+            buffer.truncate(start);
+            return Ok(Read::TimedOut);
+        }
+        None => {
+            buffer.truncate(start);
+            return Ok(Read::Shutdown);
+        }
     };
     buffer.truncate(start + read);
-    Ok(read > 0)
-}
-
-async fn read_exact_or_shutdown<R: futures_lite::AsyncRead + Unpin>(
-    shard: &Shard,
-    reader: &mut R,
-    out: &mut [u8],
-) -> Result<(), String> {
-    let read = futures_lite::future::or(async { Some(reader.read_exact(out).await) }, async {
-        shard.shutdown_started().await;
-        None
-    })
-    .await;
-    match read {
-        Some(Ok(())) => Ok(()),
-        Some(Err(e)) => Err(format!("read: {e}")),
-        None => Err("shutting down inside a frame".into()),
-    }
+    Ok(if read > 0 { Read::Some } else { Read::End })
 }

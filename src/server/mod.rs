@@ -71,12 +71,19 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
     }
     let core_ports = Arc::new(core_ports);
     let ports: Vec<String> = core_ports.iter().map(u16::to_string).collect();
-    // Scripts and tests read this line to learn the ports.
-    println!(
-        "spindle listening on {bootstrap} (cores {cores}, core ports {}, data {})",
-        ports.join(","),
-        config.data_dir.display()
-    );
+    // Scripts and tests read this line to learn the ports. Nobody reading stdout is no
+    // reason to stop (println! would panic on a closed pipe).
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(
+            stdout,
+            "spindle listening on {bootstrap} (cores {cores}, core ports {}, data {})",
+            ports.join(","),
+            config.data_dir.display()
+        );
+        let _ = stdout.flush();
+    }
 
     block_shutdown_signals()?;
     let config = Arc::new(config);
@@ -110,15 +117,40 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
         .name("spindle-signals".into())
         .spawn(move || wait_for_shutdown_signal(signal_control))
         .map_err(|e| format!("starting the signal thread: {e}"))?;
-    let mut failure = None;
+    // One watcher thread per core reports when its executor ends, however it ends (a panic
+    // anywhere on that core unwinds out of its executor), so the first failure is seen at
+    // once, not when the cores before it in line have been joined.
+    let (exits, exited) = std::sync::mpsc::channel();
     for (core, handle) in executors.into_iter().enumerate() {
-        match handle.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(reason)) => failure = Some(format!("core {core}: {reason}")),
-            Err(e) => failure = Some(format!("core {core} stopped: {e}")),
-        }
-        // One core failing stops the others.
-        if failure.is_some() {
+        let exits = exits.clone();
+        std::thread::Builder::new()
+            .name(format!("spindle-watch-{core}"))
+            .spawn(move || {
+                let outcome = match handle.join() {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(reason)) => Err(reason),
+                    Err(e) => Err(format!("stopped: {e}")),
+                };
+                let _ = exits.send((core, outcome));
+            })
+            .map_err(|e| format!("starting core {core}'s watcher: {e}"))?;
+    }
+    drop(exits);
+    let mut failure: Option<String> = None;
+    for ended in 0..cores {
+        // Once a core has failed, the others get a bounded time to stop cleanly: a core
+        // that died may hold what they wait for, and a half-alive broker must not linger.
+        let next = match &failure {
+            None => exited.recv().ok(),
+            Some(_) => exited.recv_timeout(SHUTDOWN_DRAIN_MAX).ok(),
+        };
+        let Some((core, outcome)) = next else {
+            tracing::error!("{} cores did not stop in time", cores - ended);
+            break;
+        };
+        if let Err(reason) = outcome {
+            tracing::error!(core, "core failed: {reason}; stopping the broker");
+            failure.get_or_insert(format!("core {core}: {reason}"));
             control.shutdown_all();
         }
     }
@@ -276,6 +308,13 @@ async fn run_core(
                 glommio::timer::sleep(GROUP_TICK_INTERVAL).await;
                 shard.groups.tick().await;
             }
+        })
+        .detach();
+    }
+    if config.fault_panic_core == Some(core) {
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(Duration::from_millis(200)).await;
+            panic!("fault injection: core {core} panics outside any connection");
         })
         .detach();
     }

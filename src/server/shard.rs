@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -74,6 +75,10 @@ pub struct Shard {
     /// Produce responses sent since start, for `--fault-drop-produce-response-every`.
     produce_responses: Cell<u64>,
     pub connections: Cell<usize>,
+    /// Connections per client address, for `--max-connections-per-ip`.
+    connections_by_ip: RefCell<HashMap<IpAddr, usize>>,
+    /// Handler panics caught since start (each closed its connection).
+    pub connection_panics: Cell<u64>,
     shutting_down: Cell<bool>,
     shutdown: Event,
 }
@@ -101,6 +106,8 @@ impl Shard {
             producer_ids,
             produce_responses: Cell::new(0),
             connections: Cell::new(0),
+            connections_by_ip: RefCell::new(HashMap::new()),
+            connection_panics: Cell::new(0),
             shutting_down: Cell::new(false),
             shutdown: Event::default(),
         }
@@ -159,6 +166,58 @@ impl Shard {
         let count = self.produce_responses.get() + 1;
         self.produce_responses.set(count);
         count.is_multiple_of(every)
+    }
+
+    /// Counts a new connection from `ip`, or says why it is refused.
+    pub fn admit_connection(&self, ip: IpAddr) -> Result<(), String> {
+        if self.connections.get() >= self.config.connections_per_core_max {
+            return Err(format!(
+                "this core already serves {} connections (--max-connections-per-core)",
+                self.connections.get()
+            ));
+        }
+        let mut by_ip = self.connections_by_ip.borrow_mut();
+        let from_ip = by_ip.entry(ip).or_insert(0);
+        if *from_ip >= self.config.connections_per_ip_max {
+            return Err(format!(
+                "{ip} already holds {from_ip} connections to this core (--max-connections-per-ip)"
+            ));
+        }
+        *from_ip += 1;
+        self.connections.set(self.connections.get() + 1);
+        Ok(())
+    }
+
+    /// Forgets a connection that [`Shard::admit_connection`] counted.
+    pub fn release_connection(&self, ip: IpAddr) {
+        let mut by_ip = self.connections_by_ip.borrow_mut();
+        let from_ip = by_ip
+            .get_mut(&ip)
+            .expect("a released connection was admitted");
+        *from_ip -= 1;
+        if *from_ip == 0 {
+            by_ip.remove(&ip);
+        }
+        self.connections.set(self.connections.get() - 1);
+    }
+
+    /// Counts a handler panic that closed its connection.
+    pub fn count_connection_panic(&self) {
+        self.connection_panics.set(self.connection_panics.get() + 1);
+        tracing::error!(
+            core = self.core,
+            panics = self.connection_panics.get(),
+            "a connection closed after a panic in its request handler"
+        );
+    }
+
+    /// Fault injection (`--fault-panic-client-id`): panics for a request of that client.
+    pub fn fault_panic_for(&self, client_id: Option<&str>) {
+        if let Some(wanted) = &self.config.fault_panic_client_id
+            && client_id == Some(wanted.as_str())
+        {
+            panic!("fault injection: a request from client id {wanted}");
+        }
     }
 
     pub fn is_shutting_down(&self) -> bool {

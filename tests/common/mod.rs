@@ -25,6 +25,11 @@ pub struct Broker {
 impl Broker {
     /// Starts `spindle serve` with two unpinned cores on ephemeral ports.
     pub fn start(data_dir: &Path, extra_args: &[&str]) -> Broker {
+        Broker::start_with_stderr(data_dir, extra_args, Stdio::inherit())
+    }
+
+    /// [`Broker::start`] with the broker's stderr going to `stderr`.
+    pub fn start_with_stderr(data_dir: &Path, extra_args: &[&str], stderr: Stdio) -> Broker {
         let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
             .args([
                 "serve",
@@ -42,6 +47,7 @@ impl Broker {
                 std::env::var("RUST_LOG").unwrap_or("warn".into()),
             )
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .expect("start spindle");
         let stdout = child.stdout.take().expect("stdout");
@@ -97,6 +103,24 @@ impl Broker {
         }
     }
 
+    /// The broker's stderr, when started with it piped.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.as_mut()?.stderr.take()
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; its status, or `None`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -136,7 +160,11 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn connect(address: &str) -> RawClient {
-        let stream = TcpStream::connect(address).expect("connect");
+        RawClient::from_stream(TcpStream::connect(address).expect("connect"))
+    }
+
+    /// A client on a connection made elsewhere (from a chosen source address, say).
+    pub fn from_stream(stream: TcpStream) -> RawClient {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();

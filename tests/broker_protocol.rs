@@ -1132,3 +1132,126 @@ fn huge_counts_in_small_requests_close_only_their_connection() {
         assert_eq!(response.error_code, 0, "core {core} still serves");
     }
 }
+
+/// Kafka answers a partition's error with empty records, never null: librdkafka rejects a
+/// whole Fetch response with a null there and loops forever without seeing the error.
+#[test]
+fn errored_fetch_partitions_carry_empty_records_at_every_version() {
+    let dir = temp_dir("fetch-errors");
+    let broker = Broker::start(dir.path(), &["--auto-create-topics", "false"]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    create_topic(&mut admin, "errs", 2);
+    let topic_id = metadata(&mut admin, "errs").topics[0].topic_id;
+    let owner = leader(&mut admin, "errs", 0);
+    let mut client = RawClient::connect(&broker.core_address(owner));
+    let _: ProduceResponse = client.call(
+        ApiKey::Produce,
+        9,
+        &produce_request("errs", vec![(0, batch(&["one"]))], 1),
+    );
+    let (min, max) = SUPPORTED_APIS
+        .iter()
+        .find(|(key, _, _)| *key == ApiKey::Fetch)
+        .map(|&(_, min, max)| (min, max))
+        .unwrap();
+    for version in min..=max {
+        let mut request = fetch_request("errs", topic_id, 0, 1_000);
+        // Partition 1 lives on the other core; partition 9 does not exist.
+        for partition in [1, 9] {
+            let mut wanted = request.topics[0].partitions[0].clone();
+            wanted.partition = partition;
+            wanted.fetch_offset = 0;
+            request.topics[0].partitions.push(wanted);
+        }
+        let response: FetchResponse = client.call(ApiKey::Fetch, version, &request);
+        let partitions = &response.responses[0].partitions;
+        let codes: Vec<i16> = partitions.iter().map(|p| p.error_code).collect();
+        // OFFSET_OUT_OF_RANGE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION.
+        assert_eq!(codes, vec![1, 6, 3], "v{version}");
+        for partition in partitions {
+            assert_eq!(
+                partition.records.as_deref(),
+                Some(&[][..]),
+                "v{version} partition {}: records must be empty, not null",
+                partition.partition_index
+            );
+        }
+    }
+}
+
+#[test]
+fn transaction_coordinator_lookups_fail_fast_with_a_fatal_error() {
+    let dir = temp_dir("txn-coordinator");
+    let broker = Broker::start(dir.path(), &[]);
+    let mut client = RawClient::connect(&broker.bootstrap);
+    for version in 1..=4 {
+        let mut request = FindCoordinatorRequest::default().with_key_type(1);
+        if version >= 4 {
+            request.coordinator_keys = vec![StrBytes::from_static_str("txn-1")];
+        } else {
+            request.key = StrBytes::from_static_str("txn-1");
+        }
+        let response: FindCoordinatorResponse =
+            client.call(ApiKey::FindCoordinator, version, &request);
+        let code = if version >= 4 {
+            response.coordinators[0].error_code
+        } else {
+            response.error_code
+        };
+        // TRANSACTIONAL_ID_AUTHORIZATION_FAILED: fatal in the Java client and librdkafka;
+        // COORDINATOR_NOT_AVAILABLE would be retried until the client's own timeout.
+        assert_eq!(code, 53, "v{version}");
+    }
+}
+
+#[test]
+fn list_offsets_max_timestamp_finds_the_first_record_with_the_largest_timestamp() {
+    use spindle::protocol::record_batch::build_batch_with_timestamps;
+    let dir = temp_dir("max-timestamp");
+    let broker = Broker::start(dir.path(), &["--auto-create-topics", "false"]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    create_topic(&mut admin, "times", 1);
+    let owner = leader(&mut admin, "times", 0);
+    let mut client = RawClient::connect(&broker.core_address(owner));
+    let list = |client: &mut RawClient, version: i16| -> (i16, i64, i64) {
+        let response: ListOffsetsResponse = client.call(
+            ApiKey::ListOffsets,
+            version,
+            &ListOffsetsRequest::default().with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(name("times"))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(-3),
+                    ]),
+            ]),
+        );
+        let partition = &response.topics[0].partitions[0];
+        (partition.error_code, partition.offset, partition.timestamp)
+    };
+    assert_eq!(list(&mut client, 7), (0, -1, -1), "an empty log");
+    // Offsets 0-1 at t and t+1, 2-3 at t+900 and t+500, 4 at t+900 again, 5 at t+100.
+    let t = 1_700_000_000_000i64;
+    for timestamps in [
+        vec![t, t + 1],
+        vec![t + 900, t + 500],
+        vec![t + 900],
+        vec![t + 100],
+    ] {
+        let records: Vec<(i64, Option<&[u8]>, &[u8])> =
+            timestamps.iter().map(|&ts| (ts, None, &b"v"[..])).collect();
+        let _: ProduceResponse = client.call(
+            ApiKey::Produce,
+            9,
+            &produce_request(
+                "times",
+                vec![(0, Bytes::from(build_batch_with_timestamps(&records)))],
+                -1,
+            ),
+        );
+    }
+    for version in 7..=10 {
+        assert_eq!(list(&mut client, version), (0, 2, t + 900), "v{version}");
+    }
+}

@@ -135,3 +135,28 @@ fn python_confluent_kafka_consumer_group_shares_and_commits() {
     );
     assert!(stdout.starts_with("OK 4000"), "{stdout}");
 }
+
+#[test]
+fn python_confluent_kafka_recovers_from_out_of_range_and_refused_transactions() {
+    require("/usr/bin/python3", &["-c", "import confluent_kafka"]);
+    let dir = temp_dir("python-faults");
+    let broker = Broker::start(dir.path(), &["--group-initial-rebalance-delay-ms", "100"]);
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/confluent_kafka_faults.py");
+    let output = Command::new("timeout")
+        .arg("90")
+        .arg("/usr/bin/python3")
+        .arg(script)
+        .arg(&broker.bootstrap)
+        .arg("faults_from_python")
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "python fault checks failed ({:?}): {stdout}",
+        output.status
+    );
+    assert!(stdout.starts_with("OK"), "{stdout}");
+}

@@ -330,10 +330,12 @@ impl Group {
     /// Whether `request` shares the group's protocol type and at least one protocol with
     /// every current member.
     fn supports(&self, request: &JoinRequest) -> bool {
-        if self
-            .protocol_type
-            .as_deref()
-            .is_some_and(|t| t != request.protocol_type)
+        // An empty group keeps its last protocol type but takes members of any type.
+        if self.state != GroupState::Empty
+            && self
+                .protocol_type
+                .as_deref()
+                .is_some_and(|t| t != request.protocol_type)
         {
             return false;
         }
@@ -503,8 +505,9 @@ impl Group {
         if self.members.is_empty() {
             self.state = GroupState::Empty;
             self.leader = None;
+            // Kafka keeps the protocol type of a group that empties; clients list it as a
+            // consumer group by it.
             self.protocol_name = None;
-            self.protocol_type = None;
             return;
         }
         self.protocol_type = Some(self.members[0].protocol_type.clone());
@@ -969,6 +972,18 @@ mod tests {
         );
         assert_eq!(group.state, GroupState::Empty);
         assert!(group.members.is_empty());
+        // Kafka keeps an emptied group's protocol type: clients tell consumer groups from
+        // simple ones by it.
+        assert_eq!(group.protocol_type.as_deref(), Some("consumer"));
+        // An empty group takes members of any protocol type again.
+        let mut connect = join_request("", &["sessioned"]);
+        connect.protocol_type = "connect".into();
+        connect.group_instance_id = Some("worker-1".into());
+        let join = pending(group.join(connect, &CONFIG, || "c1".into(), now));
+        group.tick(&CONFIG, now + Duration::from_secs(60));
+        let result = join.try_recv().unwrap();
+        assert_eq!(result.error, ErrorCode::None);
+        assert_eq!(group.protocol_type.as_deref(), Some("connect"));
     }
 
     #[test]

@@ -679,6 +679,18 @@ impl<S: Storage> PartitionLog<S> {
         Ok(out)
     }
 
+    /// The largest record timestamp the log holds, -1 if none (ListOffsets -3 asks for the
+    /// first record carrying it).
+    pub fn max_timestamp(&self) -> i64 {
+        let state = self.inner.state.borrow();
+        state
+            .segments
+            .iter()
+            .map(|segment| segment.max_timestamp)
+            .max()
+            .unwrap_or(-1)
+    }
+
     /// The first offset whose record timestamp is at least `timestamp` (Kafka's ListOffsets
     /// by timestamp), with that record's timestamp; `None` if no visible record qualifies.
     pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {

@@ -130,7 +130,9 @@ async fn read_all(topics: &[WantedTopic], max_bytes: usize) -> (Vec<FetchedTopic
                 high_watermark: -1,
                 last_stable_offset: -1,
                 log_start_offset: -1,
-                records: None,
+                // Empty, never null, even beside an error: librdkafka rejects the whole
+                // response on a null records field and never sees the error.
+                records: Some(Vec::new()),
             };
             match &wanted.log {
                 Err(code) => {

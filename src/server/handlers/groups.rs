@@ -56,8 +56,10 @@ pub fn find_coordinator(
     let cores = shard.core_ports.len() as u32;
     let locate = |key: &str| -> (ErrorCode, i32, i32) {
         if request.key_type != KEY_TYPE_GROUP {
-            // Transaction coordinators arrive with transactions.
-            return (ErrorCode::CoordinatorNotAvailable, -1, -1);
+            // Until transactions are served, a transactional producer must fail at once.
+            // COORDINATOR_NOT_AVAILABLE is retriable: clients retry it until their own
+            // timeout (15-60 s). Every client treats this one as fatal.
+            return (ErrorCode::TransactionalIdAuthorizationFailed, -1, -1);
         }
         if key.is_empty() {
             return (ErrorCode::InvalidGroupId, -1, -1);
@@ -87,6 +89,7 @@ pub fn find_coordinator(
                         })
                         .with_port(port)
                         .with_error_code(error.code())
+                        .with_error_message(refusal(error))
                 })
                 .collect(),
         )
@@ -94,6 +97,7 @@ pub fn find_coordinator(
         let (error, node, port) = locate(request.key.as_str());
         FindCoordinatorResponse::default()
             .with_error_code(error.code())
+            .with_error_message(refusal(error).filter(|_| context.api_version >= 1))
             .with_node_id(BrokerId(node))
             .with_host(if error == ErrorCode::None {
                 host
@@ -103,6 +107,12 @@ pub fn find_coordinator(
             .with_port(port)
     };
     context.respond(ResponseKind::FindCoordinator(response))
+}
+
+/// The message beside a refused transaction coordinator lookup.
+fn refusal(error: ErrorCode) -> Option<StrBytes> {
+    (error == ErrorCode::TransactionalIdAuthorizationFailed)
+        .then(|| StrBytes::from_static_str("transactions are not supported by this broker yet"))
 }
 
 fn join_response(context: &RequestContext, result: JoinResult) -> Response {

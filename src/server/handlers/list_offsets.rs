@@ -1,7 +1,7 @@
 //! ListOffsets: earliest (-2, and -4 "earliest local"), latest (-1, the high watermark under
 //! read_uncommitted), -5 (nothing pending upload: no tiered storage) and by timestamp (the
-//! first offset whose record timestamp is at least the one asked) for the partitions this
-//! core owns. -3 (the offset of the largest timestamp) is not served yet.
+//! first offset whose record timestamp is at least the one asked), and -3 (v7+: the first
+//! record with the largest timestamp) for the partitions this core owns.
 
 use std::rc::Rc;
 
@@ -16,6 +16,8 @@ use crate::server::shard::Shard;
 
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
+/// v7+: the first record carrying the log's largest timestamp.
+const MAX_TIMESTAMP: i64 = -3;
 /// v8+: the earliest offset still on local disk; without tiered storage, the log start.
 const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
 /// v9+: the earliest offset not yet uploaded to tiered storage; none here.
@@ -47,7 +49,11 @@ pub async fn list_offsets(
                     }
                     EARLIEST_PENDING_UPLOAD_TIMESTAMP => answer,
                     LATEST_TIMESTAMP => answer.with_offset(log.high_watermark()),
-                    timestamp if timestamp >= 0 => {
+                    timestamp if timestamp >= 0 || timestamp == MAX_TIMESTAMP => {
+                        let timestamp = match timestamp {
+                            MAX_TIMESTAMP => log.max_timestamp(),
+                            timestamp => timestamp,
+                        };
                         match log.offset_for_timestamp(timestamp).await {
                             Ok(Some(found)) => answer
                                 .with_offset(found.offset)
@@ -56,7 +62,7 @@ pub async fn list_offsets(
                             Err(error) => answer.with_error_code(ErrorCode::from(&error).code()),
                         }
                     }
-                    // -3 (max timestamp) and later special values are not served yet.
+                    // Special values newer than this table (v11's -6: latest tiered).
                     _ => answer.with_error_code(ErrorCode::InvalidRequest.code()),
                 },
             };

@@ -1,0 +1,75 @@
+"""What librdkafka (Debian's python3-confluent-kafka) sees when things go wrong.
+
+1. A consumer positioned past the end of a partition gets OFFSET_OUT_OF_RANGE and
+   auto.offset.reset=earliest takes it back to the start: it reads every message (a null
+   records field beside the error used to make it reject the response and loop forever).
+2. A transactional producer fails fast with a fatal error instead of retrying the
+   coordinator lookup until its own timeout.
+3. A consumer group whose members all left keeps protocol type "consumer".
+
+Prints "OK" and exits 0 when all hold; exits non-zero with the reason otherwise.
+
+Usage: python3 confluent_kafka_faults.py BOOTSTRAP TOPIC
+"""
+import sys
+import time
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+bootstrap, topic = sys.argv[1], sys.argv[2]
+count = 100
+
+admin = AdminClient({"bootstrap.servers": bootstrap})
+for _, future in admin.create_topics([NewTopic(topic, 1, 1)]).items():
+    future.result(timeout=10)
+producer = Producer({"bootstrap.servers": bootstrap})
+for i in range(count):
+    producer.produce(topic, value=f"m{i}".encode())
+assert producer.flush(10) == 0, "messages left undelivered"
+
+# 1. Past the end: reset to earliest and read everything.
+consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-reset",
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+consumer.assign([TopicPartition(topic, 0, count + 1000)])
+values = []
+deadline = time.time() + 20
+while len(values) < count and time.time() < deadline:
+    message = consumer.poll(0.5)
+    if message is not None and message.error() is None:
+        values.append(message.value())
+consumer.close()
+if len(values) != count:
+    sys.exit(f"out-of-range reset: read {len(values)} of {count} messages")
+
+# 2. Transactions: a fatal error well before librdkafka's 60 s default timeout.
+transactional = Producer({"bootstrap.servers": bootstrap, "transactional.id": "faults-txn"})
+started = time.time()
+try:
+    transactional.init_transactions(30)
+    sys.exit("init_transactions succeeded on a broker without transactions")
+except KafkaException as e:
+    error = e.args[0]
+    elapsed = time.time() - started
+    if elapsed > 10:
+        sys.exit(f"init_transactions took {elapsed:.1f} s to fail: {error}")
+    if not error.fatal():
+        sys.exit(f"init_transactions failed with a non-fatal error: {error}")
+
+# 3. A group that empties keeps its protocol type.
+member = Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-group",
+                   "auto.offset.reset": "earliest"})
+member.subscribe([topic])
+deadline = time.time() + 20
+while not member.assignment() and time.time() < deadline:
+    member.poll(0.2)
+if not member.assignment():
+    sys.exit("the group member got no assignment")
+member.close()
+# Debian's client has the older ListGroups/DescribeGroups call.
+groups = [g for g in admin.list_groups("faults-group", timeout=10) if g.id == "faults-group"]
+if len(groups) != 1:
+    sys.exit(f"the group is not listed: {groups}")
+if groups[0].protocol_type != "consumer":
+    sys.exit(f"an emptied consumer group reports protocol type {groups[0].protocol_type!r}")
+print("OK")

@@ -44,6 +44,8 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
     tracing::debug!("RLIMIT_MEMLOCK soft limit {memlock} bytes");
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
+    // Before anything reads or writes it; held until this function returns.
+    let _data_dir_lock = crate::storage::dir_lock::lock_data_dir(&config.data_dir)?;
     let cores = config.cores();
     let snapshot = Arc::new(load_metadata(&config.data_dir, cores as u32)?);
 

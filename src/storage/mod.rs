@@ -8,11 +8,13 @@
 //! | `sim`    | an in-memory, fault-injecting device for deterministic tests |
 //! | `wait`   | single-threaded watermarks and events |
 //! | `config` | per-log settings and their validation |
+//! | `dir_lock` | the exclusive lock on a data directory |
 //!
 //! Every log is owned by one core's executor; nothing here is `Send` or locked.
 
 pub mod config;
 mod copy;
+pub mod dir_lock;
 pub mod error;
 pub mod index;
 pub mod io;

@@ -1239,7 +1239,7 @@ fn list_offsets_max_timestamp_finds_the_first_record_with_the_largest_timestamp(
         vec![t + 900],
         vec![t + 100],
     ] {
-        let records: Vec<(i64, Option<&[u8]>, &[u8])> =
+        let records: Vec<spindle::protocol::record_batch::TimedRecord> =
             timestamps.iter().map(|&ts| (ts, None, &b"v"[..])).collect();
         let _: ProduceResponse = client.call(
             ApiKey::Produce,
@@ -1254,4 +1254,61 @@ fn list_offsets_max_timestamp_finds_the_first_record_with_the_largest_timestamp(
     for version in 7..=10 {
         assert_eq!(list(&mut client, version), (0, 2, t + 900), "v{version}");
     }
+}
+
+/// What Kafka's LogValidator refuses, refused here too, per partition: the high watermark
+/// does not move and the next good batch gets the next offset.
+#[test]
+fn batches_whose_records_contradict_their_header_are_refused() {
+    use spindle::protocol::compression::{Codec, compress_batch};
+    let dir = temp_dir("lying-batches");
+    let broker = Broker::start(dir.path(), &["--auto-create-topics", "false"]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    create_topic(&mut admin, "lies", 1);
+    let owner = leader(&mut admin, "lies", 0);
+    let mut client = RawClient::connect(&broker.core_address(owner));
+    // Records_count and last_offset_delta rewritten to `count`, CRC recomputed.
+    let recount = |batch: &[u8], count: i32| -> Bytes {
+        let mut out = batch.to_vec();
+        out[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+        out[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = crc32c::crc32c(&out[21..]);
+        out[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(out)
+    };
+    let values: Vec<String> = (0..20).map(|i| format!("record {i}")).collect();
+    let plain = batch(&values.iter().map(String::as_str).collect::<Vec<_>>());
+    let zstd = compress_batch(&plain, Codec::Zstd).unwrap();
+    let mut corrupt_lz4 = compress_batch(&plain, Codec::Lz4).unwrap();
+    let middle = 61 + (corrupt_lz4.len() - 61) / 2;
+    corrupt_lz4[middle] ^= 0xff;
+    let crc = crc32c::crc32c(&corrupt_lz4[21..]);
+    corrupt_lz4[17..21].copy_from_slice(&crc.to_be_bytes());
+    let produce = |client: &mut RawClient, records: Bytes| -> (i16, i64) {
+        let response: ProduceResponse = client.call(
+            ApiKey::Produce,
+            9,
+            &produce_request("lies", vec![(0, records)], -1),
+        );
+        let partition = &response.responses[0].partition_responses[0];
+        (partition.error_code, partition.base_offset)
+    };
+    for (what, lying) in [
+        (
+            "20 records counted as 1,000,000 (zstd)",
+            recount(&zstd, 1_000_000),
+        ),
+        ("20 records counted as 3 (zstd)", recount(&zstd, 3)),
+        ("20 records counted as 3", recount(&plain, 3)),
+        ("a corrupt lz4 payload", Bytes::from(corrupt_lz4.clone())),
+    ] {
+        let (code, _) = produce(&mut client, lying);
+        assert!(code == 2 || code == 87, "{what}: error {code}");
+    }
+    assert_eq!(
+        produce(&mut client, Bytes::from(zstd)),
+        (0, 0),
+        "offsets not consumed"
+    );
+    assert_eq!(produce(&mut client, plain), (0, 20));
 }

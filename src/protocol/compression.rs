@@ -1,7 +1,7 @@
 //! Record-batch compression codecs (the low three bits of a batch's attributes). Pure
-//! functions over byte slices; used by the bench's native engine to build compressed
-//! batches and to read its own records back. The broker itself never recompresses: it
-//! stores what producers send.
+//! functions over byte slices. The broker decompresses a produced batch only to validate
+//! its records (it stores what producers send, never recompresses); the bench's native
+//! engine compresses its batches with lz4 or zstd and reads them back.
 //!
 //! Kafka compresses the records section only (everything after the 61-byte batch header);
 //! the header's `records_count`, offsets and timestamps stay readable.
@@ -15,12 +15,93 @@ use super::record_batch::{
 /// Attribute bits that name the codec.
 const CODEC_MASK: u16 = 0x07;
 
-/// A codec of Kafka's batch attributes. Gzip (1) and snappy (2) are not built in.
+/// A codec the bench compresses with (Kafka's attribute bits in [`Codec::id`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
     None,
     Lz4,
     Zstd,
+}
+
+/// Most bytes one batch's records may decompress to. Kafka bounds only the compressed
+/// size; a ratio this high is a decompression bomb rather than a batch, and refusing it
+/// bounds what validating one batch can allocate.
+pub const DECOMPRESSED_RECORDS_BYTES_MAX: usize = 256 << 20;
+
+/// The snappy-java ("xerial") stream header Kafka's Java client writes before its blocks:
+/// magic, then version and compatible version (i32 each).
+const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\0";
+const XERIAL_HEADER_BYTES: usize = 16;
+
+/// The records section of a batch compressed with codec `id` (attribute bits 0-2),
+/// decompressed; an error for a corrupt stream, an unknown codec, or more than `bytes_max`
+/// bytes of output.
+pub fn decompress_records(id: u16, compressed: &[u8], bytes_max: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let limit = bytes_max as u64 + 1;
+    match id {
+        0 => out.extend_from_slice(compressed),
+        1 => {
+            flate2::read::GzDecoder::new(compressed)
+                .take(limit)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("gzip: {e}"))?;
+        }
+        2 => decompress_snappy(compressed, bytes_max, &mut out)?,
+        3 => {
+            lz4_flex::frame::FrameDecoder::new(compressed)
+                .take(limit)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("lz4: {e}"))?;
+        }
+        4 => {
+            zstd::stream::read::Decoder::new(compressed)
+                .and_then(|decoder| decoder.take(limit).read_to_end(&mut out))
+                .map_err(|e| format!("zstd: {e}"))?;
+        }
+        other => return Err(format!("unknown compression codec {other}")),
+    }
+    if out.len() > bytes_max {
+        return Err(format!("records decompress to more than {bytes_max} bytes"));
+    }
+    Ok(out)
+}
+
+/// Snappy as Kafka clients write it: the Java client's xerial framing (a header, then
+/// blocks of `length: i32` + raw snappy), or one raw snappy block.
+fn decompress_snappy(compressed: &[u8], bytes_max: usize, out: &mut Vec<u8>) -> Result<(), String> {
+    let mut decoder = snap::raw::Decoder::new();
+    let mut block = |raw: &[u8], out: &mut Vec<u8>| -> Result<(), String> {
+        // The declared length comes from the wire: check it before it sizes anything.
+        let length = snap::raw::decompress_len(raw).map_err(|e| format!("snappy: {e}"))?;
+        if out.len() + length > bytes_max {
+            return Err(format!("records decompress to more than {bytes_max} bytes"));
+        }
+        let start = out.len();
+        out.resize(start + length, 0);
+        decoder
+            .decompress(raw, &mut out[start..])
+            .map_err(|e| format!("snappy: {e}"))?;
+        Ok(())
+    };
+    if !compressed.starts_with(XERIAL_MAGIC) {
+        return block(compressed, out);
+    }
+    let mut rest = compressed
+        .get(XERIAL_HEADER_BYTES..)
+        .ok_or("snappy: a truncated xerial header")?;
+    while !rest.is_empty() {
+        let length = rest
+            .get(..4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or("snappy: a truncated block length")?;
+        let raw = rest
+            .get(4..4 + length)
+            .ok_or("snappy: a block longer than the batch")?;
+        block(raw, out)?;
+        rest = &rest[4 + length..];
+    }
+    Ok(())
 }
 
 impl Codec {
@@ -30,17 +111,6 @@ impl Codec {
             Codec::None => 0,
             Codec::Lz4 => 3,
             Codec::Zstd => 4,
-        }
-    }
-
-    fn from_id(id: u16) -> Result<Codec, String> {
-        match id {
-            0 => Ok(Codec::None),
-            3 => Ok(Codec::Lz4),
-            4 => Ok(Codec::Zstd),
-            1 => Err("gzip batches are not supported here".into()),
-            2 => Err("snappy batches are not supported here".into()),
-            other => Err(format!("unknown compression codec {other}")),
         }
     }
 }
@@ -75,23 +145,8 @@ pub fn decompress_batch(batch: &[u8]) -> Result<Vec<u8>, String> {
     let records = batch
         .get(RECORD_BATCH_HEADER_BYTES..header.size_bytes())
         .ok_or("batch shorter than its length")?;
-    let plain = match Codec::from_id(header.attributes as u16 & CODEC_MASK)? {
-        Codec::None => return Ok(batch[..header.size_bytes()].to_vec()),
-        Codec::Lz4 => {
-            let mut out = Vec::new();
-            lz4_flex::frame::FrameDecoder::new(records)
-                .read_to_end(&mut out)
-                .map_err(|e| format!("lz4: {e}"))?;
-            out
-        }
-        Codec::Zstd => {
-            let mut out = Vec::new();
-            zstd::stream::read::Decoder::new(records)
-                .and_then(|mut decoder| decoder.read_to_end(&mut out))
-                .map_err(|e| format!("zstd: {e}"))?;
-            out
-        }
-    };
+    let codec = header.attributes as u16 & CODEC_MASK;
+    let plain = decompress_records(codec, records, DECOMPRESSED_RECORDS_BYTES_MAX)?;
     let attributes = header.attributes as u16 & !CODEC_MASK;
     Ok(reframe(batch, attributes, &plain))
 }
@@ -146,6 +201,9 @@ mod tests {
         let mut gzip = plain.clone();
         gzip[ATTRIBUTES_POS + 1] |= 1;
         assert!(decompress_batch(&gzip).unwrap_err().contains("gzip"));
+        let mut unknown = plain.clone();
+        unknown[ATTRIBUTES_POS + 1] |= 6;
+        assert!(decompress_batch(&unknown).unwrap_err().contains("codec 6"));
         assert!(compress_batch(&compress_batch(&plain, Codec::Zstd).unwrap(), Codec::Lz4).is_err());
     }
 }

@@ -63,10 +63,14 @@ impl ErrorCode {
 impl From<&BatchError> for ErrorCode {
     fn from(error: &BatchError) -> ErrorCode {
         match error {
-            BatchError::BadLength { .. } | BatchError::BadMagic(_) | BatchError::BadCrc { .. } => {
-                ErrorCode::CorruptMessage
+            BatchError::BadLength { .. }
+            | BatchError::BadMagic(_)
+            | BatchError::BadCrc { .. }
+            | BatchError::BadCompression(_)
+            | BatchError::BadRecord(_) => ErrorCode::CorruptMessage,
+            BatchError::BadRecordCount { .. } | BatchError::BadOffsetDelta { .. } => {
+                ErrorCode::InvalidRecord
             }
-            BatchError::BadRecordCount { .. } => ErrorCode::InvalidRecord,
         }
     }
 }

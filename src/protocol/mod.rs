@@ -9,6 +9,7 @@ pub mod compression;
 pub mod error_code;
 pub mod fetch_response;
 pub mod record_batch;
+pub mod record_validation;
 pub mod request_bounds;
 pub mod request_schema;
 

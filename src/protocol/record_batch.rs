@@ -55,6 +55,12 @@ pub enum BatchError {
         records_count: i32,
         last_offset_delta: i32,
     },
+    /// The records section does not decompress (corrupt stream, unknown codec, a bomb).
+    BadCompression(String),
+    /// The records do not match the header: a record's framing, or their number.
+    BadRecord(String),
+    /// A record's offset delta is not its position in the batch.
+    BadOffsetDelta { index: i32, offset_delta: i64 },
 }
 
 impl std::fmt::Display for BatchError {
@@ -83,6 +89,12 @@ impl std::fmt::Display for BatchError {
                 f,
                 "records_count {records_count} inconsistent with last_offset_delta {last_offset_delta}"
             ),
+            BatchError::BadCompression(reason) => write!(f, "records do not decompress: {reason}"),
+            BatchError::BadRecord(reason) => write!(f, "malformed records: {reason}"),
+            BatchError::BadOffsetDelta {
+                index,
+                offset_delta,
+            } => write!(f, "record {index} has offset delta {offset_delta}"),
         }
     }
 }
@@ -188,7 +200,9 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 }
 
 /// Checks that `batch` is exactly one well-formed RecordBatch v2 as a producer sends it:
-/// length, magic, CRC and record count. `base_offset` is not checked (the broker assigns it).
+/// length, magic, CRC, record count, and every record against the header (decompressed
+/// if need be, see `record_validation`). `base_offset` is not checked (the broker assigns
+/// it).
 pub fn validate_produced(batch: &[u8]) -> Result<RecordBatchHeader, BatchError> {
     let header = validate_framing(batch)?;
     if batch.len() != header.size_bytes() {
@@ -213,6 +227,7 @@ pub fn validate_produced(batch: &[u8]) -> Result<RecordBatchHeader, BatchError> 
     {
         return Err(bad_count);
     }
+    super::record_validation::validate_records(batch, &header)?;
     Ok(header)
 }
 

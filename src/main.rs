@@ -12,6 +12,7 @@ use spindle::bench::BenchCommand;
 use spindle::config::{BrokerConfig, ServeArgs};
 use spindle::protocol::record_batch::{RecordBatchHeader, validate_framing};
 use spindle::storage::log::{LOG_SUFFIX, parse_segment_file_name};
+use spindle::storage::recovery_point::{RECOVERY_POINT_FILE_NAMES, RecoveryPoint};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -171,6 +172,7 @@ fn dump_log(dir: &Path, print_batches: bool) -> std::io::Result<bool> {
         return Ok(true);
     }
     let mut clean = true;
+    let mut log_end = 0;
     for base in bases {
         let path = dir.join(format!("{base:020}{LOG_SUFFIX}"));
         let bytes = std::fs::read(&path)?;
@@ -202,6 +204,7 @@ fn dump_log(dir: &Path, print_batches: bool) -> std::io::Result<bool> {
             position += header.size_bytes();
             expected = header.next_offset();
         }
+        log_end = expected;
         let tail = &bytes[position..];
         let tail_is_zeros = tail.iter().all(|&b| b == 0);
         println!(
@@ -222,6 +225,24 @@ fn dump_log(dir: &Path, print_batches: bool) -> std::io::Result<bool> {
             );
             clean &= tail_is_zeros;
         }
+    }
+    // Everything below the recovery point was durable: a log that ends before it lost
+    // acknowledged data.
+    let slots = RECOVERY_POINT_FILE_NAMES.map(|name| {
+        std::fs::read(dir.join(name))
+            .ok()
+            .and_then(|bytes| RecoveryPoint::decode(&bytes))
+    });
+    match RecoveryPoint::newest(slots) {
+        Some(point) if point.offset > log_end => {
+            println!(
+                "recovery point {}: NOT reached: offsets {log_end}..{} were durable and are missing or unreadable",
+                point.offset, point.offset
+            );
+            clean = false;
+        }
+        Some(point) => println!("recovery point {}", point.offset),
+        None => println!("no recovery point"),
     }
     Ok(clean)
 }

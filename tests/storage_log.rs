@@ -1078,3 +1078,249 @@ fn temp_path_for(kind: &str, index: usize) -> PathBuf {
         )),
     }
 }
+
+/// Writes 100 batches of 2 records into one segment and closes cleanly (the recovery point
+/// is then the log end, 200); returns the storage, the directory, the config and what was
+/// appended.
+async fn closed_log_of_100_batches(seed: u64) -> (SimStorage, PathBuf, LogConfig, Vec<Appended>) {
+    let storage = SimStorage::new(seed, 4096);
+    let dir = PathBuf::from(format!("/data/damage-{seed}"));
+    let config = LogConfig {
+        segment_bytes: 8 << 20,
+        cache_bytes_max: 0,
+        ..small_config()
+    };
+    let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+        .await
+        .expect("open");
+    let batches: Vec<Vec<u8>> = (0..100).map(|tag| make_batch(tag, 2, 0)).collect();
+    let appended = append_all(&log, &batches).await;
+    log.close().await.expect("close");
+    assert_eq!(log_segment_count(&storage, &dir), 1);
+    (storage, dir, config, appended)
+}
+
+/// Where `victim`'s bytes start in the segment file.
+fn position_of(bytes: &[u8], victim: &Appended) -> usize {
+    bytes
+        .windows(victim.stored.len())
+        .position(|w| w == victim.stored.as_slice())
+        .expect("find the victim batch")
+}
+
+#[test]
+fn damage_below_the_recovery_point_is_kept_reported_and_its_offsets_never_reused() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        // A flipped bit in a record (the length intact) and a flipped bit in the batch's
+        // length field (nothing says where the next batch starts): both are found again.
+        for (seed, flip_at) in [(31u64, None), (32, Some(9usize))] {
+            let (storage, dir, config, appended) = closed_log_of_100_batches(seed).await;
+            let path = dir.join("00000000000000000000.log");
+            let mut bytes = storage.file_bytes(&path).expect("segment");
+            let victim = &appended[40];
+            let at = position_of(&bytes, victim);
+            bytes[at + flip_at.unwrap_or(victim.stored.len() / 2)] ^= 0x10;
+            storage.put_file(&path, bytes.clone());
+
+            let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+                .await
+                .expect("a damaged partition still opens");
+            assert_eq!(log.log_end_offset(), 200, "seed {seed}: nothing was cut");
+            assert_eq!(
+                storage.file_bytes(&path).expect("segment"),
+                bytes,
+                "seed {seed}: the damaged bytes are kept"
+            );
+            // Undamaged ranges before and after are served; the damaged batch is reported.
+            check_every_offset_from(&log, &appended[..40]).await;
+            check_every_offset_from(&log, &appended[41..]).await;
+            let error = log.read(80, 1 << 20).await.expect_err("damaged range");
+            assert!(
+                matches!(error, StorageError::CorruptOnDisk { .. }),
+                "{error}"
+            );
+            // A new batch gets the next offset, never a damaged one.
+            let info = log
+                .append(BytesMut::from(make_batch(500, 1, 0).as_slice()))
+                .await
+                .expect("append");
+            assert_eq!(info.base_offset, 200, "seed {seed}");
+            log.close().await.expect("close");
+            // And all of it holds across another restart.
+            let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+                .await
+                .expect("reopen");
+            assert_eq!(log.log_end_offset(), 201);
+            assert!(log.read(81, 1 << 20).await.is_err());
+            check_every_offset_from(&log, &appended[41..]).await;
+            log.close().await.expect("close");
+        }
+    });
+}
+
+#[test]
+fn damage_with_nothing_intact_after_it_moves_appends_to_a_new_segment() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let (storage, dir, config, appended) = closed_log_of_100_batches(33).await;
+        let path = dir.join("00000000000000000000.log");
+        let mut bytes = storage.file_bytes(&path).expect("segment");
+        // Garbage over the last ten batches: durable, acknowledged, now unreadable.
+        let at = position_of(&bytes, &appended[90]);
+        for (i, byte) in bytes[at..].iter_mut().enumerate() {
+            *byte = (i * 31 + 7) as u8;
+        }
+        storage.put_file(&path, bytes.clone());
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        assert_eq!(log.log_end_offset(), 200);
+        assert_eq!(storage.file_bytes(&path).expect("segment"), bytes, "kept");
+        check_every_offset_from(&log, &appended[..90]).await;
+        for offset in [180, 190, 199] {
+            assert!(log.read(offset, 1 << 20).await.is_err(), "{offset}");
+        }
+        let info = log
+            .append(BytesMut::from(make_batch(7, 3, 0).as_slice()))
+            .await
+            .expect("append");
+        assert_eq!(info.base_offset, 200);
+        log.flush().await.expect("flush");
+        assert_eq!(log.segment_base_offsets(), vec![0, 200]);
+        log.close().await.expect("close");
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("reopen");
+        assert_eq!(log.log_end_offset(), 203);
+        assert!(log.read(190, 1 << 20).await.is_err());
+        assert_eq!(log.read(200, 1 << 20).await.expect("read").len(), 1);
+    });
+}
+
+#[test]
+fn a_torn_tail_past_the_recovery_point_is_still_cut() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let (storage, dir, config, appended) = closed_log_of_100_batches(34).await;
+        // Ten more batches written after the last recovery point, then a crash that tore
+        // the last of them.
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        let more: Vec<Vec<u8>> = (100..110).map(|tag| make_batch(tag, 2, 0)).collect();
+        let more = append_all(&log, &more).await;
+        drop(log);
+        let path = dir.join("00000000000000000000.log");
+        let bytes = storage.file_bytes(&path).expect("segment");
+        let torn_at = position_of(&bytes, more.last().unwrap()) + 20;
+        let image = SimStorage::new(35, 4096);
+        image.create_dir_all(&dir).unwrap();
+        for name in ["recovery-point.0", "recovery-point.1"] {
+            if let Some(slot) = storage.file_bytes(&dir.join(name)) {
+                image.put_file(&dir.join(name), slot);
+            }
+        }
+        image.put_file(&path, bytes[..torn_at].to_vec());
+        let log = PartitionLog::open(image.clone(), &dir, config.clone())
+            .await
+            .expect("recover");
+        assert_eq!(log.log_end_offset(), 218, "only the torn batch is cut");
+        let mut survivors = appended;
+        survivors.extend(more.into_iter().take(9));
+        check_every_offset(&log, &survivors).await;
+    });
+}
+
+/// [`check_every_offset`] for a log whose batches from `appended[0]` on are intact.
+async fn check_every_offset_from<S: Storage>(log: &PartitionLog<S>, appended: &[Appended]) {
+    let first = appended[0].base_offset;
+    let last = appended.last().unwrap();
+    for (index, expected) in appended.iter().enumerate() {
+        for offset in expected.base_offset
+            ..appended
+                .get(index + 1)
+                .map_or(last.base_offset + 2, |a| a.base_offset)
+        {
+            let batches = log
+                .read(offset, 1)
+                .await
+                .unwrap_or_else(|e| panic!("read {offset} (intact from {first}): {e}"));
+            assert_eq!(
+                batches[0].as_ref(),
+                expected.stored.as_slice(),
+                "offset {offset}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_damaged_sealed_segment_leaves_the_rest_of_the_partition_served() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        // The damage found while rebuilding a lost index at open, and found by a read
+        // through an intact index.
+        for (seed, index_lost) in [(36u64, true), (37, false)] {
+            let storage = SimStorage::new(seed, 4096);
+            let dir = PathBuf::from(format!("/data/sealed-damage-{seed}"));
+            let config = LogConfig {
+                cache_bytes_max: 0,
+                ..small_config()
+            };
+            let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+                .await
+                .expect("open");
+            let batches: Vec<Vec<u8>> = (0..300).map(|tag| make_batch(tag, 2, 0)).collect();
+            let appended = append_all(&log, &batches).await;
+            log.close().await.expect("close");
+            let bases = storage_bases(&storage, &dir);
+            assert!(bases.len() >= 3, "{bases:?}");
+            // Flip a bit in a batch of the second segment.
+            let damaged_base = bases[1];
+            let path = dir.join(format!("{damaged_base:020}.log"));
+            let mut bytes = storage.file_bytes(&path).expect("segment");
+            let victim_index = appended
+                .iter()
+                .position(|a| a.base_offset >= damaged_base + 6)
+                .unwrap();
+            let victim = &appended[victim_index];
+            let at = position_of(&bytes, victim);
+            bytes[at + victim.stored.len() / 2] ^= 0x01;
+            storage.put_file(&path, bytes);
+            if index_lost {
+                for suffix in ["index", "timeindex"] {
+                    storage
+                        .remove(&dir.join(format!("{damaged_base:020}.{suffix}")))
+                        .await
+                        .unwrap();
+                }
+            }
+            let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+                .await
+                .expect("a damaged sealed segment does not take the partition offline");
+            assert_eq!(log.log_end_offset(), 600);
+            check_every_offset_from(&log, &appended[..victim_index]).await;
+            check_every_offset_from(&log, &appended[victim_index + 1..]).await;
+            let error = log
+                .read(victim.base_offset, 1 << 20)
+                .await
+                .expect_err("the damaged batch is reported");
+            assert!(
+                matches!(error, StorageError::CorruptOnDisk { .. }),
+                "{error}"
+            );
+        }
+    });
+}
+
+fn storage_bases(storage: &SimStorage, dir: &Path) -> Vec<i64> {
+    let mut bases: Vec<i64> = storage
+        .list(dir)
+        .unwrap()
+        .iter()
+        .filter_map(|name| name.strip_suffix(".log")?.parse().ok())
+        .collect();
+    bases.sort_unstable();
+    bases
+}

@@ -22,7 +22,7 @@
 //! written. The last segment may end in zeros or a torn batch; recovery scans it, keeps the
 //! valid prefix, cuts the rest and rebuilds its indexes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -32,13 +32,15 @@ use std::task::Poll;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use super::config::{BLOCK_BYTES, FlushPolicy, LogConfig};
 use super::copy::copy_for_device;
 use super::error::{Result, StorageError};
 use super::index::{OffsetIndex, TimeIndex};
 use super::io::{IoBuffer, SegmentFile, Storage};
+use super::recovery_point::{RECOVERY_POINT_FILE_NAMES, RecoveryPoint};
+use super::resync::find_next_batch;
 use super::wait::{Event, Watermark};
 use crate::protocol::record_batch::{
     self, RecordBatchHeader, record_timestamps, set_base_offset, set_partition_leader_epoch,
@@ -50,6 +52,9 @@ const CARRY_BUFFER_BYTES: usize = 64 << 10;
 
 /// Bytes read per device request when scanning a segment (recovery, cold reads).
 const SCAN_CHUNK_BYTES: usize = 1 << 20;
+/// Most time between a sync and the recovery point recording it (one small write and
+/// fdatasync each time): data older than this is never cut as a torn tail.
+const RECOVERY_POINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
@@ -119,6 +124,9 @@ struct Segment<F> {
     sealed: bool,
     /// Sealed, cut to size, synced and indexed on disk: safe to delete by retention.
     seal_complete: bool,
+    /// Offset ranges `[from, to)` whose durable bytes failed their checks at recovery:
+    /// kept on disk, never served, never handed out again.
+    damaged: Vec<(i64, i64)>,
 }
 
 impl<F> Segment<F> {
@@ -137,6 +145,7 @@ impl<F> Segment<F> {
             created_ms: now_ms(),
             sealed: false,
             seal_complete: false,
+            damaged: Vec::new(),
         }
     }
 
@@ -312,6 +321,9 @@ struct Inner<S: Storage> {
     flusher_wake: Event,
     /// Dirty bytes fell, the flusher finished a round, or exclusivity ended.
     progress: Event,
+    /// The recovery point last written (see `recovery_point`), and when.
+    recovery_point: Cell<RecoveryPoint>,
+    recovery_point_written: Cell<Instant>,
 }
 
 /// A partition's log. Cloning shares it (same core only).
@@ -337,6 +349,10 @@ impl<S: Storage> PartitionLog<S> {
             .create_dir_all(dir)
             .map_err(|e| StorageError::io("create log dir", e))?;
         let recovered = recover(&storage, dir, &config).await?;
+        let recovery_point = recovered.recovery_point.unwrap_or(RecoveryPoint {
+            sequence: 0,
+            offset: 0,
+        });
         let log_end_offset = recovered
             .segments
             .back()
@@ -369,6 +385,8 @@ impl<S: Storage> PartitionLog<S> {
             durable: Watermark::new(log_end_offset),
             flusher_wake: Event::default(),
             progress: Event::default(),
+            recovery_point: Cell::new(recovery_point),
+            recovery_point_written: Cell::new(Instant::now()),
         });
         glommio::spawn_local(flusher(inner.clone())).detach();
         Ok(PartitionLog { inner })
@@ -617,6 +635,17 @@ impl<S: Storage> PartitionLog<S> {
                 .segment_index_for(from_offset)
                 .expect("offset >= log start");
             let segment = &state.segments[index];
+            if let Some(&(from, to)) = segment
+                .damaged
+                .iter()
+                .find(|&&(from, to)| from <= from_offset && from_offset < to)
+            {
+                return Err(StorageError::CorruptOnDisk {
+                    segment_base_offset: segment.base_offset,
+                    position: 0,
+                    reason: format!("offsets {from}..{to} are damaged on disk"),
+                });
+            }
             let file = segment
                 .file
                 .clone()
@@ -631,52 +660,70 @@ impl<S: Storage> PartitionLog<S> {
         };
         let mut out = Vec::new();
         let mut total = 0usize;
-        // Shared with the cut-batch check: whether anything has been taken yet.
-        let taken_any = std::cell::Cell::new(false);
-        scan_segment_while(
-            &*file,
-            segment_base,
-            start_position,
-            limit_position,
-            max_bytes.saturating_add(self.inner.config.index_interval_bytes as usize),
-            // A batch the read cut off costs a whole further device read: worth it only
-            // while nothing has been taken (a fetch must return at least one batch) or to
-            // get past batches before `from_offset`. Otherwise the fetch ends before it
-            // and the next one starts there, so a sequential reader pays one device read
-            // per fetch.
-            |header| match header {
-                Some(header) => {
-                    header.base_offset < high_watermark
-                        && (header.next_offset() <= from_offset || !taken_any.get())
+        let mut start_position = start_position;
+        loop {
+            // Shared with the cut-batch check: whether anything has been taken yet.
+            let taken_any = std::cell::Cell::new(false);
+            // The offset after the last intact batch seen, where damage would begin.
+            let seen_end = std::cell::Cell::new(segment_base);
+            let end = scan_segment_while(
+                &*file,
+                segment_base,
+                start_position,
+                limit_position,
+                max_bytes.saturating_add(self.inner.config.index_interval_bytes as usize),
+                // A batch the read cut off costs a whole further device read: worth it only
+                // while nothing has been taken (a fetch must return at least one batch) or
+                // to get past batches before `from_offset`. Otherwise the fetch ends before
+                // it and the next one starts there, so a sequential reader pays one device
+                // read per fetch.
+                |header| match header {
+                    Some(header) => {
+                        header.base_offset < high_watermark
+                            && (header.next_offset() <= from_offset || !taken_any.get())
+                    }
+                    None => !taken_any.get(),
+                },
+                |_, header, bytes| {
+                    seen_end.set(header.next_offset());
+                    if header.base_offset >= high_watermark {
+                        return false;
+                    }
+                    if header.next_offset() <= from_offset {
+                        return true;
+                    }
+                    if !out.is_empty() && total + bytes.len() > max_bytes {
+                        return false;
+                    }
+                    total += bytes.len();
+                    out.push(bytes);
+                    taken_any.set(true);
+                    total < max_bytes
+                },
+            )
+            .await?;
+            let Some(reason) = end.error else {
+                return Ok(out);
+            };
+            // Serve what lies before damage; a read starting in it gets the error.
+            if !out.is_empty() {
+                return Ok(out);
+            }
+            // Damage between where the index let us start and `from_offset`: read on from
+            // the next intact batch if `from_offset` is not inside the damage.
+            let resume =
+                find_next_batch(&*file, end.position + 1, limit_position, seen_end.get()).await?;
+            match resume {
+                Some((at, header)) if header.base_offset <= from_offset => start_position = at,
+                _ => {
+                    return Err(StorageError::CorruptOnDisk {
+                        segment_base_offset: segment_base,
+                        position: end.position,
+                        reason,
+                    });
                 }
-                None => !taken_any.get(),
-            },
-            |_, header, bytes| {
-                if header.base_offset >= high_watermark {
-                    return false;
-                }
-                if header.next_offset() <= from_offset {
-                    return true;
-                }
-                if !out.is_empty() && total + bytes.len() > max_bytes {
-                    return false;
-                }
-                total += bytes.len();
-                out.push(bytes);
-                taken_any.set(true);
-                total < max_bytes
-            },
-        )
-        .await
-        .and_then(|end| match end.error {
-            Some(reason) => Err(StorageError::CorruptOnDisk {
-                segment_base_offset: segment_base,
-                position: end.position,
-                reason,
-            }),
-            None => Ok(()),
-        })?;
-        Ok(out)
+            }
+        }
     }
 
     /// The largest record timestamp the log holds, -1 if none (ListOffsets -3 asks for the
@@ -922,8 +969,10 @@ impl<S: Storage> PartitionLog<S> {
         let file = file.expect("flushed segments have files");
         // Cut where the batch holding `offset` starts (or at the end if none does).
         let mut cut_position = keep_written;
+        let mut new_end_max = offset;
         if offset <= keep_base {
             cut_position = 0;
+            new_end_max = keep_base;
         } else {
             let end = scan_segment(
                 &*file,
@@ -934,6 +983,7 @@ impl<S: Storage> PartitionLog<S> {
                 |position, header, _| {
                     if header.next_offset() > offset {
                         cut_position = position;
+                        new_end_max = header.base_offset;
                         return false;
                     }
                     true
@@ -948,6 +998,10 @@ impl<S: Storage> PartitionLog<S> {
                 });
             }
         }
+        // Nothing at or past the new end is durable any more: lower the recovery point
+        // before cutting, so recovery after a crash here treats the rest as a tail.
+        let recovery_point = inner.recovery_point.get().offset.min(new_end_max);
+        write_recovery_point(inner, recovery_point).await?;
         // The sealed index files of the kept segment are stale now; it becomes active.
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             remove_if_present(
@@ -969,7 +1023,7 @@ impl<S: Storage> PartitionLog<S> {
             .map_err(|e| StorageError::io("sync log dir", e))?;
         // Rebuild the kept segment as the active one from what is now on disk.
         let (segment, writer) =
-            recover_active(&inner.storage, &inner.config, keep_base, file).await?;
+            recover_active(&inner.storage, &inner.config, keep_base, file, 0).await?;
         let new_end = segment.next_offset;
         let mut state = inner.state.borrow_mut();
         state.segments.pop_back();
@@ -1027,7 +1081,8 @@ impl<S: Storage> PartitionLog<S> {
                 .await
                 .map_err(|e| StorageError::io("fdatasync", e))?;
         }
-        Ok(())
+        // Everything is durable: the next open need not treat any of it as a tail.
+        write_recovery_point(&self.inner, end).await
     }
 
     /// Closes the log and removes its files and directory (topic deletion).
@@ -1409,6 +1464,9 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
             sync_active(inner).await?;
             inner.progress.notify();
             progressed = true;
+            if inner.recovery_point_written.get().elapsed() >= RECOVERY_POINT_INTERVAL {
+                write_recovery_point(inner, inner.durable.get()).await?;
+            }
         }
         if progressed {
             continue;
@@ -1849,6 +1907,92 @@ struct Recovered<F: SegmentFile> {
     segments: VecDeque<Segment<F>>,
     writer: Writer<F::Buffer>,
     ops: VecDeque<FlushOp<F::Buffer>>,
+    recovery_point: Option<RecoveryPoint>,
+}
+
+/// The newest recovery point the partition directory holds, if any slot is intact.
+async fn read_recovery_point<S: Storage>(storage: &S, dir: &Path) -> Option<RecoveryPoint> {
+    let mut slots = [None, None];
+    for (slot, name) in slots.iter_mut().zip(RECOVERY_POINT_FILE_NAMES) {
+        *slot = read_whole_file(storage, &dir.join(name))
+            .await
+            .and_then(|bytes| RecoveryPoint::decode(&bytes));
+    }
+    RecoveryPoint::newest(slots)
+}
+
+/// Records that everything below `offset` is durable (the caller made it so), in the slot
+/// the last write did not use.
+async fn write_recovery_point<S: Storage>(inner: &Inner<S>, offset: i64) -> Result<()> {
+    let last = inner.recovery_point.get();
+    if last.offset == offset {
+        return Ok(());
+    }
+    let next = RecoveryPoint {
+        sequence: last.sequence + 1,
+        offset,
+    };
+    write_whole_file(
+        &inner.storage,
+        &inner.dir.join(next.file_name()),
+        &next.encode(),
+    )
+    .await?;
+    inner.recovery_point.set(next);
+    inner.recovery_point_written.set(Instant::now());
+    Ok(())
+}
+
+/// Scans a segment from its start up to `limit`, indexing every batch into `segment`.
+/// Where a batch below `durable_below` fails its checks, those bytes are durable data, not
+/// a torn tail: the damage is recorded (and logged loudly) and the scan resumes at the next
+/// intact batch. Returns how the scan finally ended: cleanly, at a failure at or after
+/// `durable_below` (a torn tail), or at damage it could not get past.
+async fn scan_recovering<F: SegmentFile>(
+    file: &F,
+    segment: &mut Segment<F>,
+    config: &LogConfig,
+    limit: u64,
+    durable_below: i64,
+) -> Result<ScanEnd> {
+    let mut position = 0;
+    loop {
+        let end = scan_segment(
+            file,
+            segment.base_offset,
+            position,
+            limit,
+            SCAN_CHUNK_BYTES,
+            |position, header, _| {
+                segment.index_batch(header, position, config.index_interval_bytes);
+                true
+            },
+        )
+        .await?;
+        let damaged_from = segment.next_offset;
+        let Some(reason) = &end.error else {
+            return Ok(end);
+        };
+        if damaged_from >= durable_below {
+            return Ok(end);
+        }
+        let resume = find_next_batch(file, end.position + 1, limit, damaged_from + 1).await?;
+        let resume_offset = resume.map_or(durable_below, |(_, header)| header.base_offset);
+        error!(
+            segment = segment.base_offset,
+            position = end.position,
+            reason = reason.as_str(),
+            "DAMAGED DATA below the recovery point: offsets {damaged_from}..{resume_offset} \
+             fail their checks on disk; kept, not served, never reused"
+        );
+        segment.damaged.push((damaged_from, resume_offset));
+        let Some((at, _)) = resume else {
+            return Ok(end);
+        };
+        // Index the batch where reading resumes, so no read starts before the damage.
+        segment.bytes_since_index_entry = config.index_interval_bytes;
+        position = at;
+    }
 }
 
 /// Opens what is in `dir`: sealed segments with their index files (rebuilt if missing or
@@ -1879,6 +2023,8 @@ async fn recover<S: Storage>(
             }
         }
     }
+    let recovery_point = read_recovery_point(storage, dir).await;
+    let durable_below = recovery_point.map_or(0, |point| point.offset);
     let mut segments = VecDeque::new();
     let mut ops = VecDeque::new();
     if bases.is_empty() {
@@ -1888,6 +2034,7 @@ async fn recover<S: Storage>(
             segments,
             writer: new_writer(),
             ops,
+            recovery_point,
         });
     }
     for (index, &base) in bases.iter().enumerate() {
@@ -1900,12 +2047,26 @@ async fn recover<S: Storage>(
         );
         let is_last = index + 1 == bases.len();
         if is_last {
-            let (segment, writer) = recover_active(storage, config, base, file).await?;
-            segments.push_back(segment);
+            let (segment, mut writer) =
+                recover_active(storage, config, base, file, durable_below).await?;
+            if segment.sealed {
+                // Damaged bytes with nothing intact after them: the segment keeps them and
+                // appends go to a new one, at offsets past everything once acknowledged.
+                let next_base = segment.next_offset;
+                segments.push_back(segment);
+                segments.push_back(Segment::new(next_base));
+                ops.push_back(FlushOp::Create {
+                    segment_base: next_base,
+                });
+                writer = new_writer();
+            } else {
+                segments.push_back(segment);
+            }
             return Ok(Recovered {
                 segments,
                 writer,
                 ops,
+                recovery_point,
             });
         }
         let next_base = bases[index + 1];
@@ -1951,31 +2112,31 @@ async fn recover_sealed<S: Storage>(
         _ => {
             warn!(dir = %dir.display(), base, "rebuilding the index of a sealed segment");
             let mut rebuilt: Segment<S::File> = Segment::new(base);
-            let end = scan_segment(
-                &*file,
-                base,
-                0,
-                size_bytes,
-                SCAN_CHUNK_BYTES,
-                |position, header, _| {
-                    rebuilt.index_batch(header, position, config.index_interval_bytes);
-                    true
-                },
-            )
-            .await?;
-            if let Some(reason) = end.error {
-                return Err(StorageError::CorruptOnDisk {
-                    segment_base_offset: base,
-                    position: end.position,
-                    reason,
-                });
+            // Everything in a sealed segment was synced when it was sealed: a batch that
+            // fails here is damage to report, not a tail to cut.
+            let end = scan_recovering(&*file, &mut rebuilt, config, size_bytes, next_base).await?;
+            if end.error.is_some() && rebuilt.next_offset < next_base {
+                rebuilt.damaged.push((rebuilt.next_offset, next_base));
             }
+            segment.damaged = std::mem::take(&mut rebuilt.damaged);
+            rebuilt.next_offset = next_base;
             rebuilt.close_time_index();
-            segment.size_bytes = rebuilt.size_bytes;
+            // A damaged segment keeps every byte and no index files: each open finds the
+            // damage again and logs it.
+            let damaged = !segment.damaged.is_empty();
+            segment.size_bytes = if damaged {
+                size_bytes
+            } else {
+                rebuilt.size_bytes
+            };
             segment.next_offset = rebuilt.next_offset;
             segment.max_timestamp = rebuilt.max_timestamp;
             segment.offset_index = rebuilt.offset_index;
             segment.time_index = rebuilt.time_index;
+            if damaged {
+                segment.written_bytes = segment.size_bytes;
+                return Ok(segment);
+            }
             write_whole_file(
                 storage,
                 &dir.join(segment_file_name(base, INDEX_SUFFIX)),
@@ -1994,34 +2155,50 @@ async fn recover_sealed<S: Storage>(
     Ok(segment)
 }
 
-/// Scans the last segment, keeps its valid prefix, cuts everything after it (so stale bytes
-/// can never line up behind new appends) and reloads the partial last block into a write
-/// buffer.
+/// Scans the last segment and keeps its valid prefix. What fails its checks at or after
+/// `durable_below` (the recovery point) is a torn tail: it is cut, so stale bytes can
+/// never line up behind new appends. Damage below it is kept (see [`scan_recovering`]);
+/// when nothing intact follows that damage, the segment comes back sealed, ending at
+/// `durable_below`, and the caller starts a new one there. Otherwise the partial last
+/// block is reloaded into a write buffer.
 async fn recover_active<S: Storage>(
     storage: &S,
     config: &LogConfig,
     base: i64,
     file: Rc<S::File>,
+    durable_below: i64,
 ) -> Result<(Segment<S::File>, Writer<<S::File as SegmentFile>::Buffer>)> {
     let file_size = file
         .file_size()
         .await
         .map_err(|e| StorageError::io("stat segment", e))?;
     let mut segment = Segment::new(base);
-    let end = scan_segment(
-        &*file,
-        base,
-        0,
-        file_size,
-        SCAN_CHUNK_BYTES,
-        |position, header, _| {
-            segment.index_batch(header, position, config.index_interval_bytes);
-            true
-        },
-    )
-    .await?;
+    let end = scan_recovering(&*file, &mut segment, config, file_size, durable_below).await?;
     let valid_end = segment.size_bytes;
     debug_assert_eq!(end.position, valid_end);
+    if end.error.is_some() && segment.next_offset < durable_below {
+        segment.damaged.push((segment.next_offset, durable_below));
+        segment.next_offset = durable_below;
+        segment.size_bytes = file_size;
+        segment.written_bytes = file_size;
+        segment.preallocated_bytes = file_size;
+        segment.sealed = true;
+        segment.seal_complete = true;
+        segment.file = Some(file);
+        return Ok((segment, new_writer()));
+    }
+    if segment.next_offset < durable_below {
+        // The file ends (cleanly) before offsets that were durable: they are gone. Never
+        // hand them out again.
+        error!(
+            segment = base,
+            "DAMAGED DATA below the recovery point: offsets {}..{durable_below} are missing \
+             from the active segment; never reused",
+            segment.next_offset
+        );
+        segment.damaged.push((segment.next_offset, durable_below));
+        segment.next_offset = durable_below;
+    }
     if let Some(reason) = &end.error {
         // Zeros after the last batch are the normal end of a preallocated file.
         let tail = file

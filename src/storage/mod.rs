@@ -9,6 +9,8 @@
 //! | `wait`   | single-threaded watermarks and events |
 //! | `config` | per-log settings and their validation |
 //! | `dir_lock` | the exclusive lock on a data directory |
+//! | `recovery_point` | the offset below which a log is known durable (never cut) |
+//! | `resync` | finding intact batches after damaged bytes |
 //!
 //! Every log is owned by one core's executor; nothing here is `Send` or locked.
 
@@ -19,6 +21,8 @@ pub mod error;
 pub mod index;
 pub mod io;
 pub mod log;
+pub mod recovery_point;
+mod resync;
 pub mod sim;
 pub(crate) mod wait;
 

@@ -88,6 +88,10 @@ pub struct ServeArgs {
     /// Kafka `log.retention.bytes` per partition (-1: no limit).
     #[arg(long, default_value_t = -1)]
     pub retention_bytes: i64,
+    /// Most disk a partition's segment file reserves ahead of its writes at a time: the
+    /// first reservation is 1 MiB and each next one doubles, up to this (0: none).
+    #[arg(long, default_value_t = 64 << 20)]
+    pub segment_preallocate_bytes_max: u64,
     /// Recent data each partition keeps in memory to serve fetches without a disk read. A
     /// consumer that falls further behind than this reads from the device (slower), so a
     /// partition taking hundreds of MB/s wants more than the default; memory is this times
@@ -235,6 +239,7 @@ impl BrokerConfig {
             retention_bytes: args.retention_bytes,
             flush,
             cache_bytes_max: args.partition_cache_bytes as usize,
+            preallocate_bytes: args.segment_preallocate_bytes_max,
             ..LogConfig::default()
         };
         log.validate()?;

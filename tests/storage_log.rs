@@ -1324,3 +1324,42 @@ fn storage_bases(storage: &SimStorage, dir: &Path) -> Vec<i64> {
     bases.sort_unstable();
     bases
 }
+
+#[test]
+fn segment_files_reserve_disk_in_steps_that_grow_with_writes() {
+    use std::os::unix::fs::MetadataExt;
+    let temp = temp_dir();
+    let root = temp.path().to_path_buf();
+    run_local(temp.path(), async move {
+        let dir = root.join("prealloc-0");
+        let log = PartitionLog::open(DmaStorage, &dir, LogConfig::default())
+            .await
+            .expect("open");
+        let reserved = || {
+            std::fs::metadata(dir.join("00000000000000000000.log"))
+                .map(|m| m.blocks() * 512)
+                .unwrap_or(0)
+        };
+        log.append(BytesMut::from(make_batch(1, 3, 0).as_slice()))
+            .await
+            .expect("append");
+        log.flush().await.expect("flush");
+        // An idle partition holds 1 MiB, not the 64 MiB step a busy one grows to.
+        assert!(reserved() <= 1 << 20, "{} bytes reserved", reserved());
+        let big = make_batch(96, 1000, 0);
+        let mut written = 0;
+        while written < 48 << 20 {
+            log.append(BytesMut::from(big.as_slice()))
+                .await
+                .expect("append");
+            written += big.len();
+        }
+        log.flush().await.expect("flush");
+        let after = reserved();
+        assert!(
+            after >= written as u64 && after <= (written as u64) * 2 + (4 << 20),
+            "{after} bytes reserved for {written} written"
+        );
+        log.close().await.expect("close");
+    });
+}

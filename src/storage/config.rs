@@ -44,7 +44,8 @@ pub struct LogConfig {
     pub dirty_bytes_max: usize,
     /// Recent batches kept in memory to serve reads without touching the disk.
     pub cache_bytes_max: usize,
-    /// Grow a segment file's reserved blocks by this much ahead of writes.
+    /// Most blocks a segment file reserves ahead of writes at a time (its reservations
+    /// start at 1 MiB and double up to this; 0 turns preallocation off).
     pub preallocate_bytes: u64,
     /// Largest batch accepted (Kafka `max.message.bytes`).
     pub batch_bytes_max: usize,

@@ -92,6 +92,11 @@ pub struct ServeArgs {
     /// first reservation is 1 MiB and each next one doubles, up to this (0: none).
     #[arg(long, default_value_t = 64 << 20)]
     pub segment_preallocate_bytes_max: u64,
+    /// Memory each core's partitions may keep, together, for serving recent data without a
+    /// disk read; the least recently used partitions give theirs up first. Default: a
+    /// quarter of the machine's memory, split over the cores.
+    #[arg(long)]
+    pub cache_bytes_per_core: Option<u64>,
     /// Recent data each partition keeps in memory to serve fetches without a disk read. A
     /// consumer that falls further behind than this reads from the device (slower), so a
     /// partition taking hundreds of MB/s wants more than the default; memory is this times
@@ -143,6 +148,7 @@ pub struct BrokerConfig {
     pub connections_max_idle: Duration,
     pub request_read_timeout: Duration,
     pub buffered_bytes_per_core_max: usize,
+    pub cache_bytes_per_core: usize,
     pub log: LogConfig,
     pub retention_check_interval: Duration,
     pub groups: GroupConfig,
@@ -225,6 +231,15 @@ impl BrokerConfig {
                 "--connections-max-idle-ms and --request-read-timeout-ms must be positive".into(),
             );
         }
+        let cache_bytes_per_core = match args.cache_bytes_per_core {
+            Some(bytes) if bytes < 1 << 20 => {
+                return Err(format!(
+                    "--cache-bytes-per-core {bytes} must be at least 1 MiB"
+                ));
+            }
+            Some(bytes) => bytes as usize,
+            None => (physical_memory_bytes() / 4 / cores as u64).max(1 << 20) as usize,
+        };
         let flush = match args.flush {
             FlushArg::Always => FlushPolicy::Always,
             FlushArg::Never => FlushPolicy::Never,
@@ -268,6 +283,7 @@ impl BrokerConfig {
             connections_max_idle: Duration::from_millis(args.connections_max_idle_ms),
             request_read_timeout: Duration::from_millis(args.request_read_timeout_ms),
             buffered_bytes_per_core_max: args.max_buffered_bytes_per_core,
+            cache_bytes_per_core,
             log,
             retention_check_interval: Duration::from_millis(args.retention_check_interval_ms),
             fault_drop_produce_response_every: args.fault_drop_produce_response_every,
@@ -285,5 +301,21 @@ impl BrokerConfig {
 
     pub fn cores(&self) -> usize {
         self.cpus.len()
+    }
+}
+
+/// The machine's memory, from sysconf (4 GiB if it cannot be read).
+fn physical_memory_bytes() -> u64 {
+    // SAFETY: sysconf only reads system constants.
+    let (pages, page_bytes) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    if pages > 0 && page_bytes > 0 {
+        pages as u64 * page_bytes as u64
+    } else {
+        4 << 30
     }
 }

@@ -1363,3 +1363,63 @@ fn segment_files_reserve_disk_in_steps_that_grow_with_writes() {
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn logs_of_one_core_share_one_cache_budget_and_the_least_recently_used_give_way() {
+    use spindle::storage::CacheBudget;
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(41, 4096);
+        // Each log alone may cache 1 MiB; the core allows 256 KiB for all 20.
+        let budget = CacheBudget::new(256 << 10);
+        let config = LogConfig {
+            cache_bytes_max: 1 << 20,
+            segment_bytes: 8 << 20,
+            ..small_config()
+        };
+        let mut logs = Vec::new();
+        for partition in 0..20 {
+            let dir = PathBuf::from(format!("/data/budget-{partition}"));
+            logs.push(
+                PartitionLog::open_with_cache_budget(
+                    storage.clone(),
+                    &dir,
+                    config.clone(),
+                    budget.clone(),
+                )
+                .await
+                .expect("open"),
+            );
+        }
+        let batches: Vec<Vec<u8>> = (0..60).map(|tag| make_batch(tag, 3, 0)).collect();
+        let mut appended = Vec::new();
+        for log in &logs {
+            appended.push(append_all(log, &batches).await);
+            // Once written, everything over the budget is given back.
+            assert!(
+                budget.bytes() <= budget.bytes_max(),
+                "{} cached of {}",
+                budget.bytes(),
+                budget.bytes_max()
+            );
+        }
+        let total: usize = logs.iter().map(|log| log.cached_bytes()).sum();
+        assert_eq!(
+            total,
+            budget.bytes(),
+            "the budget counts exactly what logs hold"
+        );
+        // The most recently written log kept its recent data; the oldest gave all of it.
+        assert!(logs[19].cached_bytes() > 0);
+        assert_eq!(logs[0].cached_bytes(), 0);
+        // Everything is still readable, from the device where the cache let go.
+        for (log, appended) in logs.iter().zip(&appended) {
+            check_every_offset(log, appended).await;
+        }
+        // Closing gives a log's share back.
+        for log in &logs {
+            log.close().await.expect("close");
+        }
+        assert_eq!(budget.bytes(), 0);
+    });
+}

@@ -25,7 +25,7 @@ use crate::producer::state::{decode_snapshot, encode_snapshot};
 use crate::producer::{ProducerIdAllocator, ProducerStateTable};
 use crate::protocol::RecordBatchHeader;
 use crate::storage::wait::Event;
-use crate::storage::{DmaStorage, PartitionLog, StorageError};
+use crate::storage::{CacheBudget, DmaStorage, PartitionLog, StorageError};
 
 pub type Log = PartitionLog<DmaStorage>;
 
@@ -68,6 +68,8 @@ pub struct Shard {
     logs: RefCell<HashMap<String, TopicLogs>>,
     /// Request bytes held by this core's connections (backpressure before reading more).
     pub buffered_bytes: Rc<Semaphore>,
+    /// Memory this core's logs may keep for serving reads, all partitions together.
+    pub cache_budget: Rc<CacheBudget>,
     /// The consumer groups this core coordinates.
     pub groups: Rc<GroupCoordinator>,
     /// Producer ids this core hands out (InitProducerId).
@@ -94,6 +96,7 @@ impl Shard {
         producer_ids: ProducerIdAllocator,
     ) -> Shard {
         let buffered = config.buffered_bytes_per_core_max as u64;
+        let cache_budget = CacheBudget::new(config.cache_bytes_per_core);
         Shard {
             core,
             config,
@@ -102,6 +105,7 @@ impl Shard {
             snapshot: RefCell::new(snapshot),
             logs: RefCell::new(HashMap::new()),
             buffered_bytes: Rc::new(Semaphore::new(buffered)),
+            cache_budget,
             groups,
             producer_ids,
             produce_responses: Cell::new(0),
@@ -322,7 +326,13 @@ impl Shard {
         claim_partition_dir(&dir, &topic.topic_id)
             .map_err(|e| StorageError::io("claim partition directory", e))?;
         let config = topic_log_config(&self.config.log, &topic.configs);
-        let log = PartitionLog::open(DmaStorage, &dir, config).await?;
+        let log = PartitionLog::open_with_cache_budget(
+            DmaStorage,
+            &dir,
+            config,
+            self.cache_budget.clone(),
+        )
+        .await?;
         let producers = rebuild_producer_state(&log).await?;
         Ok(OwnedPartition {
             log,

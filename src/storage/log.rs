@@ -34,6 +34,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use tracing::{debug, error, warn};
 
+use super::cache_budget::{BudgetSeat, CacheBudget, CacheEvict};
 use super::config::{BLOCK_BYTES, FlushPolicy, LogConfig};
 use super::copy::copy_for_device;
 use super::error::{Result, StorageError};
@@ -266,9 +267,48 @@ struct LogState<F: SegmentFile> {
     /// is zero, or when a full buffer was queued).
     writes_in_flight: usize,
     leader_epoch: i32,
+    /// The core's budget this log's cache counts against, if it shares one.
+    cache_budget: Option<Rc<CacheBudget>>,
+}
+
+impl<F: SegmentFile> Drop for LogState<F> {
+    fn drop(&mut self) {
+        if let Some(budget) = &self.cache_budget {
+            budget.release(self.cache_bytes);
+        }
+    }
 }
 
 impl<F: SegmentFile> LogState<F> {
+    /// The cache changes only through these three, which keep `cache_bytes` and the
+    /// core's budget in step.
+    fn cache_push(&mut self, batch: CachedBatch) {
+        self.cache_bytes += batch.bytes.len();
+        if let Some(budget) = &self.cache_budget {
+            budget.add(batch.bytes.len());
+        }
+        self.cache.push_back(batch);
+    }
+
+    fn cache_pop_front(&mut self) -> Option<CachedBatch> {
+        let batch = self.cache.pop_front()?;
+        self.uncount(&batch);
+        Some(batch)
+    }
+
+    fn cache_pop_back(&mut self) -> Option<CachedBatch> {
+        let batch = self.cache.pop_back()?;
+        self.uncount(&batch);
+        Some(batch)
+    }
+
+    fn uncount(&mut self, batch: &CachedBatch) {
+        self.cache_bytes -= batch.bytes.len();
+        if let Some(budget) = &self.cache_budget {
+            budget.release(batch.bytes.len());
+        }
+    }
+
     fn active(&mut self) -> &mut Segment<F> {
         self.segments
             .back_mut()
@@ -328,6 +368,38 @@ struct Inner<S: Storage> {
     /// The recovery point last written (see `recovery_point`), and when.
     recovery_point: Cell<RecoveryPoint>,
     recovery_point_written: Cell<Instant>,
+    /// This log's place in its core's cache budget, if it shares one.
+    budget_seat: std::cell::OnceCell<BudgetSeat>,
+}
+
+impl<S: Storage> Inner<S> {
+    /// After the cache grew or writes completed: marks this log used and takes the core
+    /// back within its budget.
+    fn settle_budget(&self) {
+        if let Some(seat) = self.budget_seat.get() {
+            seat.touch();
+            seat.budget.reclaim();
+        }
+    }
+}
+
+impl<S: Storage> CacheEvict for Inner<S> {
+    fn evict_written(&self, bytes_wanted: usize) -> usize {
+        let Ok(mut state) = self.state.try_borrow_mut() else {
+            return 0;
+        };
+        let written = self.written.get();
+        let mut freed = 0;
+        while freed < bytes_wanted
+            && state
+                .cache
+                .front()
+                .is_some_and(|front| front.next_offset <= written)
+        {
+            freed += state.cache_pop_front().map_or(0, |b| b.bytes.len());
+        }
+        freed
+    }
 }
 
 /// A partition's log. Cloning shares it (same core only).
@@ -348,6 +420,33 @@ impl<S: Storage> PartitionLog<S> {
     /// executor. Must run inside a glommio executor that went through
     /// `runtime::prime_direct_io`.
     pub async fn open(storage: S, dir: &Path, config: LogConfig) -> Result<PartitionLog<S>> {
+        PartitionLog::open_sharing(storage, dir, config, None).await
+    }
+
+    /// [`PartitionLog::open`] for a log whose cache counts against `budget`, shared by the
+    /// logs of one core.
+    pub async fn open_with_cache_budget(
+        storage: S,
+        dir: &Path,
+        config: LogConfig,
+        budget: Rc<CacheBudget>,
+    ) -> Result<PartitionLog<S>>
+    where
+        S: 'static,
+    {
+        let log = PartitionLog::open_sharing(storage, dir, config, Some(budget.clone())).await?;
+        let member: Rc<dyn CacheEvict> = log.inner.clone();
+        let seat = budget.join(Rc::downgrade(&member));
+        let _ = log.inner.budget_seat.set(seat);
+        Ok(log)
+    }
+
+    async fn open_sharing(
+        storage: S,
+        dir: &Path,
+        config: LogConfig,
+        cache_budget: Option<Rc<CacheBudget>>,
+    ) -> Result<PartitionLog<S>> {
         config.validate().map_err(StorageError::InvalidConfig)?;
         storage
             .create_dir_all(dir)
@@ -379,6 +478,7 @@ impl<S: Storage> PartitionLog<S> {
             exclusive: false,
             writes_in_flight: 0,
             leader_epoch: 0,
+            cache_budget,
         };
         let inner = Rc::new(Inner {
             storage,
@@ -391,6 +491,7 @@ impl<S: Storage> PartitionLog<S> {
             progress: Event::default(),
             recovery_point: Cell::new(recovery_point),
             recovery_point_written: Cell::new(Instant::now()),
+            budget_seat: std::cell::OnceCell::new(),
         });
         glommio::spawn_local(flusher(inner.clone())).detach();
         Ok(PartitionLog { inner })
@@ -455,6 +556,11 @@ impl<S: Storage> PartitionLog<S> {
             .iter()
             .map(|s| s.size_bytes)
             .sum()
+    }
+
+    /// Bytes of recent batches this log keeps in memory.
+    pub fn cached_bytes(&self) -> usize {
+        self.inner.state.borrow().cache_bytes
     }
 
     pub fn segment_count(&self) -> usize {
@@ -538,8 +644,7 @@ impl<S: Storage> PartitionLog<S> {
         );
         state.log_end_offset = last_offset + 1;
         state.dirty_bytes += size_bytes;
-        state.cache_bytes += size_bytes;
-        state.cache.push_back(CachedBatch {
+        state.cache_push(CachedBatch {
             base_offset,
             next_offset: last_offset + 1,
             bytes,
@@ -550,6 +655,7 @@ impl<S: Storage> PartitionLog<S> {
         // new bytes up when a write finishes, so only a newly filled buffer needs a wake.
         let wake = state.writes_in_flight == 0 || state.ops.len() > ops_before;
         drop(state);
+        inner.settle_budget();
         if wake {
             inner.flusher_wake.notify();
         }
@@ -608,6 +714,9 @@ impl<S: Storage> PartitionLog<S> {
     /// batch if any is visible, as Kafka does) and never past the high watermark. Recent
     /// batches come from memory; older ones from the device, CRC-checked.
     pub async fn read(&self, from_offset: i64, max_bytes: usize) -> Result<Vec<Bytes>> {
+        if let Some(seat) = self.inner.budget_seat.get() {
+            seat.touch();
+        }
         let high_watermark = self.high_watermark();
         let (file, segment_base, start_position, limit_position) = {
             let state = self.inner.state.borrow();
@@ -897,8 +1006,7 @@ impl<S: Storage> PartitionLog<S> {
                 .front()
                 .is_some_and(|c| c.base_offset < log_start_offset)
             {
-                let evicted = state.cache.pop_front().expect("non-empty");
-                state.cache_bytes -= evicted.bytes.len();
+                state.cache_pop_front();
             }
             doomed
         };
@@ -1036,8 +1144,7 @@ impl<S: Storage> PartitionLog<S> {
         state.log_end_offset = new_end;
         state.sync_requested = state.sync_requested.min(new_end);
         while state.cache.back().is_some_and(|c| c.next_offset > new_end) {
-            let dropped = state.cache.pop_back().expect("non-empty");
-            state.cache_bytes -= dropped.bytes.len();
+            state.cache_pop_back();
         }
         inner.written.reset(new_end);
         inner.durable.reset(new_end);
@@ -1066,6 +1173,11 @@ impl<S: Storage> PartitionLog<S> {
                 break;
             }
             progress.await;
+        }
+        // A closed log serves nothing: give its cache back to the core.
+        {
+            let mut state = self.inner.state.borrow_mut();
+            while state.cache_pop_front().is_some() {}
         }
         // Leave the active segment at its exact size, without the preallocated tail, as a
         // clean shutdown should (recovery would cut it anyway).
@@ -1175,8 +1287,7 @@ fn evict_cache<F: SegmentFile>(state: &mut LogState<F>, config: &LogConfig, writ
     while state.cache_bytes > config.cache_bytes_max {
         match state.cache.front() {
             Some(front) if front.next_offset <= written => {
-                let evicted = state.cache.pop_front().expect("non-empty");
-                state.cache_bytes -= evicted.bytes.len();
+                state.cache_pop_front();
             }
             _ => break,
         }
@@ -1590,6 +1701,7 @@ fn retire<S: Storage>(
     inner.written.advance(written);
     evict_cache(&mut state, &inner.config, written);
     drop(state);
+    inner.settle_budget();
     inner.progress.notify();
     true
 }

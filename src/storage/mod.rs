@@ -8,12 +8,14 @@
 //! | `sim`    | an in-memory, fault-injecting device for deterministic tests |
 //! | `wait`   | single-threaded watermarks and events |
 //! | `config` | per-log settings and their validation |
+//! | `cache_budget` | one core's memory budget for the logs' caches (LRU across logs) |
 //! | `dir_lock` | the exclusive lock on a data directory |
 //! | `recovery_point` | the offset below which a log is known durable (never cut) |
 //! | `resync` | finding intact batches after damaged bytes |
 //!
 //! Every log is owned by one core's executor; nothing here is `Send` or locked.
 
+pub mod cache_budget;
 pub mod config;
 mod copy;
 pub mod dir_lock;
@@ -26,6 +28,7 @@ mod resync;
 pub mod sim;
 pub(crate) mod wait;
 
+pub use cache_budget::CacheBudget;
 pub use config::{FlushPolicy, LogConfig};
 pub use error::StorageError;
 pub use io::{DmaStorage, SegmentFile, Storage};

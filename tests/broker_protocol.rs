@@ -1312,3 +1312,71 @@ fn batches_whose_records_contradict_their_header_are_refused() {
     );
     assert_eq!(produce(&mut client, plain), (0, 20));
 }
+
+/// A long-poll with a large min_bytes answers once its partitions together hold that
+/// much, not before (small appends do not answer it) and not later (bytes spread over two
+/// partitions count together).
+#[test]
+fn long_poll_fetch_with_min_bytes_answers_when_its_partitions_together_reach_it() {
+    let dir = temp_dir("min-bytes");
+    let broker = Broker::start(dir.path(), &["--auto-create-topics", "false"]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    create_topic(&mut admin, "bulk", 4);
+    // Two partitions owned by the same core.
+    let owners: Vec<usize> = (0..4).map(|p| leader(&mut admin, "bulk", p)).collect();
+    let core = owners[0];
+    let partitions: Vec<i32> = (0..4).filter(|&p| owners[p as usize] == core).collect();
+    assert!(partitions.len() >= 2, "{owners:?}");
+    let (a, b) = (partitions[0], partitions[1]);
+    let mut consumer = RawClient::connect(&broker.core_address(core));
+    let mut producer = RawClient::connect(&broker.core_address(core));
+    let mut request = fetch_request("bulk", uuid::Uuid::nil(), a, 0)
+        .with_max_wait_ms(20_000)
+        .with_min_bytes(20_000);
+    let mut second = request.topics[0].partitions[0].clone();
+    second.partition = b;
+    request.topics[0].partitions.push(second);
+    let value = "v".repeat(1000);
+    let values = |n: usize| -> Bytes { batch(&vec![value.as_str(); n]) };
+    let mut produce = |partition: i32, records: Bytes| {
+        let response: ProduceResponse = producer.call(
+            ApiKey::Produce,
+            9,
+            &produce_request("bulk", vec![(partition, records)], 1),
+        );
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    };
+    let correlation_id = consumer.send(ApiKey::Fetch, 11, &request);
+    std::thread::sleep(Duration::from_millis(200));
+    // About 5 KB, then 6 KB more elsewhere: 11 KB is short of 20 KB.
+    produce(a, values(5));
+    produce(b, values(6));
+    consumer
+        .stream
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut size = [0u8; 4];
+    assert!(
+        std::io::Read::read_exact(&mut consumer.stream, &mut size).is_err(),
+        "answered before min_bytes was reached"
+    );
+    consumer
+        .stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // 10 KB more on the first: 21 KB in all.
+    let started = Instant::now();
+    produce(a, values(10));
+    let response: FetchResponse = consumer.receive(ApiKey::Fetch, 11, correlation_id);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered {:?} after min_bytes was reached",
+        started.elapsed()
+    );
+    let bytes: usize = response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+        .sum();
+    assert!(bytes >= 20_000, "{bytes} bytes");
+}

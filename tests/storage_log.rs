@@ -1423,3 +1423,51 @@ fn logs_of_one_core_share_one_cache_budget_and_the_least_recently_used_give_way(
         assert_eq!(budget.bytes(), 0);
     });
 }
+
+#[test]
+fn visible_bytes_grow_only_as_data_becomes_visible() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(43, 4096);
+        let config = LogConfig {
+            flush: FlushPolicy::Always,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage, Path::new("/data/visible-0"), config)
+            .await
+            .expect("open");
+        assert_eq!(log.visible_bytes(), 0);
+        let first = make_batch(1, 3, 0);
+        let second = make_batch(2, 5, 0);
+        let woken = Rc::new(std::cell::Cell::new(false));
+        let waiter = {
+            let log = log.clone();
+            let woken = woken.clone();
+            let target = (first.len() + second.len()) as i64;
+            glommio::spawn_local(async move {
+                let visible = log.wait_visible_bytes(target).await;
+                woken.set(true);
+                visible
+            })
+        };
+        let info = log
+            .append(BytesMut::from(first.as_slice()))
+            .await
+            .expect("append");
+        log.wait_durable(info.last_offset + 1)
+            .await
+            .expect("durable");
+        assert_eq!(log.visible_bytes(), first.len() as i64);
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+        assert!(!woken.get(), "one batch is not enough");
+        let info = log
+            .append(BytesMut::from(second.as_slice()))
+            .await
+            .expect("append");
+        log.wait_durable(info.last_offset + 1)
+            .await
+            .expect("durable");
+        assert!(waiter.await, "woken once both batches are visible");
+        assert_eq!(log.visible_bytes(), (first.len() + second.len()) as i64);
+    });
+}

@@ -269,6 +269,10 @@ struct LogState<F: SegmentFile> {
     leader_epoch: i32,
     /// The core's budget this log's cache counts against, if it shares one.
     cache_budget: Option<Rc<CacheBudget>>,
+    /// Bytes appended since open, and the running total after each batch not yet below
+    /// the high watermark: `(next_offset, bytes appended up to it)`.
+    appended_bytes: i64,
+    unpublished_bytes: VecDeque<(i64, i64)>,
 }
 
 impl<F: SegmentFile> Drop for LogState<F> {
@@ -370,9 +374,37 @@ struct Inner<S: Storage> {
     recovery_point_written: Cell<Instant>,
     /// This log's place in its core's cache budget, if it shares one.
     budget_seat: std::cell::OnceCell<BudgetSeat>,
+    /// Bytes of batches appended since open that are below the high watermark: what a
+    /// long-poll Fetch waiting for `min_bytes` waits on.
+    visible_bytes: Watermark,
 }
 
 impl<S: Storage> Inner<S> {
+    fn high_watermark(&self) -> i64 {
+        match self.config.flush {
+            FlushPolicy::Always => self.durable.get(),
+            _ => self.written.get(),
+        }
+    }
+
+    /// After the high watermark moved: counts the bytes now below it.
+    fn publish_visible_bytes(&self) {
+        let high_watermark = self.high_watermark();
+        let mut state = self.state.borrow_mut();
+        let mut visible = None;
+        while let Some(&(next_offset, bytes)) = state.unpublished_bytes.front() {
+            if next_offset > high_watermark {
+                break;
+            }
+            visible = Some(bytes);
+            state.unpublished_bytes.pop_front();
+        }
+        drop(state);
+        if let Some(bytes) = visible {
+            self.visible_bytes.advance(bytes);
+        }
+    }
+
     /// After the cache grew or writes completed: marks this log used and takes the core
     /// back within its budget.
     fn settle_budget(&self) {
@@ -479,6 +511,8 @@ impl<S: Storage> PartitionLog<S> {
             writes_in_flight: 0,
             leader_epoch: 0,
             cache_budget,
+            appended_bytes: 0,
+            unpublished_bytes: VecDeque::new(),
         };
         let inner = Rc::new(Inner {
             storage,
@@ -492,6 +526,7 @@ impl<S: Storage> PartitionLog<S> {
             recovery_point: Cell::new(recovery_point),
             recovery_point_written: Cell::new(Instant::now()),
             budget_seat: std::cell::OnceCell::new(),
+            visible_bytes: Watermark::new(0),
         });
         glommio::spawn_local(flusher(inner.clone())).detach();
         Ok(PartitionLog { inner })
@@ -531,20 +566,19 @@ impl<S: Storage> PartitionLog<S> {
 
     /// Offsets below this are visible to readers.
     pub fn high_watermark(&self) -> i64 {
-        match self.inner.config.flush {
-            FlushPolicy::Always => self.inner.durable.get(),
-            _ => self.inner.written.get(),
-        }
+        self.inner.high_watermark()
     }
 
-    /// Resolves `true` once the high watermark exceeds `offset` (new data is visible to
-    /// readers), `false` if the log failed first. For long-poll fetches.
-    pub async fn wait_high_watermark_above(&self, offset: i64) -> bool {
-        let mark = match self.inner.config.flush {
-            FlushPolicy::Always => &self.inner.durable,
-            _ => &self.inner.written,
-        };
-        mark.wait_for(offset + 1).await
+    /// Bytes of the batches appended since the log was opened that readers can see now: a
+    /// counter that grows with visible data, for long-poll fetches with a `min_bytes`.
+    pub fn visible_bytes(&self) -> i64 {
+        self.inner.visible_bytes.get()
+    }
+
+    /// Resolves `true` once [`Self::visible_bytes`] reaches `bytes`, `false` if the log
+    /// failed first.
+    pub async fn wait_visible_bytes(&self, bytes: i64) -> bool {
+        self.inner.visible_bytes.wait_for(bytes).await
     }
 
     /// Bytes in all segments.
@@ -644,6 +678,11 @@ impl<S: Storage> PartitionLog<S> {
         );
         state.log_end_offset = last_offset + 1;
         state.dirty_bytes += size_bytes;
+        state.appended_bytes += size_bytes as i64;
+        let appended_bytes = state.appended_bytes;
+        state
+            .unpublished_bytes
+            .push_back((last_offset + 1, appended_bytes));
         state.cache_push(CachedBatch {
             base_offset,
             next_offset: last_offset + 1,
@@ -1146,6 +1185,9 @@ impl<S: Storage> PartitionLog<S> {
         while state.cache.back().is_some_and(|c| c.next_offset > new_end) {
             state.cache_pop_back();
         }
+        state
+            .unpublished_bytes
+            .retain(|&(next_offset, _)| next_offset <= new_end);
         inner.written.reset(new_end);
         inner.durable.reset(new_end);
         debug!(dir = %inner.dir.display(), offset, new_end, cut_position, "truncated");
@@ -1243,6 +1285,7 @@ fn fail<S: Storage>(inner: &Inner<S>, error: StorageError) {
     }
     inner.written.fail();
     inner.durable.fail();
+    inner.visible_bytes.fail();
     inner.progress.notify();
     inner.flusher_wake.notify();
 }
@@ -1701,6 +1744,7 @@ fn retire<S: Storage>(
     inner.written.advance(written);
     evict_cache(&mut state, &inner.config, written);
     drop(state);
+    inner.publish_visible_bytes();
     inner.settle_budget();
     inner.progress.notify();
     true
@@ -1779,6 +1823,7 @@ async fn sync_active<S: Storage>(inner: &Inner<S>) -> Result<()> {
         "durable may not pass written"
     );
     inner.durable.advance(target);
+    inner.publish_visible_bytes();
     Ok(())
 }
 

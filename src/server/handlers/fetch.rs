@@ -2,8 +2,11 @@
 //! written to the socket without a copy; see `protocol::fetch_response`), up to the request's
 //! `max_bytes` and each partition's `partition_max_bytes` (the first batch always, so a
 //! consumer makes progress past a large batch, as Kafka does). When fewer than `min_bytes`
-//! are ready it long-polls: it sleeps until an append makes any of its partitions' high
-//! watermark move, or `max_wait_ms` passes.
+//! are ready it long-polls: it sleeps until enough new bytes became visible in one of its
+//! partitions that the answer could now reach `min_bytes` (with the shortfall spread over
+//! its n partitions, one of them must have grown by a 1/n share of it), or `max_wait_ms`
+//! passes. So a parked fetch with a large `min_bytes` is not woken, to read and park
+//! again, by every small append.
 //!
 //! Only read_uncommitted exists so far (no transactions): the last stable offset equals the
 //! high watermark. Fetch sessions (KIP-227) are not kept: every answer carries session id 0,
@@ -97,6 +100,8 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
     let max_bytes = request.max_bytes.max(0) as usize;
     let min_bytes = request.min_bytes.max(0) as usize;
     loop {
+        // Taken before reading, so bytes that arrive during the read count as new.
+        let visible_before = visible_bytes(&topics);
         let (fetched, total_bytes, any_error) = read_all(&topics, max_bytes).await;
         let now = Instant::now();
         if total_bytes >= min_bytes.max(1)
@@ -112,7 +117,8 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
             )));
         }
         drop(fetched);
-        wait_for_data(&shard, &topics, deadline).await;
+        let shortfall = min_bytes.max(1) - total_bytes;
+        wait_for_data(&shard, &topics, &visible_before, shortfall, deadline).await;
     }
 }
 
@@ -183,16 +189,33 @@ async fn read_all(topics: &[WantedTopic], max_bytes: usize) -> (Vec<FetchedTopic
     (fetched, total_bytes, any_error)
 }
 
-/// Sleeps until any wanted partition's high watermark moves, `deadline`, or shutdown.
-async fn wait_for_data(shard: &Shard, topics: &[WantedTopic], deadline: Instant) {
+/// Each wanted partition's visible-bytes counter (`None` where its log is not served).
+fn visible_bytes(topics: &[WantedTopic]) -> Vec<Option<i64>> {
+    topics
+        .iter()
+        .flat_map(|topic| topic.partitions.iter())
+        .map(|wanted| wanted.log.as_ref().ok().map(Log::visible_bytes))
+        .collect()
+}
+
+/// Sleeps until some wanted partition has `shortfall / n` more visible bytes than it had in
+/// `visible_before` (n: the partitions served here), `deadline`, or shutdown.
+async fn wait_for_data(
+    shard: &Shard,
+    topics: &[WantedTopic],
+    visible_before: &[Option<i64>],
+    shortfall: usize,
+    deadline: Instant,
+) {
+    let served = visible_before.iter().flatten().count().max(1);
+    let share = shortfall.div_ceil(served).max(1) as i64;
     let mut waits: Vec<Pin<Box<dyn Future<Output = bool> + '_>>> = topics
         .iter()
         .flat_map(|topic| topic.partitions.iter())
-        .filter_map(|wanted| {
+        .zip(visible_before)
+        .filter_map(|(wanted, before)| {
             let log = wanted.log.as_ref().ok()?;
-            // Whatever is visible now was already read (or did not reach min_bytes): wake
-            // when more becomes visible.
-            Some(Box::pin(log.wait_high_watermark_above(log.high_watermark())) as Pin<Box<_>>)
+            Some(Box::pin(log.wait_visible_bytes((*before)? + share)) as Pin<Box<_>>)
         })
         .collect();
     let mut timer = Box::pin(futures_lite::future::or(

@@ -126,6 +126,10 @@ pub struct ServeArgs {
     /// Testing only: this core's executor panics outside any connection shortly after start.
     #[arg(long, hide = true)]
     pub fault_panic_core: Option<u32>,
+    /// Testing only: write every request frame received to a file in this directory (the
+    /// fuzz corpus is captured from real clients this way).
+    #[arg(long, hide = true)]
+    pub capture_requests_dir: Option<PathBuf>,
 }
 
 /// Validated, shared by every core.
@@ -155,6 +159,7 @@ pub struct BrokerConfig {
     pub fault_drop_produce_response_every: u64,
     pub fault_panic_client_id: Option<String>,
     pub fault_panic_core: Option<u32>,
+    pub capture_requests_dir: Option<PathBuf>,
 }
 
 /// Most partitions one CreateTopics/CreatePartitions may ask for in a topic.
@@ -289,6 +294,7 @@ impl BrokerConfig {
             fault_drop_produce_response_every: args.fault_drop_produce_response_every,
             fault_panic_client_id: args.fault_panic_client_id.clone(),
             fault_panic_core: args.fault_panic_core,
+            capture_requests_dir: args.capture_requests_dir.clone(),
             groups: GroupConfig {
                 initial_rebalance_delay: Duration::from_millis(
                     args.group_initial_rebalance_delay_ms,

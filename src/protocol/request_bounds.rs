@@ -378,4 +378,79 @@ mod tests {
         // Null topics (all topics) is fine.
         assert!(check_request_body(ApiKey::Metadata, 4, &[0xff, 0xff, 0xff, 0xff, 1]).is_ok());
     }
+
+    /// Writes the fuzz seed corpus (`fuzz/capture-seeds.sh` runs it): every frame captured
+    /// from real clients (`--capture-requests-dir`), every record batch inside their
+    /// Produce requests, and generated requests for every served API and version (the
+    /// ones no client at hand sends). Seeds start with the fuzz target's selector byte.
+    #[test]
+    #[ignore = "writes files: SPINDLE_FUZZ_CORPUS=DIR [SPINDLE_CAPTURED=DIR]"]
+    fn write_fuzz_seed_corpus() {
+        use crate::protocol::api::decode_request;
+        use crate::protocol::compression::{Codec, compress_batch};
+        use crate::protocol::record_batch::{RecordBatchHeader, build_batch};
+        use kafka_protocol::messages::RequestHeader;
+        use kafka_protocol::protocol::{Encodable, StrBytes};
+        let corpus = std::path::PathBuf::from(
+            std::env::var("SPINDLE_FUZZ_CORPUS").expect("SPINDLE_FUZZ_CORPUS"),
+        );
+        std::fs::create_dir_all(&corpus).unwrap();
+        let write = |selector: u8, bytes: &[u8]| {
+            let mut seed = vec![selector];
+            seed.extend_from_slice(bytes);
+            let name = format!(
+                "{:08x}-{}",
+                crate::protocol::record_batch::crc32c(&seed),
+                seed.len()
+            );
+            std::fs::write(corpus.join(name), seed).unwrap();
+        };
+        let write_batches = |records: &Bytes| {
+            let mut rest = &records[..];
+            while let Ok(header) = RecordBatchHeader::decode(rest) {
+                let size = header.size_bytes().min(rest.len());
+                write(1, &rest[..size]);
+                rest = &rest[size..];
+            }
+        };
+        if let Ok(captured) = std::env::var("SPINDLE_CAPTURED") {
+            for entry in std::fs::read_dir(captured).unwrap() {
+                let frame = Bytes::from(std::fs::read(entry.unwrap().path()).unwrap());
+                write(0, &frame);
+                if let Ok(request) = decode_request(frame)
+                    && let RequestKind::Produce(produce) = request.body
+                {
+                    for topic in &produce.topic_data {
+                        for partition in &topic.partition_data {
+                            if let Some(records) = &partition.records {
+                                write_batches(records);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut rng = Rng(0x5eed_0000_c0de_0003);
+        for &(api_key, min, max) in SUPPORTED_APIS {
+            for version in min..=max {
+                for _ in 0..2 {
+                    let mut frame = BytesMut::new();
+                    RequestHeader::default()
+                        .with_request_api_key(api_key as i16)
+                        .with_request_api_version(version)
+                        .with_correlation_id(1)
+                        .with_client_id(Some(StrBytes::from_static_str("seed")))
+                        .encode(&mut frame, api_key.request_header_version(version))
+                        .unwrap();
+                    frame.extend_from_slice(&random_body(api_key, version, &mut rng));
+                    write(0, &frame);
+                }
+            }
+        }
+        let plain = build_batch(1_700_000_000_000, &[(Some(b"k"), b"value"), (None, b"v2")]);
+        write(1, &plain);
+        for codec in [Codec::Lz4, Codec::Zstd] {
+            write(1, &compress_batch(&plain, codec).unwrap());
+        }
+    }
 }

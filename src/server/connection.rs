@@ -262,6 +262,9 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
         buffer.advance(FRAME_PREFIX_BYTES);
         let (frame, hold) = read_frame(shard, reader, &mut buffer, body_bytes).await?;
         let frame = frame.freeze();
+        if let Some(dir) = &shard.config.capture_requests_dir {
+            capture_request(dir, shard.core, &frame);
+        }
         let reply = match decode_request(frame.clone()) {
             Ok(request) => {
                 shard.fault_panic_for(request.header.client_id.as_deref());
@@ -291,6 +294,25 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
         if replies.send(task).await.is_err() || shard.is_shutting_down() {
             return Ok(ReaderEnd::Stopped);
         }
+    }
+}
+
+/// Testing only (`--capture-requests-dir`): writes one request frame body to a file named
+/// by API key, version and a per-core sequence number.
+fn capture_request(dir: &std::path::Path, core: u32, frame: &[u8]) {
+    thread_local!(static CAPTURED: Cell<u64> = const { Cell::new(0) });
+    if frame.len() < 4 {
+        return;
+    }
+    let sequence = CAPTURED.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let path = dir.join(format!("{api_key}-{version}-c{core}-{sequence}"));
+    if let Err(e) = std::fs::write(&path, frame) {
+        tracing::warn!(core, "capturing a request to {}: {e}", path.display());
     }
 }
 

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the coverage-guided fuzz target (request decoding and produced-batch validation)
+# for a bounded time, starting from the seed corpus captured from real clients
+# (fuzz/capture-seeds.sh). New inputs it finds go to a scratch directory, not the
+# committed corpus; a crash is saved under fuzz/artifacts/ and fails the run.
+#
+#   fuzz/run.sh [SECONDS]          (default 60; CI runs it)
+#
+# Builds with `cargo fuzz` (cargo install cargo-fuzz) on the stable toolchain: no
+# sanitizer (-s none), libFuzzer's coverage instrumentation only. Any allocation over
+# 1 GiB is reported as a failure, so a length from the wire that sizes a buffer is found
+# even where the machine could have given the memory.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-60}
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+cargo fuzz run -s none -O request_decode "$scratch" corpus/request_decode -- \
+  -max_total_time="$seconds" -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1

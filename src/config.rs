@@ -89,7 +89,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = -1)]
     pub retention_bytes: i64,
     /// Most disk a partition's segment file reserves ahead of its writes at a time: the
-    /// first reservation is 1 MiB and each next one doubles, up to this (0: none).
+    /// first reservation is 64 KiB and each next one doubles, up to this (0: none).
     #[arg(long, default_value_t = 64 << 20)]
     pub segment_preallocate_bytes_max: u64,
     /// Memory each core's partitions may keep, together, for serving recent data without a

@@ -45,7 +45,7 @@ pub struct LogConfig {
     /// Recent batches kept in memory to serve reads without touching the disk.
     pub cache_bytes_max: usize,
     /// Most blocks a segment file reserves ahead of writes at a time (its reservations
-    /// start at 1 MiB and double up to this; 0 turns preallocation off).
+    /// start at 64 KiB and double up to this; 0 turns preallocation off).
     pub preallocate_bytes: u64,
     /// Largest batch accepted (Kafka `max.message.bytes`).
     pub batch_bytes_max: usize,

@@ -28,6 +28,9 @@ pub const METADATA_FILE_NAME: &str = "spindle-metadata.txt";
 /// Reads the persisted metadata, or starts a new cluster (new id) if there is none.
 pub fn load_metadata(data_dir: &Path, cores: u32) -> Result<ClusterSnapshot, String> {
     let path = data_dir.join(METADATA_FILE_NAME);
+    if let Err(e) = ensure_metadata_reserve(data_dir) {
+        tracing::warn!("reserving room for metadata rewrites on a full disk: {e}");
+    }
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let (cluster_id, topics) =
@@ -46,16 +49,60 @@ pub fn load_metadata(data_dir: &Path, cores: u32) -> Result<ClusterSnapshot, Str
 /// Writes the metadata file atomically: a temporary file, fdatasync, rename, directory
 /// sync. A crash leaves the old or the new file, never a mix. Blocking I/O on core 0's
 /// control path; metadata changes are rare and small.
+///
+/// The rewrite needs room for a second copy. On a full disk the space held by the reserve
+/// file is given up for it, so DeleteTopics (the way out of a full disk) still works; the
+/// reserve is taken again at the next write that finds room.
 pub fn store_metadata(data_dir: &Path, snapshot: &ClusterSnapshot) -> std::io::Result<()> {
+    let text = encode_metadata_file(snapshot);
+    let result = match write_metadata_file(data_dir, &text) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+            tracing::warn!("the disk is full: using the metadata reserve to rewrite the metadata");
+            let _ = std::fs::remove_file(data_dir.join(METADATA_RESERVE_FILE_NAME));
+            write_metadata_file(data_dir, &text)
+        }
+        other => other,
+    };
+    if result.is_ok() {
+        // Best effort: without room now, the next metadata write tries again.
+        let _ = ensure_metadata_reserve(data_dir);
+    }
+    result
+}
+
+/// A file whose preallocated blocks are set aside for rewriting the metadata on a full disk.
+pub const METADATA_RESERVE_FILE_NAME: &str = ".metadata-reserve";
+/// Space kept in reserve: far more than the metadata file of 10,000 topics needs.
+const METADATA_RESERVE_BYTES: i64 = 4 << 20;
+
+fn write_metadata_file(data_dir: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let path = data_dir.join(METADATA_FILE_NAME);
     let temporary: PathBuf = data_dir.join(format!("{METADATA_FILE_NAME}.tmp"));
     let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(encode_metadata_file(snapshot).as_bytes())?;
+    file.write_all(text.as_bytes())?;
     file.sync_data()?;
     drop(file);
     std::fs::rename(&temporary, &path)?;
     std::fs::File::open(data_dir)?.sync_all()
+}
+
+/// Creates the metadata reserve with its blocks allocated, if it is missing.
+pub fn ensure_metadata_reserve(data_dir: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let path = data_dir.join(METADATA_RESERVE_FILE_NAME);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() as i64 >= METADATA_RESERVE_BYTES) {
+        return Ok(());
+    }
+    let file = std::fs::File::create(&path)?;
+    // SAFETY: posix_fallocate on a descriptor this function owns.
+    let error = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, METADATA_RESERVE_BYTES) };
+    if error != 0 {
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Err(std::io::Error::from_raw_os_error(error));
+    }
+    file.sync_all()
 }
 
 /// A cluster id in Kafka's shape: 16 random bytes, URL-safe base64 without padding.

@@ -28,12 +28,17 @@ use crate::runtime::{executor_builder, prepare_executor, raise_memlock_limit};
 
 mod connection;
 pub mod handlers;
+pub mod log_limit;
 pub mod shard;
 
 use shard::Shard;
 
 /// How often group timeouts are checked: the slack on session and rebalance timeouts.
 const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How soon, and at most how long after, a log whose writes failed is opened again.
+const FAILED_LOG_RETRY_MIN: Duration = Duration::from_secs(1);
+const FAILED_LOG_RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// How long shutdown waits for connections to finish their in-flight requests.
 const SHUTDOWN_DRAIN_MAX: Duration = Duration::from_secs(35);
@@ -298,6 +303,24 @@ async fn run_core(
                     break;
                 }
                 shard.housekeeping(now_ms()).await;
+            }
+        })
+        .detach();
+    }
+    {
+        // Logs whose writes failed (a full disk) are opened again, with a backoff that
+        // grows while the cause lasts, so appends resume when space returns.
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            let mut backoff = FAILED_LOG_RETRY_MIN;
+            while !shard.is_shutting_down() {
+                glommio::timer::sleep(backoff).await;
+                let (_, still_failed) = shard.reopen_failed_logs().await;
+                backoff = if still_failed > 0 {
+                    (backoff * 2).min(FAILED_LOG_RETRY_MAX)
+                } else {
+                    FAILED_LOG_RETRY_MIN
+                };
             }
         })
         .detach();

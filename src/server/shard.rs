@@ -24,6 +24,7 @@ use crate::group::GroupCoordinator;
 use crate::producer::state::{decode_snapshot, encode_snapshot};
 use crate::producer::{ProducerIdAllocator, ProducerStateTable};
 use crate::protocol::RecordBatchHeader;
+use crate::server::log_limit::LogLimit;
 use crate::storage::wait::Event;
 use crate::storage::{CacheBudget, DmaStorage, PartitionLog, StorageError};
 
@@ -55,6 +56,9 @@ struct TopicLogs {
     partitions: HashMap<i32, OwnedPartition>,
 }
 
+/// Least time between two log lines of one kind of repeated error.
+const LOG_REPEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The producer-state snapshot in each partition directory.
 pub const PRODUCER_SNAPSHOT_FILE_NAME: &str = "producer-state.snapshot";
 
@@ -81,6 +85,12 @@ pub struct Shard {
     connections_by_ip: RefCell<HashMap<IpAddr, usize>>,
     /// Handler panics caught since start (each closed its connection).
     pub connection_panics: Cell<u64>,
+    /// Fetches of a partition that failed with a storage error, since start, and the
+    /// limit on logging them (a consumer retries many times a second).
+    pub fetch_errors: Cell<u64>,
+    pub fetch_error_log: LogLimit,
+    /// The limit on logging failed attempts to reopen a failed log.
+    reopen_error_log: LogLimit,
     shutting_down: Cell<bool>,
     shutdown: Event,
 }
@@ -112,6 +122,9 @@ impl Shard {
             connections: Cell::new(0),
             connections_by_ip: RefCell::new(HashMap::new()),
             connection_panics: Cell::new(0),
+            fetch_errors: Cell::new(0),
+            fetch_error_log: LogLimit::new(LOG_REPEAT_INTERVAL),
+            reopen_error_log: LogLimit::new(LOG_REPEAT_INTERVAL),
             shutting_down: Cell::new(false),
             shutdown: Event::default(),
         }
@@ -338,6 +351,63 @@ impl Shard {
             log,
             producers: Rc::new(RefCell::new(producers)),
         })
+    }
+
+    /// Opens again, from what is on disk, every log whose writes failed (a full disk, an
+    /// I/O error), so appends resume once the cause is gone. Recovery cuts whatever the
+    /// failed writes left past the recovery point; nothing acknowledged is past it. A log
+    /// that fails to open keeps its failed handle (reads go on) and is tried again later.
+    /// Returns how many logs were reopened and how many are still failed.
+    pub async fn reopen_failed_logs(&self) -> (usize, usize) {
+        let failed: Vec<(Arc<TopicMetadata>, i32)> = {
+            let snapshot = self.snapshot();
+            self.logs
+                .borrow()
+                .iter()
+                .flat_map(|(name, topic_logs)| {
+                    topic_logs
+                        .partitions
+                        .iter()
+                        .filter(|(_, owned)| owned.log.is_failed())
+                        .filter_map(|(&partition, _)| {
+                            Some((snapshot.topic(name)?.clone(), partition))
+                        })
+                })
+                .collect()
+        };
+        let (mut reopened, mut still_failed) = (0, 0);
+        for (topic, partition) in failed {
+            match self.open_log(&topic, partition).await {
+                Ok(fresh) => {
+                    if let Some(slot) = self
+                        .logs
+                        .borrow_mut()
+                        .get_mut(&topic.name)
+                        .and_then(|logs| logs.partitions.get_mut(&partition))
+                    {
+                        *slot = fresh;
+                    }
+                    tracing::info!(
+                        core = self.core,
+                        "{}-{partition}: reopened after a write failure, appends resume",
+                        topic.name
+                    );
+                    reopened += 1;
+                }
+                Err(e) => {
+                    still_failed += 1;
+                    if let Some(left_out) = self.reopen_error_log.admit(std::time::Instant::now()) {
+                        tracing::warn!(
+                            core = self.core,
+                            left_out,
+                            "{}-{partition} is still failed, retrying with backoff: {e}",
+                            topic.name
+                        );
+                    }
+                }
+            }
+        }
+        (reopened, still_failed)
     }
 
     /// Rolls aged segments and applies retention on every log of this core.

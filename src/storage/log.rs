@@ -346,6 +346,15 @@ impl<F: SegmentFile> LogState<F> {
         after.checked_sub(1)
     }
 
+    /// Reads stay served after a write failed (a full disk, say): what is below the high
+    /// watermark was written before the failure and is still on the device.
+    fn check_readable(&self) -> Result<()> {
+        if self.closing {
+            return Err(StorageError::Closed);
+        }
+        Ok(())
+    }
+
     fn check_usable(&self) -> Result<()> {
         if let Some(failure) = &self.failure {
             return Err(StorageError::LogFailed {
@@ -592,6 +601,12 @@ impl<S: Storage> PartitionLog<S> {
             .sum()
     }
 
+    /// Whether a write or sync failed: the log takes no more appends (reads go on) until it
+    /// is opened again.
+    pub fn is_failed(&self) -> bool {
+        self.inner.state.borrow().failure.is_some()
+    }
+
     /// Bytes of recent batches this log keeps in memory.
     pub fn cached_bytes(&self) -> usize {
         self.inner.state.borrow().cache_bytes
@@ -759,7 +774,7 @@ impl<S: Storage> PartitionLog<S> {
         let high_watermark = self.high_watermark();
         let (file, segment_base, start_position, limit_position) = {
             let state = self.inner.state.borrow();
-            state.check_usable()?;
+            state.check_readable()?;
             let log_start_offset = state.log_start_offset();
             if from_offset < log_start_offset || from_offset > high_watermark {
                 return Err(StorageError::OffsetOutOfRange {
@@ -896,7 +911,7 @@ impl<S: Storage> PartitionLog<S> {
         let high_watermark = self.high_watermark();
         let candidates: Vec<SearchStart<S::File>> = {
             let state = self.inner.state.borrow();
-            state.check_usable()?;
+            state.check_readable()?;
             state
                 .segments
                 .iter()

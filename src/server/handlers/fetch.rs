@@ -102,7 +102,7 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
     loop {
         // Taken before reading, so bytes that arrive during the read count as new.
         let visible_before = visible_bytes(&topics);
-        let (fetched, total_bytes, any_error) = read_all(&topics, max_bytes).await;
+        let (fetched, total_bytes, any_error) = read_all(&shard, &topics, max_bytes).await;
         let now = Instant::now();
         if total_bytes >= min_bytes.max(1)
             || any_error
@@ -123,7 +123,11 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
 }
 
 /// One pass over every wanted partition: `(answers, record bytes, any partition error)`.
-async fn read_all(topics: &[WantedTopic], max_bytes: usize) -> (Vec<FetchedTopic>, usize, bool) {
+async fn read_all(
+    shard: &Shard,
+    topics: &[WantedTopic],
+    max_bytes: usize,
+) -> (Vec<FetchedTopic>, usize, bool) {
     let mut total_bytes = 0usize;
     let mut any_error = false;
     let mut fetched = Vec::with_capacity(topics.len());
@@ -164,12 +168,18 @@ async fn read_all(topics: &[WantedTopic], max_bytes: usize) -> (Vec<FetchedTopic
                                 any_error = true;
                                 data.error_code = ErrorCode::from(&error).code();
                                 if !matches!(error, StorageError::OffsetOutOfRange { .. }) {
-                                    tracing::warn!(
-                                        "fetch {}-{} at {}: {error}",
-                                        topic.name,
-                                        wanted.partition,
-                                        wanted.fetch_offset
-                                    );
+                                    shard.fetch_errors.set(shard.fetch_errors.get() + 1);
+                                    if let Some(left_out) =
+                                        shard.fetch_error_log.admit(Instant::now())
+                                    {
+                                        tracing::warn!(
+                                            left_out,
+                                            "fetch {}-{} at {}: {error}",
+                                            topic.name,
+                                            wanted.partition,
+                                            wanted.fetch_offset
+                                        );
+                                    }
                                 }
                             }
                         }

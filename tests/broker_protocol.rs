@@ -1380,3 +1380,61 @@ fn long_poll_fetch_with_min_bytes_answers_when_its_partitions_together_reach_it(
         .sum();
     assert!(bytes >= 20_000, "{bytes} bytes");
 }
+
+/// A topic may trade the decompression of compressed batches for CPU
+/// (`validate.compressed.records=false`): their header and CRC are still checked, and
+/// uncompressed batches are still validated record by record.
+#[test]
+fn a_topic_can_turn_off_decompressing_validation() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    use spindle::protocol::compression::{Codec, compress_batch};
+    let dir = temp_dir("no-decompress");
+    let broker = Broker::start(dir.path(), &["--auto-create-topics", "false"]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    let response: CreateTopicsResponse = admin.call(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![
+            CreatableTopic::default()
+                .with_name(name("trusting"))
+                .with_num_partitions(1)
+                .with_replication_factor(1)
+                .with_configs(vec![
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_static_str("validate.compressed.records"))
+                        .with_value(Some(StrBytes::from_static_str("false"))),
+                ]),
+        ]),
+    );
+    assert_eq!(response.topics[0].error_code, 0, "{response:?}");
+    let owner = leader(&mut admin, "trusting", 0);
+    let mut client = RawClient::connect(&broker.core_address(owner));
+    let mut corrupt = compress_batch(&batch(&["a", "b", "c"]), Codec::Lz4).unwrap();
+    let middle = 61 + (corrupt.len() - 61) / 2;
+    corrupt[middle] ^= 0xff;
+    let crc = crc32c::crc32c(&corrupt[21..]);
+    corrupt[17..21].copy_from_slice(&crc.to_be_bytes());
+    let mut lying_plain = batch(&["a", "b", "c"]).to_vec();
+    lying_plain[23..27].copy_from_slice(&1i32.to_be_bytes());
+    lying_plain[57..61].copy_from_slice(&2i32.to_be_bytes());
+    let crc = crc32c::crc32c(&lying_plain[21..]);
+    lying_plain[17..21].copy_from_slice(&crc.to_be_bytes());
+    let code = |client: &mut RawClient, records: Vec<u8>| -> i16 {
+        let response: ProduceResponse = client.call(
+            ApiKey::Produce,
+            9,
+            &produce_request("trusting", vec![(0, Bytes::from(records))], 1),
+        );
+        response.responses[0].partition_responses[0].error_code
+    };
+    assert_eq!(
+        code(&mut client, corrupt),
+        0,
+        "stored as sent, not decompressed"
+    );
+    assert_ne!(
+        code(&mut client, lying_plain),
+        0,
+        "uncompressed still validated"
+    );
+}

@@ -138,7 +138,12 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "max.message.bytes",
     "message.timestamp.type",
     "min.insync.replicas",
+    VALIDATE_COMPRESSED_RECORDS,
 ];
+
+/// Spindle's topic config (no Kafka equivalent: Kafka always validates): `false` checks
+/// compressed batches by their header and CRC only, without decompressing their records.
+pub const VALIDATE_COMPRESSED_RECORDS: &str = "validate.compressed.records";
 
 /// Checks one topic config; `Err` holds a one-line reason.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
@@ -165,6 +170,10 @@ pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
             _ => Err(format!("{key}={value}: only CreateTime is supported")),
         },
         "min.insync.replicas" => integer(1),
+        VALIDATE_COMPRESSED_RECORDS => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(format!("{key}={value}: expected true or false")),
+        },
         _ => Err(format!("unknown topic config '{key}'")),
     }
 }
@@ -188,6 +197,9 @@ pub fn topic_log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>
             ("segment.bytes", Some(v)) => config.segment_bytes = v as u64,
             ("segment.ms", Some(v)) => config.segment_ms = v,
             ("max.message.bytes", Some(v)) => config.batch_bytes_max = v as usize,
+            (VALIDATE_COMPRESSED_RECORDS, _) => {
+                config.validate_compressed_records = value != "false";
+            }
             _ => {}
         }
     }
@@ -209,6 +221,7 @@ pub fn describe_topic_configs(
             "max.message.bytes" => defaults.batch_bytes_max.to_string(),
             "message.timestamp.type" => "CreateTime".into(),
             "min.insync.replicas" => "1".into(),
+            VALIDATE_COMPRESSED_RECORDS => defaults.validate_compressed_records.to_string(),
             _ => String::new(),
         }
     };

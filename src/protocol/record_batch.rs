@@ -204,6 +204,16 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 /// if need be, see `record_validation`). `base_offset` is not checked (the broker assigns
 /// it).
 pub fn validate_produced(batch: &[u8]) -> Result<RecordBatchHeader, BatchError> {
+    validate_produced_with(batch, true)
+}
+
+/// [`validate_produced`], decompressing a compressed batch's records to check them only
+/// when `check_compressed_records` (a topic may trade that check for CPU; see
+/// `validate.compressed.records`). Uncompressed records are always checked.
+pub fn validate_produced_with(
+    batch: &[u8],
+    check_compressed_records: bool,
+) -> Result<RecordBatchHeader, BatchError> {
     let header = validate_framing(batch)?;
     if batch.len() != header.size_bytes() {
         return Err(BatchError::BadLength {
@@ -227,7 +237,9 @@ pub fn validate_produced(batch: &[u8]) -> Result<RecordBatchHeader, BatchError> 
     {
         return Err(bad_count);
     }
-    super::record_validation::validate_records(batch, &header)?;
+    if header.compression() == 0 || check_compressed_records {
+        super::record_validation::validate_records(batch, &header)?;
+    }
     Ok(header)
 }
 

@@ -49,6 +49,9 @@ pub struct LogConfig {
     pub preallocate_bytes: u64,
     /// Largest batch accepted (Kafka `max.message.bytes`).
     pub batch_bytes_max: usize,
+    /// Decompress compressed batches to validate every record (topic config
+    /// `validate.compressed.records`); uncompressed batches are always validated.
+    pub validate_compressed_records: bool,
 }
 
 impl Default for LogConfig {
@@ -69,6 +72,7 @@ impl Default for LogConfig {
             cache_bytes_max: 32 << 20,
             preallocate_bytes: 64 << 20,
             batch_bytes_max: 1_048_588,
+            validate_compressed_records: true,
         }
     }
 }

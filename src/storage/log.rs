@@ -45,7 +45,7 @@ use super::resync::find_next_batch;
 use super::wait::{Event, Watermark};
 use crate::protocol::record_batch::{
     self, RecordBatchHeader, record_timestamps, set_base_offset, set_partition_leader_epoch,
-    validate_framing, validate_produced,
+    validate_framing, validate_produced_with,
 };
 
 /// Buffer that carries the partial last block after a low-load write (see `take_partial`).
@@ -634,7 +634,7 @@ impl<S: Storage> PartitionLog<S> {
         // Cooperative point: a producer that never waits must still let the flusher submit
         // and retire writes once the task quota is spent.
         glommio::yield_if_needed().await;
-        let header = validate_produced(&batch)?;
+        let header = validate_produced_with(&batch, self.inner.config.validate_compressed_records)?;
         let size_bytes = batch.len();
         if size_bytes > self.inner.config.batch_bytes_max {
             return Err(StorageError::BatchTooLarge {

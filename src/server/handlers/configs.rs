@@ -33,7 +33,9 @@ fn config_type(key: &str) -> i8 {
         "max.message.bytes" | "min.insync.replicas" | "num.partitions" | "segment.bytes" => {
             TYPE_INT
         }
-        "auto.create.topics.enable" => TYPE_BOOLEAN,
+        "auto.create.topics.enable" | crate::cluster::metadata::VALIDATE_COMPRESSED_RECORDS => {
+            TYPE_BOOLEAN
+        }
         _ => TYPE_LONG,
     }
 }

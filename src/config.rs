@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// buffered bytes are given back).
     #[arg(long, default_value_t = 30_000)]
     pub request_read_timeout_ms: u64,
+    /// Long-poll fetches that may wait for data on each core at once. Past it, a fetch is
+    /// answered at once with what there is and a throttle time (the rest of its wait) that
+    /// clients honour before fetching again.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_parked_fetches_per_core: usize,
     /// Request bytes each core holds at once across its connections (backpressure).
     #[arg(long, default_value_t = 512 << 20)]
     pub max_buffered_bytes_per_core: usize,
@@ -149,6 +154,7 @@ pub struct BrokerConfig {
     pub in_flight_requests_max: usize,
     pub connections_per_core_max: usize,
     pub connections_per_ip_max: usize,
+    pub parked_fetches_per_core_max: usize,
     pub connections_max_idle: Duration,
     pub request_read_timeout: Duration,
     pub buffered_bytes_per_core_max: usize,
@@ -285,6 +291,7 @@ impl BrokerConfig {
             in_flight_requests_max: args.max_in_flight_requests,
             connections_per_core_max: args.max_connections_per_core,
             connections_per_ip_max: args.max_connections_per_ip,
+            parked_fetches_per_core_max: args.max_parked_fetches_per_core,
             connections_max_idle: Duration::from_millis(args.connections_max_idle_ms),
             request_read_timeout: Duration::from_millis(args.request_read_timeout_ms),
             buffered_bytes_per_core_max: args.max_buffered_bytes_per_core,

@@ -1438,3 +1438,45 @@ fn a_topic_can_turn_off_decompressing_validation() {
         "uncompressed still validated"
     );
 }
+
+/// Parked long-polls are bounded per core: past the bound a fetch is answered at once,
+/// with a throttle time for the rest of its wait, and the bound frees as fetches finish.
+#[test]
+fn parked_fetches_are_bounded_per_core() {
+    let dir = temp_dir("parked-bound");
+    let broker = Broker::start(dir.path(), &["--max-parked-fetches-per-core", "2"]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    create_topic(&mut admin, "quiet", 1);
+    let owner = leader(&mut admin, "quiet", 0);
+    let request = fetch_request("quiet", uuid::Uuid::nil(), 0, 0).with_max_wait_ms(3_000);
+    let mut parked: Vec<(RawClient, i32)> = (0..2)
+        .map(|_| {
+            let mut client = RawClient::connect(&broker.core_address(owner));
+            let id = client.send(ApiKey::Fetch, 11, &request);
+            (client, id)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut third = RawClient::connect(&broker.core_address(owner));
+    let started = Instant::now();
+    let response: FetchResponse = third.call(ApiKey::Fetch, 11, &request);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "answered at once past the bound"
+    );
+    assert!(
+        response.throttle_time_ms > 1_000,
+        "throttle {} ms",
+        response.throttle_time_ms
+    );
+    for (client, id) in &mut parked {
+        let response: FetchResponse = client.receive(ApiKey::Fetch, 11, *id);
+        assert_eq!(response.throttle_time_ms, 0, "the parked ones waited here");
+    }
+    // Both places are free again: a new fetch parks (waits its max_wait_ms).
+    let started = Instant::now();
+    let response: FetchResponse =
+        third.call(ApiKey::Fetch, 11, &request.clone().with_max_wait_ms(500));
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert_eq!(response.throttle_time_ms, 0);
+}

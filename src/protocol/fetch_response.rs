@@ -160,6 +160,7 @@ impl Writer {
 pub fn encode_fetch_response(
     version: i16,
     correlation_id: i32,
+    throttle_time_ms: i32,
     error_code: i16,
     topics: &[FetchedTopic],
 ) -> ChunkedFrame {
@@ -179,7 +180,7 @@ pub fn encode_fetch_response(
     if flexible {
         writer.put_unsigned_varint(0); // response header tagged fields
     }
-    writer.put_i32(0); // throttle_time_ms
+    writer.put_i32(throttle_time_ms);
     if version >= 7 {
         writer.put_i16(error_code);
         writer.put_i32(0); // session_id: no fetch sessions
@@ -334,7 +335,7 @@ mod tests {
     fn matches_the_codec_byte_for_byte_at_every_version() {
         let topics = sample();
         for version in 4..=18 {
-            let frame = encode_fetch_response(version, 99, 0, &topics);
+            let frame = encode_fetch_response(version, 99, 0, 0, &topics);
             assert_eq!(frame.to_bytes(), reference(version, &topics), "v{version}");
         }
     }
@@ -342,7 +343,7 @@ mod tests {
     #[test]
     fn large_record_slices_are_not_copied() {
         let topics = sample();
-        let frame = encode_fetch_response(12, 1, 0, &topics);
+        let frame = encode_fetch_response(12, 1, 0, 0, &topics);
         let big = topics[0].partitions[0].records.as_ref().unwrap()[1].clone();
         assert!(
             frame
@@ -357,7 +358,7 @@ mod tests {
 
     #[test]
     fn empty_answer() {
-        let frame = encode_fetch_response(7, 5, 70, &[]);
+        let frame = encode_fetch_response(7, 5, 0, 70, &[]);
         assert_eq!(frame.to_bytes(), {
             let mut expected = BytesMut::new();
             expected.put_i32(18);

@@ -89,6 +89,8 @@ pub struct Shard {
     /// limit on logging them (a consumer retries many times a second).
     pub fetch_errors: Cell<u64>,
     pub fetch_error_log: LogLimit,
+    /// Long-poll fetches waiting on this core now (`--max-parked-fetches-per-core`).
+    pub parked_fetches: Cell<usize>,
     /// The limit on logging failed attempts to reopen a failed log.
     reopen_error_log: LogLimit,
     shutting_down: Cell<bool>,
@@ -124,6 +126,7 @@ impl Shard {
             connection_panics: Cell::new(0),
             fetch_errors: Cell::new(0),
             fetch_error_log: LogLimit::new(LOG_REPEAT_INTERVAL),
+            parked_fetches: Cell::new(0),
             reopen_error_log: LogLimit::new(LOG_REPEAT_INTERVAL),
             shutting_down: Cell::new(false),
             shutdown: Event::default(),

@@ -51,6 +51,7 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
         return Ok(Some(encode_fetch_response(
             version,
             context.correlation_id,
+            0,
             ErrorCode::FetchSessionIdNotFound.code(),
             &[],
         )));
@@ -112,13 +113,47 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
             return Ok(Some(encode_fetch_response(
                 version,
                 context.correlation_id,
+                0,
                 ErrorCode::None.code(),
                 &fetched,
             )));
         }
+        // Parked fetches are bounded per core: past the bound, answer now with what there is
+        // and ask the client (throttle_time_ms, KIP-219) to wait out the rest itself.
+        let Some(_parked) = ParkedFetch::take(&shard) else {
+            let throttle_ms = deadline.saturating_duration_since(now).as_millis() as i32;
+            return Ok(Some(encode_fetch_response(
+                version,
+                context.correlation_id,
+                throttle_ms,
+                ErrorCode::None.code(),
+                &fetched,
+            )));
+        };
         drop(fetched);
         let shortfall = min_bytes.max(1) - total_bytes;
         wait_for_data(&shard, &topics, &visible_before, shortfall, deadline).await;
+    }
+}
+
+/// A place among the core's parked fetches (`--max-parked-fetches-per-core`), given back on
+/// drop.
+struct ParkedFetch<'a>(&'a Shard);
+
+impl<'a> ParkedFetch<'a> {
+    fn take(shard: &'a Shard) -> Option<ParkedFetch<'a>> {
+        let parked = shard.parked_fetches.get();
+        if parked >= shard.config.parked_fetches_per_core_max {
+            return None;
+        }
+        shard.parked_fetches.set(parked + 1);
+        Some(ParkedFetch(shard))
+    }
+}
+
+impl Drop for ParkedFetch<'_> {
+    fn drop(&mut self) {
+        self.0.parked_fetches.set(self.0.parked_fetches.get() - 1);
     }
 }
 

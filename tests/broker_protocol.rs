@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Broker, RawClient, temp_dir};
+use common::{Broker, RawClient, raw_request_frame, temp_dir};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -1049,25 +1049,6 @@ fn connections_beyond_the_per_core_limit_are_closed_and_the_rest_served() {
     }
 }
 
-/// A raw request frame: header (v1, or v2 with an empty tagged-field section when
-/// `flexible`) and `body` as given, so the body can say what no encoder would.
-fn raw_request(api_key: ApiKey, version: i16, flexible: bool, body: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::new();
-    frame.extend_from_slice(&[0; 4]);
-    frame.extend_from_slice(&(api_key as i16).to_be_bytes());
-    frame.extend_from_slice(&version.to_be_bytes());
-    frame.extend_from_slice(&1i32.to_be_bytes());
-    frame.extend_from_slice(&[0, 4]);
-    frame.extend_from_slice(b"bomb");
-    if flexible {
-        frame.push(0);
-    }
-    frame.extend_from_slice(body);
-    let size = (frame.len() - 4) as i32;
-    frame[..4].copy_from_slice(&size.to_be_bytes());
-    frame
-}
-
 #[test]
 fn huge_counts_in_small_requests_close_only_their_connection() {
     let dir = temp_dir("length-bombs");
@@ -1116,7 +1097,9 @@ fn huge_counts_in_small_requests_close_only_their_connection() {
             let mut bomber = RawClient::connect(&broker.core_address(core));
             bomber
                 .stream
-                .write_all(&raw_request(*api_key, *version, *flexible, body))
+                .write_all(&raw_request_frame(
+                    *api_key, *version, "bomb", *flexible, body,
+                ))
                 .unwrap();
             assert!(
                 bomber.is_closed_within(Duration::from_secs(10)),

@@ -10,22 +10,14 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Broker, RawClient, temp_dir};
+use common::{Broker, RawClient, raw_request_frame, temp_dir};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 /// An ApiVersions v0 request frame with `client_id`.
 fn api_versions_from(client_id: &str) -> Vec<u8> {
-    let mut frame = Vec::new();
-    let size = 2 + 2 + 4 + 2 + client_id.len();
-    frame.extend_from_slice(&(size as i32).to_be_bytes());
-    frame.extend_from_slice(&(ApiKey::ApiVersions as i16).to_be_bytes());
-    frame.extend_from_slice(&0i16.to_be_bytes());
-    frame.extend_from_slice(&1i32.to_be_bytes());
-    frame.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
-    frame.extend_from_slice(client_id.as_bytes());
-    frame
+    raw_request_frame(ApiKey::ApiVersions, 0, client_id, false, &[])
 }
 
 fn assert_serves(address: &str) {

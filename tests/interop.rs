@@ -95,68 +95,56 @@ fn kcat_produces_a_file_and_consumes_it_back() {
     assert!(metadata.contains("2 brokers"), "{metadata}");
 }
 
-#[test]
-fn python_confluent_kafka_produces_and_consumes() {
+/// Runs `tests/interop/SCRIPT BOOTSTRAP TOPIC` with Debian's python3 against a fresh
+/// broker started with `broker_args`, at most 90 s; its standard output, after checking it
+/// exited 0.
+fn run_python_client(script: &str, topic: &str, broker_args: &[&str]) -> String {
     require("/usr/bin/python3", &["-c", "import confluent_kafka"]);
-    let dir = temp_dir("python");
-    let broker = Broker::start(dir.path(), &[]);
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/confluent_kafka_client.py");
-    let output = Command::new("/usr/bin/python3")
+    let dir = temp_dir(topic);
+    let broker = Broker::start(dir.path(), broker_args);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let output = Command::new("timeout")
+        .arg("90")
+        .arg("/usr/bin/python3")
         .arg(script)
         .arg(&broker.bootstrap)
-        .arg("from_python")
+        .arg(topic)
         .stderr(Stdio::inherit())
         .output()
         .expect("run python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "python client failed: {stdout}");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{topic}: python client failed ({:?}): {stdout}",
+        output.status
+    );
+    stdout
+}
+
+#[test]
+fn python_confluent_kafka_produces_and_consumes() {
+    let stdout = run_python_client("confluent_kafka_client.py", "from_python", &[]);
     assert!(stdout.starts_with("OK 20000"), "{stdout}");
 }
 
 #[test]
 fn python_confluent_kafka_consumer_group_shares_and_commits() {
-    require("/usr/bin/python3", &["-c", "import confluent_kafka"]);
-    let dir = temp_dir("python-group");
-    let broker = Broker::start(dir.path(), &["--group-initial-rebalance-delay-ms", "500"]);
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/confluent_kafka_group.py");
-    let output = Command::new("/usr/bin/python3")
-        .arg(script)
-        .arg(&broker.bootstrap)
-        .arg("group_from_python")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python group client failed: {stdout}"
+    let stdout = run_python_client(
+        "confluent_kafka_group.py",
+        "group_from_python",
+        &["--group-initial-rebalance-delay-ms", "500"],
     );
     assert!(stdout.starts_with("OK 4000"), "{stdout}");
 }
 
 #[test]
 fn python_confluent_kafka_recovers_from_out_of_range_and_refused_transactions() {
-    require("/usr/bin/python3", &["-c", "import confluent_kafka"]);
-    let dir = temp_dir("python-faults");
-    let broker = Broker::start(dir.path(), &["--group-initial-rebalance-delay-ms", "100"]);
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/confluent_kafka_faults.py");
-    let output = Command::new("timeout")
-        .arg("90")
-        .arg("/usr/bin/python3")
-        .arg(script)
-        .arg(&broker.bootstrap)
-        .arg("faults_from_python")
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python fault checks failed ({:?}): {stdout}",
-        output.status
+    let stdout = run_python_client(
+        "confluent_kafka_faults.py",
+        "faults_from_python",
+        &["--group-initial-rebalance-delay-ms", "100"],
     );
     assert!(stdout.starts_with("OK"), "{stdout}");
 }

@@ -299,3 +299,28 @@ pub fn send_retrying<C>(
         }
     }
 }
+
+/// A request frame built by hand: size, header (v1, or v2 with an empty tagged-field
+/// section when `flexible`) with `client_id`, and `body` as given, so the body can say
+/// what no encoder would.
+pub fn raw_request_frame(
+    api_key: ApiKey,
+    version: i16,
+    client_id: &str,
+    flexible: bool,
+    body: &[u8],
+) -> Vec<u8> {
+    let mut frame = vec![0; 4];
+    frame.extend_from_slice(&(api_key as i16).to_be_bytes());
+    frame.extend_from_slice(&version.to_be_bytes());
+    frame.extend_from_slice(&1i32.to_be_bytes());
+    frame.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    frame.extend_from_slice(client_id.as_bytes());
+    if flexible {
+        frame.push(0);
+    }
+    frame.extend_from_slice(body);
+    let size = (frame.len() - 4) as i32;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    frame
+}

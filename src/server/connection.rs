@@ -42,7 +42,7 @@ use crate::storage::wait::Watermark;
 const READ_CHUNK_BYTES: usize = 64 << 10;
 /// The read buffer of a connection with nothing buffered: an idle connection holds this
 /// much, not a full chunk.
-const IDLE_READ_BYTES: usize = 2 << 10;
+const IDLE_READ_BYTES: usize = 1 << 10;
 /// Frames at least this large are read into their own buffer, so Produce can hand their
 /// batches to the log without copying them.
 const OWN_BUFFER_FRAME_BYTES_MIN: usize = 16 << 10;
@@ -268,7 +268,9 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
         let reply = match decode_request(frame.clone()) {
             Ok(request) => {
                 shard.fault_panic_for(request.header.client_id.as_deref());
-                handlers::handle(shard, request, frame, peer).await
+                // Boxed: the handlers' in-order state lives on the heap only while a request
+                // is handled, not in every idle connection's future.
+                Box::pin(handlers::handle(shard, request, frame, peer)).await
             }
             Err(RequestError::Malformed(reason)) => return Err(reason),
             Err(RequestError::Unsupported {

@@ -1471,3 +1471,51 @@ fn visible_bytes_grow_only_as_data_becomes_visible() {
         assert_eq!(log.visible_bytes(), (first.len() + second.len()) as i64);
     });
 }
+
+#[test]
+fn recycled_write_buffers_count_against_the_core_budget() {
+    use spindle::storage::CacheBudget;
+    let temp = temp_dir();
+    let root = temp.path().to_path_buf();
+    run_local(temp.path(), async move {
+        // With room, a busy log keeps buffers between writes and the budget counts them;
+        // with none, it keeps none.
+        for (seed, budget_bytes) in [(47u64, 64usize << 20), (48, 1 << 20)] {
+            let budget = CacheBudget::new(budget_bytes);
+            let config = LogConfig {
+                segment_bytes: 256 << 20,
+                write_buffer_bytes: 1 << 20,
+                dirty_bytes_max: 8 << 20,
+                cache_bytes_max: 1 << 20,
+                batch_bytes_max: 1 << 20,
+                preallocate_bytes: 4 << 20,
+                ..LogConfig::default()
+            };
+            let dir = root.join(format!("recycled-{seed}"));
+            let log =
+                PartitionLog::open_with_cache_budget(DmaStorage, &dir, config, budget.clone())
+                    .await
+                    .expect("open");
+            let batch = make_batch(90, 600, 0);
+            let mut recycled_max = 0;
+            for _ in 0..(64 << 20) / batch.len() {
+                log.append(BytesMut::from(batch.as_slice()))
+                    .await
+                    .expect("append");
+                // What the budget counts beyond the cache is recycled write buffers.
+                let recycled = budget.bytes() - log.cached_bytes();
+                recycled_max = recycled_max.max(recycled);
+                assert!(recycled <= budget.bytes_max(), "{recycled} bytes kept");
+                glommio::yield_if_needed().await;
+            }
+            log.flush().await.expect("flush");
+            if budget_bytes > 8 << 20 {
+                assert!(recycled_max > 0, "buffers were recycled and counted");
+            } else {
+                assert_eq!(recycled_max, 0, "no buffer kept without room in the budget");
+            }
+            log.close().await.expect("close");
+            assert_eq!(budget.bytes(), 0, "a closed log holds nothing");
+        }
+    });
+}

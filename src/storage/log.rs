@@ -277,6 +277,7 @@ struct LogState<F: SegmentFile> {
 
 impl<F: SegmentFile> Drop for LogState<F> {
     fn drop(&mut self) {
+        self.free_clear();
         if let Some(budget) = &self.cache_budget {
             budget.release(self.cache_bytes);
         }
@@ -304,6 +305,33 @@ impl<F: SegmentFile> LogState<F> {
         let batch = self.cache.pop_back()?;
         self.uncount(&batch);
         Some(batch)
+    }
+
+    /// Recycled write buffers, kept between writes while the stream is busy (reusing one
+    /// saves faulting in and clearing a fresh one), count against the core's budget like
+    /// cached batches: one is kept only while the budget has room for it, so the buffers
+    /// all of a core's partitions hold idle are bounded too.
+    fn free_push(&mut self, buffer: F::Buffer) {
+        let bytes = buffer.as_ref().len();
+        if let Some(budget) = &self.cache_budget {
+            if budget.bytes() + bytes > budget.bytes_max() {
+                return;
+            }
+            budget.add(bytes);
+        }
+        self.writer.free.push(buffer);
+    }
+
+    fn free_pop(&mut self) -> Option<F::Buffer> {
+        let buffer = self.writer.free.pop()?;
+        if let Some(budget) = &self.cache_budget {
+            budget.release(buffer.as_ref().len());
+        }
+        Some(buffer)
+    }
+
+    fn free_clear(&mut self) {
+        while self.free_pop().is_some() {}
     }
 
     fn uncount(&mut self, batch: &CachedBatch) {
@@ -1370,13 +1398,11 @@ fn copy_into_writer<F: SegmentFile, S: Storage<File = F>>(
     while !rest.is_empty() {
         let writer = &mut state.writer;
         if writer.buffer.is_none() {
-            writer.buffer = Some(
-                writer
-                    .free
-                    .pop()
-                    .unwrap_or_else(|| storage.alloc_buffer(config.write_buffer_bytes)),
-            );
+            let recycled = state.free_pop();
+            state.writer.buffer =
+                Some(recycled.unwrap_or_else(|| storage.alloc_buffer(config.write_buffer_bytes)));
         }
+        let writer = &mut state.writer;
         let buffer = writer.buffer.as_mut().expect("just set");
         // A carry buffer (after a partial write) is smaller than a full one: when it fills,
         // it is written as is and the next buffer is full size.
@@ -1658,7 +1684,7 @@ async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
             if idle {
                 // The stream paused: give recycled write buffers back rather than hold
                 // megabytes for a partition that may stay quiet.
-                state.writer.free.clear();
+                state.free_clear();
             }
             match inner.config.flush {
                 // Only when `sync_due` would then say yes: a deadline that passes with
@@ -1749,7 +1775,7 @@ fn retire<S: Storage>(
             && buffer.as_ref().len() == inner.config.write_buffer_bytes
             && state.writer.free.len() < free_max
         {
-            state.writer.free.push(buffer);
+            state.free_push(buffer);
         }
     }
     assert!(

@@ -1463,3 +1463,31 @@ fn parked_fetches_are_bounded_per_core() {
     assert!(started.elapsed() >= Duration::from_millis(400));
     assert_eq!(response.throttle_time_ms, 0);
 }
+
+/// acks=0 gets no answer, however long its data takes to be written, and the requests after
+/// it on the same connection are answered in order.
+#[test]
+fn acks_zero_is_never_answered_and_what_follows_is() {
+    let dir = temp_dir("acks-zero");
+    let broker = Broker::start(dir.path(), &["--auto-create-topics", "false"]);
+    let mut admin = RawClient::connect(&broker.bootstrap);
+    create_topic(&mut admin, "silent", 1);
+    let owner = leader(&mut admin, "silent", 0);
+    let mut client = RawClient::connect(&broker.core_address(owner));
+    let values: Vec<String> = (0..50).map(|i| format!("record {i}")).collect();
+    let records = batch(&values.iter().map(String::as_str).collect::<Vec<_>>());
+    for _ in 0..20 {
+        client.send(
+            ApiKey::Produce,
+            9,
+            &produce_request("silent", vec![(0, records.clone())], 0),
+        );
+    }
+    let response: ProduceResponse = client.call(
+        ApiKey::Produce,
+        9,
+        &produce_request("silent", vec![(0, records.clone())], 1),
+    );
+    let partition = &response.responses[0].partition_responses[0];
+    assert_eq!((partition.error_code, partition.base_offset), (0, 1_000));
+}

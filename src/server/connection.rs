@@ -29,6 +29,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
+use kafka_protocol::messages::RequestKind;
 
 use crate::protocol::api::{
     FRAME_PREFIX_BYTES, RequestError, decode_request, encode_unsupported, frame_body_bytes,
@@ -265,8 +266,11 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
         if let Some(dir) = &shard.config.capture_requests_dir {
             capture_request(dir, shard.core, &frame);
         }
+        let mut unanswered = false;
         let reply = match decode_request(frame.clone()) {
             Ok(request) => {
+                // acks=0: nothing goes back, so nothing for the writer to wait for in order.
+                unanswered = matches!(&request.body, RequestKind::Produce(p) if p.acks == 0);
                 shard.fault_panic_for(request.header.client_id.as_deref());
                 // Boxed: the handlers' in-order state lives on the heap only while a request
                 // is handled, not in every idle connection's future.
@@ -292,6 +296,15 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
                 response
             })
         };
+        if unanswered {
+            // It runs on, holding its bytes of the core's budget until they are written,
+            // without taking one of the connection's places for replies in flight.
+            task.detach();
+            if shard.is_shutting_down() {
+                return Ok(ReaderEnd::Stopped);
+            }
+            continue;
+        }
         in_flight.set(in_flight.get() + 1);
         if replies.send(task).await.is_err() || shard.is_shutting_down() {
             return Ok(ReaderEnd::Stopped);

@@ -1,7 +1,8 @@
 //! Produce: appends each partition's record batches to the log this core owns, in request
 //! order, then answers when the acks level is met: acks=1 once the batch is written to the
 //! file, acks=-1 (all) once it is durable (fdatasync, shared by every request waiting at
-//! that moment), acks=0 never.
+//! that moment), acks=0 never (its reply future still resolves once the data is written,
+//! so the request's bytes stay budgeted until then).
 //!
 //! Zero copy: the batches are carved out of the request buffer as `BytesMut` (the decoded
 //! request is dropped first so the buffer is unshared); the log copies each batch once,
@@ -19,7 +20,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{FAULT_INJECTION, Reply, RequestContext, auto_create_topics, ready};
+use super::{FAULT_INJECTION, Reply, RequestContext, auto_create_topics};
 use crate::producer::SequenceCheck;
 use crate::protocol::ErrorCode;
 use crate::protocol::RecordBatchHeader;
@@ -147,7 +148,21 @@ pub async fn produce(
     }
 
     if acks == 0 {
-        return ready(Ok(None));
+        // No answer, but the connection keeps this request's bytes counted against the
+        // core's request budget until they are written (see `connection`): that bounds
+        // unwritten acks=0 data per core, as waiting for the answers does for acks >= 1.
+        let written: Vec<_> = results
+            .iter_mut()
+            .flat_map(|(_, _, outcomes)| outcomes.iter_mut())
+            .filter_map(|outcome| outcome.wait.take())
+            .collect();
+        return Box::pin(async move {
+            for (log, end_offset) in written {
+                // A failure here reaches nobody: acks=0 producers learn nothing by design.
+                let _ = log.wait_written(end_offset).await;
+            }
+            Ok(None)
+        });
     }
     let shard = shard.clone();
     Box::pin(async move {

@@ -131,6 +131,10 @@ pub struct ServeArgs {
     /// Testing only: this core's executor panics outside any connection shortly after start.
     #[arg(long, hide = true)]
     pub fault_panic_core: Option<u32>,
+    /// Testing only: advertise at most this Fetch version, so a real client can be tested
+    /// at each version it knows.
+    #[arg(long, hide = true)]
+    pub fault_fetch_version_max: Option<i16>,
     /// Testing only: write every request frame received to a file in this directory (the
     /// fuzz corpus is captured from real clients this way).
     #[arg(long, hide = true)]
@@ -166,6 +170,7 @@ pub struct BrokerConfig {
     pub fault_panic_client_id: Option<String>,
     pub fault_panic_core: Option<u32>,
     pub capture_requests_dir: Option<PathBuf>,
+    pub fault_fetch_version_max: Option<i16>,
 }
 
 /// Most partitions one CreateTopics/CreatePartitions may ask for in a topic.
@@ -302,6 +307,7 @@ impl BrokerConfig {
             fault_panic_client_id: args.fault_panic_client_id.clone(),
             fault_panic_core: args.fault_panic_core,
             capture_requests_dir: args.capture_requests_dir.clone(),
+            fault_fetch_version_max: args.fault_fetch_version_max,
             groups: GroupConfig {
                 initial_rebalance_delay: Duration::from_millis(
                     args.group_initial_rebalance_delay_ms,

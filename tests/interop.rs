@@ -148,3 +148,23 @@ fn python_confluent_kafka_recovers_from_out_of_range_and_refused_transactions() 
     );
     assert!(stdout.starts_with("OK"), "{stdout}");
 }
+
+/// A Fetch partition's error reaches librdkafka at every Fetch version it speaks (the broker
+/// advertises one version at most per run; the client takes the lower of its own and it).
+#[test]
+fn librdkafka_sees_offset_out_of_range_at_every_fetch_version() {
+    for version in 4..=spindle::protocol::api::SUPPORTED_APIS
+        .iter()
+        .find(|(key, _, _)| *key == kafka_protocol::messages::ApiKey::Fetch)
+        .unwrap()
+        .2
+    {
+        let max = version.to_string();
+        let stdout = run_python_client(
+            "confluent_kafka_fetch_errors.py",
+            &format!("fetch_errors_v{version}"),
+            &["--fault-fetch-version-max", &max],
+        );
+        assert!(stdout.starts_with("OK"), "Fetch v{version}: {stdout}");
+    }
+}

@@ -77,9 +77,18 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: Soc
     // The header's strings are slices of `frame`; drop them so Produce can own it.
     drop(request.header);
     match request.body {
-        RequestKind::ApiVersions(_) => ready(context.respond(ResponseKind::ApiVersions(
-            api_versions_body(ErrorCode::None),
-        ))),
+        RequestKind::ApiVersions(_) => {
+            let mut body = api_versions_body(ErrorCode::None);
+            if let Some(max) = shard.config.fault_fetch_version_max {
+                // Testing only: a client then negotiates this Fetch version at most.
+                for api in body.api_keys.iter_mut() {
+                    if api.api_key == ApiKey::Fetch as i16 {
+                        api.max_version = api.max_version.min(max);
+                    }
+                }
+            }
+            ready(context.respond(ResponseKind::ApiVersions(body)))
+        }
         RequestKind::Metadata(body) => ready(metadata::metadata(shard, &context, body).await),
         RequestKind::DescribeCluster(body) => {
             ready(metadata::describe_cluster(shard, &context, body))

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::cluster::controller::PARTITIONS_PER_TOPIC_MAX;
 use crate::group::state::GroupConfig;
 use crate::storage::{FlushPolicy, LogConfig};
 
@@ -172,9 +173,6 @@ pub struct BrokerConfig {
     pub capture_requests_dir: Option<PathBuf>,
     pub fault_fetch_version_max: Option<i16>,
 }
-
-/// Most partitions one CreateTopics/CreatePartitions may ask for in a topic.
-pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 
 impl BrokerConfig {
     /// Checks every limit once; `Err` is a one-line reason for the operator.

@@ -19,7 +19,6 @@ use crate::cluster::metadata::{
     ClusterSnapshot, TopicMetadata, decode_metadata_file, encode_metadata_file, getrandom_bytes,
     new_topic_id, place_partition, validate_topic_config, validate_topic_name,
 };
-use crate::config::PARTITIONS_PER_TOPIC_MAX;
 use crate::protocol::ErrorCode;
 
 /// The metadata file in the data directory.
@@ -45,6 +44,10 @@ pub fn load_metadata(data_dir: &Path, cores: u32) -> Result<ClusterSnapshot, Str
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }
+
+/// Most partitions one CreateTopics/CreatePartitions may ask for in a topic (and the
+/// most `--default-partitions` may be).
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 
 /// Writes the metadata file atomically: a temporary file, fdatasync, rename, directory
 /// sync. A crash leaves the old or the new file, never a mix. Blocking I/O on core 0's

@@ -27,6 +27,7 @@ use crate::producer::ProducerIdAllocator;
 use crate::runtime::{executor_builder, prepare_executor, raise_memlock_limit};
 
 mod connection;
+pub mod error_codes;
 pub mod handlers;
 pub mod log_limit;
 pub mod shard;

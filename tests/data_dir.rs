@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Broker, RawClient, temp_dir};
@@ -12,17 +11,7 @@ use kafka_protocol::messages::*;
 fn a_second_broker_on_the_same_data_dir_refuses_to_start() {
     let dir = temp_dir("locked");
     let first = Broker::start(dir.path(), &[]);
-    let second = Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--cores",
-            "2",
-            "--no-pin",
-        ])
-        .arg("--data-dir")
-        .arg(dir.path())
+    let second = Broker::command(dir.path(), &[])
         .env("RUST_LOG", "off")
         .output()
         .expect("run spindle");

@@ -28,9 +28,11 @@ impl Broker {
         Broker::start_with_stderr(data_dir, extra_args, Stdio::inherit())
     }
 
-    /// [`Broker::start`] with the broker's stderr going to `stderr`.
-    pub fn start_with_stderr(data_dir: &Path, extra_args: &[&str], stderr: Stdio) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+    /// The `spindle serve` command every test broker runs: two unpinned cores, ephemeral
+    /// ports on 127.0.0.1, `data_dir`, then `extra_args`.
+    pub fn command(data_dir: &Path, extra_args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spindle"));
+        command
             .args([
                 "serve",
                 "--listen",
@@ -41,7 +43,13 @@ impl Broker {
             ])
             .arg("--data-dir")
             .arg(data_dir)
-            .args(extra_args)
+            .args(extra_args);
+        command
+    }
+
+    /// [`Broker::start`] with the broker's stderr going to `stderr`.
+    pub fn start_with_stderr(data_dir: &Path, extra_args: &[&str], stderr: Stdio) -> Broker {
+        let mut child = Broker::command(data_dir, extra_args)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or("warn".into()),

@@ -36,9 +36,9 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use glommio::io::{DmaFile, OpenOptions};
-use spindle::protocol::record_batch::{RecordBatchHeader, build_batch};
 use spindle::runtime::run_local;
 use spindle::storage::{DmaStorage, FlushPolicy, LogConfig, PartitionLog};
+use spindle_protocol::record_batch::{RecordBatchHeader, build_batch};
 
 struct Args {
     dir: PathBuf,
@@ -476,7 +476,7 @@ async fn raw_shape(dir: &Path, bytes: u64, name: &str) -> Row {
                 .zip(target.chunks_mut(16 << 10))
             {
                 if crc {
-                    crc_sum ^= spindle::protocol::record_batch::crc32c(piece);
+                    crc_sum ^= spindle_protocol::record_batch::crc32c(piece);
                 }
                 out.copy_from_slice(piece);
             }

@@ -38,7 +38,7 @@ label=${label:-${date}-${host}}
 out="perf/results/${label}.md"
 artifacts="perf/results/${label}"
 rm -rf "$artifacts"; mkdir -p "$artifacts"
-cargo build --release --quiet
+cargo build --release --workspace --quiet
 cargo bench --bench storage --no-run --quiet 2>/dev/null || cargo bench --bench storage --no-run
 bin=target/release/spindle
 data=target/bench-matrix

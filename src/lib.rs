@@ -3,21 +3,17 @@
 //! | module     | owns |
 //! |------------|------|
 //! | `producer` | idempotent producers: producer ids, per-partition sequence state |
-//! | `protocol` | pure wire facts: API table, framing, record batches, Kafka error codes |
 //! | `config`   | the broker's flags, validated once into `BrokerConfig` |
-//! | `bench`    | `spindle bench`: Kafka-protocol load generators and their statistics |
 //! | `cluster`  | topic metadata snapshots, placement, the controller (core 0), the control plane |
 //! | `group`    | consumer groups: coordinator per core, group state machine, group log |
 //! | `server`   | per-core brokers: listeners, connections, one handler per Kafka API |
 //! | `storage`  | per-partition logs on direct I/O |
 //! | `runtime`  | executor start-up: memlock, the direct-I/O primer |
 
-pub mod bench;
 pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod producer;
-pub mod protocol;
 pub mod runtime;
 pub mod server;
 pub mod storage;

@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use spindle::bench::BenchCommand;
 use spindle::config::{BrokerConfig, ServeArgs};
-use spindle::protocol::record_batch::{RecordBatchHeader, validate_framing};
 use spindle::storage::log::{LOG_SUFFIX, parse_segment_file_name};
 use spindle::storage::recovery_point::{RECOVERY_POINT_FILE_NAMES, RecoveryPoint};
+use spindle_protocol::record_batch::{RecordBatchHeader, validate_framing};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -35,11 +34,14 @@ struct ServeDefaults {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Runs the broker (the default): one Kafka broker per core, data under --data-dir.
-    Serve(ServeArgs),
-    /// Load generators for any Kafka-compatible broker.
+    Serve(Box<ServeArgs>),
+    /// Load generators for any Kafka-compatible broker: runs `spindle-bench` (built with
+    /// the workspace, found next to this binary), so the broker never links librdkafka.
+    #[command(disable_help_flag = true)]
     Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
+        /// `produce`, `consume` or `e2e` and their flags (`spindle bench --help` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
     },
     /// Reads every segment of a partition directory and checks each batch (framing, CRC-32C,
     /// offset continuity) without modifying anything. Exits 1 if any segment has bytes
@@ -89,7 +91,7 @@ fn main() -> ExitCode {
     };
     let command = cli
         .command
-        .unwrap_or_else(|| Command::Serve(ServeDefaults::parse_from(["spindle"]).args));
+        .unwrap_or_else(|| Command::Serve(Box::new(ServeDefaults::parse_from(["spindle"]).args)));
     match command {
         Command::Serve(args) => {
             init_tracing();
@@ -108,28 +110,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench { command } => {
-            if let Err(reason) = command.validate() {
-                eprintln!(
-                    "spindle: {reason} (see spindle bench {} --help)",
-                    command.name()
-                );
-                return ExitCode::from(2);
-            }
-            match command.run() {
-                Ok(report) => {
-                    println!("{}", report.human());
-                    if command.common().json {
-                        println!("{}", report.json());
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(reason) => {
-                    eprintln!("spindle: bench: {reason}");
-                    ExitCode::from(1)
-                }
-            }
-        }
+        Command::Bench { args } => run_bench(args),
         Command::DumpLog { dir, batches } => match dump_log(&dir, batches) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
@@ -139,6 +120,25 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Replaces this process with `spindle-bench`, next to this binary (else on `PATH`).
+fn run_bench(args: Vec<std::ffi::OsString>) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let beside = std::env::current_exe()
+        .ok()
+        .map(|exe| exe.with_file_name("spindle-bench"))
+        .filter(|path| path.is_file());
+    let program = beside.unwrap_or_else(|| PathBuf::from("spindle-bench"));
+    let error = std::process::Command::new(&program)
+        .args(args)
+        .env("SPINDLE_BENCH_AS", "spindle")
+        .exec();
+    eprintln!(
+        "spindle: bench: cannot run {}: {error} (build it with cargo build --release -p spindle-bench)",
+        program.display()
+    );
+    ExitCode::from(1)
 }
 
 /// Logs to stderr; `RUST_LOG` (e.g. `spindle=debug`) overrides the default `info`.

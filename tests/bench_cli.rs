@@ -21,7 +21,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use spindle::bench::keys::partition_for_key;
+use spindle_bench::keys::partition_for_key;
 
 /// The number after `"key":` in a flat JSON line.
 fn json_number(json: &str, key: &str) -> f64 {

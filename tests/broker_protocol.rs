@@ -21,8 +21,8 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use spindle::protocol::api::SUPPORTED_APIS;
-use spindle::protocol::record_batch::build_batch;
+use spindle_protocol::api::SUPPORTED_APIS;
+use spindle_protocol::record_batch::build_batch;
 
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
@@ -863,7 +863,7 @@ fn idempotent_batch(values: &[&str], producer_id: i64, epoch: i16, base_sequence
     bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
     bytes[51..53].copy_from_slice(&epoch.to_be_bytes());
     bytes[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-    let crc = spindle::protocol::record_batch::compute_crc(&bytes);
+    let crc = spindle_protocol::record_batch::compute_crc(&bytes);
     bytes[17..21].copy_from_slice(&crc.to_be_bytes());
     Bytes::from(bytes)
 }
@@ -1189,7 +1189,7 @@ fn transaction_coordinator_lookups_fail_fast_with_a_fatal_error() {
 
 #[test]
 fn list_offsets_max_timestamp_finds_the_first_record_with_the_largest_timestamp() {
-    use spindle::protocol::record_batch::build_batch_with_timestamps;
+    use spindle_protocol::record_batch::build_batch_with_timestamps;
     let dir = temp_dir("max-timestamp");
     let broker = Broker::start(dir.path(), &["--auto-create-topics", "false"]);
     let mut admin = RawClient::connect(&broker.bootstrap);
@@ -1222,7 +1222,7 @@ fn list_offsets_max_timestamp_finds_the_first_record_with_the_largest_timestamp(
         vec![t + 900],
         vec![t + 100],
     ] {
-        let records: Vec<spindle::protocol::record_batch::TimedRecord> =
+        let records: Vec<spindle_protocol::record_batch::TimedRecord> =
             timestamps.iter().map(|&ts| (ts, None, &b"v"[..])).collect();
         let _: ProduceResponse = client.call(
             ApiKey::Produce,
@@ -1243,7 +1243,7 @@ fn list_offsets_max_timestamp_finds_the_first_record_with_the_largest_timestamp(
 /// does not move and the next good batch gets the next offset.
 #[test]
 fn batches_whose_records_contradict_their_header_are_refused() {
-    use spindle::protocol::compression::{Codec, compress_batch};
+    use spindle_protocol::compression::{Codec, compress_batch};
     let dir = temp_dir("lying-batches");
     let broker = Broker::start(dir.path(), &["--auto-create-topics", "false"]);
     let mut admin = RawClient::connect(&broker.bootstrap);
@@ -1370,7 +1370,7 @@ fn long_poll_fetch_with_min_bytes_answers_when_its_partitions_together_reach_it(
 #[test]
 fn a_topic_can_turn_off_decompressing_validation() {
     use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
-    use spindle::protocol::compression::{Codec, compress_batch};
+    use spindle_protocol::compression::{Codec, compress_batch};
     let dir = temp_dir("no-decompress");
     let broker = Broker::start(dir.path(), &["--auto-create-topics", "false"]);
     let mut admin = RawClient::connect(&broker.bootstrap);

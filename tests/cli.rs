@@ -4,9 +4,9 @@ use std::io::Write;
 use std::process::Command;
 
 use bytes::BytesMut;
-use spindle::protocol::record_batch::build_batch;
 use spindle::runtime::run_local;
 use spindle::storage::{DmaStorage, LogConfig, PartitionLog};
+use spindle_protocol::record_batch::build_batch;
 
 fn spindle() -> Command {
     Command::new(env!("CARGO_BIN_EXE_spindle"))

@@ -19,7 +19,7 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use spindle::protocol::record_batch::build_batch;
+use spindle_protocol::record_batch::build_batch;
 
 /// A loop-mounted ext4 file system, unmounted and detached when dropped.
 struct SmallDisk {

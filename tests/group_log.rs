@@ -114,7 +114,7 @@ fn offsets_and_groups_survive_reopen_and_compaction() {
         reopened.persist_settled_groups().await;
         assert_eq!(
             reopened.delete("settled").await,
-            spindle::protocol::ErrorCode::None
+            spindle_protocol::ErrorCode::None
         );
         reopened.close().await;
         let again = GroupCoordinator::open(0, &data, CONFIG, 64 << 10)

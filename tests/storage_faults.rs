@@ -20,12 +20,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use spindle::protocol::record_batch::{
-    RecordBatchHeader, build_batch, set_base_offset, set_partition_leader_epoch,
-};
 use spindle::runtime::run_local;
 use spindle::storage::sim::{SimFaults, SimRng, SimStorage};
 use spindle::storage::{FlushPolicy, LogConfig, PartitionLog};
+use spindle_protocol::record_batch::{
+    RecordBatchHeader, build_batch, set_base_offset, set_partition_leader_epoch,
+};
 
 #[derive(Default)]
 struct Model {

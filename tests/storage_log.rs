@@ -12,13 +12,14 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use spindle::protocol::record_batch::{
+use spindle::runtime::run_local;
+use spindle::server::error_codes::ToErrorCode;
+use spindle::storage::sim::{SimFaults, SimStorage};
+use spindle::storage::{DmaStorage, FlushPolicy, LogConfig, PartitionLog, Storage, StorageError};
+use spindle_protocol::record_batch::{
     RecordBatchHeader, TimedRecord, build_batch, build_batch_with_timestamps, set_base_offset,
     set_partition_leader_epoch,
 };
-use spindle::runtime::run_local;
-use spindle::storage::sim::{SimFaults, SimStorage};
-use spindle::storage::{DmaStorage, FlushPolicy, LogConfig, PartitionLog, Storage, StorageError};
 
 /// A batch of `records` records whose values encode `tag` and whose size grows with `tag`, so
 /// boundaries fall everywhere. Timestamps start at `timestamp`.
@@ -689,7 +690,7 @@ fn a_flipped_bit_on_disk_is_detected_on_read_back() {
                 matches!(error, StorageError::CorruptOnDisk { .. }),
                 "{error}"
             );
-            assert_eq!(spindle::protocol::ErrorCode::from(&error).code(), 56);
+            assert_eq!(error.error_code().code(), 56);
             // Far enough on that an index entry lies between: a reader cannot trust a corrupt
             // batch's length, so it cannot skip it, but it never has to start before it.
             let next = appended.get(victim_index + 30).expect("later batch");
@@ -718,18 +719,18 @@ fn invalid_batches_are_refused_with_typed_errors_and_nothing_is_appended() {
             .append(BytesMut::from(corrupt.as_slice()))
             .await
             .expect_err("bad crc");
-        assert_eq!(spindle::protocol::ErrorCode::from(&error).code(), 2);
+        assert_eq!(error.error_code().code(), 2);
         let huge = make_batch(1, 3000, 0);
         let error = log
             .append(BytesMut::from(huge.as_slice()))
             .await
             .expect_err("too large");
-        assert_eq!(spindle::protocol::ErrorCode::from(&error).code(), 10);
+        assert_eq!(error.error_code().code(), 10);
         let error = log
             .append(BytesMut::from(&b"short"[..]))
             .await
             .expect_err("short");
-        assert_eq!(spindle::protocol::ErrorCode::from(&error).code(), 2);
+        assert_eq!(error.error_code().code(), 2);
         assert_eq!(log.log_end_offset(), 0);
         let ok = log
             .append(BytesMut::from(make_batch(1, 2, 0).as_slice()))
@@ -943,7 +944,7 @@ fn failed_fsync_stops_the_log_and_reopening_recovers() {
             .wait_durable(info.last_offset + 1)
             .await
             .expect_err("fsync failed");
-        assert_eq!(spindle::protocol::ErrorCode::from(&error).code(), 56);
+        assert_eq!(error.error_code().code(), 56);
         assert!(
             log.append(BytesMut::from(make_batch(3, 2, 0).as_slice()))
                 .await

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_channel::{Receiver, Sender};
 
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata};
-use crate::protocol::ErrorCode;
+use spindle_protocol::ErrorCode;
 
 /// Messages queued per inbox before a sender waits (backpressure on the control plane).
 pub const INBOX_MESSAGES_MAX: usize = 64;

@@ -19,7 +19,7 @@ use crate::cluster::metadata::{
     ClusterSnapshot, TopicMetadata, decode_metadata_file, encode_metadata_file, getrandom_bytes,
     new_topic_id, place_partition, validate_topic_config, validate_topic_name,
 };
-use crate::protocol::ErrorCode;
+use spindle_protocol::ErrorCode;
 
 /// The metadata file in the data directory.
 pub const METADATA_FILE_NAME: &str = "spindle-metadata.txt";

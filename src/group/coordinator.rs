@@ -23,9 +23,9 @@ use crate::group::state::{
     Group, GroupConfig, GroupState, JoinRequest, JoinResult, Member, Reply, SyncResult,
     subscribed_topics,
 };
-use crate::protocol::ErrorCode;
-use crate::protocol::record_batch::{build_batch, record_keys_and_values};
 use crate::storage::{DmaStorage, FlushPolicy, LogConfig, PartitionLog, StorageError};
+use spindle_protocol::ErrorCode;
+use spindle_protocol::record_batch::{build_batch, record_keys_and_values};
 
 type Log = PartitionLog<DmaStorage>;
 
@@ -117,7 +117,7 @@ impl GroupCoordinator {
         while offset < end {
             let batches = log.read(offset, 1 << 20).await?;
             let Some(last) = batches.last() else { break };
-            let header = crate::protocol::RecordBatchHeader::decode(last)
+            let header = spindle_protocol::RecordBatchHeader::decode(last)
                 .map_err(StorageError::InvalidBatch)?;
             offset = header.next_offset();
             for batch in &batches {

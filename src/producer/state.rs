@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::protocol::{ErrorCode, RecordBatchHeader};
+use spindle_protocol::{ErrorCode, RecordBatchHeader};
 
 /// Kafka keeps the last five batches per producer (clients keep at most five in flight).
 pub const BATCHES_PER_PRODUCER_MAX: usize = 5;

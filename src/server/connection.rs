@@ -31,13 +31,13 @@ use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use kafka_protocol::messages::RequestKind;
 
-use crate::protocol::api::{
-    FRAME_PREFIX_BYTES, RequestError, decode_request, encode_unsupported, frame_body_bytes,
-};
-use crate::protocol::fetch_response::ChunkedFrame;
 use crate::server::handlers::{self, Response};
 use crate::server::shard::Shard;
 use crate::storage::wait::Watermark;
+use spindle_protocol::api::{
+    FRAME_PREFIX_BYTES, RequestError, decode_request, encode_unsupported, frame_body_bytes,
+};
+use spindle_protocol::fetch_response::ChunkedFrame;
 
 /// Bytes asked of the socket per read while frames are streaming in.
 const READ_CHUNK_BYTES: usize = 64 << 10;

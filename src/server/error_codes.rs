@@ -1,16 +1,23 @@
 //! The one place where Spindle's internal errors become Kafka error codes: record-batch
 //! errors (protocol), storage errors and partition lookups (server). It sits in the server
 //! layer because it knows all three; the codes themselves are pure protocol facts
-//! (`protocol::ErrorCode`). Handlers call `ErrorCode::from` per partition, so one bad
+//! (`spindle_protocol::ErrorCode`). Handlers call `.error_code()` per partition, so one bad
 //! partition gets its own code while the rest of a request succeeds. Runs on any core.
 
-use crate::protocol::{BatchError, ErrorCode};
+use spindle_protocol::{BatchError, ErrorCode};
+
 use crate::server::shard::PartitionLookup;
 use crate::storage::StorageError;
 
-impl From<&BatchError> for ErrorCode {
-    fn from(error: &BatchError) -> ErrorCode {
-        match error {
+/// An internal error's Kafka error code. A trait of this layer (not `From`, which the orphan
+/// rule keeps in the crate that defines `ErrorCode`) so the whole mapping stays here.
+pub trait ToErrorCode {
+    fn error_code(&self) -> ErrorCode;
+}
+
+impl ToErrorCode for BatchError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
             BatchError::BadLength { .. }
             | BatchError::BadMagic(_)
             | BatchError::BadCrc { .. }
@@ -23,9 +30,9 @@ impl From<&BatchError> for ErrorCode {
     }
 }
 
-impl From<&PartitionLookup> for ErrorCode {
-    fn from(lookup: &PartitionLookup) -> ErrorCode {
-        match lookup {
+impl ToErrorCode for PartitionLookup {
+    fn error_code(&self) -> ErrorCode {
+        match self {
             PartitionLookup::UnknownTopicOrPartition => ErrorCode::UnknownTopicOrPartition,
             // The client's metadata is stale: it refreshes and goes to the owning core.
             PartitionLookup::NotOwner => ErrorCode::NotLeaderOrFollower,
@@ -35,10 +42,10 @@ impl From<&PartitionLookup> for ErrorCode {
     }
 }
 
-impl From<&StorageError> for ErrorCode {
-    fn from(error: &StorageError) -> ErrorCode {
-        match error {
-            StorageError::InvalidBatch(batch_error) => ErrorCode::from(batch_error),
+impl ToErrorCode for StorageError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            StorageError::InvalidBatch(batch_error) => batch_error.error_code(),
             StorageError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
             StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             // Bytes that fail their CRC on read-back, a failed device or a log that stopped
@@ -57,40 +64,40 @@ impl From<&StorageError> for ErrorCode {
 mod tests {
     use super::*;
 
+    fn code(error: &impl ToErrorCode) -> i16 {
+        error.error_code().code()
+    }
+
     #[test]
     fn batch_errors_map_to_corrupt_message_or_invalid_record() {
         assert_eq!(
-            ErrorCode::from(&StorageError::InvalidBatch(BatchError::BadCrc {
+            code(&StorageError::InvalidBatch(BatchError::BadCrc {
                 stored: 1,
                 computed: 2
-            }))
-            .code(),
+            })),
             2
         );
-        assert_eq!(ErrorCode::from(&BatchError::BadMagic(1)).code(), 2);
+        assert_eq!(code(&BatchError::BadMagic(1)), 2);
         assert_eq!(
-            ErrorCode::from(&BatchError::BadRecordCount {
+            code(&BatchError::BadRecordCount {
                 records_count: 0,
                 last_offset_delta: 0
-            })
-            .code(),
+            }),
             87
         );
         assert_eq!(
-            ErrorCode::from(&StorageError::BatchTooLarge {
+            code(&StorageError::BatchTooLarge {
                 size_bytes: 10,
                 size_bytes_max: 1
-            })
-            .code(),
+            }),
             10
         );
         assert_eq!(
-            ErrorCode::from(&StorageError::Io {
+            code(&StorageError::Io {
                 op: "write",
                 kind: std::io::ErrorKind::Other,
                 message: String::new()
-            })
-            .code(),
+            }),
             56
         );
     }

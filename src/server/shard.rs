@@ -23,10 +23,10 @@ use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::producer::state::{decode_snapshot, encode_snapshot};
 use crate::producer::{ProducerIdAllocator, ProducerStateTable};
-use crate::protocol::RecordBatchHeader;
 use crate::server::log_limit::LogLimit;
 use crate::storage::wait::Event;
 use crate::storage::{CacheBudget, DmaStorage, PartitionLog, StorageError};
+use spindle_protocol::RecordBatchHeader;
 
 pub type Log = PartitionLog<DmaStorage>;
 

@@ -1,7 +1,7 @@
 //! Typed operating errors of the storage engine. Kafka codes come from
 //! `protocol::error_code`, the only mapping.
 
-use crate::protocol::BatchError;
+use spindle_protocol::BatchError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageError {

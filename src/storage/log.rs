@@ -43,7 +43,7 @@ use super::io::{IoBuffer, SegmentFile, Storage};
 use super::recovery_point::{RECOVERY_POINT_FILE_NAMES, RecoveryPoint};
 use super::resync::find_next_batch;
 use super::wait::{Event, Watermark};
-use crate::protocol::record_batch::{
+use spindle_protocol::record_batch::{
     self, RecordBatchHeader, record_timestamps, set_base_offset, set_partition_leader_epoch,
     validate_framing, validate_produced_with,
 };

@@ -7,7 +7,7 @@
 //! write torn by a crash leaves the other slot readable (the storage interface has no
 //! rename). Pure encoding here; the log writes the slots from the core that owns it.
 
-use crate::protocol::record_batch::crc32c;
+use spindle_protocol::record_batch::crc32c;
 
 /// The two slot files in a partition directory.
 pub const RECOVERY_POINT_FILE_NAMES: [&str; 2] = ["recovery-point.0", "recovery-point.1"];

@@ -3,7 +3,7 @@
 //! not a torn tail, so the log keeps them and goes on reading after them instead of
 //! cutting everything from there on. Runs on the core that owns the log, at open.
 
-use crate::protocol::record_batch::{
+use spindle_protocol::record_batch::{
     RECORD_BATCH_HEADER_BYTES, RecordBatchHeader, validate_framing,
 };
 

@@ -9,9 +9,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{RequestContext, Response};
 use crate::cluster::metadata::describe_topic_configs;
-use crate::protocol::ErrorCode;
 use crate::server::shard::Shard;
 use crate::storage::FlushPolicy;
+use spindle_protocol::ErrorCode;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;

@@ -23,10 +23,11 @@ use kafka_protocol::messages::FetchRequest;
 use uuid::Uuid;
 
 use super::{RequestContext, Response};
-use crate::protocol::ErrorCode;
-use crate::protocol::fetch_response::{FetchedPartition, FetchedTopic, encode_fetch_response};
+use crate::server::error_codes::ToErrorCode;
 use crate::server::shard::{Log, Shard};
 use crate::storage::StorageError;
+use spindle_protocol::ErrorCode;
+use spindle_protocol::fetch_response::{FetchedPartition, FetchedTopic, encode_fetch_response};
 
 /// Longest long-poll honoured, whatever the client asks.
 const FETCH_WAIT_MS_MAX: i32 = 30_000;
@@ -83,7 +84,7 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
                         None => Err(missing),
                         Some(metadata) => shard
                             .log(&metadata.name, partition.partition)
-                            .map_err(|lookup| ErrorCode::from(&lookup)),
+                            .map_err(|lookup| lookup.error_code()),
                     },
                 })
                 .collect();
@@ -201,7 +202,7 @@ async fn read_all(
                             }
                             Err(error) => {
                                 any_error = true;
-                                data.error_code = ErrorCode::from(&error).code();
+                                data.error_code = error.error_code().code();
                                 if !matches!(error, StorageError::OffsetOutOfRange { .. }) {
                                     shard.fetch_errors.set(shard.fetch_errors.get() + 1);
                                     if let Some(left_out) =

@@ -11,8 +11,9 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
 
 use super::{RequestContext, Response};
-use crate::protocol::ErrorCode;
+use crate::server::error_codes::ToErrorCode;
 use crate::server::shard::Shard;
+use spindle_protocol::ErrorCode;
 
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
@@ -41,7 +42,7 @@ pub async fn list_offsets(
                 .with_leader_epoch(epoch);
             let answer = match shard.log(topic.name.as_str(), partition.partition_index) {
                 Err(lookup) => answer
-                    .with_error_code(ErrorCode::from(&lookup).code())
+                    .with_error_code(lookup.error_code().code())
                     .with_leader_epoch(-1),
                 Ok(log) => match partition.timestamp {
                     EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
@@ -59,7 +60,7 @@ pub async fn list_offsets(
                                 .with_offset(found.offset)
                                 .with_timestamp(found.timestamp),
                             Ok(None) => answer,
-                            Err(error) => answer.with_error_code(ErrorCode::from(&error).code()),
+                            Err(error) => answer.with_error_code(error.error_code().code()),
                         }
                     }
                     // Special values newer than this table (v11's -6: latest tiered).

@@ -15,8 +15,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{RequestContext, Response, auto_create_topics};
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata, validate_topic_name};
-use crate::protocol::ErrorCode;
 use crate::server::shard::Shard;
+use spindle_protocol::ErrorCode;
 
 pub async fn metadata(
     shard: &Shard,

@@ -22,11 +22,12 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{FAULT_INJECTION, Reply, RequestContext, auto_create_topics};
 use crate::producer::SequenceCheck;
-use crate::protocol::ErrorCode;
-use crate::protocol::RecordBatchHeader;
-use crate::protocol::record_batch::{LOG_OVERHEAD_BYTES, RECORD_BATCH_HEADER_BYTES};
+use crate::server::error_codes::ToErrorCode;
 use crate::server::shard::{Log, OwnedPartition, Shard};
 use crate::storage::AppendInfo;
+use spindle_protocol::ErrorCode;
+use spindle_protocol::RecordBatchHeader;
+use spindle_protocol::record_batch::{LOG_OVERHEAD_BYTES, RECORD_BATCH_HEADER_BYTES};
 
 struct PartitionPlan {
     index: i32,
@@ -138,7 +139,7 @@ pub async fn produce(
                 )
             } else {
                 match shard.partition(&plan.name, partition.index) {
-                    Err(lookup) => Outcome::failed(partition.index, ErrorCode::from(&lookup), None),
+                    Err(lookup) => Outcome::failed(partition.index, lookup.error_code(), None),
                     Ok(owned) => append_all(&owned, partition.index, records).await,
                 }
             };
@@ -186,7 +187,7 @@ pub async fn produce(
                 match waited {
                     Some(Ok(())) => {}
                     Some(Err(error)) => {
-                        outcome.error = ErrorCode::from(&error);
+                        outcome.error = error.error_code();
                         outcome.message = Some(error.to_string());
                     }
                     None => outcome.error = ErrorCode::RequestTimedOut,
@@ -353,11 +354,7 @@ async fn append_all(owned: &OwnedPartition, index: i32, records: Option<BytesMut
                         let header = header.as_ref().expect("checked");
                         owned.producers.borrow_mut().abandon(header);
                     }
-                    return Outcome::failed(
-                        index,
-                        ErrorCode::from(&error),
-                        Some(error.to_string()),
-                    );
+                    return Outcome::failed(index, error.error_code(), Some(error.to_string()));
                 }
             },
         };

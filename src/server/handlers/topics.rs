@@ -15,8 +15,8 @@ use kafka_protocol::protocol::StrBytes;
 use super::{RequestContext, Response};
 use crate::cluster::control::{ControllerRequest, NewTopic, TopicOutcome};
 use crate::cluster::metadata::describe_topic_configs;
-use crate::protocol::ErrorCode;
 use crate::server::shard::Shard;
+use spindle_protocol::ErrorCode;
 
 /// Kafka's ConfigSource values.
 const CONFIG_SOURCE_TOPIC: i8 = 1;

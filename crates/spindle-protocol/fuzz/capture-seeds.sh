@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Rebuilds the fuzz seed corpus (fuzz/corpus/request_decode) from real clients: starts a
+# Rebuilds the fuzz seed corpus (crates/spindle-protocol/fuzz/corpus/request_decode) from real clients: starts a
 # broker that writes every request frame it receives to a directory, drives it with
 # librdkafka (kcat and python3-confluent-kafka: produce with every codec, consume, consumer
 # groups, admin calls, the error paths) and with `spindle bench` (both engines), then turns
 # the frames, the record batches inside their Produce requests, and generated requests for
 # every served API and version into seeds.
 #
-#   fuzz/capture-seeds.sh
+#   crates/spindle-protocol/fuzz/capture-seeds.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release --quiet
+cd "$(dirname "$0")/../../.."
+cargo build --release --workspace --quiet
 work=$(mktemp -d)
 trap 'kill "$broker" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/frames"
@@ -50,7 +50,8 @@ for entries in by_version.values():
     for _, name in sorted(entries)[:5]:
         shutil.copy(os.path.join(frames, name), sample)
 PY
-rm -rf fuzz/corpus/request_decode
-SPINDLE_FUZZ_CORPUS="$PWD/fuzz/corpus/request_decode" SPINDLE_CAPTURED="$work/sample" \
-  cargo test --release --quiet --lib write_fuzz_seed_corpus -- --ignored > /dev/null
-echo "captured $(ls "$work/frames" | wc -l) frames ($(ls "$work/frames" | cut -d- -f1,2 | sort -u | wc -l) API versions from clients); corpus: $(ls fuzz/corpus/request_decode | wc -l) seeds"
+corpus=crates/spindle-protocol/fuzz/corpus/request_decode
+rm -rf "$corpus"
+SPINDLE_FUZZ_CORPUS="$PWD/$corpus" SPINDLE_CAPTURED="$work/sample" \
+  cargo test --release --quiet -p spindle-protocol --lib write_fuzz_seed_corpus -- --ignored > /dev/null
+echo "captured $(ls "$work/frames" | wc -l) frames ($(ls "$work/frames" | cut -d- -f1,2 | sort -u | wc -l) API versions from clients); corpus: $(ls "$corpus" | wc -l) seeds"

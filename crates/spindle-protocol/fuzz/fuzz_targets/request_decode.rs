@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use spindle::protocol::api::decode_request;
-use spindle::protocol::record_batch::validate_produced;
+use spindle_protocol::api::decode_request;
+use spindle_protocol::record_batch::validate_produced;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, input)) = data.split_first() else {

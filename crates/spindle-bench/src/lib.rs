@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::protocol::compression::Codec;
+use spindle_protocol::compression::Codec;
 use stats::Summary;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -122,8 +122,8 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::compression::{Codec, compress_batch};
-    use crate::protocol::record_batch::{
+    use crate::compression::{Codec, compress_batch};
+    use crate::record_batch::{
         ATTRIBUTES_POS, build_batch, seal_batch, validate_produced, write_varlong,
     };
     use std::io::Write;

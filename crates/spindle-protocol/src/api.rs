@@ -13,7 +13,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use crate::protocol::ErrorCode;
+use crate::ErrorCode;
 
 /// Every API Spindle answers, with the versions it serves: the intersection of what Apache
 /// Kafka 4.x accepts, what the codec knows, and what Spindle implements. ApiVersions

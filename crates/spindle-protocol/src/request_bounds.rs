@@ -178,7 +178,7 @@ impl Walk<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::api::SUPPORTED_APIS;
+    use crate::api::SUPPORTED_APIS;
     use bytes::{BufMut, Bytes, BytesMut};
     use kafka_protocol::messages::RequestKind;
 
@@ -386,9 +386,9 @@ mod tests {
     #[test]
     #[ignore = "writes files: SPINDLE_FUZZ_CORPUS=DIR [SPINDLE_CAPTURED=DIR]"]
     fn write_fuzz_seed_corpus() {
-        use crate::protocol::api::decode_request;
-        use crate::protocol::compression::{Codec, compress_batch};
-        use crate::protocol::record_batch::{RecordBatchHeader, build_batch};
+        use crate::api::decode_request;
+        use crate::compression::{Codec, compress_batch};
+        use crate::record_batch::{RecordBatchHeader, build_batch};
         use kafka_protocol::messages::RequestHeader;
         use kafka_protocol::protocol::{Encodable, StrBytes};
         let corpus = std::path::PathBuf::from(
@@ -398,11 +398,7 @@ mod tests {
         let write = |selector: u8, bytes: &[u8]| {
             let mut seed = vec![selector];
             seed.extend_from_slice(bytes);
-            let name = format!(
-                "{:08x}-{}",
-                crate::protocol::record_batch::crc32c(&seed),
-                seed.len()
-            );
+            let name = format!("{:08x}-{}", crate::record_batch::crc32c(&seed), seed.len());
             std::fs::write(corpus.join(name), seed).unwrap();
         };
         let write_batches = |records: &Bytes| {

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs the coverage-guided fuzz target (request decoding and produced-batch validation)
 # for a bounded time, starting from the seed corpus captured from real clients
-# (fuzz/capture-seeds.sh). New inputs it finds go to a scratch directory, not the
-# committed corpus; a crash is saved under fuzz/artifacts/ and fails the run.
+# (capture-seeds.sh here). New inputs it finds go to a scratch directory, not the
+# committed corpus; a crash is saved under artifacts/ here and fails the run.
 #
-#   fuzz/run.sh [SECONDS]          (default 60; CI runs it)
+#   crates/spindle-protocol/fuzz/run.sh [SECONDS]          (default 60; CI runs it)
 #
 # Builds with `cargo fuzz` (cargo install cargo-fuzz) on the stable toolchain: no
 # sanitizer (-s none), libFuzzer's coverage instrumentation only. Any allocation over

@@ -30,8 +30,8 @@ use super::keys::{keys_for_partition, payload};
 use super::rate::{Pacer, RateLimiter};
 use super::stats::{Budget, Run, Summary, join_all, latency_histogram, record, record_n};
 use super::{ConsumeArgs, E2eArgs, LoadEngine, ProduceArgs};
-use crate::protocol::compression::{Codec, decompress_batch};
-use crate::protocol::record_batch::{
+use spindle_protocol::compression::{Codec, decompress_batch};
+use spindle_protocol::record_batch::{
     RECORD_BATCH_HEADER_BYTES, RecordBatchHeader, TimedRecord, build_batch_with_timestamps,
     for_each_record,
 };
@@ -372,7 +372,7 @@ impl BatchShape {
             .collect();
         let mut batch = build_batch_with_timestamps(&records);
         if self.codec != Codec::None {
-            batch = crate::protocol::compression::compress_batch(&batch, self.codec)?;
+            batch = spindle_protocol::compression::compress_batch(&batch, self.codec)?;
         }
         let request = ProduceRequest::default()
             .with_acks(self.acks)

@@ -165,7 +165,7 @@ fn reframe(batch: &[u8], attributes: u16, records: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::record_batch::{build_batch, record_keys_and_values, validate_produced};
+    use crate::record_batch::{build_batch, record_keys_and_values, validate_produced};
 
     #[test]
     fn compressed_batches_validate_and_decompress_to_the_same_records() {

@@ -239,7 +239,7 @@ pub fn encode_fetch_response(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::api::encode_response;
+    use crate::api::encode_response;
     use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
     use kafka_protocol::messages::{ApiKey, BrokerId, FetchResponse, ResponseKind, TopicName};
     use kafka_protocol::protocol::StrBytes;

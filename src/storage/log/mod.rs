@@ -1,0 +1,513 @@
+//! `PartitionLog`: one partition's Kafka-style log. Owned by one core and used only from
+//! that core's glommio executor; shared between the tasks of that executor through `Rc`,
+//! never locked.
+//!
+//! Append path: `append` validates the batch (CRC checked once), assigns offsets, copies it
+//! into the current direct-I/O write buffer (the one copy) and keeps the frozen batch in a
+//! memory cache for readers. A flusher task, one per log, owns all device I/O: it takes every
+//! buffer filled since its last round, writes them (full buffers concurrently; a partial last
+//! block is padded with zeros and rewritten next round), then `fdatasync`s when the flush
+//! policy or a waiting caller asks. Appends that arrive while a round is in flight go into
+//! the next one, so N concurrent appenders share one write and one fdatasync (group commit).
+//!
+//! Offsets, each only growing (asserted where they change):
+//! `log_start_offset <= durable_offset <= written_offset <= log_end_offset`, and the high
+//! watermark (what readers see) is `durable_offset` under `FlushPolicy::Always`, otherwise
+//! `written_offset`. Nothing below the high watermark is ever lost to a process crash; nothing
+//! below `durable_offset` to a power loss.
+//!
+//! On-disk invariants: segment files hold whole batches back to back from position 0, each
+//! with `base_offset` equal to the previous batch's last offset + 1. A segment other than the
+//! last is sealed: truncated to its exact size, synced, with `.index`/`.timeindex` files
+//! written. The last segment may end in zeros or a torn batch; recovery scans it, keeps the
+//! valid prefix, cuts the rest and rebuilds its indexes.
+
+mod cache;
+mod flusher;
+mod read;
+mod recovery;
+mod retention;
+mod scan;
+mod segment;
+mod state;
+mod writer;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use tracing::{debug, error, warn};
+
+use super::cache_budget::{BudgetSeat, CacheBudget, CacheEvict};
+use super::config::{BLOCK_BYTES, FlushPolicy, LogConfig};
+use super::copy::copy_for_device;
+use super::error::{Result, StorageError};
+use super::index::{OffsetIndex, TimeIndex};
+use super::io::{IoBuffer, SegmentFile, Storage};
+use super::recovery_point::{RECOVERY_POINT_FILE_NAMES, RecoveryPoint};
+use super::resync::find_next_batch;
+use super::wait::{Event, Watermark};
+use spindle_protocol::record_batch::{
+    self, RecordBatchHeader, record_timestamps, set_base_offset, set_partition_leader_epoch,
+    validate_framing, validate_produced_with,
+};
+
+use self::cache::*;
+use self::flusher::*;
+use self::recovery::*;
+use self::scan::*;
+use self::segment::*;
+use self::state::*;
+use self::writer::*;
+
+pub use self::segment::{
+    INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, parse_segment_file_name, segment_file_name,
+};
+
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Where an appended batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub log_start_offset: i64,
+}
+
+/// A timestamp lookup's answer (ListOffsets by timestamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    pub offset: i64,
+    pub timestamp: i64,
+}
+
+/// A partition's log. Cloning shares it (same core only).
+pub struct PartitionLog<S: Storage> {
+    inner: Rc<Inner<S>>,
+}
+
+impl<S: Storage> Clone for PartitionLog<S> {
+    fn clone(&self) -> Self {
+        PartitionLog {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: Storage> PartitionLog<S> {
+    /// Opens (recovering) or creates the log in `dir` and starts its flusher on the current
+    /// executor. Must run inside a glommio executor that went through
+    /// `runtime::prime_direct_io`.
+    pub async fn open(storage: S, dir: &Path, config: LogConfig) -> Result<PartitionLog<S>> {
+        PartitionLog::open_sharing(storage, dir, config, None).await
+    }
+
+    /// [`PartitionLog::open`] for a log whose cache counts against `budget`, shared by the
+    /// logs of one core.
+    pub async fn open_with_cache_budget(
+        storage: S,
+        dir: &Path,
+        config: LogConfig,
+        budget: Rc<CacheBudget>,
+    ) -> Result<PartitionLog<S>>
+    where
+        S: 'static,
+    {
+        let log = PartitionLog::open_sharing(storage, dir, config, Some(budget.clone())).await?;
+        let member: Rc<dyn CacheEvict> = log.inner.clone();
+        let seat = budget.join(Rc::downgrade(&member));
+        let _ = log.inner.budget_seat.set(seat);
+        Ok(log)
+    }
+
+    async fn open_sharing(
+        storage: S,
+        dir: &Path,
+        config: LogConfig,
+        cache_budget: Option<Rc<CacheBudget>>,
+    ) -> Result<PartitionLog<S>> {
+        config.validate().map_err(StorageError::InvalidConfig)?;
+        storage
+            .create_dir_all(dir)
+            .map_err(|e| StorageError::io("create log dir", e))?;
+        let recovered = recover(&storage, dir, &config).await?;
+        let recovery_point = recovered.recovery_point.unwrap_or(RecoveryPoint {
+            sequence: 0,
+            offset: 0,
+        });
+        let log_end_offset = recovered
+            .segments
+            .back()
+            .map(|s| s.next_offset)
+            .unwrap_or(0);
+        let state = LogState {
+            segments: recovered.segments,
+            log_end_offset,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+            writer: recovered.writer,
+            ops: recovered.ops,
+            dirty_bytes: 0,
+            sync_requested: log_end_offset,
+            unsynced_bytes: 0,
+            last_sync: Instant::now(),
+            failure: None,
+            closing: false,
+            flusher_running: true,
+            exclusive: false,
+            writes_in_flight: 0,
+            leader_epoch: 0,
+            cache_budget,
+            appended_bytes: 0,
+            unpublished_bytes: VecDeque::new(),
+        };
+        let inner = Rc::new(Inner {
+            storage,
+            dir: dir.to_path_buf(),
+            config,
+            state: RefCell::new(state),
+            written: Watermark::new(log_end_offset),
+            durable: Watermark::new(log_end_offset),
+            flusher_wake: Event::default(),
+            progress: Event::default(),
+            recovery_point: Cell::new(recovery_point),
+            recovery_point_written: Cell::new(Instant::now()),
+            budget_seat: std::cell::OnceCell::new(),
+            visible_bytes: Watermark::new(0),
+        });
+        glommio::spawn_local(flusher(inner.clone())).detach();
+        inner.assert_offsets_ordered(&inner.state.borrow());
+        Ok(PartitionLog { inner })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    /// The epoch written into each appended batch's `partition_leader_epoch`.
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.inner.state.borrow_mut().leader_epoch = epoch;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.inner.state.borrow().log_start_offset()
+    }
+
+    /// Next offset to be assigned.
+    pub fn log_end_offset(&self) -> i64 {
+        self.inner.state.borrow().log_end_offset
+    }
+
+    /// Offsets below this have been written to the device.
+    pub fn written_offset(&self) -> i64 {
+        self.inner.written.get()
+    }
+
+    /// Offsets below this have been made durable by fdatasync.
+    pub fn durable_offset(&self) -> i64 {
+        self.inner.durable.get()
+    }
+
+    /// Offsets below this are visible to readers.
+    pub fn high_watermark(&self) -> i64 {
+        self.inner.high_watermark()
+    }
+
+    /// Bytes of the batches appended since the log was opened that readers can see now: a
+    /// counter that grows with visible data, for long-poll fetches with a `min_bytes`.
+    pub fn visible_bytes(&self) -> i64 {
+        self.inner.visible_bytes.get()
+    }
+
+    /// Resolves `true` once [`Self::visible_bytes`] reaches `bytes`, `false` if the log
+    /// failed first.
+    pub async fn wait_visible_bytes(&self, bytes: i64) -> bool {
+        self.inner.visible_bytes.wait_for(bytes).await
+    }
+
+    /// Bytes in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner
+            .state
+            .borrow()
+            .segments
+            .iter()
+            .map(|s| s.size_bytes)
+            .sum()
+    }
+
+    /// Whether a write or sync failed: the log takes no more appends (reads go on) until it
+    /// is opened again.
+    pub fn is_failed(&self) -> bool {
+        self.inner.state.borrow().failure.is_some()
+    }
+
+    /// Bytes of recent batches this log keeps in memory.
+    pub fn cached_bytes(&self) -> usize {
+        self.inner.state.borrow().cache_bytes
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.inner.state.borrow().segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.inner
+            .state
+            .borrow()
+            .segments
+            .iter()
+            .map(|s| s.base_offset)
+            .collect()
+    }
+
+    /// Appends one producer batch, assigning its offsets. Waits only for buffer space
+    /// (backpressure); use [`Self::wait_written`] or [`Self::wait_durable`] to wait for the
+    /// device.
+    pub async fn append(&self, mut batch: BytesMut) -> Result<AppendInfo> {
+        // Cooperative point: a producer that never waits must still let the flusher submit
+        // and retire writes once the task quota is spent.
+        glommio::yield_if_needed().await;
+        let header = validate_produced_with(&batch, self.inner.config.validate_compressed_records)?;
+        let size_bytes = batch.len();
+        if size_bytes > self.inner.config.batch_bytes_max {
+            return Err(StorageError::BatchTooLarge {
+                size_bytes,
+                size_bytes_max: self.inner.config.batch_bytes_max,
+            });
+        }
+        loop {
+            let progress = self.inner.progress.listen();
+            {
+                let state = self.inner.state.borrow();
+                state.check_usable()?;
+                if !state.exclusive && state.dirty_bytes < self.inner.config.dirty_bytes_max {
+                    break;
+                }
+            }
+            progress.await;
+        }
+        let inner = &*self.inner;
+        let config = &inner.config;
+        let mut state = inner.state.borrow_mut();
+        let base_offset = state.log_end_offset;
+        let last_offset = base_offset + i64::from(header.last_offset_delta);
+        let roll = {
+            let active = state.active();
+            active.size_bytes > 0
+                && (active.size_bytes + size_bytes as u64 > config.segment_bytes
+                    || now_ms() - active.created_ms >= config.segment_ms
+                    || last_offset - active.base_offset > i64::from(u32::MAX) - 1)
+        };
+        if roll {
+            roll_segment(&mut state, &inner.storage, config);
+        }
+        set_base_offset(&mut batch, base_offset);
+        let epoch = state.leader_epoch;
+        if epoch >= 0 {
+            set_partition_leader_epoch(&mut batch, epoch);
+        }
+        let header = RecordBatchHeader {
+            base_offset,
+            ..header
+        };
+        let bytes = batch.freeze();
+        let ops_before = state.ops.len();
+        let position = state.active().size_bytes;
+        state
+            .active()
+            .index_batch(&header, position, config.index_interval_bytes);
+        copy_into_writer(
+            &mut state,
+            &inner.storage,
+            config,
+            &bytes,
+            position,
+            last_offset + 1,
+        );
+        state.log_end_offset = last_offset + 1;
+        inner.assert_offsets_ordered(&state);
+        state.dirty_bytes += size_bytes;
+        state.appended_bytes += size_bytes as i64;
+        let appended_bytes = state.appended_bytes;
+        state
+            .unpublished_bytes
+            .push_back((last_offset + 1, appended_bytes));
+        state.cache_push(CachedBatch {
+            base_offset,
+            next_offset: last_offset + 1,
+            bytes,
+        });
+        evict_cache(&mut state, config, inner.written.get());
+        let log_start_offset = state.log_start_offset();
+        // An idle flusher writes the partial block at once (low latency); a busy one picks
+        // new bytes up when a write finishes, so only a newly filled buffer needs a wake.
+        let wake = state.writes_in_flight == 0 || state.ops.len() > ops_before;
+        drop(state);
+        inner.settle_budget();
+        if wake {
+            inner.flusher_wake.notify();
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_start_offset,
+        })
+    }
+
+    /// Waits until every offset below `offset` has been written to the device (acks=1).
+    pub async fn wait_written(&self, offset: i64) -> Result<()> {
+        if self.inner.written.wait_for(offset).await {
+            Ok(())
+        } else {
+            Err(self.failure())
+        }
+    }
+
+    /// Waits until every offset below `offset` is durable (fdatasync), asking for a sync
+    /// whatever the flush policy. Concurrent callers share one fdatasync.
+    pub async fn wait_durable(&self, offset: i64) -> Result<()> {
+        {
+            let mut state = self.inner.state.borrow_mut();
+            state.check_usable()?;
+            state.sync_requested = state.sync_requested.max(offset);
+        }
+        self.inner.flusher_wake.notify();
+        if self.inner.durable.wait_for(offset).await {
+            Ok(())
+        } else {
+            Err(self.failure())
+        }
+    }
+
+    /// Waits until everything appended so far is written (and, under `Always`, durable).
+    pub async fn flush(&self) -> Result<()> {
+        let end = self.log_end_offset();
+        match self.inner.config.flush {
+            FlushPolicy::Always => self.wait_durable(end).await,
+            _ => self.wait_written(end).await,
+        }
+    }
+
+    fn failure(&self) -> StorageError {
+        let state = self.inner.state.borrow();
+        match &state.failure {
+            Some(failure) => StorageError::LogFailed {
+                reason: failure.to_string(),
+            },
+            None => StorageError::Closed,
+        }
+    }
+
+    /// Stops the log: waits for everything appended to be written and synced, then stops
+    /// the flusher. Later calls fail with `Closed`.
+    pub async fn close(&self) -> Result<()> {
+        {
+            let state = self.inner.state.borrow();
+            if let Some(failure) = &state.failure {
+                return Err(StorageError::LogFailed {
+                    reason: failure.to_string(),
+                });
+            }
+        }
+        let end = self.log_end_offset();
+        self.wait_durable(end).await?;
+        self.inner.state.borrow_mut().closing = true;
+        self.inner.flusher_wake.notify();
+        loop {
+            let progress = self.inner.progress.listen();
+            if !self.inner.state.borrow().flusher_running {
+                break;
+            }
+            progress.await;
+        }
+        // A closed log serves nothing: give its cache back to the core.
+        {
+            let mut state = self.inner.state.borrow_mut();
+            while state.cache_pop_front().is_some() {}
+        }
+        // Leave the active segment at its exact size, without the preallocated tail, as a
+        // clean shutdown should (recovery would cut it anyway).
+        let (file, size_bytes) = {
+            let state = self.inner.state.borrow();
+            let active = state
+                .segments
+                .back()
+                .expect("a log always has an active segment");
+            (active.file.clone(), active.size_bytes)
+        };
+        if let Some(file) = file {
+            file.truncate(size_bytes)
+                .await
+                .map_err(|e| StorageError::io("truncate", e))?;
+            file.fdatasync()
+                .await
+                .map_err(|e| StorageError::io("fdatasync", e))?;
+        }
+        // Everything is durable: the next open need not treat any of it as a tail.
+        write_recovery_point(&self.inner, end).await
+    }
+
+    /// Closes the log and removes its files and directory (topic deletion).
+    pub async fn delete(self) -> Result<()> {
+        if self.inner.state.borrow().failure.is_none() {
+            // A failed log cannot flush; deleting it anyway is what the caller wants.
+            let _ = self.close().await;
+        }
+        let inner = &*self.inner;
+        inner.state.borrow_mut().closing = true;
+        inner.flusher_wake.notify();
+        let names = inner
+            .storage
+            .list(&inner.dir)
+            .map_err(|e| StorageError::io("list", e))?;
+        for name in names {
+            inner
+                .storage
+                .remove(&inner.dir.join(&name))
+                .await
+                .map_err(|e| StorageError::io("remove", e))?;
+        }
+        inner
+            .storage
+            .remove_dir(&inner.dir)
+            .map_err(|e| StorageError::io("remove dir", e))?;
+        Ok(())
+    }
+
+    fn fail(&self, error: StorageError) {
+        fail(&self.inner, error);
+    }
+}
+
+fn fail<S: Storage>(inner: &Inner<S>, error: StorageError) {
+    warn!(dir = %inner.dir.display(), %error, "partition log stopped");
+    {
+        let mut state = inner.state.borrow_mut();
+        if state.failure.is_none() {
+            state.failure = Some(error);
+        }
+    }
+    inner.written.fail();
+    inner.durable.fail();
+    inner.visible_bytes.fail();
+    inner.progress.notify();
+    inner.flusher_wake.notify();
+}

@@ -1,0 +1,250 @@
+//! Reads: by offset (from the cache, else the segment files) and by timestamp (ListOffsets).
+//! Owner core only.
+
+use super::*;
+
+impl<S: Storage> PartitionLog<S> {
+    /// Whole batches from the one containing `from_offset`, up to `max_bytes` (at least one
+    /// batch if any is visible, as Kafka does) and never past the high watermark. Recent
+    /// batches come from memory; older ones from the device, CRC-checked.
+    pub async fn read(&self, from_offset: i64, max_bytes: usize) -> Result<Vec<Bytes>> {
+        if let Some(seat) = self.inner.budget_seat.get() {
+            seat.touch();
+        }
+        let high_watermark = self.high_watermark();
+        let (file, segment_base, start_position, limit_position) = {
+            let state = self.inner.state.borrow();
+            state.check_readable()?;
+            let log_start_offset = state.log_start_offset();
+            if from_offset < log_start_offset || from_offset > high_watermark {
+                return Err(StorageError::OffsetOutOfRange {
+                    offset: from_offset,
+                    log_start_offset,
+                    high_watermark,
+                });
+            }
+            if from_offset == high_watermark {
+                return Ok(Vec::new());
+            }
+            if state
+                .cache
+                .front()
+                .is_some_and(|front| front.base_offset <= from_offset)
+            {
+                return Ok(read_cache(
+                    &state.cache,
+                    from_offset,
+                    max_bytes,
+                    high_watermark,
+                ));
+            }
+            let index = state
+                .segment_index_for(from_offset)
+                .expect("offset >= log start");
+            let segment = &state.segments[index];
+            if let Some(&(from, to)) = segment
+                .damaged
+                .iter()
+                .find(|&&(from, to)| from <= from_offset && from_offset < to)
+            {
+                return Err(StorageError::CorruptOnDisk {
+                    segment_base_offset: segment.base_offset,
+                    position: 0,
+                    reason: format!("offsets {from}..{to} are damaged on disk"),
+                });
+            }
+            let file = segment
+                .file
+                .clone()
+                .expect("uncached data has been written");
+            let (_, position) = segment.offset_index.lookup(segment.relative(from_offset));
+            (
+                file,
+                segment.base_offset,
+                u64::from(position),
+                segment.written_bytes,
+            )
+        };
+        let mut out = Vec::new();
+        let mut total = 0usize;
+        let mut start_position = start_position;
+        loop {
+            // Shared with the cut-batch check: whether anything has been taken yet.
+            let taken_any = std::cell::Cell::new(false);
+            // The offset after the last intact batch seen, where damage would begin.
+            let seen_end = std::cell::Cell::new(segment_base);
+            let end = scan_segment_while(
+                &*file,
+                segment_base,
+                start_position,
+                limit_position,
+                max_bytes.saturating_add(self.inner.config.index_interval_bytes as usize),
+                // A batch the read cut off costs a whole further device read: worth it only
+                // while nothing has been taken (a fetch must return at least one batch) or
+                // to get past batches before `from_offset`. Otherwise the fetch ends before
+                // it and the next one starts there, so a sequential reader pays one device
+                // read per fetch.
+                |header| match header {
+                    Some(header) => {
+                        header.base_offset < high_watermark
+                            && (header.next_offset() <= from_offset || !taken_any.get())
+                    }
+                    None => !taken_any.get(),
+                },
+                |_, header, bytes| {
+                    seen_end.set(header.next_offset());
+                    if header.base_offset >= high_watermark {
+                        return false;
+                    }
+                    if header.next_offset() <= from_offset {
+                        return true;
+                    }
+                    if !out.is_empty() && total + bytes.len() > max_bytes {
+                        return false;
+                    }
+                    total += bytes.len();
+                    out.push(bytes);
+                    taken_any.set(true);
+                    total < max_bytes
+                },
+            )
+            .await?;
+            let Some(reason) = end.error else {
+                return Ok(out);
+            };
+            // Serve what lies before damage; a read starting in it gets the error.
+            if !out.is_empty() {
+                return Ok(out);
+            }
+            // Damage between where the index let us start and `from_offset`: read on from
+            // the next intact batch if `from_offset` is not inside the damage.
+            let resume =
+                find_next_batch(&*file, end.position + 1, limit_position, seen_end.get()).await?;
+            match resume {
+                Some((at, header)) if header.base_offset <= from_offset => start_position = at,
+                _ => {
+                    return Err(StorageError::CorruptOnDisk {
+                        segment_base_offset: segment_base,
+                        position: end.position,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The largest record timestamp the log holds, -1 if none (ListOffsets -3 asks for the
+    /// first record carrying it).
+    pub fn max_timestamp(&self) -> i64 {
+        let state = self.inner.state.borrow();
+        state
+            .segments
+            .iter()
+            .map(|segment| segment.max_timestamp)
+            .max()
+            .unwrap_or(-1)
+    }
+
+    /// The first offset whose record timestamp is at least `timestamp` (Kafka's ListOffsets
+    /// by timestamp), with that record's timestamp; `None` if no visible record qualifies.
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        let high_watermark = self.high_watermark();
+        let candidates: Vec<SearchStart<S::File>> = {
+            let state = self.inner.state.borrow();
+            state.check_readable()?;
+            state
+                .segments
+                .iter()
+                .filter(|segment| segment.max_timestamp >= timestamp)
+                .map(|segment| {
+                    let start_offset = match segment.time_index.lookup(timestamp) {
+                        Some(relative) => segment.base_offset + i64::from(relative) + 1,
+                        None => segment.base_offset,
+                    };
+                    let (_, position) = segment.offset_index.lookup(segment.relative(start_offset));
+                    SearchStart {
+                        file: segment.file.clone(),
+                        segment_base: segment.base_offset,
+                        position: u64::from(position),
+                        written_bytes: segment.written_bytes,
+                        start_offset,
+                    }
+                })
+                .collect()
+        };
+        let matches = |batch: &Bytes, header: &RecordBatchHeader| -> Option<TimestampOffset> {
+            if header.max_timestamp < timestamp {
+                return None;
+            }
+            let exact = record_timestamps(batch).and_then(|records| {
+                records
+                    .into_iter()
+                    .find(|&(offset, ts)| ts >= timestamp && offset < high_watermark)
+                    .map(|(offset, timestamp)| TimestampOffset { offset, timestamp })
+            });
+            Some(exact.unwrap_or(TimestampOffset {
+                offset: header.base_offset,
+                timestamp: header.max_timestamp,
+            }))
+        };
+        for SearchStart {
+            file,
+            segment_base,
+            position,
+            written_bytes,
+            start_offset,
+        } in candidates
+        {
+            // Unwritten tail of the segment: in the cache.
+            let mut found = None;
+            if let Some(file) = file {
+                let end = scan_segment(
+                    &*file,
+                    segment_base,
+                    position,
+                    written_bytes,
+                    SCAN_CHUNK_BYTES,
+                    |_, header, bytes| {
+                        if header.base_offset >= high_watermark {
+                            return false;
+                        }
+                        if header.next_offset() <= start_offset {
+                            return true;
+                        }
+                        found = matches(&bytes, header);
+                        found.is_none()
+                    },
+                )
+                .await?;
+                if let Some(reason) = end.error {
+                    return Err(StorageError::CorruptOnDisk {
+                        segment_base_offset: segment_base,
+                        position: end.position,
+                        reason,
+                    });
+                }
+            }
+            if found.is_none() {
+                let state = self.inner.state.borrow();
+                for cached in state.cache.iter() {
+                    if cached.base_offset < segment_base || cached.base_offset < start_offset {
+                        continue;
+                    }
+                    if cached.base_offset >= high_watermark {
+                        break;
+                    }
+                    let header = RecordBatchHeader::decode(&cached.bytes)
+                        .expect("cached batches were validated on append");
+                    found = matches(&cached.bytes, &header);
+                    if found.is_some() {
+                        break;
+                    }
+                }
+            }
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,190 @@
+//! Scanning segment bytes batch by batch (framing, CRC, offset continuity), for recovery,
+//! cold reads and `spindle dump-log`; resuming past durable damage. Owner core only (or a
+//! one-off executor for dump-log).
+
+use super::*;
+
+/// Bytes read per device request when scanning a segment (recovery, cold reads).
+pub(super) const SCAN_CHUNK_BYTES: usize = 1 << 20;
+
+/// How a scan of a segment ended.
+pub(super) struct ScanEnd {
+    /// Position after the last valid batch visited (or where the visitor stopped).
+    pub(super) position: u64,
+    /// Why the scan stopped before `limit`, if the bytes there were not a valid batch.
+    pub(super) error: Option<String>,
+}
+
+/// Reads batches of a segment from `start` up to `limit`, validating each (framing, CRC and
+/// offset continuity) and handing it to `visit` until it returns false. Chunks of
+/// `chunk_bytes` are read at a time; a batch larger than a chunk is re-read whole.
+pub(super) async fn scan_segment<F: SegmentFile>(
+    file: &F,
+    segment_base: i64,
+    start: u64,
+    limit: u64,
+    chunk_bytes: usize,
+    visit: impl FnMut(u64, &RecordBatchHeader, Bytes) -> bool,
+) -> Result<ScanEnd> {
+    scan_segment_while(
+        file,
+        segment_base,
+        start,
+        limit,
+        chunk_bytes,
+        |_| true,
+        visit,
+    )
+    .await
+}
+
+/// [`scan_segment`], asking `wants` about a batch the last read cut off (with its header, if
+/// the header itself was not cut) before reading on for it: a reader that would not take
+/// that batch stops there instead of paying a whole further read of the device.
+pub(super) async fn scan_segment_while<F: SegmentFile>(
+    file: &F,
+    segment_base: i64,
+    start: u64,
+    limit: u64,
+    chunk_bytes: usize,
+    mut wants: impl FnMut(Option<&RecordBatchHeader>) -> bool,
+    mut visit: impl FnMut(u64, &RecordBatchHeader, Bytes) -> bool,
+) -> Result<ScanEnd> {
+    let chunk_bytes = chunk_bytes.clamp(
+        record_batch::RECORD_BATCH_HEADER_BYTES,
+        SCAN_CHUNK_BYTES * 16,
+    );
+    let mut position = start;
+    let mut expected_offset: Option<i64> = if start == 0 { Some(segment_base) } else { None };
+    // Bytes the next read must hold: a whole batch that did not fit in the last chunk.
+    let mut read_at_least = chunk_bytes;
+    while position < limit {
+        let want = ((limit - position) as usize).min(read_at_least);
+        read_at_least = chunk_bytes;
+        let chunk = file
+            .read_at(position, want)
+            .await
+            .map_err(|e| StorageError::io("read segment", e))?;
+        let mut consumed = 0usize;
+        while consumed < chunk.len() {
+            let rest = &chunk[consumed..];
+            let batch_position = position + consumed as u64;
+            // Bytes this batch needs: its declared size, or a header's if the header is cut.
+            let needed = RecordBatchHeader::decode(rest)
+                .map(|h| h.size_bytes())
+                .unwrap_or(record_batch::RECORD_BATCH_HEADER_BYTES);
+            let cut_by_our_read = chunk.len() == want;
+            if needed > rest.len() && cut_by_our_read && batch_position + needed as u64 <= limit {
+                if !wants(RecordBatchHeader::decode(rest).ok().as_ref()) {
+                    return Ok(ScanEnd {
+                        position: batch_position,
+                        error: None,
+                    });
+                }
+                // The chunk ended inside this batch: read on from its start, whole.
+                read_at_least = needed.max(chunk_bytes);
+                break;
+            }
+            let stop = |reason: String| ScanEnd {
+                position: batch_position,
+                error: Some(reason),
+            };
+            let header = match validate_framing(rest) {
+                Ok(header) => header,
+                Err(error) => return Ok(stop(error.to_string())),
+            };
+            match expected_offset {
+                Some(expected) if header.base_offset != expected => {
+                    return Ok(stop(format!(
+                        "batch base_offset {} where {expected} was expected",
+                        header.base_offset
+                    )));
+                }
+                None if header.base_offset < segment_base => {
+                    return Ok(stop(format!(
+                        "batch base_offset {} below segment base {segment_base}",
+                        header.base_offset
+                    )));
+                }
+                _ => {}
+            }
+            let size = header.size_bytes();
+            consumed += size;
+            expected_offset = Some(header.next_offset());
+            if !visit(
+                batch_position,
+                &header,
+                chunk.slice(consumed - size..consumed),
+            ) {
+                return Ok(ScanEnd {
+                    position: position + consumed as u64,
+                    error: None,
+                });
+            }
+        }
+        position += consumed as u64;
+        if chunk.len() < want {
+            // The file ended before `limit`.
+            return Ok(ScanEnd {
+                position,
+                error: (position < limit).then(|| "segment shorter than expected".to_string()),
+            });
+        }
+    }
+    Ok(ScanEnd {
+        position,
+        error: None,
+    })
+}
+
+/// Scans a segment from its start up to `limit`, indexing every batch into `segment`.
+/// Where a batch below `durable_below` fails its checks, those bytes are durable data, not
+/// a torn tail: the damage is recorded (and logged loudly) and the scan resumes at the next
+/// intact batch. Returns how the scan finally ended: cleanly, at a failure at or after
+/// `durable_below` (a torn tail), or at damage it could not get past.
+pub(super) async fn scan_recovering<F: SegmentFile>(
+    file: &F,
+    segment: &mut Segment<F>,
+    config: &LogConfig,
+    limit: u64,
+    durable_below: i64,
+) -> Result<ScanEnd> {
+    let mut position = 0;
+    loop {
+        let end = scan_segment(
+            file,
+            segment.base_offset,
+            position,
+            limit,
+            SCAN_CHUNK_BYTES,
+            |position, header, _| {
+                segment.index_batch(header, position, config.index_interval_bytes);
+                true
+            },
+        )
+        .await?;
+        let damaged_from = segment.next_offset;
+        let Some(reason) = &end.error else {
+            return Ok(end);
+        };
+        if damaged_from >= durable_below {
+            return Ok(end);
+        }
+        let resume = find_next_batch(file, end.position + 1, limit, damaged_from + 1).await?;
+        let resume_offset = resume.map_or(durable_below, |(_, header)| header.base_offset);
+        error!(
+            segment = segment.base_offset,
+            position = end.position,
+            reason = reason.as_str(),
+            "DAMAGED DATA below the recovery point: offsets {damaged_from}..{resume_offset} \
+             fail their checks on disk; kept, not served, never reused"
+        );
+        segment.damaged.push((damaged_from, resume_offset));
+        let Some((at, _)) = resume else {
+            return Ok(end);
+        };
+        // Index the batch where reading resumes, so no read starts before the damage.
+        segment.bytes_since_index_entry = config.index_interval_bytes;
+        position = at;
+    }
+}

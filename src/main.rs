@@ -9,9 +9,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use spindle::config::{BrokerConfig, ServeArgs};
-use spindle::storage::log::{LOG_SUFFIX, parse_segment_file_name};
+use spindle::storage::log::{LOG_SUFFIX, parse_segment_file_name, scan_segment_file};
+use spindle::storage::read_only::ReadOnlyFile;
 use spindle::storage::recovery_point::{RECOVERY_POINT_FILE_NAMES, RecoveryPoint};
-use spindle_protocol::record_batch::{RecordBatchHeader, validate_framing};
+use spindle_protocol::record_batch::RecordBatchHeader;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -175,55 +176,38 @@ fn dump_log(dir: &Path, print_batches: bool) -> std::io::Result<bool> {
     let mut log_end = 0;
     for base in bases {
         let path = dir.join(format!("{base:020}{LOG_SUFFIX}"));
-        let bytes = std::fs::read(&path)?;
-        let mut position = 0usize;
-        let mut expected = base;
+        let file = ReadOnlyFile::open(&path)?;
         let (mut batch_count, mut record_count, mut max_timestamp) = (0u64, 0u64, -1i64);
-        let mut stop_reason = None;
-        while position < bytes.len() {
-            let header = match validate_framing(&bytes[position..]) {
-                Ok(header) if header.base_offset == expected => header,
-                Ok(header) => {
-                    stop_reason = Some(format!(
-                        "base_offset {} where {expected} was expected",
-                        header.base_offset
-                    ));
-                    break;
+        // The same scan recovery runs, over plain blocking reads.
+        let scan =
+            futures_lite::future::block_on(scan_segment_file(&file, base, |position, header| {
+                if print_batches {
+                    print_batch(position, header);
                 }
-                Err(error) => {
-                    stop_reason = Some(error.to_string());
-                    break;
-                }
-            };
-            if print_batches {
-                print_batch(position, &header);
-            }
-            batch_count += 1;
-            record_count += header.records_count.max(0) as u64;
-            max_timestamp = max_timestamp.max(header.max_timestamp);
-            position += header.size_bytes();
-            expected = header.next_offset();
-        }
-        log_end = expected;
-        let tail = &bytes[position..];
-        let tail_is_zeros = tail.iter().all(|&b| b == 0);
+                batch_count += 1;
+                record_count += header.records_count.max(0) as u64;
+                max_timestamp = max_timestamp.max(header.max_timestamp);
+            }))
+            .map_err(|error| std::io::Error::other(error.to_string()))?;
+        log_end = scan.next_offset;
         println!(
-            "segment {base}: {batch_count} batches, {record_count} records, offsets {base}..{}, {position} valid bytes of {}, max timestamp {max_timestamp}",
-            expected - 1,
-            bytes.len()
+            "segment {base}: {batch_count} batches, {record_count} records, offsets {base}..{}, {} valid bytes of {}, max timestamp {max_timestamp}",
+            scan.next_offset - 1,
+            scan.valid_bytes,
+            scan.file_bytes
         );
-        if !tail.is_empty() {
-            let what = if tail_is_zeros {
+        if scan.valid_bytes < scan.file_bytes {
+            let what = if scan.tail_is_zeros {
                 "zeros (preallocated, normal)"
             } else {
                 "NOT zeros: torn or corrupt"
             };
             println!(
                 "  {} bytes after the last valid batch: {what}; stopped because: {}",
-                tail.len(),
-                stop_reason.as_deref().unwrap_or("end")
+                scan.file_bytes - scan.valid_bytes,
+                scan.stop_reason.as_deref().unwrap_or("end")
             );
-            clean &= tail_is_zeros;
+            clean &= scan.tail_is_zeros;
         }
     }
     // Everything below the recovery point was durable: a log that ends before it lost
@@ -247,7 +231,7 @@ fn dump_log(dir: &Path, print_batches: bool) -> std::io::Result<bool> {
     Ok(clean)
 }
 
-fn print_batch(position: usize, header: &RecordBatchHeader) {
+fn print_batch(position: u64, header: &RecordBatchHeader) {
     println!(
         "  position {position} offsets {}..{} records {} bytes {} max_timestamp {} compression {} producer_id {} epoch {}",
         header.base_offset,

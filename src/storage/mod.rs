@@ -2,7 +2,7 @@
 //!
 //! | module   | owns |
 //! |----------|------|
-//! | `log`    | `PartitionLog`: append, read, flush policy and group commit, roll, retention, truncation, recovery |
+//! | `log/`   | `PartitionLog`, one file per subsystem: state and watermarks, segments, writer, cache, flusher, scan, recovery, reads, retention |
 //! | `index`  | sparse offset and time indexes (pure) |
 //! | `io`     | the device interface and its glommio direct-I/O implementation |
 //! | `sim`    | an in-memory, fault-injecting device for deterministic tests |
@@ -12,6 +12,7 @@
 //! | `dir_lock` | the exclusive lock on a data directory |
 //! | `recovery_point` | the offset below which a log is known durable (never cut) |
 //! | `resync` | finding intact batches after damaged bytes |
+//! | `read_only` | plain blocking reads of a segment file, for tools (`dump-log`) |
 //!
 //! Every log is owned by one core's executor; nothing here is `Send` or locked.
 
@@ -23,6 +24,7 @@ pub mod error;
 pub mod index;
 pub mod io;
 pub mod log;
+pub mod read_only;
 pub mod recovery_point;
 mod resync;
 pub mod sim;

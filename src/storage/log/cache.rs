@@ -35,7 +35,11 @@ pub(super) fn read_cache(
 
 /// Drops the oldest cached batches over the budget, but only those already written:
 /// unwritten batches are served from nowhere else.
-pub(super) fn evict_cache<F: SegmentFile>(state: &mut LogState<F>, config: &LogConfig, written: i64) {
+pub(super) fn evict_cache<F: SegmentFile>(
+    state: &mut LogState<F>,
+    config: &LogConfig,
+    written: i64,
+) {
     while state.cache_bytes > config.cache_bytes_max {
         match state.cache.front() {
             Some(front) if front.next_offset <= written => {

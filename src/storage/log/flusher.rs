@@ -327,7 +327,10 @@ pub(super) async fn sync_active<S: Storage>(inner: &Inner<S>) -> Result<()> {
     Ok(())
 }
 
-pub(super) async fn create_segment_file<S: Storage>(inner: &Inner<S>, segment_base: i64) -> Result<()> {
+pub(super) async fn create_segment_file<S: Storage>(
+    inner: &Inner<S>,
+    segment_base: i64,
+) -> Result<()> {
     let path = inner.dir.join(segment_file_name(segment_base, LOG_SUFFIX));
     let file = inner
         .storage
@@ -410,7 +413,11 @@ pub(super) async fn seal_segment<S: Storage>(inner: &Inner<S>, segment_base: i64
 }
 
 /// Writes a small file (an index) in one aligned write, cuts it to size and syncs it.
-pub(super) async fn write_whole_file<S: Storage>(storage: &S, path: &Path, bytes: &[u8]) -> Result<()> {
+pub(super) async fn write_whole_file<S: Storage>(
+    storage: &S,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<()> {
     let file = storage
         .open(path, true)
         .await
@@ -440,7 +447,11 @@ pub(super) async fn read_whole_file<S: Storage>(storage: &S, path: &Path) -> Opt
     (bytes.len() as u64 == size).then_some(bytes)
 }
 
-pub(super) async fn remove_segment_files<S: Storage>(storage: &S, dir: &Path, base_offset: i64) -> Result<()> {
+pub(super) async fn remove_segment_files<S: Storage>(
+    storage: &S,
+    dir: &Path,
+    base_offset: i64,
+) -> Result<()> {
     for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         remove_if_present(storage, &dir.join(segment_file_name(base_offset, suffix))).await?;
     }

@@ -66,10 +66,10 @@ use self::segment::*;
 use self::state::*;
 use self::writer::*;
 
+pub use self::scan::{SegmentScan, scan_segment_file};
 pub use self::segment::{
     INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, parse_segment_file_name, segment_file_name,
 };
-
 
 fn now_ms() -> i64 {
     SystemTime::now()

@@ -16,7 +16,10 @@ pub(super) struct Recovered<F: SegmentFile> {
 }
 
 /// The newest recovery point the partition directory holds, if any slot is intact.
-pub(super) async fn read_recovery_point<S: Storage>(storage: &S, dir: &Path) -> Option<RecoveryPoint> {
+pub(super) async fn read_recovery_point<S: Storage>(
+    storage: &S,
+    dir: &Path,
+) -> Option<RecoveryPoint> {
     let mut slots = [None, None];
     for (slot, name) in slots.iter_mut().zip(RECOVERY_POINT_FILE_NAMES) {
         *slot = read_whole_file(storage, &dir.join(name))

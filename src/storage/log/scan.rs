@@ -188,3 +188,71 @@ pub(super) async fn scan_recovering<F: SegmentFile>(
         position = at;
     }
 }
+
+/// What a scan of one whole segment file found.
+#[derive(Debug)]
+pub struct SegmentScan {
+    pub file_bytes: u64,
+    /// Position after the last valid batch.
+    pub valid_bytes: u64,
+    /// Offset after the last valid batch (the segment's base if it holds none).
+    pub next_offset: i64,
+    /// Why the scan stopped before the end of the file, if it did.
+    pub stop_reason: Option<String>,
+    /// Whether every byte after the last valid batch is zero (a preallocated tail).
+    pub tail_is_zeros: bool,
+}
+
+/// Scans a whole segment file with recovery's checks (framing, CRC-32C, offset continuity
+/// from `base_offset`), calling `visit` with each valid batch's position and header, then
+/// reads what follows the last valid batch to tell a preallocated tail (zeros) from torn or
+/// corrupt bytes. Reads only: `spindle dump-log` runs it over a [`ReadOnlyFile`].
+///
+/// [`ReadOnlyFile`]: crate::storage::read_only::ReadOnlyFile
+pub async fn scan_segment_file<F: SegmentFile>(
+    file: &F,
+    base_offset: i64,
+    mut visit: impl FnMut(u64, &RecordBatchHeader),
+) -> Result<SegmentScan> {
+    let file_bytes = file
+        .file_size()
+        .await
+        .map_err(|e| StorageError::io("segment size", e))?;
+    let mut next_offset = base_offset;
+    let end = scan_segment(
+        file,
+        base_offset,
+        0,
+        file_bytes,
+        SCAN_CHUNK_BYTES,
+        |position, header, _| {
+            visit(position, header);
+            next_offset = header.next_offset();
+            true
+        },
+    )
+    .await?;
+    let mut tail_is_zeros = true;
+    let mut position = end.position;
+    while position < file_bytes && tail_is_zeros {
+        let chunk = file
+            .read_at(
+                position,
+                SCAN_CHUNK_BYTES.min((file_bytes - position) as usize),
+            )
+            .await
+            .map_err(|e| StorageError::io("read segment", e))?;
+        if chunk.is_empty() {
+            break;
+        }
+        tail_is_zeros = chunk.iter().all(|&byte| byte == 0);
+        position += chunk.len() as u64;
+    }
+    Ok(SegmentScan {
+        file_bytes,
+        valid_bytes: end.position,
+        next_offset,
+        stop_reason: end.error,
+        tail_is_zeros,
+    })
+}

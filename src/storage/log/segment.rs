@@ -88,7 +88,12 @@ impl<F> Segment<F> {
     }
 
     /// Records a batch that starts at `position` in the indexes.
-    pub(super) fn index_batch(&mut self, header: &RecordBatchHeader, position: u64, interval_bytes: u64) {
+    pub(super) fn index_batch(
+        &mut self,
+        header: &RecordBatchHeader,
+        position: u64,
+        interval_bytes: u64,
+    ) {
         if position > 0 && self.bytes_since_index_entry >= interval_bytes {
             self.offset_index
                 .push(self.relative(header.base_offset), position as u32);

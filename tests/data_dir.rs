@@ -28,5 +28,6 @@ fn a_second_broker_on_the_same_data_dir_refuses_to_start() {
     first.kill();
     std::thread::sleep(Duration::from_millis(100));
     let third = Broker::start(dir.path(), &[]);
-    assert!(third.stop().success());
+    let status = third.stop();
+    assert!(status.success(), "{status:?}");
 }

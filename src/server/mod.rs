@@ -15,6 +15,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 use socket2::{Domain, Socket, Type};
 
 use crate::cluster::control::{ControlHandle, CoreMessage, CoreReceivers, control_plane};
@@ -79,6 +81,10 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
     }
     let core_ports = Arc::new(core_ports);
     let ports: Vec<String> = core_ports.iter().map(u16::to_string).collect();
+    // From here on SIGINT/SIGTERM mean "shut down cleanly": a signal that arrives before the
+    // signal thread runs waits in `signals`.
+    let signals =
+        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("registering signal handlers: {e}"))?;
     // Scripts and tests read this line to learn the ports. Nobody reading stdout is no
     // reason to stop (println! would panic on a closed pipe).
     {
@@ -93,7 +99,6 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
         let _ = stdout.flush();
     }
 
-    block_shutdown_signals()?;
     let config = Arc::new(config);
     let (control, receivers) = control_plane(cores);
     let mut executors = Vec::with_capacity(cores);
@@ -123,7 +128,7 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
     let signal_control = control.clone();
     std::thread::Builder::new()
         .name("spindle-signals".into())
-        .spawn(move || wait_for_shutdown_signal(signal_control))
+        .spawn(move || wait_for_shutdown_signal(signals, signal_control))
         .map_err(|e| format!("starting the signal thread: {e}"))?;
     // One watcher thread per core reports when its executor ends, however it ends (a panic
     // anywhere on that core unwinds out of its executor), so the first failure is seen at
@@ -196,35 +201,13 @@ fn local_port(socket: &Socket) -> Result<u16, String> {
         .ok_or_else(|| "reading a listener's port".to_string())
 }
 
-/// Blocks SIGINT and SIGTERM in this thread and every thread it starts later, so only the
-/// signal thread receives them (with `sigwait`).
-fn block_shutdown_signals() -> Result<(), String> {
-    // SAFETY: plain libc calls on a local, initialised signal set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        match libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) {
-            0 => Ok(()),
-            error => Err(format!("blocking signals: error {error}")),
-        }
+/// Waits for SIGINT or SIGTERM (registered before the broker announced itself, so one sent
+/// the moment the "listening" line appears is not lost), then stops every core.
+fn wait_for_shutdown_signal(mut signals: Signals, control: ControlHandle) {
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!("signal {signal}: shutting down");
+        control.shutdown_all();
     }
-}
-
-fn wait_for_shutdown_signal(control: ControlHandle) {
-    // SAFETY: as above; sigwait only reads the set and writes the signal number.
-    let signal = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        let mut signal = 0;
-        libc::sigwait(&set, &mut signal);
-        signal
-    };
-    tracing::info!("signal {signal}: shutting down");
-    control.shutdown_all();
 }
 
 async fn run_core(

@@ -28,11 +28,11 @@ use bytes::{Buf, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
 use glommio::channels::local_channel;
 use glommio::net::TcpStream;
-use glommio::sync::Semaphore;
+use glommio::sync::{Gate, Semaphore};
 use kafka_protocol::messages::RequestKind;
 
 use crate::server::handlers::{self, Response};
-use crate::server::shard::Shard;
+use crate::shard::Shard;
 use crate::storage::wait::Watermark;
 use spindle_protocol::api::{
     FRAME_PREFIX_BYTES, RequestError, decode_request, encode_unsupported, frame_body_bytes,
@@ -141,6 +141,8 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
     let client_gone = Rc::new(Watermark::new(0));
     // Requests read whose replies are not written yet.
     let in_flight = Rc::new(Cell::new(0usize));
+    // Appends nobody is answered for (acks=0).
+    let unanswered_appends = Gate::new();
 
     let writer_task = {
         let client_gone = client_gone.clone();
@@ -187,7 +189,14 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
 
     let outcome = catch_panic(
         &shard,
-        read_requests(&shard, &mut reader, &replies, &in_flight, peer),
+        read_requests(
+            &shard,
+            &mut reader,
+            &replies,
+            &in_flight,
+            &unanswered_appends,
+            peer,
+        ),
     )
     .await;
     let outcome = match outcome {
@@ -202,6 +211,8 @@ pub async fn serve_connection(shard: Rc<Shard>, stream: TcpStream, peer: SocketA
         tracing::warn!(core = shard.core, %peer, "closing connection: {reason}");
     }
     drop(replies);
+    // acks=0 appends still writing: the connection, which shutdown waits for, outlives them.
+    let _ = unanswered_appends.close().await;
     match writer_task.await {
         Ok(()) | Err(WriterError::ClientGone) => {}
         // The client went away while answers were still going out: routine.
@@ -229,6 +240,7 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
     reader: &mut R,
     replies: &local_channel::LocalSender<glommio::Task<Response>>,
     in_flight: &Cell<usize>,
+    unanswered_appends: &Gate,
     peer: SocketAddr,
 ) -> Result<ReaderEnd, String> {
     let mut buffer = BytesMut::new();
@@ -288,23 +300,30 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
                 Box::pin(std::future::ready(Ok(Some(answer))))
             }
         };
-        let task = {
+        let response = {
             let shard = shard.clone();
-            glommio::spawn_local(async move {
+            async move {
                 let response = catch_panic(&shard, reply).await.and_then(|r| r);
                 drop(hold);
                 response
-            })
+            }
         };
         if unanswered {
             // It runs on, holding its bytes of the core's budget until they are written,
-            // without taking one of the connection's places for replies in flight.
-            task.detach();
+            // without taking one of the connection's places for replies in flight. The
+            // connection ends only after it (its gate), so shutdown closes no log under it.
+            match unanswered_appends.spawn(response) {
+                Ok(task) => {
+                    task.detach();
+                }
+                Err(_) => unreachable!("the gate closes only after the reader has stopped"),
+            }
             if shard.is_shutting_down() {
                 return Ok(ReaderEnd::Stopped);
             }
             continue;
         }
+        let task = glommio::spawn_local(response);
         in_flight.set(in_flight.get() + 1);
         if replies.send(task).await.is_err() || shard.is_shutting_down() {
             return Ok(ReaderEnd::Stopped);

@@ -6,7 +6,7 @@
 
 use spindle_protocol::{BatchError, ErrorCode};
 
-use crate::server::shard::PartitionLookup;
+use crate::shard::PartitionLookup;
 use crate::storage::StorageError;
 
 /// An internal error's Kafka error code. A trait of this layer (not `From`, which the orphan

@@ -31,10 +31,9 @@ use crate::runtime::{executor_builder, prepare_executor, raise_memlock_limit};
 mod connection;
 pub mod error_codes;
 pub mod handlers;
-pub mod log_limit;
-pub mod shard;
 
-use shard::Shard;
+use crate::shard::Shard;
+use crate::shard::tasks::TaskKind;
 
 /// How often group timeouts are checked: the slack on session and rebalance timeouts.
 const GROUP_TICK_INTERVAL: Duration = Duration::from_millis(50);
@@ -243,14 +242,18 @@ async fn run_core(
     ));
     shard.apply_snapshot(snapshot.clone()).await;
     if let Some(inbox) = receivers.controller_inbox {
-        glommio::spawn_local(run_controller(
-            inbox,
-            control.clone(),
-            config.data_dir.clone(),
-            snapshot,
-            config.default_partitions,
-        ))
-        .detach();
+        // Ends when shutdown closes its inbox; a metadata change in progress completes.
+        shard.tasks.spawn_tracked(
+            TaskKind::Requests,
+            "controller",
+            run_controller(
+                inbox,
+                control.clone(),
+                config.data_dir.clone(),
+                snapshot,
+                config.default_partitions,
+            ),
+        );
     }
     let control_task = {
         let shard = shard.clone();
@@ -269,57 +272,7 @@ async fn run_core(
             }
         })
     };
-    {
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            loop {
-                let tick = futures_lite::future::or(
-                    async {
-                        glommio::timer::sleep(shard.config.retention_check_interval).await;
-                        true
-                    },
-                    async {
-                        shard.shutdown_started().await;
-                        false
-                    },
-                );
-                if !tick.await {
-                    break;
-                }
-                shard.housekeeping(now_ms()).await;
-            }
-        })
-        .detach();
-    }
-    {
-        // Logs whose writes failed (a full disk) are opened again, with a backoff that
-        // grows while the cause lasts, so appends resume when space returns.
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            let mut backoff = FAILED_LOG_RETRY_MIN;
-            while !shard.is_shutting_down() {
-                glommio::timer::sleep(backoff).await;
-                let (_, still_failed) = shard.reopen_failed_logs().await;
-                backoff = if still_failed > 0 {
-                    (backoff * 2).min(FAILED_LOG_RETRY_MAX)
-                } else {
-                    FAILED_LOG_RETRY_MIN
-                };
-            }
-        })
-        .detach();
-    }
-    {
-        // Session and rebalance timeouts, and persisting groups that settled.
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            while !shard.is_shutting_down() {
-                glommio::timer::sleep(GROUP_TICK_INTERVAL).await;
-                shard.groups.tick().await;
-            }
-        })
-        .detach();
-    }
+    spawn_maintenance(&shard);
     if config.fault_panic_core == Some(core) {
         glommio::spawn_local(async move {
             glommio::timer::sleep(Duration::from_millis(200)).await;
@@ -332,16 +285,23 @@ async fn run_core(
         // SAFETY: `fd` is a bound, listening socket this core alone owns from here on.
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(fd) };
         let shard = shard.clone();
-        accept_tasks.push(glommio::spawn_local(accept_loop(shard, listener)));
+        let queue = shard.tasks.queue(TaskKind::Requests);
+        accept_tasks.push(
+            glommio::spawn_local_into(accept_loop(shard, listener), queue)
+                .map_err(|e| format!("starting core {core}'s accept loop: {e}"))?,
+        );
     }
     tracing::info!(core, "serving");
     shard.shutdown_started().await;
     for task in accept_tasks {
         task.await;
     }
-    let started = std::time::Instant::now();
-    while shard.connections.get() > 0 && started.elapsed() < SHUTDOWN_DRAIN_MAX {
-        glommio::timer::sleep(Duration::from_millis(5)).await;
+    // Connections finish the requests they have read; maintenance ends its round.
+    if !shard.tasks.close(SHUTDOWN_DRAIN_MAX).await {
+        tracing::warn!(
+            core,
+            "connections still busy after {SHUTDOWN_DRAIN_MAX:?}; closing the logs under them"
+        );
     }
     shard.close_all().await;
     drop(control_task);
@@ -362,8 +322,11 @@ async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
                 let peer = stream
                     .peer_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-                glommio::spawn_local(connection::serve_connection(shard.clone(), stream, peer))
-                    .detach();
+                shard.tasks.spawn_tracked(
+                    TaskKind::Requests,
+                    "connection",
+                    connection::serve_connection(shard.clone(), stream, peer),
+                );
             }
             Some(Err(e)) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -372,6 +335,70 @@ async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
             }
         }
     }
+}
+
+/// The shard's upkeep: named loops in the maintenance queue, each ending as soon as
+/// shutdown begins (the shard's gate waits for the round in progress).
+fn spawn_maintenance(shard: &Rc<Shard>) {
+    let tasks = &shard.tasks;
+    tasks.spawn_tracked(
+        TaskKind::Maintenance,
+        "housekeeping",
+        housekeeping(shard.clone()),
+    );
+    tasks.spawn_tracked(
+        TaskKind::Maintenance,
+        "reopen-failed-logs",
+        reopen_failed_logs(shard.clone()),
+    );
+    tasks.spawn_tracked(
+        TaskKind::Maintenance,
+        "group-timeouts",
+        group_timeouts(shard.clone()),
+    );
+}
+
+/// Retention and segment rolling.
+async fn housekeeping(shard: Rc<Shard>) {
+    while sleep_unless_shutdown(&shard, shard.config.retention_check_interval).await {
+        shard.housekeeping(now_ms()).await;
+    }
+}
+
+/// Logs whose writes failed (a full disk) are opened again, with a backoff that grows
+/// while the cause lasts, so appends resume when space returns.
+async fn reopen_failed_logs(shard: Rc<Shard>) {
+    let mut backoff = FAILED_LOG_RETRY_MIN;
+    while sleep_unless_shutdown(&shard, backoff).await {
+        let (_, still_failed) = shard.reopen_failed_logs().await;
+        backoff = if still_failed > 0 {
+            (backoff * 2).min(FAILED_LOG_RETRY_MAX)
+        } else {
+            FAILED_LOG_RETRY_MIN
+        };
+    }
+}
+
+/// Session and rebalance timeouts, and persisting groups that settled.
+async fn group_timeouts(shard: Rc<Shard>) {
+    while sleep_unless_shutdown(&shard, GROUP_TICK_INTERVAL).await {
+        shard.groups.tick().await;
+    }
+}
+
+/// Sleeps `interval`; false (at once) if shutdown begins first.
+async fn sleep_unless_shutdown(shard: &Shard, interval: Duration) -> bool {
+    futures_lite::future::or(
+        async {
+            glommio::timer::sleep(interval).await;
+            true
+        },
+        async {
+            shard.shutdown_started().await;
+            false
+        },
+    )
+    .await
 }
 
 fn now_ms() -> i64 {

@@ -9,7 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{RequestContext, Response};
 use crate::cluster::metadata::describe_topic_configs;
-use crate::server::shard::Shard;
+use crate::shard::Shard;
 use crate::storage::FlushPolicy;
 use spindle_protocol::ErrorCode;
 

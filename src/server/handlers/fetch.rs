@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::{RequestContext, Response};
 use crate::server::error_codes::ToErrorCode;
-use crate::server::shard::{Log, Shard};
+use crate::shard::{Log, Shard};
 use crate::storage::StorageError;
 use spindle_protocol::ErrorCode;
 use spindle_protocol::fetch_response::{FetchedPartition, FetchedTopic, encode_fetch_response};

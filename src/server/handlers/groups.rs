@@ -28,7 +28,7 @@ use crate::group::coordinator::OFFSET_METADATA_BYTES_MAX;
 use crate::group::records::CommittedOffset;
 use crate::group::state::{GroupState, JoinRequest, JoinResult, Reply as GroupReply, SyncResult};
 use crate::group::{GroupCoordinator, coordinator_core};
-use crate::server::shard::Shard;
+use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
 
 const KEY_TYPE_GROUP: i8 = 0;

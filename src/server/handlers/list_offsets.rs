@@ -12,7 +12,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, Response
 
 use super::{RequestContext, Response};
 use crate::server::error_codes::ToErrorCode;
-use crate::server::shard::Shard;
+use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
 
 const LATEST_TIMESTAMP: i64 = -1;

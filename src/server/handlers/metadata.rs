@@ -15,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{RequestContext, Response, auto_create_topics};
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata, validate_topic_name};
-use crate::server::shard::Shard;
+use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
 
 pub async fn metadata(

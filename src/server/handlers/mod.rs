@@ -12,7 +12,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 use crate::cluster::control::{ControllerRequest, NewTopic};
-use crate::server::shard::Shard;
+use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
 use spindle_protocol::api::{Request, api_versions_body, encode_response, encode_unsupported};
 use spindle_protocol::fetch_response::ChunkedFrame;

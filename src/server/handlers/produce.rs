@@ -23,7 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{FAULT_INJECTION, Reply, RequestContext, auto_create_topics};
 use crate::producer::SequenceCheck;
 use crate::server::error_codes::ToErrorCode;
-use crate::server::shard::{Log, OwnedPartition, Shard};
+use crate::shard::{Log, OwnedPartition, Shard};
 use crate::storage::AppendInfo;
 use spindle_protocol::ErrorCode;
 use spindle_protocol::RecordBatchHeader;

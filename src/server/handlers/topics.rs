@@ -15,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{RequestContext, Response};
 use crate::cluster::control::{ControllerRequest, NewTopic, TopicOutcome};
 use crate::cluster::metadata::describe_topic_configs;
-use crate::server::shard::Shard;
+use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
 
 /// Kafka's ConfigSource values.

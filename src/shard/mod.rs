@@ -1,11 +1,17 @@
-//! One core's broker state: the partition logs this core owns, the metadata snapshot it
-//! routes by, and its limits. Lives on exactly one core (`Rc`, `RefCell`, no locks); other
-//! cores reach it only through its control inbox.
+//! The shard: one core's root. It owns the partition logs this core leads (with their
+//! idempotent-producer state), the consumer groups it coordinates, the producer ids it hands
+//! out, the metadata snapshot it routes by, its limits, and its named task queues and
+//! shutdown gate (`tasks`). Lives on exactly one core (`Rc`, `RefCell`, no locks); other
+//! cores reach it only through its control inbox. The server layer drives it (listeners,
+//! connections, handlers); nothing here knows about the wire.
 //!
 //! Invariant: a partition's log is open here iff the current snapshot says this core owns
 //! it (and opening did not fail); a deleted topic's logs are deleted before a topic of the
 //! same name can be opened again (the `partition.metadata` file records which topic id a
 //! directory belongs to, so stale directories are recognised after a crash).
+
+pub mod log_limit;
+pub mod tasks;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -23,7 +29,8 @@ use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::producer::state::{decode_snapshot, encode_snapshot};
 use crate::producer::{ProducerIdAllocator, ProducerStateTable};
-use crate::server::log_limit::LogLimit;
+use crate::shard::log_limit::LogLimit;
+use crate::shard::tasks::{ShardTasks, TaskKind};
 use crate::storage::wait::Event;
 use crate::storage::{CacheBudget, DmaStorage, PartitionLog, StorageError};
 use spindle_protocol::RecordBatchHeader;
@@ -95,6 +102,8 @@ pub struct Shard {
     reopen_error_log: LogLimit,
     shutting_down: Cell<bool>,
     shutdown: Event,
+    /// This core's task queues and the gate shutdown waits on.
+    pub tasks: ShardTasks,
 }
 
 impl Shard {
@@ -130,6 +139,7 @@ impl Shard {
             reopen_error_log: LogLimit::new(LOG_REPEAT_INTERVAL),
             shutting_down: Cell::new(false),
             shutdown: Event::default(),
+            tasks: ShardTasks::new(core),
         }
     }
 
@@ -342,13 +352,14 @@ impl Shard {
         claim_partition_dir(&dir, &topic.topic_id)
             .map_err(|e| StorageError::io("claim partition directory", e))?;
         let config = topic_log_config(&self.config.log, &topic.configs);
-        let log = PartitionLog::open_with_cache_budget(
-            DmaStorage,
-            &dir,
-            config,
-            self.cache_budget.clone(),
-        )
-        .await?;
+        // Opened from the flush queue, so the log's flusher task runs there.
+        let budget = self.cache_budget.clone();
+        let log = self
+            .tasks
+            .run_in(TaskKind::Flush, async move {
+                PartitionLog::open_with_cache_budget(DmaStorage, &dir, config, budget).await
+            })
+            .await?;
         let producers = rebuild_producer_state(&log).await?;
         Ok(OwnedPartition {
             log,

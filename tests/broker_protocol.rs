@@ -21,7 +21,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use spindle_protocol::api::SUPPORTED_APIS;
+use spindle::server::handlers::SERVED_APIS;
 use spindle_protocol::record_batch::build_batch;
 
 fn name(topic: &str) -> TopicName {
@@ -235,7 +235,7 @@ fn every_served_version_of_every_api_answers() {
     let owner = leader(&mut admin, "versions", 0);
     let mut client = RawClient::connect(&broker.core_address(owner));
     let mut served = 0;
-    for &(api_key, min, max) in SUPPORTED_APIS {
+    for &(api_key, min, max) in SERVED_APIS {
         for version in min..=max {
             let context = format!("{api_key:?} v{version}");
             match api_key {
@@ -248,7 +248,7 @@ fn every_served_version_of_every_api_answers() {
                             .with_client_software_version(StrBytes::from_static_str("1")),
                     );
                     assert_eq!(response.error_code, 0, "{context}");
-                    assert_eq!(response.api_keys.len(), SUPPORTED_APIS.len(), "{context}");
+                    assert_eq!(response.api_keys.len(), SERVED_APIS.len(), "{context}");
                 }
                 ApiKey::Metadata => {
                     let topics = Some(vec![
@@ -1132,7 +1132,7 @@ fn errored_fetch_partitions_carry_empty_records_at_every_version() {
         9,
         &produce_request("errs", vec![(0, batch(&["one"]))], 1),
     );
-    let (min, max) = SUPPORTED_APIS
+    let (min, max) = SERVED_APIS
         .iter()
         .find(|(key, _, _)| *key == ApiKey::Fetch)
         .map(|&(_, min, max)| (min, max))

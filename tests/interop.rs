@@ -153,7 +153,7 @@ fn python_confluent_kafka_recovers_from_out_of_range_and_refused_transactions() 
 /// advertises one version at most per run; the client takes the lower of its own and it).
 #[test]
 fn librdkafka_sees_offset_out_of_range_at_every_fetch_version() {
-    for version in 4..=spindle_protocol::api::SUPPORTED_APIS
+    for version in 4..=spindle::server::handlers::SERVED_APIS
         .iter()
         .find(|(key, _, _)| *key == kafka_protocol::messages::ApiKey::Fetch)
         .unwrap()

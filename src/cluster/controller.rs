@@ -17,8 +17,9 @@ use crate::cluster::control::{
 };
 use crate::cluster::metadata::{
     ClusterSnapshot, TopicMetadata, decode_metadata_file, encode_metadata_file, getrandom_bytes,
-    new_topic_id, place_partition, validate_topic_config, validate_topic_name,
+    new_topic_id, place_partition, validate_topic_name,
 };
+use crate::cluster::topic_config::validate_topic_config;
 use spindle_protocol::ErrorCode;
 
 /// The metadata file in the data directory.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::storage::LogConfig;
+use crate::cluster::topic_config::validate_topic_config;
 
 /// A topic as every core sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,113 +127,6 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Topic-level configs Spindle understands, with how each is checked. Anything else is
-/// INVALID_CONFIG, as Kafka answers an unknown topic config.
-pub const TOPIC_CONFIG_KEYS: &[&str] = &[
-    "cleanup.policy",
-    "retention.ms",
-    "retention.bytes",
-    "segment.bytes",
-    "segment.ms",
-    "max.message.bytes",
-    "message.timestamp.type",
-    "min.insync.replicas",
-    VALIDATE_COMPRESSED_RECORDS,
-];
-
-/// Spindle's topic config (no Kafka equivalent: Kafka always validates): `false` checks
-/// compressed batches by their header and CRC only, without decompressing their records.
-pub const VALIDATE_COMPRESSED_RECORDS: &str = "validate.compressed.records";
-
-/// Checks one topic config; `Err` holds a one-line reason.
-pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
-    let integer = |min: i64| -> Result<(), String> {
-        match value.parse::<i64>() {
-            Ok(v) if v >= min => Ok(()),
-            _ => Err(format!("{key}={value}: expected an integer >= {min}")),
-        }
-    };
-    match key {
-        "cleanup.policy" => match value {
-            "delete" => Ok(()),
-            _ => Err(format!(
-                "{key}={value}: only 'delete' is supported (compaction is not implemented)"
-            )),
-        },
-        "retention.ms" | "retention.bytes" => integer(-1),
-        "segment.bytes" => integer(crate::storage::config::BLOCK_BYTES as i64)
-            .and_then(|()| integer_at_most(key, value, i64::from(i32::MAX))),
-        "segment.ms" => integer(1),
-        "max.message.bytes" => integer(0),
-        "message.timestamp.type" => match value {
-            "CreateTime" => Ok(()),
-            _ => Err(format!("{key}={value}: only CreateTime is supported")),
-        },
-        "min.insync.replicas" => integer(1),
-        VALIDATE_COMPRESSED_RECORDS => match value {
-            "true" | "false" => Ok(()),
-            _ => Err(format!("{key}={value}: expected true or false")),
-        },
-        _ => Err(format!("unknown topic config '{key}'")),
-    }
-}
-
-fn integer_at_most(key: &str, value: &str, max: i64) -> Result<(), String> {
-    match value.parse::<i64>() {
-        Ok(v) if v <= max => Ok(()),
-        _ => Err(format!("{key}={value}: expected an integer <= {max}")),
-    }
-}
-
-/// The log settings of a topic: the broker's defaults with the topic's overrides. Configs
-/// were validated when stored.
-pub fn topic_log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> LogConfig {
-    let mut config = defaults.clone();
-    for (key, value) in configs {
-        let number = value.parse::<i64>().ok();
-        match (key.as_str(), number) {
-            ("retention.ms", Some(v)) => config.retention_ms = v,
-            ("retention.bytes", Some(v)) => config.retention_bytes = v,
-            ("segment.bytes", Some(v)) => config.segment_bytes = v as u64,
-            ("segment.ms", Some(v)) => config.segment_ms = v,
-            ("max.message.bytes", Some(v)) => config.batch_bytes_max = v as usize,
-            (VALIDATE_COMPRESSED_RECORDS, _) => {
-                config.validate_compressed_records = value != "false";
-            }
-            _ => {}
-        }
-    }
-    config
-}
-
-/// The effective value of every topic config for DescribeConfigs: `(key, value, is_default)`.
-pub fn describe_topic_configs(
-    defaults: &LogConfig,
-    configs: &BTreeMap<String, String>,
-) -> Vec<(String, String, bool)> {
-    let default_value = |key: &str| -> String {
-        match key {
-            "cleanup.policy" => "delete".into(),
-            "retention.ms" => defaults.retention_ms.to_string(),
-            "retention.bytes" => defaults.retention_bytes.to_string(),
-            "segment.bytes" => defaults.segment_bytes.to_string(),
-            "segment.ms" => defaults.segment_ms.to_string(),
-            "max.message.bytes" => defaults.batch_bytes_max.to_string(),
-            "message.timestamp.type" => "CreateTime".into(),
-            "min.insync.replicas" => "1".into(),
-            VALIDATE_COMPRESSED_RECORDS => defaults.validate_compressed_records.to_string(),
-            _ => String::new(),
-        }
-    };
-    TOPIC_CONFIG_KEYS
-        .iter()
-        .map(|&key| match configs.get(key) {
-            Some(value) => (key.to_string(), value.clone(), false),
-            None => (key.to_string(), default_value(key), true),
-        })
-        .collect()
-}
-
 const FILE_MAGIC: &str = "spindle-metadata 1";
 
 /// Encodes the persisted part of a snapshot (cluster id, topics) as text, one topic a line:
@@ -339,6 +232,8 @@ pub fn getrandom_bytes(out: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::topic_config::topic_log_config;
+    use crate::storage::LogConfig;
 
     fn topic(name: &str, cores: Vec<u32>) -> Arc<TopicMetadata> {
         Arc::new(TopicMetadata {

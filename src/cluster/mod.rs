@@ -5,3 +5,4 @@
 pub mod control;
 pub mod controller;
 pub mod metadata;
+pub mod topic_config;

@@ -31,7 +31,7 @@ use glommio::net::TcpStream;
 use glommio::sync::{Gate, Semaphore};
 use kafka_protocol::messages::RequestKind;
 
-use crate::server::handlers::{self, Response};
+use crate::server::handlers::{self, Response, SERVED_APIS};
 use crate::shard::Shard;
 use crate::storage::wait::Watermark;
 use spindle_protocol::api::{
@@ -279,7 +279,7 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
             capture_request(dir, shard.core, &frame);
         }
         let mut unanswered = false;
-        let reply = match decode_request(frame.clone()) {
+        let reply = match decode_request(frame.clone(), SERVED_APIS) {
             Ok(request) => {
                 // acks=0: nothing goes back, so nothing for the writer to wait for in order.
                 unanswered = matches!(&request.body, RequestKind::Produce(p) if p.acks == 0);
@@ -296,7 +296,8 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
             }) => {
                 tracing::debug!(core = shard.core, %peer, api_key, api_version, "unsupported request");
                 drop(frame);
-                let answer = ChunkedFrame::from(encode_unsupported(api_key, correlation_id));
+                let answer =
+                    ChunkedFrame::from(encode_unsupported(api_key, correlation_id, SERVED_APIS));
                 Box::pin(std::future::ready(Ok(Some(answer))))
             }
         };

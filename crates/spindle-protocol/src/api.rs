@@ -1,5 +1,5 @@
-//! The Kafka APIs Spindle serves and the versions of each, and the pure framing of requests
-//! and responses around the `kafka-protocol` codec. No I/O: bytes in, typed values out, so
+//! The Kafka APIs and versions this crate can check and decode, and the pure framing of
+//! requests and responses around the `kafka-protocol` codec. No I/O: bytes in, typed values out, so
 //! every function here runs on any core and can be fuzzed.
 //!
 //! A frame is `size: i32` followed by `size` bytes. A request frame starts with a header
@@ -15,10 +15,14 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::ErrorCode;
 
-/// Every API Spindle answers, with the versions it serves: the intersection of what Apache
-/// Kafka 4.x accepts, what the codec knows, and what Spindle implements. ApiVersions
-/// advertises exactly this table; anything else is answered UNSUPPORTED_VERSION.
-pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
+/// `(api key, min version, max version)` rows: what a broker serves (its registry, which
+/// ApiVersions advertises) or what this crate can decode.
+pub type ApiVersionTable = [(ApiKey, i16, i16)];
+
+/// Every API and version this crate can bounds-check (`request_schema` has its fields) and
+/// decode: the intersection of what Apache Kafka 4.x accepts and what the codec knows. A
+/// broker serves a subset of it, from its own registry.
+pub const DECODABLE_APIS: &ApiVersionTable = &[
     (ApiKey::Produce, 3, 13),
     (ApiKey::Fetch, 4, 18),
     (ApiKey::ListOffsets, 1, 10),
@@ -43,9 +47,9 @@ pub const SUPPORTED_APIS: &[(ApiKey, i16, i16)] = &[
     (ApiKey::InitProducerId, 0, 5),
 ];
 
-/// The versions of `api_key` Spindle serves, if any.
-pub fn supported_versions(api_key: i16) -> Option<(i16, i16)> {
-    SUPPORTED_APIS
+/// The versions of `api_key` in `table`, if any.
+pub fn versions_in(table: &ApiVersionTable, api_key: i16) -> Option<(i16, i16)> {
+    table
         .iter()
         .find(|(key, _, _)| *key as i16 == api_key)
         .map(|&(_, min, max)| (min, max))
@@ -112,9 +116,10 @@ pub fn frame_body_bytes(buffered: &[u8], body_bytes_max: usize) -> Result<Option
     Ok(Some(size))
 }
 
-/// Decodes one request frame body (without its size prefix). Record batches inside stay
-/// slices of `body` (no copy).
-pub fn decode_request(mut body: Bytes) -> Result<Request, RequestError> {
+/// Decodes one request frame body (without its size prefix) of an API and version in
+/// `served` (which must lie within [`DECODABLE_APIS`]); any other is `Unsupported`. Record
+/// batches inside stay slices of `body` (no copy).
+pub fn decode_request(mut body: Bytes, served: &ApiVersionTable) -> Result<Request, RequestError> {
     if body.len() < 8 {
         return Err(RequestError::Malformed(format!(
             "{} bytes is shorter than a request header",
@@ -129,7 +134,7 @@ pub fn decode_request(mut body: Bytes) -> Result<Request, RequestError> {
         api_version,
         correlation_id,
     };
-    let (min, max) = supported_versions(api_key_raw).ok_or(unsupported.clone())?;
+    let (min, max) = versions_in(served, api_key_raw).ok_or(unsupported.clone())?;
     if api_version < min || api_version > max {
         return Err(unsupported);
     }
@@ -175,12 +180,12 @@ pub fn encode_response(
     Ok(frame)
 }
 
-/// The ApiVersions body listing [`SUPPORTED_APIS`].
-pub fn api_versions_body(error_code: ErrorCode) -> ApiVersionsResponse {
+/// The ApiVersions body listing `served`.
+pub fn api_versions_body(error_code: ErrorCode, served: &ApiVersionTable) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(error_code.code())
         .with_api_keys(
-            SUPPORTED_APIS
+            served
                 .iter()
                 .map(|&(key, min, max)| {
                     ApiVersion::default()
@@ -197,12 +202,12 @@ pub fn api_versions_body(error_code: ErrorCode) -> ApiVersionsResponse {
 /// UNSUPPORTED_VERSION and our ranges, so the client retries with a version we know. Any
 /// other API gets a frame holding the correlation id and the error code UNSUPPORTED_VERSION:
 /// clients treat the request as failed and, having read ApiVersions, never send it again.
-pub fn encode_unsupported(api_key: i16, correlation_id: i32) -> BytesMut {
+pub fn encode_unsupported(api_key: i16, correlation_id: i32, served: &ApiVersionTable) -> BytesMut {
     let mut frame = BytesMut::with_capacity(64);
     frame.put_i32(0);
     frame.put_i32(correlation_id);
     if api_key == ApiKey::ApiVersions as i16 {
-        api_versions_body(ErrorCode::UnsupportedVersion)
+        api_versions_body(ErrorCode::UnsupportedVersion, served)
             .encode(&mut frame, 0)
             .expect("v0 ApiVersions always encodes");
     } else {
@@ -235,7 +240,7 @@ mod tests {
 
     #[test]
     fn supported_table_is_within_the_codec_ranges() {
-        for &(key, min, max) in SUPPORTED_APIS {
+        for &(key, min, max) in DECODABLE_APIS {
             let range = key.valid_versions();
             assert!(
                 min >= range.min && max <= range.max && min <= max,
@@ -248,7 +253,11 @@ mod tests {
     fn decodes_every_supported_version_of_metadata() {
         for version in 0..=12 {
             let body = RequestKind::Metadata(MetadataRequest::default());
-            let request = decode_request(request_frame(ApiKey::Metadata, version, &body)).unwrap();
+            let request = decode_request(
+                request_frame(ApiKey::Metadata, version, &body),
+                DECODABLE_APIS,
+            )
+            .unwrap();
             assert_eq!(request.api_version, version);
             assert_eq!(request.header.correlation_id, 7);
             assert!(matches!(request.body, RequestKind::Metadata(_)));
@@ -262,7 +271,7 @@ mod tests {
         let mut newer = BytesMut::from(&frame[..]);
         newer[3] = 9; // api_version 9
         assert_eq!(
-            decode_request(newer.freeze()).unwrap_err(),
+            decode_request(newer.freeze(), DECODABLE_APIS).unwrap_err(),
             RequestError::Unsupported {
                 api_key: 18,
                 api_version: 9,
@@ -272,17 +281,17 @@ mod tests {
         let mut truncated = BytesMut::from(&frame[..]);
         truncated.truncate(frame.len() - 1);
         assert!(matches!(
-            decode_request(truncated.freeze()),
+            decode_request(truncated.freeze(), DECODABLE_APIS),
             Err(RequestError::Malformed(_))
         ));
         assert!(matches!(
-            decode_request(Bytes::from_static(&[0, 3])),
+            decode_request(Bytes::from_static(&[0, 3]), DECODABLE_APIS),
             Err(RequestError::Malformed(_))
         ));
         let mut trailing = BytesMut::from(&frame[..]);
         trailing.put_u8(0);
         assert!(
-            decode_request(trailing.freeze()).is_ok(),
+            decode_request(trailing.freeze(), DECODABLE_APIS).is_ok(),
             "trailing bytes are ignored"
         );
     }
@@ -298,12 +307,12 @@ mod tests {
     #[test]
     fn api_versions_v3_answer_writes_no_tagged_fields() {
         // librdkafka before 2.2 mis-skips tagged fields; Kafka writes none at their defaults.
-        let body = ResponseKind::ApiVersions(api_versions_body(ErrorCode::None));
+        let body = ResponseKind::ApiVersions(api_versions_body(ErrorCode::None, DECODABLE_APIS));
         let frame = encode_response(ApiKey::ApiVersions, 3, 1, &body).unwrap();
         // The body ends with the top-level tagged-field count, which must be zero, and
         // each api key entry ends with an empty tagged-field section too.
         assert_eq!(*frame.last().unwrap(), 0);
-        let entries = SUPPORTED_APIS.len();
+        let entries = DECODABLE_APIS.len();
         // prefix 4 + correlation 4 (v0 header for ApiVersions) + error 2 + compact array
         // length 1 + entries * (2+2+2+1) + throttle 4 + tagged 1
         assert_eq!(frame.len(), 4 + 4 + 2 + 1 + entries * 7 + 4 + 1);
@@ -311,12 +320,12 @@ mod tests {
 
     #[test]
     fn unsupported_api_versions_gets_a_v0_answer() {
-        let frame = encode_unsupported(ApiKey::ApiVersions as i16, 42);
+        let frame = encode_unsupported(ApiKey::ApiVersions as i16, 42, DECODABLE_APIS);
         let mut body = frame.freeze();
         body.advance(4);
         assert_eq!(body.get_i32(), 42);
         let response = ApiVersionsResponse::decode(&mut body, 0).unwrap();
         assert_eq!(response.error_code, 35);
-        assert_eq!(response.api_keys.len(), SUPPORTED_APIS.len());
+        assert_eq!(response.api_keys.len(), DECODABLE_APIS.len());
     }
 }

@@ -89,7 +89,7 @@ impl RequestSchema {
     }
 }
 
-/// The shape of `api_key`'s request body, for every API in `api::SUPPORTED_APIS`.
+/// The shape of `api_key`'s request body, for every API in `api::DECODABLE_APIS`.
 pub fn request_schema(api_key: ApiKey) -> Option<RequestSchema> {
     let (fields, flexible_version_min) = match api_key {
         ApiKey::Produce => (PRODUCE_REQUEST, Some(9)),

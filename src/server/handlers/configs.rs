@@ -1,14 +1,17 @@
 //! DescribeConfigs: a topic's effective configs (its overrides, else the broker's defaults)
 //! and the broker's own settings.
 
+use std::rc::Rc;
+
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
+use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{RequestContext, Response};
-use crate::cluster::metadata::describe_topic_configs;
+use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use crate::cluster::topic_config::{describe_topic_configs, topic_config};
 use crate::shard::Shard;
 use crate::storage::FlushPolicy;
 use spindle_protocol::ErrorCode;
@@ -27,15 +30,15 @@ const TYPE_LONG: i8 = 5;
 /// `(name, value, source)`.
 type ConfigEntry = (String, String, i8);
 
+/// Kafka's config type of a topic config (from the table) or of a broker config.
 fn config_type(key: &str) -> i8 {
+    if let Some(config) = topic_config(key) {
+        return config.config_type.code();
+    }
     match key {
-        "cleanup.policy" | "message.timestamp.type" | "log.flush.policy" => TYPE_STRING,
-        "max.message.bytes" | "min.insync.replicas" | "num.partitions" | "segment.bytes" => {
-            TYPE_INT
-        }
-        "auto.create.topics.enable" | crate::cluster::metadata::VALIDATE_COMPRESSED_RECORDS => {
-            TYPE_BOOLEAN
-        }
+        "log.flush.policy" => TYPE_STRING,
+        "num.partitions" => TYPE_INT,
+        "auto.create.topics.enable" => TYPE_BOOLEAN,
         _ => TYPE_LONG,
     }
 }
@@ -148,4 +151,16 @@ fn broker_configs(shard: &Shard) -> Vec<ConfigEntry> {
     .into_iter()
     .map(|(key, value)| (key.to_string(), value, SOURCE_STATIC_BROKER))
     .collect()
+}
+
+/// This API's entry in the registry (`super::APIS`).
+pub const API: Api = Api::new(ApiKey::DescribeConfigs, 1, 4, serve);
+
+fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
+    Box::pin(async move {
+        let RequestKind::DescribeConfigs(body) = call.body else {
+            return call.context.mismatched();
+        };
+        ready(describe_configs(shard, &call.context, body))
+    })
 }

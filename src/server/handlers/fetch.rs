@@ -20,9 +20,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::FetchRequest;
+use kafka_protocol::messages::{ApiKey, RequestKind};
 use uuid::Uuid;
 
-use super::{RequestContext, Response};
+use super::{Api, Call, InOrder, RequestContext, Response};
 use crate::server::error_codes::ToErrorCode;
 use crate::shard::{Log, Shard};
 use crate::storage::StorageError;
@@ -280,4 +281,16 @@ async fn wait_for_data(
         Poll::Pending
     })
     .await
+}
+
+/// This API's entry in the registry (`super::APIS`).
+pub const API: Api = Api::new(ApiKey::Fetch, 4, 18, serve);
+
+fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
+    Box::pin(async move {
+        let RequestKind::Fetch(body) = call.body else {
+            return call.context.mismatched();
+        };
+        Box::pin(fetch(shard.clone(), call.context, body))
+    })
 }

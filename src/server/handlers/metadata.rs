@@ -1,19 +1,20 @@
-//! Metadata and DescribeCluster: every core is a broker (node id = core index) on its own
+//! Metadata: every core is a broker (node id = core index) on its own
 //! port, and each partition's leader is the core that owns it, so clients send Produce and
 //! Fetch straight to the owner. Answered from this core's snapshot; no cross-core hop
 //! except to auto-create topics.
 
-use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use std::rc::Rc;
+
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
+use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::messages::{
-    BrokerId, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
-    ResponseKind, TopicName,
+    BrokerId, MetadataRequest, MetadataResponse, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{RequestContext, Response, auto_create_topics};
+use super::{Api, Call, InOrder, RequestContext, Response, auto_create_topics, ready};
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata, validate_topic_name};
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
@@ -126,7 +127,7 @@ fn describe_topic(
 }
 
 /// `(node id, host, port)` of every core.
-fn brokers(shard: &Shard) -> Vec<(i32, StrBytes, i32)> {
+pub(super) fn brokers(shard: &Shard) -> Vec<(i32, StrBytes, i32)> {
     let host = StrBytes::from_string(shard.config.advertised_host.clone());
     shard
         .core_ports
@@ -136,24 +137,14 @@ fn brokers(shard: &Shard) -> Vec<(i32, StrBytes, i32)> {
         .collect()
 }
 
-pub fn describe_cluster(
-    shard: &Shard,
-    context: &RequestContext,
-    _request: DescribeClusterRequest,
-) -> Response {
-    let brokers = brokers(shard)
-        .into_iter()
-        .map(|(node_id, host, port)| {
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(node_id))
-                .with_host(host)
-                .with_port(port)
-        })
-        .collect();
-    context.respond(ResponseKind::DescribeCluster(
-        DescribeClusterResponse::default()
-            .with_cluster_id(StrBytes::from_string(shard.snapshot().cluster_id.clone()))
-            .with_controller_id(BrokerId(0))
-            .with_brokers(brokers),
-    ))
+/// This API's entry in the registry (`super::APIS`).
+pub const API: Api = Api::new(ApiKey::Metadata, 0, 13, serve);
+
+fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
+    Box::pin(async move {
+        let RequestKind::Metadata(body) = call.body else {
+            return call.context.mismatched();
+        };
+        ready(metadata(shard, &call.context, body).await)
+    })
 }

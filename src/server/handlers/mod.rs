@@ -1,7 +1,15 @@
-//! One file per Kafka API. Every handler runs on the core that received the request and
-//! returns a [`Reply`]: the part that must happen in request order (appends) is done before
+//! One file per Kafka API, each declaring its registry entry (`API`: key, versions served,
+//! the function that serves it) once; [`APIS`] lists them, and both dispatch ([`handle`])
+//! and ApiVersions ([`SERVED_APIS`]) come from that list. Adding an API is a new file and a
+//! line in `APIS` (its request schema must be in `spindle_protocol::request_schema`).
+//!
+//! Every handler runs on the core that received the request and returns a [`Reply`]: the part that must happen in request order (appends) is done before
 //! it returns; what may overlap with later requests (waiting for the device, long-poll
 //! fetches) is the returned future. The connection writes replies in request order.
+
+// Every `serve` is an async block (the in-order part) whose output is the Reply future
+// (what may overlap with later requests): yielding a future is the design.
+#![allow(clippy::async_yields_async)]
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,21 +17,154 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
 
 use crate::cluster::control::{ControllerRequest, NewTopic};
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
-use spindle_protocol::api::{Request, api_versions_body, encode_response, encode_unsupported};
+use spindle_protocol::api::{
+    ApiVersionTable, Request, api_versions_body, encode_response, encode_unsupported,
+};
 use spindle_protocol::fetch_response::ChunkedFrame;
 
+mod api_versions;
 mod configs;
+mod create_partitions;
+mod create_topics;
+mod delete_groups;
+mod delete_topics;
+mod describe_cluster;
+mod describe_groups;
 mod fetch;
-mod groups;
+mod find_coordinator;
+mod group_lookup;
+mod heartbeat;
+mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
-mod topics;
+mod sync_group;
+mod topic_outcomes;
+
+/// Every API this broker serves, in the order ApiVersions lists them.
+pub const APIS: &[Api] = &[
+    produce::API,
+    fetch::API,
+    list_offsets::API,
+    metadata::API,
+    api_versions::API,
+    create_topics::API,
+    delete_topics::API,
+    configs::API,
+    create_partitions::API,
+    describe_cluster::API,
+    find_coordinator::API,
+    join_group::API,
+    sync_group::API,
+    heartbeat::API,
+    leave_group::API,
+    offset_commit::API,
+    offset_fetch::API,
+    list_groups::API,
+    describe_groups::API,
+    delete_groups::API,
+    offset_delete::API,
+    init_producer_id::API,
+];
+
+/// [`APIS`] as `(key, min version, max version)`: what ApiVersions advertises and what
+/// request decoding accepts.
+pub const SERVED_APIS: &ApiVersionTable = &served_apis();
+
+const fn served_apis() -> [(ApiKey, i16, i16); APIS.len()] {
+    let mut table = [(ApiKey::Produce, 0, 0); APIS.len()];
+    let mut index = 0;
+    while index < APIS.len() {
+        let api = &APIS[index];
+        table[index] = (api.key, api.min_version, api.max_version);
+        index += 1;
+    }
+    table
+}
+
+/// The entry serving `api_key`. Indexed by key, since every request looks here.
+fn api_for(api_key: ApiKey) -> Option<&'static Api> {
+    const SLOTS: usize = 128;
+    const BY_KEY: [Option<&Api>; SLOTS] = {
+        let mut slots: [Option<&Api>; SLOTS] = [None; SLOTS];
+        let mut index = 0;
+        while index < APIS.len() {
+            let key = APIS[index].key as usize;
+            assert!(key < SLOTS && slots[key].is_none(), "one entry per API key");
+            slots[key] = Some(&APIS[index]);
+            index += 1;
+        }
+        slots
+    };
+    BY_KEY.get(api_key as usize).copied().flatten()
+}
+
+/// One API's registry entry.
+pub struct Api {
+    pub key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+    /// Whether its handler needs the request header's client id (kept only then: the
+    /// header's strings share the request buffer, which Produce wants unshared).
+    pub wants_client_id: bool,
+    /// Runs the in-order part of a request and returns its reply.
+    pub serve: for<'a> fn(&'a Rc<Shard>, Call) -> InOrder<'a>,
+}
+
+impl Api {
+    pub const fn new(
+        key: ApiKey,
+        min_version: i16,
+        max_version: i16,
+        serve: for<'a> fn(&'a Rc<Shard>, Call) -> InOrder<'a>,
+    ) -> Api {
+        Api {
+            key,
+            min_version,
+            max_version,
+            wants_client_id: false,
+            serve,
+        }
+    }
+
+    pub const fn with_client_id(
+        key: ApiKey,
+        min_version: i16,
+        max_version: i16,
+        serve: for<'a> fn(&'a Rc<Shard>, Call) -> InOrder<'a>,
+    ) -> Api {
+        Api {
+            wants_client_id: true,
+            ..Api::new(key, min_version, max_version, serve)
+        }
+    }
+}
+
+/// A decoded request as its handler receives it.
+pub struct Call {
+    pub context: RequestContext,
+    pub body: RequestKind,
+    /// The request's body buffer; Produce takes its record batches out of it.
+    pub frame: Bytes,
+    pub peer: SocketAddr,
+    /// The header's client id, for APIs that ask for it.
+    pub client_id: Option<String>,
+}
+
+/// The in-order part of a request: it runs before the next request of the connection is
+/// read, and resolves to the [`Reply`] that may overlap with later requests.
+pub type InOrder<'a> = Pin<Box<dyn Future<Output = Reply> + 'a>>;
 
 /// Prefix of a connection-closing reason that a test asked for (see
 /// `--fault-drop-produce-response-every`), logged as such rather than as a bug.
@@ -46,6 +187,16 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// The answer to a request whose body is not the one its key names (the registry and
+    /// decoding disagree: a bug), as to an unsupported one.
+    pub fn mismatched(&self) -> Reply {
+        ready(Ok(Some(ChunkedFrame::from(encode_unsupported(
+            self.api_key as i16,
+            self.correlation_id,
+            SERVED_APIS,
+        )))))
+    }
+
     pub fn respond(&self, body: ResponseKind) -> Response {
         encode_response(self.api_key, self.api_version, self.correlation_id, &body)
             .map(|frame| Some(ChunkedFrame::from(frame)))
@@ -64,84 +215,33 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: Soc
         api_version: request.api_version,
         correlation_id: request.header.correlation_id,
     };
-    // JoinGroup records who joined (DescribeGroups shows it).
-    let client = matches!(request.body, RequestKind::JoinGroup(_)).then(|| {
-        let client_id = request
+    // decode_request lets only SERVED_APIS through, so every request has its entry.
+    let Some(api) = api_for(request.api_key) else {
+        return context.mismatched();
+    };
+    let client_id = api.wants_client_id.then(|| {
+        request
             .header
             .client_id
             .as_deref()
             .unwrap_or("")
-            .to_string();
-        (client_id, format!("/{}", peer.ip()))
+            .to_string()
     });
     // The header's strings are slices of `frame`; drop them so Produce can own it.
     drop(request.header);
-    match request.body {
-        RequestKind::ApiVersions(_) => {
-            let mut body = api_versions_body(ErrorCode::None);
-            if let Some(max) = shard.config.fault_fetch_version_max {
-                // Testing only: a client then negotiates this Fetch version at most.
-                for api in body.api_keys.iter_mut() {
-                    if api.api_key == ApiKey::Fetch as i16 {
-                        api.max_version = api.max_version.min(max);
-                    }
-                }
-            }
-            ready(context.respond(ResponseKind::ApiVersions(body)))
-        }
-        RequestKind::Metadata(body) => ready(metadata::metadata(shard, &context, body).await),
-        RequestKind::DescribeCluster(body) => {
-            ready(metadata::describe_cluster(shard, &context, body))
-        }
-        RequestKind::Produce(body) => produce::produce(shard, context, body, frame).await,
-        RequestKind::Fetch(body) => Box::pin(fetch::fetch(shard.clone(), context, body)),
-        RequestKind::ListOffsets(body) => {
-            Box::pin(list_offsets::list_offsets(shard.clone(), context, body))
-        }
-        RequestKind::CreateTopics(body) => {
-            ready(topics::create_topics(shard, &context, body).await)
-        }
-        RequestKind::DeleteTopics(body) => {
-            ready(topics::delete_topics(shard, &context, body).await)
-        }
-        RequestKind::CreatePartitions(body) => {
-            ready(topics::create_partitions(shard, &context, body).await)
-        }
-        RequestKind::DescribeConfigs(body) => {
-            ready(configs::describe_configs(shard, &context, body))
-        }
-        RequestKind::InitProducerId(body) => {
-            ready(produce::init_producer_id(shard, &context, body))
-        }
-        RequestKind::FindCoordinator(body) => {
-            ready(groups::find_coordinator(shard, &context, body))
-        }
-        RequestKind::JoinGroup(body) => {
-            let (client_id, client_host) = client.unwrap_or_default();
-            groups::join_group(shard, context, body, client_id, client_host)
-        }
-        RequestKind::SyncGroup(body) => groups::sync_group(shard, context, body),
-        RequestKind::Heartbeat(body) => ready(groups::heartbeat(shard, &context, body)),
-        RequestKind::LeaveGroup(body) => ready(groups::leave_group(shard, &context, body).await),
-        RequestKind::OffsetCommit(body) => {
-            ready(groups::offset_commit(shard, &context, body).await)
-        }
-        RequestKind::OffsetFetch(body) => ready(groups::offset_fetch(shard, &context, body)),
-        RequestKind::ListGroups(body) => ready(groups::list_groups(shard, &context, body)),
-        RequestKind::DescribeGroups(body) => ready(groups::describe_groups(shard, &context, body)),
-        RequestKind::OffsetDelete(body) => {
-            ready(groups::offset_delete(shard, &context, body).await)
-        }
-        RequestKind::DeleteGroups(body) => {
-            ready(groups::delete_groups(shard, &context, body).await)
-        }
-        // decode_request only lets supported APIs through; answer like an unsupported one
-        // should the table and this match ever disagree.
-        _ => ready(Ok(Some(ChunkedFrame::from(encode_unsupported(
-            context.api_key as i16,
-            context.correlation_id,
-        ))))),
-    }
+    let call = Call {
+        context,
+        body: request.body,
+        frame,
+        peer,
+        client_id,
+    };
+    (api.serve)(shard, call).await
+}
+
+/// The ApiVersions body listing [`SERVED_APIS`].
+pub fn api_versions_response(error_code: ErrorCode) -> ApiVersionsResponse {
+    api_versions_body(error_code, SERVED_APIS)
 }
 
 /// Creates the topics among `names` that do not exist yet, with the broker's defaults, as
@@ -177,5 +277,31 @@ async fn auto_create_topics(shard: &Shard, names: Vec<String>) {
                 outcome.name
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spindle_protocol::api::{DECODABLE_APIS, versions_in};
+
+    #[test]
+    fn every_served_version_can_be_checked_and_decoded() {
+        for &(key, min, max) in SERVED_APIS {
+            let (decodable_min, decodable_max) =
+                versions_in(DECODABLE_APIS, key as i16).expect("a request schema");
+            assert!(
+                decodable_min <= min && min <= max && max <= decodable_max,
+                "{key:?} {min}..={max} within {decodable_min}..={decodable_max}"
+            );
+        }
+    }
+
+    #[test]
+    fn dispatch_finds_each_entry_by_its_own_key() {
+        for api in APIS {
+            assert_eq!(api_for(api.key).map(|found| found.key), Some(api.key));
+        }
+        assert!(api_for(ApiKey::AddPartitionsToTxn).is_none());
     }
 }

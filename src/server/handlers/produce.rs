@@ -14,13 +14,11 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{
-    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
-    ResponseKind, TopicName,
-};
+use kafka_protocol::messages::{ApiKey, RequestKind};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{FAULT_INJECTION, Reply, RequestContext, auto_create_topics};
+use super::{Api, Call, FAULT_INJECTION, InOrder, Reply, RequestContext, auto_create_topics};
 use crate::producer::SequenceCheck;
 use crate::server::error_codes::ToErrorCode;
 use crate::shard::{Log, OwnedPartition, Shard};
@@ -374,39 +372,14 @@ async fn append_all(owned: &OwnedPartition, index: i32, records: Option<BytesMut
     }
 }
 
-/// InitProducerId for idempotent producers: a new id from this core's allocator, or, when
-/// the client names its id and epoch (v3+, after a fatal sequence error), the same id with
-/// the next epoch. Transactional ids are not served yet.
-pub fn init_producer_id(
-    shard: &Shard,
-    context: &RequestContext,
-    request: InitProducerIdRequest,
-) -> super::Response {
-    let answer = |error: ErrorCode, producer_id: i64, producer_epoch: i16| {
-        context.respond(ResponseKind::InitProducerId(
-            InitProducerIdResponse::default()
-                .with_error_code(error.code())
-                .with_producer_id(ProducerId(producer_id))
-                .with_producer_epoch(producer_epoch),
-        ))
-    };
-    // Null (or, leniently, empty) means an idempotent producer without transactions.
-    if request
-        .transactional_id
-        .as_ref()
-        .is_some_and(|id| !id.is_empty())
-    {
-        return answer(ErrorCode::TransactionalIdAuthorizationFailed, -1, -1);
-    }
-    let (id, epoch) = (request.producer_id.0, request.producer_epoch);
-    if context.api_version >= 3 && id >= 0 && (0..i16::MAX - 1).contains(&epoch) {
-        return answer(ErrorCode::None, id, epoch + 1);
-    }
-    match shard.producer_ids.allocate() {
-        Ok(id) => answer(ErrorCode::None, id, 0),
-        Err(e) => {
-            tracing::error!(core = shard.core, "allocating a producer id: {e}");
-            answer(ErrorCode::KafkaStorageError, -1, -1)
-        }
-    }
+/// This API's entry in the registry (`super::APIS`).
+pub const API: Api = Api::new(ApiKey::Produce, 3, 13, serve);
+
+fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
+    Box::pin(async move {
+        let RequestKind::Produce(body) = call.body else {
+            return call.context.mismatched();
+        };
+        produce(shard, call.context, body, call.frame).await
+    })
 }

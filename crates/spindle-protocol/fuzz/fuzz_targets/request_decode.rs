@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use spindle_protocol::api::decode_request;
+use spindle_protocol::api::{DECODABLE_APIS, decode_request};
 use spindle_protocol::record_batch::validate_produced;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if selector & 1 == 0 {
-        let _ = decode_request(Bytes::copy_from_slice(input));
+        let _ = decode_request(Bytes::copy_from_slice(input), DECODABLE_APIS);
     } else {
         let _ = validate_produced(input);
     }

@@ -1,0 +1,220 @@
+//! Every topic config Spindle understands, in one table: its name, Kafka's config type, its
+//! default (the broker's log setting when there is one), how a value is checked, and how it
+//! applies to a partition log's settings. CreateTopics validation, DescribeConfigs and the
+//! log settings of each partition all read this table, and a changed config reaches logs
+//! that are already open (`PartitionLog::set_topic_config`). Pure: runs on any core.
+
+use std::collections::BTreeMap;
+
+use crate::storage::LogConfig;
+use crate::storage::config::BLOCK_BYTES;
+
+/// Spindle's topic config (no Kafka equivalent: Kafka always validates): `false` checks
+/// compressed batches by their header and CRC only, without decompressing their records.
+pub const VALIDATE_COMPRESSED_RECORDS: &str = "validate.compressed.records";
+
+/// Kafka's DescribeConfigs `ConfigType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Long,
+}
+
+impl ConfigType {
+    pub fn code(self) -> i8 {
+        match self {
+            ConfigType::Boolean => 1,
+            ConfigType::String => 2,
+            ConfigType::Int => 3,
+            ConfigType::Long => 5,
+        }
+    }
+}
+
+/// One topic config.
+pub struct TopicConfig {
+    pub name: &'static str,
+    pub config_type: ConfigType,
+    /// The value in force when the topic sets none, given the broker's log defaults.
+    pub default: fn(&LogConfig) -> String,
+    /// Why `value` is refused, if it is (the caller prefixes `name=value: `).
+    pub validate: fn(&str) -> Result<(), String>,
+    /// How a valid value changes a log's settings; `None` when no log reads it.
+    pub apply: Option<fn(&mut LogConfig, &str)>,
+}
+
+/// The table. Anything else is INVALID_CONFIG, as Kafka answers an unknown topic config.
+pub const TOPIC_CONFIGS: &[TopicConfig] = &[
+    TopicConfig {
+        name: "cleanup.policy",
+        config_type: ConfigType::String,
+        default: |_| "delete".into(),
+        validate: |value| match value {
+            "delete" => Ok(()),
+            _ => Err("only 'delete' is supported (compaction is not implemented)".into()),
+        },
+        apply: None,
+    },
+    TopicConfig {
+        name: "retention.ms",
+        config_type: ConfigType::Long,
+        default: |log| log.retention_ms.to_string(),
+        validate: |value| integer_within(value, -1, i64::MAX),
+        apply: Some(|log, value| log.retention_ms = parsed(value)),
+    },
+    TopicConfig {
+        name: "retention.bytes",
+        config_type: ConfigType::Long,
+        default: |log| log.retention_bytes.to_string(),
+        validate: |value| integer_within(value, -1, i64::MAX),
+        apply: Some(|log, value| log.retention_bytes = parsed(value)),
+    },
+    TopicConfig {
+        name: "segment.bytes",
+        config_type: ConfigType::Int,
+        default: |log| log.segment_bytes.to_string(),
+        validate: |value| integer_within(value, BLOCK_BYTES as i64, i64::from(i32::MAX)),
+        apply: Some(|log, value| log.segment_bytes = parsed(value) as u64),
+    },
+    TopicConfig {
+        name: "segment.ms",
+        config_type: ConfigType::Long,
+        default: |log| log.segment_ms.to_string(),
+        validate: |value| integer_within(value, 1, i64::MAX),
+        apply: Some(|log, value| log.segment_ms = parsed(value)),
+    },
+    TopicConfig {
+        name: "max.message.bytes",
+        config_type: ConfigType::Int,
+        default: |log| log.batch_bytes_max.to_string(),
+        validate: |value| integer_within(value, 0, i64::MAX),
+        apply: Some(|log, value| log.batch_bytes_max = parsed(value) as usize),
+    },
+    TopicConfig {
+        name: "message.timestamp.type",
+        config_type: ConfigType::String,
+        default: |_| "CreateTime".into(),
+        validate: |value| match value {
+            "CreateTime" => Ok(()),
+            _ => Err("only CreateTime is supported".into()),
+        },
+        apply: None,
+    },
+    TopicConfig {
+        name: "min.insync.replicas",
+        config_type: ConfigType::Int,
+        default: |_| "1".into(),
+        validate: |value| integer_within(value, 1, i64::MAX),
+        apply: None,
+    },
+    TopicConfig {
+        name: VALIDATE_COMPRESSED_RECORDS,
+        config_type: ConfigType::Boolean,
+        default: |log| log.validate_compressed_records.to_string(),
+        validate: |value| match value {
+            "true" | "false" => Ok(()),
+            _ => Err("expected true or false".into()),
+        },
+        apply: Some(|log, value| log.validate_compressed_records = value != "false"),
+    },
+];
+
+/// The table's entry for `name`.
+pub fn topic_config(name: &str) -> Option<&'static TopicConfig> {
+    TOPIC_CONFIGS.iter().find(|config| config.name == name)
+}
+
+/// Checks one topic config; `Err` holds a one-line reason.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
+    let config = topic_config(key).ok_or_else(|| format!("unknown topic config '{key}'"))?;
+    (config.validate)(value).map_err(|reason| format!("{key}={value}: {reason}"))
+}
+
+/// The log settings of a topic: the broker's defaults with the topic's overrides. Configs
+/// were validated when stored.
+pub fn topic_log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>) -> LogConfig {
+    let mut log = defaults.clone();
+    for (key, value) in configs {
+        if let Some(apply) = topic_config(key).and_then(|config| config.apply) {
+            apply(&mut log, value);
+        }
+    }
+    log
+}
+
+/// The effective value of every topic config for DescribeConfigs: `(key, value, is_default)`.
+pub fn describe_topic_configs(
+    defaults: &LogConfig,
+    configs: &BTreeMap<String, String>,
+) -> Vec<(String, String, bool)> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|config| match configs.get(config.name) {
+            Some(value) => (config.name.to_string(), value.clone(), false),
+            None => (config.name.to_string(), (config.default)(defaults), true),
+        })
+        .collect()
+}
+
+fn integer_within(value: &str, min: i64, max: i64) -> Result<(), String> {
+    match value.parse::<i64>() {
+        Ok(v) if v < min => Err(format!("expected an integer >= {min}")),
+        Ok(v) if v > max => Err(format!("expected an integer <= {max}")),
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!("expected an integer >= {min}")),
+    }
+}
+
+/// A validated integer config's value.
+fn parsed(value: &str) -> i64 {
+    value.parse().expect("validated when stored")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_itself_valid_and_applies_back_unchanged() {
+        let defaults = LogConfig::default();
+        for config in TOPIC_CONFIGS {
+            let value = (config.default)(&defaults);
+            assert_eq!((config.validate)(&value), Ok(()), "{}={value}", config.name);
+            if let Some(apply) = config.apply {
+                let mut log = defaults.clone();
+                apply(&mut log, &value);
+                assert_eq!(
+                    format!("{log:?}"),
+                    format!("{defaults:?}"),
+                    "{}",
+                    config.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_override_reaches_the_log_settings() {
+        let configs = BTreeMap::from([
+            ("retention.ms".to_string(), "1000".to_string()),
+            ("segment.bytes".to_string(), "65536".to_string()),
+            (VALIDATE_COMPRESSED_RECORDS.to_string(), "false".to_string()),
+        ]);
+        let log = topic_log_config(&LogConfig::default(), &configs);
+        assert_eq!(log.retention_ms, 1000);
+        assert_eq!(log.segment_bytes, 65536);
+        assert!(!log.validate_compressed_records);
+    }
+
+    #[test]
+    fn bad_values_and_unknown_names_are_refused_with_the_pair() {
+        assert_eq!(
+            validate_topic_config("retention.ms", "-2"),
+            Err("retention.ms=-2: expected an integer >= -1".into())
+        );
+        assert!(validate_topic_config("segment.bytes", "99999999999").is_err());
+        assert!(validate_topic_config("no.such.config", "1").is_err());
+    }
+}

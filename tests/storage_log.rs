@@ -393,6 +393,59 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
 }
 
 #[test]
+fn a_config_change_reaches_an_open_log() {
+    let temp = temp_dir();
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(3, 4096);
+        let dir = PathBuf::from("/data/reconfigured-0");
+        let config = LogConfig {
+            retention_bytes: -1,
+            retention_ms: -1,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        let batches: Vec<Vec<u8>> = (0..300).map(|tag| make_batch(tag, 4, 1_000)).collect();
+        append_all(&log, &batches).await;
+        assert_eq!(log.apply_retention(0).await.expect("retention"), 0);
+        // As AlterConfigs would: the same defaults under a new retention.bytes and
+        // max.message.bytes, applied to the log while it stays open.
+        log.set_config(LogConfig {
+            retention_bytes: 64 << 10,
+            batch_bytes_max: 512,
+            ..config.clone()
+        })
+        .expect("set config");
+        assert!(log.apply_retention(0).await.expect("retention") > 0);
+        assert!(log.size_bytes() < (64 << 10) + (64 << 10));
+        let too_large = log
+            .append(BytesMut::from(make_batch(96, 4, 1_000).as_slice()))
+            .await;
+        assert!(
+            matches!(
+                too_large,
+                Err(StorageError::BatchTooLarge {
+                    size_bytes_max: 512,
+                    ..
+                })
+            ),
+            "{too_large:?}"
+        );
+        // An invalid config is refused and the log keeps the one it has.
+        assert!(
+            log.set_config(LogConfig {
+                segment_bytes: 0,
+                ..config.clone()
+            })
+            .is_err()
+        );
+        assert_eq!(log.config().batch_bytes_max, 512);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
 fn retention_by_size_and_by_time_deletes_whole_old_segments() {
     let temp = temp_dir();
     run_local(temp.path(), async move {

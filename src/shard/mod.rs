@@ -24,7 +24,8 @@ use glommio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::cluster::control::ControlHandle;
-use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata, topic_log_config};
+use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata};
+use crate::cluster::topic_config::topic_log_config;
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::producer::state::{decode_snapshot, encode_snapshot};
@@ -317,6 +318,7 @@ impl Shard {
                     .get(&topic.name)
                     .is_some_and(|logs| logs.partitions.contains_key(&partition));
                 if open {
+                    self.apply_topic_config(topic, partition);
                     continue;
                 }
                 match self.open_log(topic, partition).await {
@@ -340,6 +342,28 @@ impl Shard {
                     }
                 }
             }
+        }
+    }
+
+    /// An open log takes its topic's configs as the snapshot has them now (a change reaches
+    /// it from its next append, read or retention pass).
+    fn apply_topic_config(&self, topic: &TopicMetadata, partition: i32) {
+        let logs = self.logs.borrow();
+        let Some(owned) = logs
+            .get(&topic.name)
+            .and_then(|topic_logs| topic_logs.partitions.get(&partition))
+        else {
+            return;
+        };
+        let config = topic_log_config(&self.config.log, &topic.configs);
+        if *owned.log.config() != config
+            && let Err(e) = owned.log.set_config(config)
+        {
+            tracing::error!(
+                core = self.core,
+                "{}-{partition}: new topic config refused: {e}",
+                topic.name
+            );
         }
     }
 

@@ -60,7 +60,7 @@ pub(super) async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
         // Issue writes.
         loop {
             let partial_in_flight = in_flight.iter().any(|write| write.partial);
-            if partial_in_flight || in_flight.len() >= inner.config.writes_in_flight_max {
+            if partial_in_flight || in_flight.len() >= inner.config().writes_in_flight_max {
                 break;
             }
             let (op, partial) = {
@@ -68,7 +68,7 @@ pub(super) async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
                 match state.ops.front() {
                     Some(FlushOp::Write { .. }) => (state.ops.pop_front(), false),
                     None if in_flight.is_empty() && state.writer.has_new_bytes() => {
-                        take_partial(&mut state, &inner.storage, &inner.config, true);
+                        take_partial(&mut state, &inner.storage, &inner.config(), true);
                         (state.ops.pop_front(), true)
                     }
                     _ => (None, false),
@@ -151,7 +151,7 @@ pub(super) async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
                 // megabytes for a partition that may stay quiet.
                 state.free_clear();
             }
-            match inner.config.flush {
+            match inner.config().flush {
                 // Only when `sync_due` would then say yes: a deadline that passes with
                 // nothing to sync (bytes rewritten, no new offset written) made this loop
                 // spin on an expired timer, both cores at 100% and nothing served.
@@ -222,7 +222,7 @@ pub(super) fn retire<S: Storage>(
     }
     let mut state = inner.state.borrow_mut();
     let mut written = inner.written.get();
-    let free_max = buffers_in_use_max(&inner.config);
+    let free_max = buffers_in_use_max(&inner.config());
     while in_flight.front().is_some_and(|write| write.done) {
         let write = in_flight.pop_front().expect("checked");
         drop(write.future);
@@ -237,7 +237,7 @@ pub(super) fn retire<S: Storage>(
         state.dirty_bytes -= write.dirty_bytes;
         state.unsynced_bytes += write.dirty_bytes as u64;
         if let Ok(buffer) = Rc::try_unwrap(write.buffer)
-            && buffer.as_ref().len() == inner.config.write_buffer_bytes
+            && buffer.as_ref().len() == inner.config().write_buffer_bytes
             && state.writer.free.len() < free_max
         {
             state.free_push(buffer);
@@ -245,7 +245,7 @@ pub(super) fn retire<S: Storage>(
     }
     inner.written.advance(written);
     inner.assert_offsets_ordered(&state);
-    evict_cache(&mut state, &inner.config, written);
+    evict_cache(&mut state, &inner.config(), written);
     drop(state);
     inner.publish_visible_bytes();
     inner.settle_budget();
@@ -269,12 +269,12 @@ pub(super) async fn ensure_preallocated<S: Storage>(
             segment.preallocated_bytes,
         )
     };
-    if end > preallocated && inner.config.preallocate_bytes > 0 {
+    if end > preallocated && inner.config().preallocate_bytes > 0 {
         // Steps double with the file (a busy partition soon reserves the largest step at a
         // time; an idle one holds little on disk).
         let step = preallocated
             .max(PREALLOCATE_FIRST_BYTES)
-            .min(inner.config.preallocate_bytes);
+            .min(inner.config().preallocate_bytes);
         let target = (preallocated + step).max(end);
         file.pre_allocate(target)
             .await
@@ -294,7 +294,7 @@ pub(super) fn sync_due<S: Storage>(inner: &Inner<S>, state: &LogState<S::File>) 
     if state.sync_requested > inner.durable.get() || state.closing {
         return true;
     }
-    match inner.config.flush {
+    match inner.config().flush {
         FlushPolicy::Always => true,
         FlushPolicy::Interval { interval, bytes } => {
             state.unsynced_bytes >= bytes || state.last_sync.elapsed() >= interval
@@ -342,10 +342,10 @@ pub(super) async fn create_segment_file<S: Storage>(
         "device alignment exceeds BLOCK_BYTES"
     );
     let preallocate = inner
-        .config
+        .config()
         .preallocate_bytes
         .min(PREALLOCATE_FIRST_BYTES)
-        .min(align_up(inner.config.segment_bytes));
+        .min(align_up(inner.config().segment_bytes));
     if preallocate > 0 {
         file.pre_allocate(preallocate)
             .await

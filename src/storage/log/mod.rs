@@ -176,7 +176,7 @@ impl<S: Storage> PartitionLog<S> {
         let inner = Rc::new(Inner {
             storage,
             dir: dir.to_path_buf(),
-            config,
+            config: RefCell::new(Rc::new(config)),
             state: RefCell::new(state),
             written: Watermark::new(log_end_offset),
             durable: Watermark::new(log_end_offset),
@@ -196,8 +196,25 @@ impl<S: Storage> PartitionLog<S> {
         &self.inner.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.inner.config
+    pub fn config(&self) -> Rc<LogConfig> {
+        self.inner.config()
+    }
+
+    /// Replaces this open log's settings with `config`, the same broker defaults under a
+    /// topic's changed overrides (AlterConfigs): an append, a read or a retention pass
+    /// started before keeps the settings it began with; the next one sees `config`. The
+    /// broker-wide settings the open log's buffers were sized by must not change.
+    pub fn set_config(&self, config: LogConfig) -> Result<()> {
+        config.validate().map_err(StorageError::InvalidConfig)?;
+        let current = self.inner.config();
+        assert!(
+            config.write_buffer_bytes == current.write_buffer_bytes
+                && config.flush == current.flush
+                && config.preallocate_bytes == current.preallocate_bytes,
+            "a topic config change never resizes an open log's buffers or its flush policy"
+        );
+        *self.inner.config.borrow_mut() = Rc::new(config);
+        Ok(())
     }
 
     /// The epoch written into each appended batch's `partition_leader_epoch`.
@@ -285,12 +302,14 @@ impl<S: Storage> PartitionLog<S> {
         // Cooperative point: a producer that never waits must still let the flusher submit
         // and retire writes once the task quota is spent.
         glommio::yield_if_needed().await;
-        let header = validate_produced_with(&batch, self.inner.config.validate_compressed_records)?;
+        // One copy of the settings for the whole append, even if they change meanwhile.
+        let config = self.inner.config();
+        let header = validate_produced_with(&batch, config.validate_compressed_records)?;
         let size_bytes = batch.len();
-        if size_bytes > self.inner.config.batch_bytes_max {
+        if size_bytes > config.batch_bytes_max {
             return Err(StorageError::BatchTooLarge {
                 size_bytes,
-                size_bytes_max: self.inner.config.batch_bytes_max,
+                size_bytes_max: config.batch_bytes_max,
             });
         }
         loop {
@@ -298,14 +317,13 @@ impl<S: Storage> PartitionLog<S> {
             {
                 let state = self.inner.state.borrow();
                 state.check_usable()?;
-                if !state.exclusive && state.dirty_bytes < self.inner.config.dirty_bytes_max {
+                if !state.exclusive && state.dirty_bytes < config.dirty_bytes_max {
                     break;
                 }
             }
             progress.await;
         }
         let inner = &*self.inner;
-        let config = &inner.config;
         let mut state = inner.state.borrow_mut();
         let base_offset = state.log_end_offset;
         let last_offset = base_offset + i64::from(header.last_offset_delta);
@@ -317,7 +335,7 @@ impl<S: Storage> PartitionLog<S> {
                     || last_offset - active.base_offset > i64::from(u32::MAX) - 1)
         };
         if roll {
-            roll_segment(&mut state, &inner.storage, config);
+            roll_segment(&mut state, &inner.storage, &config);
         }
         set_base_offset(&mut batch, base_offset);
         let epoch = state.leader_epoch;
@@ -337,7 +355,7 @@ impl<S: Storage> PartitionLog<S> {
         copy_into_writer(
             &mut state,
             &inner.storage,
-            config,
+            &config,
             &bytes,
             position,
             last_offset + 1,
@@ -355,7 +373,7 @@ impl<S: Storage> PartitionLog<S> {
             next_offset: last_offset + 1,
             bytes,
         });
-        evict_cache(&mut state, config, inner.written.get());
+        evict_cache(&mut state, &config, inner.written.get());
         let log_start_offset = state.log_start_offset();
         // An idle flusher writes the partial block at once (low latency); a busy one picks
         // new bytes up when a write finishes, so only a newly filled buffer needs a wake.
@@ -400,7 +418,7 @@ impl<S: Storage> PartitionLog<S> {
     /// Waits until everything appended so far is written (and, under `Always`, durable).
     pub async fn flush(&self) -> Result<()> {
         let end = self.log_end_offset();
-        match self.inner.config.flush {
+        match self.inner.config().flush {
             FlushPolicy::Always => self.wait_durable(end).await,
             _ => self.wait_written(end).await,
         }

@@ -78,7 +78,7 @@ impl<S: Storage> PartitionLog<S> {
                 segment_base,
                 start_position,
                 limit_position,
-                max_bytes.saturating_add(self.inner.config.index_interval_bytes as usize),
+                max_bytes.saturating_add(self.inner.config().index_interval_bytes as usize),
                 // A batch the read cut off costs a whole further device read: worth it only
                 // while nothing has been taken (a fetch must return at least one batch) or
                 // to get past batches before `from_offset`. Otherwise the fetch ends before

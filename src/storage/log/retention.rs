@@ -10,10 +10,10 @@ impl<S: Storage> PartitionLog<S> {
         let mut state = self.inner.state.borrow_mut();
         let due = {
             let active = state.active();
-            active.size_bytes > 0 && now_ms - active.created_ms >= self.inner.config.segment_ms
+            active.size_bytes > 0 && now_ms - active.created_ms >= self.inner.config().segment_ms
         };
         if due && state.check_usable().is_ok() && !state.exclusive {
-            roll_segment(&mut state, &self.inner.storage, &self.inner.config);
+            roll_segment(&mut state, &self.inner.storage, &self.inner.config());
             drop(state);
             self.inner.flusher_wake.notify();
         }
@@ -24,7 +24,7 @@ impl<S: Storage> PartitionLog<S> {
     /// (by their newest timestamp, relative to `now_ms`). The active segment is never
     /// deleted. Returns the number of segments deleted.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<usize> {
-        let config = &self.inner.config;
+        let config = &self.inner.config();
         let doomed: Vec<Segment<S::File>> = {
             let mut state = self.inner.state.borrow_mut();
             state.check_usable()?;
@@ -189,7 +189,7 @@ impl<S: Storage> PartitionLog<S> {
             .map_err(|e| StorageError::io("sync log dir", e))?;
         // Rebuild the kept segment as the active one from what is now on disk.
         let (segment, writer) =
-            recover_active(&inner.storage, &inner.config, keep_base, file, 0).await?;
+            recover_active(&inner.storage, &inner.config(), keep_base, file, 0).await?;
         let new_end = segment.next_offset;
         let mut state = inner.state.borrow_mut();
         state.segments.pop_back();

@@ -157,7 +157,8 @@ impl<F: SegmentFile> LogState<F> {
 pub(super) struct Inner<S: Storage> {
     pub(super) storage: S,
     pub(super) dir: PathBuf,
-    pub(super) config: LogConfig,
+    /// Swapped whole when a topic config changes (`set_config`); readers hold their copy.
+    pub(super) config: RefCell<Rc<LogConfig>>,
     pub(super) state: RefCell<LogState<S::File>>,
     pub(super) written: Watermark,
     pub(super) durable: Watermark,
@@ -175,6 +176,11 @@ pub(super) struct Inner<S: Storage> {
 }
 
 impl<S: Storage> Inner<S> {
+    /// The log's settings now (a topic config change replaces them between operations).
+    pub(super) fn config(&self) -> Rc<LogConfig> {
+        self.config.borrow().clone()
+    }
+
     /// The offsets' order, checked wherever one of them moves: `log_start_offset <=
     /// high_watermark <= log_end_offset` and `durable_offset <= written_offset <=
     /// log_end_offset`. Each of these only grows, except where truncation moves the end down
@@ -195,7 +201,7 @@ impl<S: Storage> Inner<S> {
     }
 
     pub(super) fn high_watermark(&self) -> i64 {
-        match self.config.flush {
+        match self.config().flush {
             FlushPolicy::Always => self.durable.get(),
             _ => self.written.get(),
         }

@@ -8,6 +8,9 @@
 //! Invariants (asserted): the leader is a member; in CompletingRebalance and Stable every
 //! member belongs to the current generation; a member has at most one pending join and one
 //! pending sync.
+//!
+//! One file on purpose, though longer than the others: it is one cohesive, I/O-free state
+//! machine, and its transitions read best side by side.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -171,6 +174,15 @@ pub struct GroupConfig {
     pub initial_rebalance_delay: Duration,
     pub session_timeout_min: Duration,
     pub session_timeout_max: Duration,
+}
+
+impl GroupConfig {
+    /// Kafka's defaults; the `--group-*` flags take theirs from here.
+    pub const DEFAULT: GroupConfig = GroupConfig {
+        initial_rebalance_delay: Duration::from_millis(3000),
+        session_timeout_min: Duration::from_millis(6000),
+        session_timeout_max: Duration::from_millis(1_800_000),
+    };
 }
 
 #[derive(Debug)]

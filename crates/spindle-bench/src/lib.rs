@@ -9,6 +9,7 @@
 pub mod e2e;
 pub mod keys;
 pub mod native;
+pub mod plot;
 pub mod rate;
 pub mod rdkafka_engine;
 pub mod stats;
@@ -211,14 +212,7 @@ impl Report {
     /// One JSON object: the summary's fields, and for e2e `produced` and
     /// `produce_latency_us`.
     pub fn json(&self) -> String {
-        let json = self.summary.json();
-        match self.e2e {
-            Some((produced, [p50, p90, p99, p999, p9999, max])) => format!(
-                "{},\"produced\":{produced},\"produce_latency_us\":{{\"p50\":{p50},\"p90\":{p90},\"p99\":{p99},\"p999\":{p999},\"p9999\":{p9999},\"max\":{max}}}}}",
-                &json[..json.len() - 1]
-            ),
-            None => json,
-        }
+        serde_json::to_string(&self.summary.json_fields(self.e2e)).expect("plain numbers serialize")
     }
 }
 
@@ -335,7 +329,7 @@ impl CommonArgs {
     /// asked for.
     pub fn plot_run(&self, title: &str, run: &stats::Run) -> Result<(), String> {
         if let Some(path) = &self.plot {
-            let svg = stats::plot_svg(
+            let svg = plot::plot_svg(
                 title,
                 &run.latency.lock().expect("latency"),
                 &run.timeline.buckets(),

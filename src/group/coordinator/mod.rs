@@ -7,6 +7,11 @@
 //! await. Offset commits answer after their records are durable (fdatasync); group
 //! metadata (generation, members, assignments) is written when a group settles.
 
+mod compaction;
+mod offsets;
+
+pub use compaction::recover_compaction;
+
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -21,7 +26,6 @@ use crate::group::records::{
 };
 use crate::group::state::{
     Group, GroupConfig, GroupState, JoinRequest, JoinResult, Member, Reply, SyncResult,
-    subscribed_topics,
 };
 use crate::storage::{DmaStorage, FlushPolicy, LogConfig, PartitionLog, StorageError};
 use spindle_protocol::ErrorCode;
@@ -46,9 +50,6 @@ pub fn coordinator_core(group_id: &str, cores: u32) -> u32 {
 pub const GROUP_LOG_COMPACT_BYTES_MIN: u64 = 64 << 20;
 /// Largest committed-offset metadata string accepted (Kafka `offset.metadata.max.bytes`).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
-/// Records per batch when the whole state is rewritten by compaction.
-const COMPACTION_RECORDS_PER_BATCH: usize = 512;
-
 pub struct GroupCoordinator {
     pub core: u32,
     pub config: GroupConfig,
@@ -291,106 +292,6 @@ impl GroupCoordinator {
         }
     }
 
-    // ----- offsets -----
-
-    /// Checks that `member_id` of `generation_id` may commit for `group_id` (Kafka's rules:
-    /// a simple consumer, generation -1 and no member id, may commit to a group with no
-    /// members).
-    pub fn validate_commit(
-        &self,
-        group_id: &str,
-        member_id: &str,
-        generation_id: i32,
-    ) -> ErrorCode {
-        let groups = self.groups.borrow();
-        let Some(group) = groups.get(group_id) else {
-            return if generation_id < 0 && member_id.is_empty() {
-                ErrorCode::None
-            } else {
-                ErrorCode::IllegalGeneration
-            };
-        };
-        if generation_id < 0 && member_id.is_empty() {
-            return if group.members.is_empty() {
-                ErrorCode::None
-            } else {
-                ErrorCode::IllegalGeneration
-            };
-        }
-        if group.member(member_id).is_none() {
-            return ErrorCode::UnknownMemberId;
-        }
-        if generation_id != group.generation_id {
-            return ErrorCode::IllegalGeneration;
-        }
-        if group.state == GroupState::CompletingRebalance {
-            return ErrorCode::RebalanceInProgress;
-        }
-        ErrorCode::None
-    }
-
-    /// Stores committed offsets durably; returns once they are. `Err` if the group log
-    /// failed (every partition gets the error).
-    pub async fn commit(
-        &self,
-        group_id: &str,
-        offsets: Vec<(String, i32, CommittedOffset)>,
-    ) -> Result<(), StorageError> {
-        let records: Vec<(RecordKey, RecordValue)> = offsets
-            .iter()
-            .map(|(topic, partition, committed)| {
-                (
-                    RecordKey::Offset {
-                        group: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    },
-                    RecordValue::Offset(committed.clone()),
-                )
-            })
-            .collect();
-        self.write(&records).await?;
-        let mut all = self.offsets.borrow_mut();
-        let stored = all.entry(group_id.to_string()).or_default();
-        for (topic, partition, committed) in offsets {
-            stored.insert((topic, partition), committed);
-        }
-        drop(all);
-        self.groups
-            .borrow_mut()
-            .entry(group_id.to_string())
-            .or_insert_with(|| Group::new(group_id));
-        Ok(())
-    }
-
-    /// The committed offset of each asked partition (`None`: nothing committed), or of every
-    /// partition the group committed when `partitions` is `None`.
-    pub fn committed(
-        &self,
-        group_id: &str,
-        partitions: Option<Vec<(String, i32)>>,
-    ) -> Vec<(String, i32, Option<CommittedOffset>)> {
-        let all = self.offsets.borrow();
-        let stored = all.get(group_id);
-        match partitions {
-            Some(partitions) => partitions
-                .into_iter()
-                .map(|(topic, partition)| {
-                    let committed =
-                        stored.and_then(|s| s.get(&(topic.clone(), partition)).cloned());
-                    (topic, partition, committed)
-                })
-                .collect(),
-            None => stored
-                .map(|s| {
-                    s.iter()
-                        .map(|((topic, partition), c)| (topic.clone(), *partition, Some(c.clone())))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
-    }
-
     // ----- administration -----
 
     /// `(group id, protocol type, state)` of every group on this core.
@@ -459,164 +360,6 @@ impl GroupCoordinator {
         ErrorCode::None
     }
 
-    /// OffsetDelete: removes committed offsets of partitions no member subscribes to.
-    /// `Err` is the group-level error; otherwise one code per asked partition.
-    pub async fn delete_offsets(
-        &self,
-        group_id: &str,
-        partitions: &[(String, i32)],
-    ) -> Result<Vec<ErrorCode>, ErrorCode> {
-        let subscribed: Vec<String> = {
-            let groups = self.groups.borrow();
-            let Some(group) = groups.get(group_id) else {
-                return Err(ErrorCode::GroupIdNotFound);
-            };
-            if !group.members.is_empty() && group.protocol_type.as_deref() != Some("consumer") {
-                return Err(ErrorCode::NonEmptyGroup);
-            }
-            let protocol = group.protocol_name.clone().unwrap_or_default();
-            group
-                .members
-                .iter()
-                .flat_map(|m| {
-                    m.protocols
-                        .iter()
-                        .filter(|(name, _)| *name == protocol)
-                        .flat_map(|(_, metadata)| subscribed_topics(metadata).unwrap_or_default())
-                        .collect::<Vec<_>>()
-                })
-                .collect()
-        };
-        let errors: Vec<ErrorCode> = partitions
-            .iter()
-            .map(|(topic, _)| {
-                if subscribed.contains(topic) {
-                    ErrorCode::GroupSubscribedToTopic
-                } else {
-                    ErrorCode::None
-                }
-            })
-            .collect();
-        let records: Vec<(RecordKey, RecordValue)> = partitions
-            .iter()
-            .zip(&errors)
-            .filter(|(_, error)| **error == ErrorCode::None)
-            .map(|((topic, partition), _)| {
-                (
-                    RecordKey::Offset {
-                        group: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    },
-                    RecordValue::Tombstone,
-                )
-            })
-            .collect();
-        if let Err(e) = self.write(&records).await {
-            tracing::error!(core = self.core, "deleting offsets of {group_id}: {e}");
-            return Err(ErrorCode::CoordinatorNotAvailable);
-        }
-        if let Some(stored) = self.offsets.borrow_mut().get_mut(group_id) {
-            for ((topic, partition), error) in partitions.iter().zip(&errors) {
-                if *error == ErrorCode::None {
-                    stored.remove(&(topic.clone(), *partition));
-                }
-            }
-        }
-        Ok(errors)
-    }
-
-    // ----- compaction -----
-
-    /// Every live record, as compaction rewrites them.
-    fn live_records(&self) -> Vec<(RecordKey, RecordValue)> {
-        let mut records = Vec::new();
-        for group in self.groups.borrow().values() {
-            records.push((
-                RecordKey::Group {
-                    group: group.group_id.clone(),
-                },
-                RecordValue::Group(store_group(group)),
-            ));
-        }
-        for (group, stored) in self.offsets.borrow().iter() {
-            for ((topic, partition), committed) in stored {
-                records.push((
-                    RecordKey::Offset {
-                        group: group.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                    },
-                    RecordValue::Offset(committed.clone()),
-                ));
-            }
-        }
-        records
-    }
-
-    /// Rewrites the log with only the live records once it is larger than
-    /// `compact_bytes_min` and four times the live state.
-    pub async fn maybe_compact(&self) {
-        let Ok(log) = self.log() else { return };
-        let size = log.size_bytes();
-        if self.compacting.get()
-            || size < self.compact_bytes_min
-            || size < 4 * self.live_bytes_estimate.get()
-        {
-            return;
-        }
-        if let Err(e) = self.compact().await {
-            tracing::error!(core = self.core, "group log compaction failed: {e}");
-        }
-    }
-
-    /// Writes every live record to a fresh log beside the current one, makes it durable,
-    /// then swaps directories (see [`recover_compaction`] for a crash in between).
-    pub async fn compact(&self) -> Result<(), StorageError> {
-        self.compacting.set(true);
-        let result = self.compact_inner().await;
-        self.compacting.set(false);
-        result
-    }
-
-    async fn compact_inner(&self) -> Result<(), StorageError> {
-        while self.writes_in_flight.get() > 0 {
-            glommio::timer::sleep(Duration::from_millis(1)).await;
-        }
-        let io = |what| move |e| StorageError::io(what, e);
-        let fresh_dir = with_suffix(&self.dir, ".compact");
-        let old_dir = with_suffix(&self.dir, ".old");
-        let _ = std::fs::remove_dir_all(&fresh_dir);
-        let fresh = PartitionLog::open(DmaStorage, &fresh_dir, self.log_config.clone()).await?;
-        let records = self.live_records();
-        let mut live_bytes = 0u64;
-        for chunk in records.chunks(COMPACTION_RECORDS_PER_BATCH) {
-            let batch = records_batch(chunk);
-            live_bytes += batch.len() as u64;
-            fresh.append(batch).await?;
-        }
-        fresh.wait_durable(fresh.log_end_offset()).await?;
-        fresh.close().await?;
-        let current = self.log.borrow_mut().take();
-        if let Some(current) = current {
-            current.close().await?;
-        }
-        std::fs::rename(&self.dir, &old_dir).map_err(io("rename group log aside"))?;
-        sync_parent(&self.dir).map_err(io("sync group log directory"))?;
-        std::fs::rename(&fresh_dir, &self.dir).map_err(io("install compacted group log"))?;
-        sync_parent(&self.dir).map_err(io("sync group log directory"))?;
-        std::fs::remove_dir_all(&old_dir).map_err(io("remove old group log"))?;
-        let reopened = PartitionLog::open(DmaStorage, &self.dir, self.log_config.clone()).await?;
-        *self.log.borrow_mut() = Some(reopened);
-        self.live_bytes_estimate.set(live_bytes);
-        tracing::info!(
-            core = self.core,
-            records = records.len(),
-            "group log compacted"
-        );
-        Ok(())
-    }
-
     pub async fn close(&self) {
         let log = self.log.borrow_mut().take();
         if let Some(log) = log
@@ -643,40 +386,6 @@ fn records_batch(records: &[(RecordKey, RecordValue)]) -> BytesMut {
         .map(|(key, value)| (Some(key.as_slice()), value.as_slice()))
         .collect();
     BytesMut::from(&build_batch(now_ms(), &pairs)[..])
-}
-
-fn with_suffix(dir: &Path, suffix: &str) -> PathBuf {
-    let mut name = dir.file_name().expect("named").to_os_string();
-    name.push(suffix);
-    dir.with_file_name(name)
-}
-
-fn sync_parent(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir.parent().expect("has a parent"))?.sync_all()
-}
-
-/// Finishes or undoes a compaction a crash interrupted. The fresh log is fully durable
-/// before the current one is renamed aside, so: current present -> drop leftovers; current
-/// missing but fresh present -> install fresh; only the old one -> put it back.
-pub fn recover_compaction(dir: &Path) -> std::io::Result<()> {
-    let fresh = with_suffix(dir, ".compact");
-    let old = with_suffix(dir, ".old");
-    if dir.exists() {
-        if fresh.exists() {
-            std::fs::remove_dir_all(&fresh)?;
-        }
-        if old.exists() {
-            std::fs::remove_dir_all(&old)?;
-        }
-    } else if fresh.exists() {
-        std::fs::rename(&fresh, dir)?;
-        if old.exists() {
-            std::fs::remove_dir_all(&old)?;
-        }
-    } else if old.exists() {
-        std::fs::rename(&old, dir)?;
-    }
-    Ok(())
 }
 
 fn store_group(group: &Group) -> StoredGroup {

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::cluster::controller::PARTITIONS_PER_TOPIC_MAX;
 use crate::group::state::GroupConfig;
+use crate::storage::config::{FLUSH_INTERVAL_BYTES_DEFAULT, FLUSH_INTERVAL_DEFAULT};
 use crate::storage::{FlushPolicy, LogConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,22 +82,22 @@ pub struct ServeArgs {
     pub max_buffered_bytes_per_core: usize,
     #[arg(long, value_enum, default_value_t = FlushArg::Interval)]
     pub flush: FlushArg,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = FLUSH_INTERVAL_DEFAULT.as_millis() as u64)]
     pub flush_interval_ms: u64,
-    #[arg(long, default_value_t = 64 << 20)]
+    #[arg(long, default_value_t = FLUSH_INTERVAL_BYTES_DEFAULT)]
     pub flush_interval_bytes: u64,
     /// Kafka `log.segment.bytes`.
-    #[arg(long, default_value_t = 1 << 30)]
+    #[arg(long, default_value_t = LogConfig::DEFAULT.segment_bytes)]
     pub segment_bytes: u64,
     /// Kafka `log.retention.ms` (-1: keep forever).
-    #[arg(long, default_value_t = 7 * 24 * 3600 * 1000)]
+    #[arg(long, default_value_t = LogConfig::DEFAULT.retention_ms)]
     pub retention_ms: i64,
     /// Kafka `log.retention.bytes` per partition (-1: no limit).
-    #[arg(long, default_value_t = -1)]
+    #[arg(long, default_value_t = LogConfig::DEFAULT.retention_bytes)]
     pub retention_bytes: i64,
     /// Most disk a partition's segment file reserves ahead of its writes at a time: the
     /// first reservation is 64 KiB and each next one doubles, up to this (0: none).
-    #[arg(long, default_value_t = 64 << 20)]
+    #[arg(long, default_value_t = LogConfig::DEFAULT.preallocate_bytes)]
     pub segment_preallocate_bytes_max: u64,
     /// Memory each core's partitions may keep, together, for serving recent data without a
     /// disk read; the least recently used partitions give theirs up first. Default: a
@@ -107,17 +108,17 @@ pub struct ServeArgs {
     /// consumer that falls further behind than this reads from the device (slower), so a
     /// partition taking hundreds of MB/s wants more than the default; memory is this times
     /// the partitions of a core.
-    #[arg(long, default_value_t = 32 << 20, value_parser = clap::value_parser!(u64).range(1 << 20..=(1 << 34)))]
+    #[arg(long, default_value_t = LogConfig::DEFAULT.cache_bytes_max as u64, value_parser = clap::value_parser!(u64).range(1 << 20..=(1 << 34)))]
     pub partition_cache_bytes: u64,
     /// Kafka `group.initial.rebalance.delay.ms`: how long the first generation of an empty
     /// group waits for more members.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = GroupConfig::DEFAULT.initial_rebalance_delay.as_millis() as u64)]
     pub group_initial_rebalance_delay_ms: u64,
     /// Kafka `group.min.session.timeout.ms`.
-    #[arg(long, default_value_t = 6000)]
+    #[arg(long, default_value_t = GroupConfig::DEFAULT.session_timeout_min.as_millis() as u64)]
     pub group_min_session_timeout_ms: u64,
     /// Kafka `group.max.session.timeout.ms`.
-    #[arg(long, default_value_t = 1_800_000)]
+    #[arg(long, default_value_t = GroupConfig::DEFAULT.session_timeout_max.as_millis() as u64)]
     pub group_max_session_timeout_ms: u64,
     /// How often each core rolls aged segments and applies retention.
     #[arg(long, default_value_t = 30_000)]
@@ -334,5 +335,29 @@ fn physical_memory_bytes() -> u64 {
         pages as u64 * page_bytes as u64
     } else {
         4 << 30
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    #[test]
+    fn flag_defaults_are_the_config_structs_defaults() {
+        let args = Serve::parse_from(["spindle", "--cache-bytes-per-core", "1048576"]).args;
+        let config = BrokerConfig::from_args(&args).expect("defaults are valid");
+        assert_eq!(config.log, LogConfig::DEFAULT);
+        assert_eq!(
+            format!("{:?}", config.groups),
+            format!("{:?}", GroupConfig::DEFAULT)
+        );
     }
 }

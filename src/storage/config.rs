@@ -54,30 +54,39 @@ pub struct LogConfig {
     pub validate_compressed_records: bool,
 }
 
+/// The broker's default flush interval (`--flush-interval-ms`).
+pub const FLUSH_INTERVAL_DEFAULT: Duration = Duration::from_millis(100);
+/// The broker's default bytes between syncs (`--flush-interval-bytes`).
+pub const FLUSH_INTERVAL_BYTES_DEFAULT: u64 = 64 << 20;
+
 impl Default for LogConfig {
     fn default() -> LogConfig {
-        LogConfig {
-            segment_bytes: 1 << 30,
-            segment_ms: 7 * 24 * 3600 * 1000,
-            retention_bytes: -1,
-            retention_ms: 7 * 24 * 3600 * 1000,
-            index_interval_bytes: 4096,
-            flush: FlushPolicy::Interval {
-                interval: Duration::from_millis(100),
-                bytes: 64 << 20,
-            },
-            write_buffer_bytes: 4 << 20,
-            writes_in_flight_max: 3,
-            dirty_bytes_max: 24 << 20,
-            cache_bytes_max: 32 << 20,
-            preallocate_bytes: 64 << 20,
-            batch_bytes_max: 1_048_588,
-            validate_compressed_records: true,
-        }
+        LogConfig::DEFAULT
     }
 }
 
 impl LogConfig {
+    /// Every default in one place: Kafka's where Kafka has the setting. The flags of
+    /// `spindle serve` take theirs from here.
+    pub const DEFAULT: LogConfig = LogConfig {
+        segment_bytes: 1 << 30,
+        segment_ms: 7 * 24 * 3600 * 1000,
+        retention_bytes: -1,
+        retention_ms: 7 * 24 * 3600 * 1000,
+        index_interval_bytes: 4096,
+        flush: FlushPolicy::Interval {
+            interval: FLUSH_INTERVAL_DEFAULT,
+            bytes: FLUSH_INTERVAL_BYTES_DEFAULT,
+        },
+        write_buffer_bytes: 4 << 20,
+        writes_in_flight_max: 3,
+        dirty_bytes_max: 24 << 20,
+        cache_bytes_max: 32 << 20,
+        preallocate_bytes: 64 << 20,
+        batch_bytes_max: 1_048_588,
+        validate_compressed_records: true,
+    };
+
     /// Checks the limits once, at open. Returns a one-line reason.
     pub fn validate(&self) -> Result<(), String> {
         if self.segment_bytes < BLOCK_BYTES || self.segment_bytes > i32::MAX as u64 {

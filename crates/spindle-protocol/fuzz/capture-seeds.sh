@@ -55,3 +55,21 @@ rm -rf "$corpus"
 SPINDLE_FUZZ_CORPUS="$PWD/$corpus" SPINDLE_CAPTURED="$work/sample" \
   cargo test --release --quiet -p spindle-protocol --lib write_fuzz_seed_corpus -- --ignored > /dev/null
 echo "captured $(ls "$work/frames" | wc -l) frames ($(ls "$work/frames" | cut -d- -f1,2 | sort -u | wc -l) API versions from clients); corpus: $(ls "$corpus" | wc -l) seeds"
+
+# The batch-splitting target starts from the same batches: each alone, each pair back to
+# back, and each pair with the second cut short.
+rm -rf crates/spindle-protocol/fuzz/corpus/batch_split
+/usr/bin/python3 - "$corpus" crates/spindle-protocol/fuzz/corpus/batch_split <<'PY'
+import hashlib, os, sys
+source, target = sys.argv[1:]
+os.makedirs(target, exist_ok=True)
+batches = [seed[1:] for seed in (open(os.path.join(source, name), 'rb').read()
+                                 for name in sorted(os.listdir(source))) if seed and seed[0] & 1]
+def write(data):
+    open(os.path.join(target, hashlib.sha1(data).hexdigest()[:16]), 'wb').write(data)
+for batch in batches:
+    write(batch)
+for first, second in zip(batches, batches[1:]):
+    write(first + second)
+    write(first + second[:len(second) // 2])
+PY

@@ -199,6 +199,64 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
     crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
 }
 
+/// The size of the first batch of a record set (a Produce request's records, or a log's
+/// bytes), read from its length field alone: the batch's contents are checked when it is
+/// validated. `BadLength` when the bytes end before the batch does or the length is too
+/// small for a batch header.
+pub fn next_batch_bytes(records: &[u8]) -> Result<usize, BatchError> {
+    let bad = |batch_length| BatchError::BadLength {
+        batch_length,
+        available: records.len(),
+    };
+    if records.len() < LOG_OVERHEAD_BYTES {
+        return Err(bad(-1));
+    }
+    let batch_length = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
+    usize::try_from(batch_length)
+        .ok()
+        .map(|length| length + LOG_OVERHEAD_BYTES)
+        .filter(|&size| size >= RECORD_BATCH_HEADER_BYTES && size <= records.len())
+        .ok_or(bad(batch_length))
+}
+
+/// The byte ranges of the batches in a record set, in order, by [`next_batch_bytes`]; after
+/// the first error it yields nothing more.
+pub fn split_batches(records: &[u8]) -> SplitBatches<'_> {
+    SplitBatches {
+        records,
+        position: 0,
+        failed: false,
+    }
+}
+
+/// See [`split_batches`].
+pub struct SplitBatches<'a> {
+    records: &'a [u8],
+    position: usize,
+    failed: bool,
+}
+
+impl Iterator for SplitBatches<'_> {
+    type Item = Result<std::ops::Range<usize>, BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.position == self.records.len() {
+            return None;
+        }
+        match next_batch_bytes(&self.records[self.position..]) {
+            Ok(size) => {
+                let range = self.position..self.position + size;
+                self.position = range.end;
+                Some(Ok(range))
+            }
+            Err(error) => {
+                self.failed = true;
+                Some(Err(error))
+            }
+        }
+    }
+}
+
 /// Checks that `batch` is exactly one well-formed RecordBatch v2 as a producer sends it:
 /// length, magic, CRC, record count, and every record against the header (decompressed
 /// if need be, see `record_validation`). `base_offset` is not checked (the broker assigns
@@ -458,6 +516,31 @@ pub(crate) fn seal_batch(batch: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_set_splits_into_its_batches_and_stops_at_a_cut_one() {
+        let first = build_batch(1, &[(None, b"a")]);
+        let second = build_batch(2, &[(None, b"bb"), (Some(b"k"), b"c")]);
+        let mut records = first.clone();
+        records.extend_from_slice(&second);
+        let ranges: Vec<_> = split_batches(&records).collect();
+        assert_eq!(
+            ranges,
+            vec![Ok(0..first.len()), Ok(first.len()..records.len())]
+        );
+        let cut = &records[..records.len() - 1];
+        let ranges: Vec<_> = split_batches(cut).collect();
+        assert_eq!(ranges.len(), 2);
+        assert!(matches!(ranges[1], Err(BatchError::BadLength { .. })));
+        assert!(split_batches(&[]).next().is_none());
+        assert!(matches!(
+            split_batches(&[0; 11]).next(),
+            Some(Err(BatchError::BadLength {
+                batch_length: -1,
+                available: 11
+            }))
+        ));
+    }
 
     #[test]
     fn crc32c_matches_the_reference_at_every_length_and_alignment() {

@@ -25,7 +25,7 @@ use crate::shard::{Log, OwnedPartition, Shard};
 use crate::storage::AppendInfo;
 use spindle_protocol::ErrorCode;
 use spindle_protocol::RecordBatchHeader;
-use spindle_protocol::record_batch::{LOG_OVERHEAD_BYTES, RECORD_BATCH_HEADER_BYTES};
+use spindle_protocol::record_batch::next_batch_bytes;
 
 struct PartitionPlan {
     index: i32,
@@ -300,16 +300,7 @@ async fn append_all(owned: &OwnedPartition, index: i32, records: Option<BytesMut
     let mut end_offset = -1;
     let mut log_start_offset = -1;
     while records.has_remaining() {
-        let size = if records.len() >= LOG_OVERHEAD_BYTES {
-            let length = i32::from_be_bytes([records[8], records[9], records[10], records[11]]);
-            usize::try_from(length)
-                .ok()
-                .map(|length| length + LOG_OVERHEAD_BYTES)
-                .filter(|&size| size >= RECORD_BATCH_HEADER_BYTES && size <= records.len())
-        } else {
-            None
-        };
-        let Some(size) = size else {
+        let Ok(size) = next_batch_bytes(&records) else {
             return Outcome::failed(
                 index,
                 ErrorCode::CorruptMessage,

@@ -1,5 +1,8 @@
 //! The `spindle` binary: argument errors and the read-only `dump-log` check.
 
+mod common;
+
+use common::temp_dir;
 use std::io::Write;
 use std::process::Command;
 
@@ -49,7 +52,7 @@ fn a_bad_argument_gets_one_line_and_a_non_zero_exit() {
 
 #[test]
 fn dump_log_reports_segments_and_flags_a_corrupt_tail() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = temp_dir("cli");
     let dir = temp.path().join("orders-3");
     let log_dir = dir.clone();
     run_local(temp.path(), async move {
@@ -111,7 +114,7 @@ fn dump_log_reports_segments_and_flags_a_corrupt_tail() {
 
 #[test]
 fn dump_log_flags_durable_offsets_missing_below_the_recovery_point() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = temp_dir("cli");
     let dir = temp.path().join("orders-4");
     let log_dir = dir.clone();
     run_local(temp.path(), async move {

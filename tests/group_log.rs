@@ -2,6 +2,9 @@
 //! compacted to its live records once it grows, and a compaction interrupted by a crash is
 //! finished or undone at the next start.
 
+mod common;
+
+use common::temp_dir;
 use std::time::Duration;
 
 use spindle::group::GroupCoordinator;
@@ -25,16 +28,9 @@ fn committed(offset: i64) -> CommittedOffset {
     }
 }
 
-fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("spindle-group-log-")
-        .tempdir_in(std::env::temp_dir())
-        .unwrap()
-}
-
 #[test]
 fn offsets_and_groups_survive_reopen_and_compaction() {
-    let dir = temp_dir();
+    let dir = temp_dir("group-log");
     let data = dir.path().to_path_buf();
     run_local(dir.path(), async move {
         let coordinator = GroupCoordinator::open(0, &data, CONFIG, 64 << 10)
@@ -128,7 +124,7 @@ fn offsets_and_groups_survive_reopen_and_compaction() {
 
 #[test]
 fn an_interrupted_compaction_is_finished_or_undone() {
-    let root = temp_dir();
+    let root = temp_dir("group-log");
     let dir = root.path().join("core-0");
     let fresh = root.path().join("core-0.compact");
     let old = root.path().join("core-0.old");

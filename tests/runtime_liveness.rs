@@ -8,6 +8,9 @@
 //! tasks keep yielding, the situation that hung the storage tests, and fails if any
 //! executor does not finish in time.
 
+mod common;
+
+use common::temp_dir;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +18,7 @@ use spindle::runtime::run_local;
 
 #[test]
 fn oversubscribed_executors_never_park_with_runnable_tasks() {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = temp_dir("liveness");
     let executors = 8;
     let (done, finished) = mpsc::channel();
     for index in 0..executors {

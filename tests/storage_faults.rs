@@ -13,6 +13,9 @@
 //!
 //! A failing seed replays exactly: `SPINDLE_FAULT_SEED=<seed> cargo test --test storage_faults`.
 
+mod common;
+
+use common::temp_dir;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -178,7 +181,7 @@ async fn verify(
 }
 
 fn run_seed(seed: u64) {
-    let temp = tempfile::tempdir().expect("tempdir");
+    let temp = temp_dir("storage-faults");
     run_local(temp.path(), async move {
         let mut rng = SimRng::new(seed);
         let config = config_for(&mut rng);

@@ -6,6 +6,9 @@
 //! others run the same log over the in-memory simulator, which also checks every write's
 //! alignment.
 
+mod common;
+
+use common::temp_dir;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -117,16 +120,9 @@ fn log_segment_count(storage: &SimStorage, dir: &Path) -> usize {
         .count()
 }
 
-fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("spindle-test")
-        .tempdir_in(std::env::temp_dir())
-        .expect("tempdir")
-}
-
 #[test]
 fn dma_round_trip_across_rolls_and_reopen() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     let dir = temp.path().join("topic-0");
     let primer = temp.path().to_path_buf();
     run_local(&primer, async move {
@@ -182,7 +178,7 @@ fn dma_round_trip_across_rolls_and_reopen() {
 fn dma_reads_served_from_disk_after_cache_eviction_on_a_fresh_executor() {
     // A new executor whose first segment file is new and empty: the direct-I/O primer in
     // run_local is what keeps reads from failing with EOPNOTSUPP here.
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     let dir = temp.path().join("t-1");
     run_local(temp.path(), async move {
         let config = LogConfig {
@@ -201,7 +197,7 @@ fn dma_reads_served_from_disk_after_cache_eviction_on_a_fresh_executor() {
 
 #[test]
 fn index_lookups_at_every_boundary_on_the_cold_path() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(7, 4096);
         let dir = PathBuf::from("/data/t-0");
@@ -265,7 +261,7 @@ fn a_sequential_cold_reader_pays_one_device_read_per_fetch() {
     // budget almost always ends inside the next batch; that batch is not taken (it would
     // pass the budget), so no second device read may be spent on it. Before this was
     // checked, every such fetch read the device twice and threw the second read away.
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(13, 4096);
         let dir = PathBuf::from("/data/t-0");
@@ -318,7 +314,7 @@ fn a_sequential_cold_reader_pays_one_device_read_per_fetch() {
 
 #[test]
 fn offset_for_timestamp_finds_the_first_record_at_or_after() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(1, 4096);
         let dir = PathBuf::from("/data/ts-0");
@@ -394,7 +390,7 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after() {
 
 #[test]
 fn a_config_change_reaches_an_open_log() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(3, 4096);
         let dir = PathBuf::from("/data/reconfigured-0");
@@ -447,7 +443,7 @@ fn a_config_change_reaches_an_open_log() {
 
 #[test]
 fn retention_by_size_and_by_time_deletes_whole_old_segments() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(3, 4096);
         let dir = PathBuf::from("/data/ret-0");
@@ -539,7 +535,7 @@ fn retention_by_size_and_by_time_deletes_whole_old_segments() {
 
 #[test]
 fn roll_by_age() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(3, 4096);
         let dir = PathBuf::from("/data/age-0");
@@ -566,7 +562,7 @@ fn roll_by_age() {
 
 #[test]
 fn truncate_to_cuts_at_the_batch_holding_the_offset() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(5, 4096);
         let dir = PathBuf::from("/data/tr-0");
@@ -611,7 +607,7 @@ fn truncate_to_cuts_at_the_batch_holding_the_offset() {
 
 #[test]
 fn recovery_from_a_cut_at_every_byte_of_the_last_batch() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(9, 4096);
         let dir = PathBuf::from("/data/cut-0");
@@ -704,7 +700,7 @@ fn recovery_from_a_cut_at_every_byte_of_the_last_batch() {
 
 #[test]
 fn a_flipped_bit_on_disk_is_detected_on_read_back() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(11, 4096);
         let dir = PathBuf::from("/data/flip-0");
@@ -759,7 +755,7 @@ fn a_flipped_bit_on_disk_is_detected_on_read_back() {
 
 #[test]
 fn invalid_batches_are_refused_with_typed_errors_and_nothing_is_appended() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(1, 4096);
         let log = PartitionLog::open(storage, Path::new("/data/bad-0"), small_config())
@@ -795,7 +791,7 @@ fn invalid_batches_are_refused_with_typed_errors_and_nothing_is_appended() {
 
 #[test]
 fn group_commit_shares_one_fsync_among_concurrent_appenders() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(2, 4096);
         let config = LogConfig {
@@ -853,7 +849,7 @@ fn group_commit_shares_one_fsync_among_concurrent_appenders() {
 
 #[test]
 fn high_watermark_under_always_covers_only_durable_data() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(2, 4096);
         let config = LogConfig {
@@ -883,7 +879,7 @@ fn high_watermark_under_always_covers_only_durable_data() {
 
 #[test]
 fn interval_policy_syncs_by_time_without_callers() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(2, 4096);
         let config = LogConfig {
@@ -939,7 +935,7 @@ fn interval_policy_syncs_by_time_without_callers() {
 
 #[test]
 fn backpressure_bounds_unwritten_bytes() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(2, 4096);
         let config = LogConfig {
@@ -972,7 +968,7 @@ fn backpressure_bounds_unwritten_bytes() {
 
 #[test]
 fn failed_fsync_stops_the_log_and_reopening_recovers() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(4, 4096);
         let dir = PathBuf::from("/data/ff-0");
@@ -1021,7 +1017,7 @@ fn failed_fsync_stops_the_log_and_reopening_recovers() {
 
 #[test]
 fn short_writes_are_resumed() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(12, 4096);
         storage.set_faults(SimFaults {
@@ -1044,7 +1040,7 @@ fn short_writes_are_resumed() {
 
 #[test]
 fn delete_removes_every_file() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     let dir = temp.path().join("del-0");
     let check_dir = dir.clone();
     run_local(temp.path(), async move {
@@ -1065,7 +1061,7 @@ fn delete_removes_every_file() {
 
 #[test]
 fn truncate_right_after_a_roll_waits_for_the_roll_and_leaves_no_gap() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         for (index, storage_kind) in ["sim", "dma"].into_iter().enumerate() {
             let config = LogConfig {
@@ -1164,7 +1160,7 @@ fn position_of(bytes: &[u8], victim: &Appended) -> usize {
 
 #[test]
 fn damage_below_the_recovery_point_is_kept_reported_and_its_offsets_never_reused() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         // A flipped bit in a record (the length intact) and a flipped bit in the batch's
         // length field (nothing says where the next batch starts): both are found again.
@@ -1215,7 +1211,7 @@ fn damage_below_the_recovery_point_is_kept_reported_and_its_offsets_never_reused
 
 #[test]
 fn damage_with_nothing_intact_after_it_moves_appends_to_a_new_segment() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let (storage, dir, config, appended) = closed_log_of_100_batches(33).await;
         let path = dir.join("00000000000000000000.log");
@@ -1254,7 +1250,7 @@ fn damage_with_nothing_intact_after_it_moves_appends_to_a_new_segment() {
 
 #[test]
 fn a_torn_tail_past_the_recovery_point_is_still_cut() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let (storage, dir, config, appended) = closed_log_of_100_batches(34).await;
         // Ten more batches written after the last recovery point, then a crash that tore
@@ -1311,7 +1307,7 @@ async fn check_every_offset_from<S: Storage>(log: &PartitionLog<S>, appended: &[
 
 #[test]
 fn a_damaged_sealed_segment_leaves_the_rest_of_the_partition_served() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         // The damage found while rebuilding a lost index at open, and found by a read
         // through an intact index.
@@ -1382,7 +1378,7 @@ fn storage_bases(storage: &SimStorage, dir: &Path) -> Vec<i64> {
 #[test]
 fn segment_files_reserve_disk_in_steps_that_grow_with_writes() {
     use std::os::unix::fs::MetadataExt;
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     let root = temp.path().to_path_buf();
     run_local(temp.path(), async move {
         let dir = root.join("prealloc-0");
@@ -1421,7 +1417,7 @@ fn segment_files_reserve_disk_in_steps_that_grow_with_writes() {
 #[test]
 fn logs_of_one_core_share_one_cache_budget_and_the_least_recently_used_give_way() {
     use spindle::storage::CacheBudget;
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(41, 4096);
         // Each log alone may cache 1 MiB; the core allows 256 KiB for all 20.
@@ -1480,7 +1476,7 @@ fn logs_of_one_core_share_one_cache_budget_and_the_least_recently_used_give_way(
 
 #[test]
 fn visible_bytes_grow_only_as_data_becomes_visible() {
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {
         let storage = SimStorage::new(43, 4096);
         let config = LogConfig {
@@ -1529,7 +1525,7 @@ fn visible_bytes_grow_only_as_data_becomes_visible() {
 #[test]
 fn recycled_write_buffers_count_against_the_core_budget() {
     use spindle::storage::CacheBudget;
-    let temp = temp_dir();
+    let temp = temp_dir("storage-log");
     let root = temp.path().to_path_buf();
     run_local(temp.path(), async move {
         // With room, a busy log keeps buffers between writes and the budget counts them;

@@ -1,6 +1,8 @@
-//! Shared by the end-to-end tests: start the real `spindle` binary on ephemeral ports of
-//! 127.0.0.1, and a small blocking Kafka client on the `kafka-protocol` codec for requests
-//! that real clients never send (bad frames, wrong cores, every version).
+//! The integration tests' shared helpers, in one place: the real `spindle` binary on
+//! ephemeral ports of 127.0.0.1 (`Broker`), the one blocking Kafka test client on the
+//! `kafka-protocol` codec for requests real clients never send (`RawClient`: bad frames,
+//! wrong cores, every version), the one temp-dir helper (`temp_dir`) and hand-built frames.
+//! Record batches come from `spindle_protocol::record_batch::build_batch`.
 
 #![allow(dead_code)]
 

@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::*;
+use super::{records_batch, store_group};
+use crate::group::GroupCoordinator;
 use crate::group::records::{RecordKey, RecordValue};
 use crate::storage::{DmaStorage, PartitionLog, StorageError};
 

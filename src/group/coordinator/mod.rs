@@ -10,8 +10,6 @@
 mod compaction;
 mod offsets;
 
-pub use compaction::recover_compaction;
-
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -30,6 +28,8 @@ use crate::group::state::{
 use crate::storage::{DmaStorage, FlushPolicy, LogConfig, PartitionLog, StorageError};
 use spindle_protocol::ErrorCode;
 use spindle_protocol::record_batch::{build_batch, record_keys_and_values};
+
+pub use compaction::recover_compaction;
 
 type Log = PartitionLog<DmaStorage>;
 

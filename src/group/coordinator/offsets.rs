@@ -1,7 +1,7 @@
 //! Committed offsets: validating and persisting OffsetCommit, answering OffsetFetch, and
 //! OffsetDelete. Runs on the coordinator core.
 
-use super::*;
+use crate::group::GroupCoordinator;
 use crate::group::records::{CommittedOffset, RecordKey, RecordValue};
 use crate::group::state::{Group, GroupState, subscribed_topics};
 use crate::storage::StorageError;

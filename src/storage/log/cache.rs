@@ -1,7 +1,12 @@
 //! The in-memory tail of the log (frozen appended batches) that readers are served from, and
 //! its eviction under the log's and the core's budget. Owner core only.
 
-use super::*;
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+use super::state::LogState;
+use crate::storage::{LogConfig, SegmentFile};
 
 pub(super) struct CachedBatch {
     pub(super) base_offset: i64,

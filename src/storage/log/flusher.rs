@@ -2,7 +2,27 @@
 //! files (group commit: appends that arrive during a round share its write and fdatasync).
 //! Runs on the owner core as a background task of the log.
 
-use super::*;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::cache::evict_cache;
+use super::fail;
+use super::recovery::{RECOVERY_POINT_INTERVAL, write_recovery_point};
+use super::segment::{
+    INDEX_SUFFIX, LOG_SUFFIX, PREALLOCATE_FIRST_BYTES, TIME_INDEX_SUFFIX, align_up,
+    segment_file_name,
+};
+use super::state::{Inner, LogState};
+use super::writer::{FlushOp, buffers_in_use_max, take_partial};
+use crate::storage::config::BLOCK_BYTES;
+use crate::storage::error::Result;
+use crate::storage::{FlushPolicy, SegmentFile, Storage, StorageError};
 
 /// The flusher: the only task that writes, syncs, creates or seals files of this log.
 pub(super) async fn flusher<S: Storage>(inner: Rc<Inner<S>>) {

@@ -34,37 +34,27 @@ mod writer;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::path::Path;
 use std::rc::Rc;
-use std::task::Poll;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
-use tracing::{debug, error, warn};
+use bytes::BytesMut;
+use tracing::warn;
 
-use super::cache_budget::{BudgetSeat, CacheBudget, CacheEvict};
-use super::config::{BLOCK_BYTES, FlushPolicy, LogConfig};
-use super::copy::copy_for_device;
+use self::cache::{CachedBatch, evict_cache};
+use self::flusher::flusher;
+use self::recovery::{recover, write_recovery_point};
+use self::state::{Inner, LogState};
+use self::writer::{copy_into_writer, roll_segment};
+use super::cache_budget::{CacheBudget, CacheEvict};
+use super::config::{FlushPolicy, LogConfig};
 use super::error::{Result, StorageError};
-use super::index::{OffsetIndex, TimeIndex};
-use super::io::{IoBuffer, SegmentFile, Storage};
-use super::recovery_point::{RECOVERY_POINT_FILE_NAMES, RecoveryPoint};
-use super::resync::find_next_batch;
+use super::io::{SegmentFile, Storage};
+use super::recovery_point::RecoveryPoint;
 use super::wait::{Event, Watermark};
 use spindle_protocol::record_batch::{
-    self, RecordBatchHeader, record_timestamps, set_base_offset, set_partition_leader_epoch,
-    validate_framing, validate_produced_with,
+    RecordBatchHeader, set_base_offset, set_partition_leader_epoch, validate_produced_with,
 };
-
-use self::cache::*;
-use self::flusher::*;
-use self::recovery::*;
-use self::scan::*;
-use self::segment::*;
-use self::state::*;
-use self::writer::*;
 
 pub use self::scan::{SegmentScan, scan_segment_file};
 pub use self::segment::{

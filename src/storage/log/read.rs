@@ -1,7 +1,15 @@
 //! Reads: by offset (from the cache, else the segment files) and by timestamp (ListOffsets).
 //! Owner core only.
 
-use super::*;
+use bytes::Bytes;
+
+use super::cache::read_cache;
+use super::scan::{SCAN_CHUNK_BYTES, scan_segment, scan_segment_while};
+use super::segment::SearchStart;
+use crate::storage::error::Result;
+use crate::storage::resync::find_next_batch;
+use crate::storage::{PartitionLog, Storage, StorageError, TimestampOffset};
+use spindle_protocol::record_batch::{RecordBatchHeader, record_timestamps};
 
 impl<S: Storage> PartitionLog<S> {
     /// Whole batches from the one containing `from_offset`, up to `max_bytes` (at least one

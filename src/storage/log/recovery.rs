@@ -2,7 +2,25 @@
 //! segment scanned and cut after its last valid batch, and the recovery point below which
 //! nothing is ever cut. Runs once per log, at open, on the owner core.
 
-use super::*;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Instant;
+
+use tracing::{error, warn};
+
+use super::flusher::{read_whole_file, write_whole_file};
+use super::scan::scan_recovering;
+use super::segment::{
+    INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, align_down, parse_segment_file_name,
+    segment_file_name,
+};
+use super::state::Inner;
+use super::writer::{FlushOp, Writer, carry_buffer_bytes, new_writer};
+use crate::storage::error::Result;
+use crate::storage::index::{OffsetIndex, TimeIndex};
+use crate::storage::recovery_point::{RECOVERY_POINT_FILE_NAMES, RecoveryPoint};
+use crate::storage::{LogConfig, SegmentFile, Storage, StorageError};
 
 /// Most time between a sync and the recovery point recording it (one small write and
 /// fdatasync each time): data older than this is never cut as a torn tail.

@@ -1,7 +1,16 @@
 //! Time- and size-based segment rolling and retention, and truncation to an offset. Owner
 //! core only; truncation takes the log exclusively.
 
-use super::*;
+use tracing::debug;
+
+use super::flusher::{remove_if_present, remove_segment_files};
+use super::recovery::{recover_active, write_recovery_point};
+use super::scan::{SCAN_CHUNK_BYTES, scan_segment};
+use super::segment::{INDEX_SUFFIX, Segment, TIME_INDEX_SUFFIX, segment_file_name};
+use super::writer::roll_segment;
+use crate::storage::error::Result;
+use crate::storage::io::SegmentFile;
+use crate::storage::{PartitionLog, Storage, StorageError};
 
 impl<S: Storage> PartitionLog<S> {
     /// Rolls the active segment if it is older than `segment_ms` at `now_ms` (appends also

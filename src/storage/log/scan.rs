@@ -2,7 +2,14 @@
 //! cold reads and `spindle dump-log`; resuming past durable damage. Owner core only (or a
 //! one-off executor for dump-log).
 
-use super::*;
+use bytes::Bytes;
+use tracing::error;
+
+use super::segment::Segment;
+use crate::storage::error::Result;
+use crate::storage::resync::find_next_batch;
+use crate::storage::{LogConfig, SegmentFile, StorageError};
+use spindle_protocol::record_batch::{self, RecordBatchHeader, validate_framing};
 
 /// Bytes read per device request when scanning a segment (recovery, cold reads).
 pub(super) const SCAN_CHUNK_BYTES: usize = 1 << 20;

@@ -1,7 +1,12 @@
 //! Segments: file names, the in-memory view of one segment (size, indexes, what is written
 //! and preallocated, damaged ranges) and alignment helpers. Owner core only.
 
-use super::*;
+use std::rc::Rc;
+
+use super::now_ms;
+use crate::storage::config::BLOCK_BYTES;
+use crate::storage::index::{OffsetIndex, TimeIndex};
+use spindle_protocol::RecordBatchHeader;
 
 /// Blocks a new segment file reserves. Each later reservation doubles the file's, up to
 /// `LogConfig::preallocate_bytes` at a time: 10,000 idle partitions hold 625 MiB of

@@ -2,7 +2,20 @@
 //! of the log holds (`Inner`): watermarks, cache accounting, the free-buffer pool, and the
 //! checks that the offsets only move forward. Owner core only.
 
-use super::*;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::cache::CachedBatch;
+use super::segment::Segment;
+use super::writer::{FlushOp, Writer};
+use crate::storage::cache_budget::{BudgetSeat, CacheEvict};
+use crate::storage::error::Result;
+use crate::storage::recovery_point::RecoveryPoint;
+use crate::storage::wait::{Event, Watermark};
+use crate::storage::{CacheBudget, FlushPolicy, LogConfig, SegmentFile, Storage, StorageError};
 
 pub(super) struct LogState<F: SegmentFile> {
     pub(super) segments: VecDeque<Segment<F>>,

@@ -2,7 +2,13 @@
 //! full buffers and the padded partial block for the flusher, rolling segments. Runs inside
 //! `append` on the owner core; never awaits.
 
-use super::*;
+use std::rc::Rc;
+
+use super::segment::{Segment, align_down, align_up};
+use super::state::LogState;
+use crate::storage::copy::copy_for_device;
+use crate::storage::io::IoBuffer;
+use crate::storage::{LogConfig, SegmentFile, Storage};
 
 /// Buffer that carries the partial last block after a low-load write (see `take_partial`).
 pub(super) const CARRY_BUFFER_BYTES: usize = 64 << 10;

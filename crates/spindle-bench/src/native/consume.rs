@@ -11,7 +11,7 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::*;
+use super::{Connection, end_offsets, leaders};
 use crate::ConsumeArgs;
 use crate::stats::{Run, Summary, join_all, latency_histogram, record};
 use spindle_protocol::record_batch::{RECORD_BATCH_HEADER_BYTES, RecordBatchHeader};

@@ -9,15 +9,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, FetchResponse};
 
-use super::consume::FETCH_VERSION;
-use super::consume::consumer_shares;
-use super::consume::fetch_request;
-use super::consume::for_each_answer;
-use super::consume::for_each_new_batch;
-use super::produce::BatchShape;
-use super::produce::FreshBatches;
-use super::produce::pipeline;
-use super::*;
+use super::consume::{
+    FETCH_VERSION, consumer_shares, fetch_request, for_each_answer, for_each_new_batch,
+};
+use super::produce::{BatchShape, FreshBatches, pipeline};
+use super::{Connection, by_leader, end_offsets, leaders};
 use crate::E2eArgs;
 use crate::e2e::{Clock, send_time};
 use crate::rate::Pacer;

@@ -10,11 +10,6 @@ mod consume;
 mod e2e;
 mod produce;
 
-pub use consume::run_consume;
-pub use e2e::run_e2e;
-use produce::Outgoing;
-pub use produce::run_produce;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -29,8 +24,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+use self::produce::Outgoing;
 use crate::stats::{Run, Summary};
 use crate::{ConsumeArgs, E2eArgs, LoadEngine, ProduceArgs};
+
+pub use self::consume::run_consume;
+pub use self::e2e::run_e2e;
+pub use self::produce::run_produce;
 
 const PRODUCE_VERSION: i16 = 9;
 const METADATA_VERSION: i16 = 9;

@@ -16,7 +16,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
-use super::*;
+use super::{
+    Connection, FrameSource, PRODUCE_VERSION, PrebuiltFrame, by_leader, encode_request, leaders,
+    now_ms, read_frame,
+};
 use crate::ProduceArgs;
 use crate::e2e::{Clock, SEND_TIME_BYTES};
 use crate::keys::{keys_for_partition, payload};

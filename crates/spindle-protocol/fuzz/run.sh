@@ -19,7 +19,11 @@ trap 'rm -rf "$scratch"' EXIT
 # The time is shared: two thirds to request decoding (the larger surface), the rest to
 # batch splitting.
 for target in request_decode batch_split; do
-  share=$(( target == request_decode ? seconds * 2 / 3 : seconds - seconds * 2 / 3 ))
+  if [[ $target == request_decode ]]; then
+    share=$((seconds * 2 / 3))
+  else
+    share=$((seconds - seconds * 2 / 3))
+  fi
   mkdir -p "$scratch/$target"
   cargo fuzz run -s none -O "$target" "$scratch/$target" "corpus/$target" -- \
     -max_total_time="$share" -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1

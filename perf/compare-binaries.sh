@@ -10,7 +10,8 @@
 # Build each binary first (e.g. `git worktree` or a checkout, then copy
 # target/release/spindle aside). Every run gets a fresh broker on an empty data directory
 # (target/bench-compare); the load generator is always the first binary's `spindle bench`,
-# so only the broker differs. Cases: `name | bench produce flags`, default
+# so only the broker differs. Cases: `name | bench produce flags` or
+# `name | consume fill=BYTES [--partitions N] [--passes P]`, default
 # perf/scenarios/compare-produce.txt. Results: perf/results/NAME.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,8 +69,25 @@ for ((round = 1; round <= rounds; round++)); do
       broker_pid=$!
       for _ in $(seq 100); do grep -q "listening on" "$log" && break; sleep 0.1; done
       bootstrap=$(head -1 "$log" | awk '{print $4}')
-      json=$("$generator" bench produce --brokers "$bootstrap" --topic "$name" "${args[@]}" \
-        --duration-secs "$duration" --warmup-secs "$warmup" --json 2>/dev/null | tail -1) || json=""
+      if [[ "${args[0]:-}" == consume ]]; then
+        # `consume fill=BYTES [--partitions N] [--passes P]`: fill the topic with 1 KiB
+        # messages (not timed), then read it all P times.
+        fill=0 partitions=1 passes=1
+        for ((i = 1; i < ${#args[@]}; i++)); do
+          case "${args[$i]}" in
+            fill=*) fill=${args[$i]#fill=} ;;
+            --partitions) partitions=${args[$((i + 1))]}; i=$((i + 1)) ;;
+            --passes) passes=${args[$((i + 1))]}; i=$((i + 1)) ;;
+          esac
+        done
+        "$generator" bench produce --brokers "$bootstrap" --topic "$name" --partitions "$partitions" \
+          --message-bytes 1024 --messages $((fill / 1024)) --batch-bytes 262144 > /dev/null 2>&1
+        json=$("$generator" bench consume --brokers "$bootstrap" --topic "$name" --passes "$passes" \
+          --json 2>/dev/null | tail -1) || json=""
+      else
+        json=$("$generator" bench produce --brokers "$bootstrap" --topic "$name" "${args[@]}" \
+          --duration-secs "$duration" --warmup-secs "$warmup" --json 2>/dev/null | tail -1) || json=""
+      fi
       stop_broker; rm -f "$log"
       echo "$name round $round $bin_name: ${json:0:120}" >&2
       printf '%s\t%s\t%s\t%s\n' "$name" "$round" "$bin_name" "$json" >> "$results"

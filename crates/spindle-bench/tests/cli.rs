@@ -1,5 +1,5 @@
 //! The `spindle-bench` binary on its own: its commands, and one line plus exit status 2 for
-//! a bad argument (the broker's `spindle bench` reaches the same binary; tests/bench_cli.rs
+//! a bad argument (the broker's `spindle bench` reaches the same binary; tests/it/bench_cli.rs
 //! covers that path against a live broker).
 
 use std::process::Command;

@@ -150,7 +150,7 @@ pub fn decode_request(mut body: Bytes, served: &ApiVersionTable) -> Result<Reque
         .map_err(|e| RequestError::Malformed(format!("{api_key:?} v{api_version} body: {e}")))?;
     // Bytes after the body are ignored, as Kafka ignores them: librdkafka 2.0.2 (Debian's
     // kcat) sends Metadata v12 requests with 3 bytes past the body Kafka's schema defines
-    // (seen in tests/interop.rs).
+    // (seen in tests/it/interop.rs).
     Ok(Request {
         api_key,
         api_version,

@@ -4,13 +4,11 @@
 //! a restart it reads the same log again; ListOffsets by timestamp starts it mid-log; and a
 //! SIGKILL at an arbitrary moment loses no message whose ack was sent.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Broker, temp_dir};
+use crate::common::{Broker, temp_dir};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
@@ -85,7 +83,7 @@ fn send_all(
     values: impl Iterator<Item = (String, String)>,
 ) {
     for (key, value) in values {
-        common::send_retrying(producer, topic, &key, &value);
+        crate::common::send_retrying(producer, topic, &key, &value);
     }
 }
 

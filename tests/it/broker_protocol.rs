@@ -4,12 +4,10 @@
 //! the request succeeds; the wrong core answers NOT_LEADER_OR_FOLLOWER; a long-poll fetch is
 //! woken by an append.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::{Broker, RawClient, raw_request_frame, temp_dir};
 use bytes::Bytes;
-use common::{Broker, RawClient, raw_request_frame, temp_dir};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;

@@ -5,8 +5,6 @@
 //! session timeout; committed offsets are where a new consumer of the group starts, also
 //! after a broker restart.
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Broker, RawClient, temp_dir};
+use crate::common::{Broker, RawClient, temp_dir};
 use kafka_protocol::messages::{
     ApiKey, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
     FindCoordinatorResponse, GroupId,

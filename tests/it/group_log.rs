@@ -2,9 +2,7 @@
 //! compacted to its live records once it grows, and a compaction interrupted by a crash is
 //! finished or undone at the next start.
 
-mod common;
-
-use common::temp_dir;
+use crate::common::temp_dir;
 use std::time::Duration;
 
 use spindle::group::GroupCoordinator;

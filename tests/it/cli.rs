@@ -1,8 +1,6 @@
 //! The `spindle` binary: argument errors and the read-only `dump-log` check.
 
-mod common;
-
-use common::temp_dir;
+use crate::common::temp_dir;
 use std::io::Write;
 use std::process::Command;
 

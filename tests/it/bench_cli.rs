@@ -4,11 +4,9 @@
 //! every message it produced, and what the bench writes (keys, compressed batches) reads
 //! back through librdkafka as a Kafka client would see it.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Broker, RawClient, temp_dir};
+use crate::common::{Broker, RawClient, temp_dir};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{

@@ -8,9 +8,7 @@
 //! tasks keep yielding, the situation that hung the storage tests, and fails if any
 //! executor does not finish in time.
 
-mod common;
-
-use common::temp_dir;
+use crate::common::temp_dir;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 

@@ -6,12 +6,10 @@
 //! Needs `kcat` and `python3-confluent-kafka` (`.ci/run` installs them with apt-get). A
 //! missing tool fails the test: it is part of the suite, not optional.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{Broker, temp_dir};
+use crate::common::{Broker, temp_dir};
 
 fn require(program: &str, probe: &[&str]) {
     let found = Command::new(program)

@@ -104,7 +104,7 @@ fn every_module_is_placed_in_a_layer() {
         assert!(
             ["lib", "main"].contains(&module.as_str())
                 || ALLOWED.iter().any(|(name, _)| *name == module),
-            "{}: add its module to ALLOWED in tests/layers.rs",
+            "{}: add its module to ALLOWED in tests/it/layers.rs",
             file.display()
         );
     }

@@ -1,10 +1,8 @@
 //! The data directory belongs to one broker process at a time.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Broker, RawClient, temp_dir};
+use crate::common::{Broker, RawClient, temp_dir};
 use kafka_protocol::messages::*;
 
 #[test]

@@ -11,11 +11,9 @@
 //!    there, after a process kill every offset acknowledged written is;
 //! 3. the recovered log takes new appends, and a second crash and recovery keep 1 and 2.
 //!
-//! A failing seed replays exactly: `SPINDLE_FAULT_SEED=<seed> cargo test --test storage_faults`.
+//! A failing seed replays exactly: `SPINDLE_FAULT_SEED=<seed> cargo test --release --test it storage_faults`.
 
-mod common;
-
-use common::temp_dir;
+use crate::common::temp_dir;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;

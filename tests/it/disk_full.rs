@@ -4,14 +4,12 @@
 //! deleted (which frees space), the log does not fill with one line per failed request,
 //! and appends resume by themselves once there is room again.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{Broker, RawClient, temp_dir};
 use bytes::Bytes;
-use common::{Broker, RawClient, temp_dir};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};

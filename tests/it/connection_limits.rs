@@ -4,13 +4,11 @@
 //! frame holds no buffer budget; one address cannot take every slot; a client that hangs
 //! up with long-polls parked frees its slot at once.
 
-mod common;
-
 use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Broker, RawClient, raw_request_frame, temp_dir};
+use crate::common::{Broker, RawClient, raw_request_frame, temp_dir};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;

@@ -6,9 +6,7 @@
 //! others run the same log over the in-memory simulator, which also checks every write's
 //! alignment.
 
-mod common;
-
-use common::temp_dir;
+use crate::common::temp_dir;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;

@@ -4,12 +4,10 @@
 //! holds every message exactly once and in order; the same faults make a non-idempotent
 //! producer write duplicates (the control that shows the faults bite).
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use common::{Broker, temp_dir};
+use crate::common::{Broker, temp_dir};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -52,7 +50,7 @@ fn produce(bootstrap: &str, topic: &str, count: usize, idempotent: bool) {
         .create()
         .expect("producer");
     for i in 0..count {
-        common::send_retrying(&producer, topic, &format!("k{}", i % 40), &i.to_string());
+        crate::common::send_retrying(&producer, topic, &format!("k{}", i % 40), &i.to_string());
     }
     producer
         .flush(Duration::from_secs(120))

@@ -1,9 +1,7 @@
 //! Stopping the broker: SIGTERM at any moment after it has announced its ports is a clean
 //! shutdown (exit status 0), never the default action of the signal.
 
-mod common;
-
-use common::{Broker, temp_dir};
+use crate::common::{Broker, temp_dir};
 
 #[test]
 fn sigterm_right_after_the_listening_line_shuts_down_cleanly() {

@@ -1,0 +1,21 @@
+//! Every integration test in one crate, so a change to the library links one test binary,
+//! not one per file. Each module is one former tests/*.rs file.
+
+mod common;
+
+mod bench_cli;
+mod broker_e2e;
+mod broker_protocol;
+mod cli;
+mod connection_limits;
+mod data_dir;
+mod disk_full;
+mod group_log;
+mod groups_e2e;
+mod idempotence_e2e;
+mod interop;
+mod layers;
+mod runtime_liveness;
+mod shutdown;
+mod storage_faults;
+mod storage_log;

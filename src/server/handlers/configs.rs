@@ -1,16 +1,13 @@
 //! DescribeConfigs: a topic's effective configs (its overrides, else the broker's defaults)
 //! and the broker's own settings.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
-use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::cluster::topic_config::{describe_topic_configs, topic_config};
 use crate::shard::Shard;
 use crate::storage::FlushPolicy;
@@ -153,14 +150,6 @@ fn broker_configs(shard: &Shard) -> Vec<ConfigEntry> {
     .collect()
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::DescribeConfigs, 1, 4, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::DescribeConfigs(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(describe_configs(shard, &call.context, body))
-    })
-}
+served!(DescribeConfigs, 1..=4, |shard, call, body| {
+    ready(describe_configs(shard, &call.context, body))
+});

@@ -1,14 +1,11 @@
 //! CreatePartitions: through the controller on core 0; answered once every core sees the new
 //! partitions.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, ResponseKind};
 
 use super::topic_outcomes::{split, topic_name};
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::cluster::control::ControllerRequest;
 use crate::shard::Shard;
 
@@ -52,14 +49,6 @@ pub async fn create_partitions(
     ))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::CreatePartitions, 0, 3, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::CreatePartitions(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(create_partitions(shard, &call.context, body).await)
-    })
-}
+served!(CreatePartitions, 0..=3, |shard, call, body| {
+    ready(create_partitions(shard, &call.context, body).await)
+});

@@ -1,16 +1,13 @@
 //! CreateTopics: through the controller on core 0; answered once every core has the topic.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
-use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use super::topic_outcomes::{CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_TOPIC, split, topic_name};
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::cluster::control::{ControllerRequest, NewTopic};
 use crate::cluster::topic_config::describe_topic_configs;
 use crate::shard::Shard;
@@ -97,14 +94,6 @@ pub async fn create_topics(
     ))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::CreateTopics, 2, 7, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::CreateTopics(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(create_topics(shard, &call.context, body).await)
-    })
-}
+served!(CreateTopics, 2..=7, |shard, call, body| {
+    ready(create_topics(shard, &call.context, body).await)
+});

@@ -1,12 +1,10 @@
 //! DeleteGroups: removes empty groups and their offsets. Runs on the group's coordinator core.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::*;
 
 use super::group_lookup::coordinator_for;
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::shard::Shard;
 
 pub async fn delete_groups(
@@ -31,14 +29,6 @@ pub async fn delete_groups(
     ))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::DeleteGroups, 0, 2, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::DeleteGroups(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(delete_groups(shard, &call.context, body).await)
-    })
-}
+served!(DeleteGroups, 0..=2, |shard, call, body| {
+    ready(delete_groups(shard, &call.context, body).await)
+});

@@ -1,14 +1,11 @@
 //! DeleteTopics: through the controller on core 0; answered once every core has deleted the
 //! topic's logs.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
-use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, ResponseKind};
 
 use super::topic_outcomes::{split, topic_name};
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::cluster::control::ControllerRequest;
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
@@ -72,14 +69,6 @@ pub async fn delete_topics(
     ))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::DeleteTopics, 1, 6, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::DeleteTopics(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(delete_topics(shard, &call.context, body).await)
-    })
-}
+served!(DeleteTopics, 1..=6, |shard, call, body| {
+    ready(delete_topics(shard, &call.context, body).await)
+});

@@ -1,17 +1,14 @@
 //! DescribeCluster: every core as a broker on its own port, and core 0 as the controller.
 //! Answered from this core's snapshot.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::messages::{
     BrokerId, DescribeClusterRequest, DescribeClusterResponse, ResponseKind,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::metadata::brokers;
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::shard::Shard;
 
 pub fn describe_cluster(
@@ -36,14 +33,6 @@ pub fn describe_cluster(
     ))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::DescribeCluster, 0, 2, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::DescribeCluster(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(describe_cluster(shard, &call.context, body))
-    })
-}
+served!(DescribeCluster, 0..=2, |shard, call, body| {
+    ready(describe_cluster(shard, &call.context, body))
+});

@@ -1,13 +1,11 @@
 //! DescribeGroups: a group's state, protocol and members. Runs on the group's coordinator
 //! core.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::*;
 
 use super::group_lookup::{coordinator_for, text};
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::group::state::GroupState;
 use crate::shard::Shard;
 
@@ -74,14 +72,6 @@ pub fn describe_groups(
     ))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::DescribeGroups, 0, 5, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::DescribeGroups(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(describe_groups(shard, &call.context, body))
-    })
-}
+served!(DescribeGroups, 0..=5, |shard, call, body| {
+    ready(describe_groups(shard, &call.context, body))
+});

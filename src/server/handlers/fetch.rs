@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::FetchRequest;
-use kafka_protocol::messages::{ApiKey, RequestKind};
 use uuid::Uuid;
 
-use super::{Api, Call, InOrder, RequestContext, Response};
+use super::{RequestContext, Response};
 use crate::server::error_codes::ToErrorCode;
 use crate::shard::{Log, Shard};
 use crate::storage::StorageError;
@@ -283,14 +282,6 @@ async fn wait_for_data(
     .await
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::Fetch, 4, 18, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::Fetch(body) = call.body else {
-            return call.context.mismatched();
-        };
-        Box::pin(fetch(shard.clone(), call.context, body))
-    })
-}
+served!(Fetch, 4..=18, |shard, call, body| {
+    Box::pin(fetch(shard.clone(), call.context, body))
+});

@@ -1,14 +1,12 @@
 //! FindCoordinator: the core (broker) that coordinates a group. Transactional ids are refused
 //! until transactions are served. Runs on the receiving core.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::group_lookup::text;
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::group::coordinator_core;
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
@@ -82,14 +80,6 @@ pub(super) fn refusal(error: ErrorCode) -> Option<StrBytes> {
         .then(|| StrBytes::from_static_str("transactions are not supported by this broker yet"))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::FindCoordinator, 0, 4, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::FindCoordinator(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(find_coordinator(shard, &call.context, body))
-    })
-}
+served!(FindCoordinator, 0..=4, |shard, call, body| {
+    ready(find_coordinator(shard, &call.context, body))
+});

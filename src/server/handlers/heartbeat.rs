@@ -1,12 +1,10 @@
 //! Heartbeat: a member says it is alive and learns of rebalances. Runs on the group's
 //! coordinator core.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::*;
 
 use super::group_lookup::coordinator_for;
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::shard::Shard;
 
 pub fn heartbeat(shard: &Shard, context: &RequestContext, request: HeartbeatRequest) -> Response {
@@ -22,14 +20,6 @@ pub fn heartbeat(shard: &Shard, context: &RequestContext, request: HeartbeatRequ
     ))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::Heartbeat, 0, 4, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::Heartbeat(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(heartbeat(shard, &call.context, body))
-    })
-}
+served!(Heartbeat, 0..=4, |shard, call, body| {
+    ready(heartbeat(shard, &call.context, body))
+});

@@ -1,14 +1,11 @@
 //! InitProducerId: producer ids and epochs for idempotent producers, from this core's
 //! allocator. Runs on the receiving core.
 
-use std::rc::Rc;
-
-use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
 };
 
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
 
@@ -49,14 +46,6 @@ pub fn init_producer_id(
     }
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::InitProducerId, 0, 5, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::InitProducerId(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(init_producer_id(shard, &call.context, body))
-    })
-}
+served!(InitProducerId, 0..=5, |shard, call, body| {
+    ready(init_producer_id(shard, &call.context, body))
+});

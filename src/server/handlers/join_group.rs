@@ -1,14 +1,13 @@
 //! JoinGroup: a member joins (or rejoins) a group; answered when the rebalance completes.
 //! Runs on the group's coordinator core.
 
-use std::rc::Rc;
 use std::time::Duration;
 
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::*;
 
 use super::group_lookup::{coordinator_for, text};
-use super::{Api, Call, InOrder, Reply, RequestContext, Response, ready};
+use super::{Reply, RequestContext, Response, ready};
 use crate::group::state::{JoinRequest, JoinResult, Reply as GroupReply};
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
@@ -105,20 +104,12 @@ pub fn join_group(
     }
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::with_client_id(ApiKey::JoinGroup, 0, 9, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::JoinGroup(body) = call.body else {
-            return call.context.mismatched();
-        };
-        join_group(
-            shard,
-            call.context,
-            body,
-            call.client_id.unwrap_or_default(),
-            format!("/{}", call.peer.ip()),
-        )
-    })
-}
+served!(JoinGroup, 0..=9, client_id, |shard, call, body| {
+    join_group(
+        shard,
+        call.context,
+        body,
+        call.client_id.unwrap_or_default(),
+        format!("/{}", call.peer.ip()),
+    )
+});

@@ -1,13 +1,11 @@
 //! LeaveGroup: members leave at once instead of timing out. Runs on the group's coordinator
 //! core.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::*;
 
 use super::group_lookup::{coordinator_for, text};
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
 
@@ -62,14 +60,6 @@ pub async fn leave_group(
     context.respond(ResponseKind::LeaveGroup(response))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::LeaveGroup, 0, 5, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::LeaveGroup(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(leave_group(shard, &call.context, body).await)
-    })
-}
+served!(LeaveGroup, 0..=5, |shard, call, body| {
+    ready(leave_group(shard, &call.context, body).await)
+});

@@ -1,13 +1,11 @@
 //! ListGroups: the groups this core coordinates (clients ask every broker). Runs on the
 //! receiving core.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::*;
 
 use super::group_lookup::text;
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::shard::Shard;
 
 pub fn list_groups(
@@ -42,14 +40,6 @@ pub fn list_groups(
     ))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::ListGroups, 0, 4, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::ListGroups(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(list_groups(shard, &call.context, body))
-    })
-}
+served!(ListGroups, 0..=4, |shard, call, body| {
+    ready(list_groups(shard, &call.context, body))
+});

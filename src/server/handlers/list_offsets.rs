@@ -8,10 +8,9 @@ use std::rc::Rc;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
-use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
 
-use super::{Api, Call, InOrder, RequestContext, Response};
+use super::{RequestContext, Response};
 use crate::server::error_codes::ToErrorCode;
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
@@ -81,14 +80,6 @@ pub async fn list_offsets(
     ))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::ListOffsets, 1, 10, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::ListOffsets(body) = call.body else {
-            return call.context.mismatched();
-        };
-        Box::pin(list_offsets(shard.clone(), call.context, body))
-    })
-}
+served!(ListOffsets, 1..=10, |shard, call, body| {
+    Box::pin(list_offsets(shard.clone(), call.context, body))
+});

@@ -3,18 +3,15 @@
 //! Fetch straight to the owner. Answered from this core's snapshot; no cross-core hop
 //! except to auto-create topics.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::messages::{
     BrokerId, MetadataRequest, MetadataResponse, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Api, Call, InOrder, RequestContext, Response, auto_create_topics, ready};
+use super::{RequestContext, Response, auto_create_topics, ready};
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata, validate_topic_name};
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
@@ -137,14 +134,6 @@ pub(super) fn brokers(shard: &Shard) -> Vec<(i32, StrBytes, i32)> {
         .collect()
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::Metadata, 0, 13, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::Metadata(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(metadata(shard, &call.context, body).await)
-    })
-}
+served!(Metadata, 0..=13, |shard, call, body| {
+    ready(metadata(shard, &call.context, body).await)
+});

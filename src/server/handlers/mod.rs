@@ -1,11 +1,13 @@
-//! One file per Kafka API, each declaring its registry entry (`API`: key, versions served,
-//! the function that serves it) once; [`APIS`] lists them, and both dispatch ([`handle`])
-//! and ApiVersions ([`SERVED_APIS`]) come from that list. Adding an API is a new file and a
-//! line in `APIS` (its request schema must be in `spindle_protocol::request_schema`).
+//! One file per Kafka API, each declaring its registry entry once with `served!` (`API`:
+//! key, versions served, the function that serves it); [`APIS`] lists them, and both
+//! dispatch ([`handle`]) and ApiVersions ([`SERVED_APIS`]) come from that list. Adding an
+//! API is a new file and a line in `APIS` (its request schema must be in
+//! `spindle_protocol::request_schema`).
 //!
-//! Every handler runs on the core that received the request and returns a [`Reply`]: the part that must happen in request order (appends) is done before
-//! it returns; what may overlap with later requests (waiting for the device, long-poll
-//! fetches) is the returned future. The connection writes replies in request order.
+//! Every handler runs on the core that received the request and returns a [`Reply`]: the
+//! part that must happen in request order (appends) is done before it returns; what may
+//! overlap with later requests (waiting for the device, long-poll fetches) is the returned
+//! future. The connection writes replies in request order.
 
 // Every `serve` is an async block (the in-order part) whose output is the Reply future
 // (what may overlap with later requests): yielding a future is the design.
@@ -26,6 +28,40 @@ use spindle_protocol::api::{
     ApiVersionTable, Request, api_versions_body, encode_response, encode_unsupported,
 };
 use spindle_protocol::fetch_response::ChunkedFrame;
+
+/// A handler module's registry entry, once: `served!(Key, MIN..=MAX, |shard, call, body| reply)`
+/// defines `API` (key, versions, serve function) and `serve`, which takes the request's body of
+/// kind `Key` out of `call` and evaluates `reply` (a [`Reply`]; it may `.await` the in-order
+/// part). `served!(Key, MIN..=MAX, client_id, ...)` also asks for the header's client id.
+macro_rules! served {
+    ($key:ident, $min:literal ..= $max:literal, |$shard:ident, $call:ident, $body:pat_param| $reply:expr) => {
+        served!(@entry new, $key, $min, $max, |$shard, $call, $body| $reply);
+    };
+    ($key:ident, $min:literal ..= $max:literal, client_id, |$shard:ident, $call:ident, $body:pat_param| $reply:expr) => {
+        served!(@entry with_client_id, $key, $min, $max, |$shard, $call, $body| $reply);
+    };
+    (@entry $ctor:ident, $key:ident, $min:literal, $max:literal, |$shard:ident, $call:ident, $body:pat_param| $reply:expr) => {
+        /// This API's entry in the registry (`super::APIS`).
+        pub const API: $crate::server::handlers::Api = $crate::server::handlers::Api::$ctor(
+            ::kafka_protocol::messages::ApiKey::$key,
+            $min,
+            $max,
+            serve,
+        );
+
+        fn serve(
+            $shard: &::std::rc::Rc<$crate::shard::Shard>,
+            $call: $crate::server::handlers::Call,
+        ) -> $crate::server::handlers::InOrder<'_> {
+            Box::pin(async move {
+                let ::kafka_protocol::messages::RequestKind::$key($body) = $call.body else {
+                    return $call.context.mismatched();
+                };
+                $reply
+            })
+        }
+    };
+}
 
 mod api_versions;
 mod configs;

@@ -1,15 +1,13 @@
 //! OffsetCommit: a group's committed offsets, persisted in the group log before the answer.
 //! Runs on the group's coordinator core.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::*;
 
 use super::group_lookup::coordinator_for;
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::group::coordinator::OFFSET_METADATA_BYTES_MAX;
 use crate::group::records::CommittedOffset;
 use crate::shard::Shard;
@@ -108,14 +106,6 @@ pub async fn offset_commit(
     ))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::OffsetCommit, 2, 9, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::OffsetCommit(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(offset_commit(shard, &call.context, body).await)
-    })
-}
+served!(OffsetCommit, 2..=9, |shard, call, body| {
+    ready(offset_commit(shard, &call.context, body).await)
+});

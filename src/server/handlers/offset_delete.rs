@@ -1,12 +1,10 @@
 //! OffsetDelete: removes a group's committed offsets for partitions it no longer consumes.
 //! Runs on the group's coordinator core.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::*;
 
 use super::group_lookup::coordinator_for;
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
 
@@ -63,14 +61,6 @@ pub async fn offset_delete(
     context.respond(ResponseKind::OffsetDelete(response))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::OffsetDelete, 0, 0, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::OffsetDelete(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(offset_delete(shard, &call.context, body).await)
-    })
-}
+served!(OffsetDelete, 0..=0, |shard, call, body| {
+    ready(offset_delete(shard, &call.context, body).await)
+});

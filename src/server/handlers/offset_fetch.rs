@@ -1,8 +1,6 @@
 //! OffsetFetch: a group's committed offsets (one group, or several at v8+). Runs on the
 //! group's coordinator core.
 
-use std::rc::Rc;
-
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -10,7 +8,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 
 use super::group_lookup::{coordinator_for, text};
-use super::{Api, Call, InOrder, RequestContext, Response, ready};
+use super::{RequestContext, Response, ready};
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
 
@@ -176,14 +174,6 @@ pub fn offset_fetch(
     context.respond(ResponseKind::OffsetFetch(response))
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::OffsetFetch, 1, 9, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::OffsetFetch(body) = call.body else {
-            return call.context.mismatched();
-        };
-        ready(offset_fetch(shard, &call.context, body))
-    })
-}
+served!(OffsetFetch, 1..=9, |shard, call, body| {
+    ready(offset_fetch(shard, &call.context, body))
+});

@@ -14,11 +14,10 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ApiKey, RequestKind};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Api, Call, FAULT_INJECTION, InOrder, Reply, RequestContext, auto_create_topics};
+use super::{FAULT_INJECTION, Reply, RequestContext, auto_create_topics};
 use crate::producer::SequenceCheck;
 use crate::server::error_codes::ToErrorCode;
 use crate::shard::{Log, OwnedPartition, Shard};
@@ -363,14 +362,6 @@ async fn append_all(owned: &OwnedPartition, index: i32, records: Option<BytesMut
     }
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::Produce, 3, 13, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::Produce(body) = call.body else {
-            return call.context.mismatched();
-        };
-        produce(shard, call.context, body, call.frame).await
-    })
-}
+served!(Produce, 3..=13, |shard, call, body| {
+    produce(shard, call.context, body, call.frame).await
+});

@@ -1,13 +1,11 @@
 //! SyncGroup: the leader hands out assignments, members receive theirs. Runs on the group's
 //! coordinator core.
 
-use std::rc::Rc;
-
 use bytes::Bytes;
 use kafka_protocol::messages::*;
 
 use super::group_lookup::{coordinator_for, text};
-use super::{Api, Call, InOrder, Reply, RequestContext, Response, ready};
+use super::{Reply, RequestContext, Response, ready};
 use crate::group::state::{Reply as GroupReply, SyncResult};
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
@@ -75,14 +73,6 @@ pub fn sync_group(shard: &Shard, context: RequestContext, request: SyncGroupRequ
     })
 }
 
-/// This API's entry in the registry (`super::APIS`).
-pub const API: Api = Api::new(ApiKey::SyncGroup, 0, 5, serve);
-
-fn serve(shard: &Rc<Shard>, call: Call) -> InOrder<'_> {
-    Box::pin(async move {
-        let RequestKind::SyncGroup(body) = call.body else {
-            return call.context.mismatched();
-        };
-        sync_group(shard, call.context, body)
-    })
-}
+served!(SyncGroup, 0..=5, |shard, call, body| {
+    sync_group(shard, call.context, body)
+});

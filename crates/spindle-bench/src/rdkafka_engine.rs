@@ -192,13 +192,16 @@ impl ProducerContext for Deliveries {
             Ok(_) => {
                 // One clock read per delivery: it dates the answer and decides the warm-up.
                 let now = Instant::now();
+                if now < self.run.measure_from {
+                    // Warm-up: counted at once, so a later flush never dates it measured.
+                    self.run.count(1, self.message_bytes);
+                    return;
+                }
                 let full = {
                     let mut tally = self.tally.lock().expect("tally");
                     tally.0 += 1;
-                    if now >= self.run.measure_from {
-                        let now_us = now.duration_since(self.anchor).as_micros() as u64;
-                        record(&mut tally.1, now_us.saturating_sub(sent_us as u64));
-                    }
+                    let now_us = now.duration_since(self.anchor).as_micros() as u64;
+                    record(&mut tally.1, now_us.saturating_sub(sent_us as u64));
                     tally.0 >= TALLY_EVERY
                 };
                 if full {
@@ -296,7 +299,15 @@ fn produce_one(
         }
         for _ in 0..granted {
             if let Some(limiter) = &mut limiter {
-                limiter.wait(1);
+                // Wait for the next send by serving delivery reports, not by sleeping.
+                // rust-rdkafka's poll(ZERO) handles one event, and at a low rate with
+                // linger.ms=0 each event reports a message or two: one poll per 64 sends let
+                // the reports wait for the final flush, which dated every delivery at the
+                // end of the run. poll(delay) serves every event that arrives meanwhile.
+                let delay = limiter.delay(1, Instant::now());
+                if !delay.is_zero() {
+                    producer.poll(delay);
+                }
             }
             if let Some(clock) = &clock {
                 value[..SEND_TIME_BYTES].copy_from_slice(&clock.now_micros().to_be_bytes());
@@ -327,6 +338,9 @@ fn produce_one(
             }
             sent += 1;
             if sent.is_multiple_of(64) {
+                // One event at most (rust-rdkafka's poll(ZERO) handles one). Enough when not
+                // paced: requests then carry many messages each, and a queue that fills
+                // anyway is drained by the QueueFull wait above.
                 producer.poll(Duration::ZERO);
             }
         }

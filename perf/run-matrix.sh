@@ -91,7 +91,7 @@ while IFS= read -r line; do
     args=("${filtered[@]}" --engine "$engine")
   fi
   # 256 KiB batches unless the case names its own size.
-  [[ " ${args[*]} " == *" --batch-bytes "* ]] || args+=(--batch-bytes 262144)
+  [[ "$kind" == rdkperf-* || " ${args[*]} " == *" --batch-bytes "* ]] || args+=(--batch-bytes 262144)
   topic="$name-$run_id"
   bench=(--topic "$topic" --json --plot "$artifacts/$name.svg")
   target=""
@@ -132,6 +132,42 @@ while IFS= read -r line; do
         --message-bytes 1024 --messages $((fill / 1024)) --batch-bytes 262144 > /dev/null 2>&1
       if [[ -n "$external" || "${consume_engine[*]}" == *rdkafka* ]]; then passes=1; fi
       json=$("$bin" bench consume "${consume_engine[@]}" --passes "$passes" "${bench[@]}" | tail -1) || true ;;
+    rdkperf-produce|rdkperf-consume)
+      # librdkafka's rdkafka_performance with the case's flags (2 partitions, `-X linger.ms`
+      # as a user would set it); its summary line becomes the JSON the tables read. The
+      # consume kind fills the topic with the same flags first, then reads it in a group.
+      tool=$(perf/peers/rdkafka-performance.sh)
+      count=2000000 partitions=2 tool_args=()
+      for ((i = 0; i < ${#args[@]}; i++)); do
+        case "${args[$i]}" in
+          --partitions) partitions=${args[$((i + 1))]}; i=$((i + 1)); continue ;;
+          -c) count=${args[$((i + 1))]} ;;
+        esac
+        tool_args+=("${args[$i]}")
+      done
+      # The tool does not create topics: one message from spindle bench does, with the
+      # case's partition count.
+      "$bin" bench produce --brokers "$bootstrap" --topic "$topic" --partitions "$partitions" \
+        --messages 1 --message-bytes 8 > /dev/null 2>&1
+      produced=$(timeout 300 "$tool" -P -t "$topic" -b "$bootstrap" -q "${tool_args[@]}" 2>&1 |
+        grep 'messages produced' | tail -1) || true
+      line=$produced
+      if [[ $kind == rdkperf-consume ]]; then
+        line=$(timeout 300 "$tool" -G "group-$topic" -t "$topic" -b "$bootstrap" -c "$count" -q \
+          -X auto.offset.reset=earliest 2>&1 | grep 'consumed in' | tail -1) || true
+      fi
+      json=$(python3 - "$line" <<'RDKP'
+import json, re, sys
+line = sys.argv[1]
+m = re.search(r"% (\d+) messages(?: produced)? \((\d+) bytes\).*?in (\d+)ms: (\d+) msgs/s", line)
+if not m:
+    sys.exit(0)
+messages, size, ms, rate = map(int, m.groups())
+print(json.dumps({"messages": messages, "bytes": size, "seconds": ms / 1000,
+                  "messages_per_sec": rate, "bytes_per_sec": size / (ms / 1000), "errors": 0,
+                  "latency_us": dict.fromkeys(["p50", "p90", "p99", "p999", "p9999", "max"], 0)}))
+RDKP
+) || true ;;
     *) echo "run-matrix.sh: $name: unknown kind $kind" >&2; exit 2 ;;
   esac
   stop_broker
@@ -177,7 +213,7 @@ L.append("## Produce\n")
 L.append("| case | flush | flags | messages/s | MB/s | of raw | GB | p50 us | p90 us | p99 us | p99.9 us | max us | errors |")
 L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for name, kind, flush, target, flags, r in cases:
-    if kind not in ("produce", "sustained"):
+    if kind not in ("produce", "sustained", "rdkperf-produce"):
         continue
     if r is None:
         L.append(f"| {name} | {flush} | `{flags}` | failed | | | | | | | | | |"); continue
@@ -186,7 +222,8 @@ for name, kind, flush, target, flags, r in cases:
              f"{r['bytes'] / 1e9:.1f} | {lat(r)} | {r['errors']} |")
 L.append("\nProduce latency: per request (native engine: send to answer, with the case's `--in-flight` "
          "requests per connection, 8 if not given) or per message (rdkafka: `send()` to delivery "
-         "report), at saturation.\n")
+         "report), at saturation. rdkperf rows (rdkafka_performance) report throughput only: "
+         "their latency columns are zeros.\n")
 L.append("## Fixed-rate end-to-end latency (produce to consume)\n")
 L.append("| case | flush | flags | target msg/s | achieved msg/s | p50 us | p90 us | p99 us | p99.9 us | max us | ack p99 us | consumed = produced | errors |")
 L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -203,7 +240,7 @@ L.append("## Consume\n")
 L.append("| case | flags | messages/s | MB/s | fetch p50 us | fetch p99 us | max us | errors |")
 L.append("|---|---|---|---|---|---|---|---|")
 for name, kind, flush, target, flags, r in cases:
-    if kind != "consume":
+    if kind not in ("consume", "rdkperf-consume"):
         continue
     if r is None:
         L.append(f"| {name} | `{flags}` | failed | | | | | |"); continue

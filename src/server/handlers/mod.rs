@@ -35,19 +35,20 @@ use spindle_protocol::fetch_response::ChunkedFrame;
 /// part). `served!(Key, MIN..=MAX, client_id, ...)` also asks for the header's client id.
 macro_rules! served {
     ($key:ident, $min:literal ..= $max:literal, |$shard:ident, $call:ident, $body:pat_param| $reply:expr) => {
-        served!(@entry new, $key, $min, $max, |$shard, $call, $body| $reply);
+        served!(@entry false, $key, $min, $max, |$shard, $call, $body| $reply);
     };
     ($key:ident, $min:literal ..= $max:literal, client_id, |$shard:ident, $call:ident, $body:pat_param| $reply:expr) => {
-        served!(@entry with_client_id, $key, $min, $max, |$shard, $call, $body| $reply);
+        served!(@entry true, $key, $min, $max, |$shard, $call, $body| $reply);
     };
-    (@entry $ctor:ident, $key:ident, $min:literal, $max:literal, |$shard:ident, $call:ident, $body:pat_param| $reply:expr) => {
+    (@entry $wants_client_id:literal, $key:ident, $min:literal, $max:literal, |$shard:ident, $call:ident, $body:pat_param| $reply:expr) => {
         /// This API's entry in the registry (`super::APIS`).
-        pub const API: $crate::server::handlers::Api = $crate::server::handlers::Api::$ctor(
-            ::kafka_protocol::messages::ApiKey::$key,
-            $min,
-            $max,
+        pub const API: $crate::server::handlers::Api = $crate::server::handlers::Api {
+            key: ::kafka_protocol::messages::ApiKey::$key,
+            min_version: $min,
+            max_version: $max,
+            wants_client_id: $wants_client_id,
             serve,
-        );
+        };
 
         fn serve(
             $shard: &::std::rc::Rc<$crate::shard::Shard>,
@@ -155,37 +156,11 @@ pub struct Api {
     /// header's strings share the request buffer, which Produce wants unshared).
     pub wants_client_id: bool,
     /// Runs the in-order part of a request and returns its reply.
-    pub serve: for<'a> fn(&'a Rc<Shard>, Call) -> InOrder<'a>,
+    pub serve: Serve,
 }
 
-impl Api {
-    pub const fn new(
-        key: ApiKey,
-        min_version: i16,
-        max_version: i16,
-        serve: for<'a> fn(&'a Rc<Shard>, Call) -> InOrder<'a>,
-    ) -> Api {
-        Api {
-            key,
-            min_version,
-            max_version,
-            wants_client_id: false,
-            serve,
-        }
-    }
-
-    pub const fn with_client_id(
-        key: ApiKey,
-        min_version: i16,
-        max_version: i16,
-        serve: for<'a> fn(&'a Rc<Shard>, Call) -> InOrder<'a>,
-    ) -> Api {
-        Api {
-            wants_client_id: true,
-            ..Api::new(key, min_version, max_version, serve)
-        }
-    }
-}
+/// A handler's entry point: the in-order part of a request, returning its reply.
+pub type Serve = for<'a> fn(&'a Rc<Shard>, Call) -> InOrder<'a>;
 
 /// A decoded request as its handler receives it.
 pub struct Call {

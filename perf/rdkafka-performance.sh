@@ -7,6 +7,12 @@
 #
 #   perf/rdkafka-performance.sh --label NAME [--rounds 3] [--brokers HOST:PORT]
 #                               [--broker-flags "..."] [--extra "-X linger.ms=5 ..."]
+#                               [--only REGEX] [--spindle NAME=BINARY]...
+#
+# --only keeps the workloads whose name matches. --spindle (repeatable) compares broker
+# binaries: each workload runs on each of them in turn, the order reversed every other round
+# (ABBA, since this machine's disk drifts), and every row is labelled with the binary's NAME.
+# Without it, target/release/spindle runs.
 #
 # Workloads (2 partitions): produce 100 B acks=1 (2 M messages), 1000 B acks=1 (1 M),
 # 100 B acks=all (2 M); consume (consumer group, from the earliest offset) 100 B (2 M) and
@@ -15,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command_line="perf/rdkafka-performance.sh $*"
-rounds=3 label="" external="" broker_flags="" extra=""
+rounds=3 label="" external="" broker_flags="" extra="" only="" binaries=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -23,10 +29,17 @@ while [[ $# -gt 0 ]]; do
     --brokers) external=$2; shift 2 ;;
     --broker-flags) broker_flags=$2; shift 2 ;;
     --extra) extra=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    --spindle) [[ $2 == *=* ]] || { echo "rdkafka-performance.sh: --spindle wants NAME=BINARY" >&2; exit 2; }
+      binaries+=("$2"); shift 2 ;;
     *) echo "rdkafka-performance.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [[ -n "$label" ]] || { echo "rdkafka-performance.sh: --label is required" >&2; exit 2; }
+[[ ${#binaries[@]} -gt 0 ]] || binaries=("spindle=target/release/spindle")
+for binary in "${binaries[@]}"; do
+  [[ -x ${binary#*=} ]] || { echo "rdkafka-performance.sh: ${binary#*=} is not executable" >&2; exit 2; }
+done
 commit="$(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
 tool=$(perf/peers/rdkafka-performance.sh)
 cargo build --release --workspace --quiet
@@ -43,7 +56,7 @@ start_broker() {
   if [[ -n "$external" ]]; then bootstrap=$external; return; fi
   rm -rf "$data"; broker_log=$(mktemp)
   # shellcheck disable=SC2086
-  target/release/spindle serve --listen 127.0.0.1:0 --data-dir "$data" --default-partitions 2 \
+  "$spindle" serve --listen 127.0.0.1:0 --data-dir "$data" --default-partitions 2 \
     $broker_flags > "$broker_log" 2>&1 &
   broker_pid=$!
   for _ in $(seq 100); do grep -q "listening on" "$broker_log" && break; sleep 0.1; done
@@ -76,24 +89,33 @@ workloads=(
 results=$(mktemp)
 raw_before=$(raw_bandwidth)
 for ((round = 1; round <= rounds; round++)); do
+  order=("${binaries[@]}")
+  if ((round % 2 == 0)); then
+    order=(); for ((i = ${#binaries[@]} - 1; i >= 0; i--)); do order+=("${binaries[i]}"); done
+  fi
   for workload in "${workloads[@]}"; do
     name=${workload%%|*}; read -r kind size count acks <<< "${workload#*|}"
-    topic="$name-$round-$(date +%s%N)"
-    start_broker
-    if [[ $kind == produce ]]; then
-      figures=$(produce "$topic" "$size" "$count" "$acks")
-    else
-      produce "$topic" "$size" "$count" 1 > /dev/null
-      figures=$(consume "$topic" "$count")
-    fi
-    stop_broker
-    echo "$name round $round: ${figures:-failed}" >&2
-    printf '%s\t%s\t%s\n' "$name" "$round" "${figures:-}" >> "$results"
+    [[ -z "$only" || $name =~ $only ]] || continue
+    for binary in "${order[@]}"; do
+      spindle=${binary#*=}
+      row=$name; [[ ${#binaries[@]} -gt 1 ]] && row="$name [${binary%%=*}]"
+      topic="$name-$round-$(date +%s%N)"
+      start_broker
+      if [[ $kind == produce ]]; then
+        figures=$(produce "$topic" "$size" "$count" "$acks")
+      else
+        produce "$topic" "$size" "$count" 1 > /dev/null
+        figures=$(consume "$topic" "$count")
+      fi
+      stop_broker
+      echo "$row round $round: ${figures:-failed}" >&2
+      printf '%s\t%s\t%s\n' "$row" "$round" "${figures:-}" >> "$results"
+    done
   done
 done
 raw_after=$(raw_bandwidth)
 python3 - "$results" "perf/results/$label.md" "$commit" "$command_line" "$raw_before" "$raw_after" \
-  "${external:-spindle serve --default-partitions 2 $broker_flags (fresh per run)}" "$extra" <<'PY'
+  "${external:-spindle serve --default-partitions 2 $broker_flags (fresh per run; binaries: ${binaries[*]})}" "$extra" <<'PY'
 import collections, os, platform, statistics, sys
 results, out, commit, command, raw_before, raw_after, broker, extra = sys.argv[1:]
 runs = collections.OrderedDict()

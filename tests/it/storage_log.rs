@@ -310,6 +310,156 @@ fn a_sequential_cold_reader_pays_one_device_read_per_fetch() {
     });
 }
 
+/// A closed single-segment log of 400 batches that keeps nothing in memory, so every read
+/// goes to the device.
+async fn cold_log(storage: &SimStorage, dir: &Path) -> (PartitionLog<SimStorage>, Vec<Appended>) {
+    let config = LogConfig {
+        cache_bytes_max: 0,
+        segment_bytes: 1 << 20,
+        ..small_config()
+    };
+    let log = PartitionLog::open(storage.clone(), dir, config)
+        .await
+        .expect("open");
+    let batches: Vec<Vec<u8>> = (0..400)
+        .map(|tag| make_batch(tag, 1 + (tag % 5) as usize, 0))
+        .collect();
+    let appended = append_all(&log, &batches).await;
+    assert_eq!(log.segment_count(), 1);
+    (log, appended)
+}
+
+fn next_offset_after(read: &[Bytes]) -> i64 {
+    RecordBatchHeader::decode(read.last().expect("a batch"))
+        .unwrap()
+        .next_offset()
+}
+
+#[test]
+fn a_sequential_cold_reader_finds_its_next_chunk_already_read() {
+    // While one fetch's answer travels to the client, the device should already be reading
+    // the next: the read-ahead a page cache gives Kafka. Before it, the device sat idle
+    // between fetches and each fetch waited for a whole read.
+    let temp = temp_dir("storage-log");
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(17, 4096);
+        let (log, appended) = cold_log(&storage, Path::new("/data/ahead-0")).await;
+        let reads_before = storage.stats().reads;
+        let first = log.read(0, 8192).await.expect("read");
+        // The client is busy with the answer; the core runs other tasks meanwhile.
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+        assert_eq!(
+            storage.stats().reads - reads_before,
+            2,
+            "the fetch's own read, and the next chunk read while nobody asked"
+        );
+        assert!(log.read_ahead_bytes() > 0);
+        let next = next_offset_after(&first);
+        let second = log.read(next, 8192).await.expect("read");
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+        assert_eq!(
+            storage.stats().reads - reads_before,
+            3,
+            "the second fetch was answered from the chunk read ahead (one more read: the \
+             chunk after it)"
+        );
+        let index = appended
+            .iter()
+            .position(|a| a.base_offset == next)
+            .expect("fetches end at batch boundaries");
+        for (got, want) in second.iter().zip(&appended[index..]) {
+            assert_eq!(got.as_ref(), want.stored.as_slice());
+        }
+        // A reader that jumps elsewhere drops it and gets what it asked for.
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+        let jumped = log
+            .read(appended[300].base_offset, 8192)
+            .await
+            .expect("read");
+        assert_eq!(jumped[0].as_ref(), appended[300].stored.as_slice());
+        log.close().await.expect("close");
+        assert_eq!(log.read_ahead_bytes(), 0, "closing gives it back");
+    });
+}
+
+#[test]
+fn a_truncation_drops_the_read_ahead_of_positions_it_rewrites() {
+    // After a truncation the positions read ahead may hold other batches under the same
+    // offsets (a follower truncating to its leader's log): the next fetch must see those.
+    let temp = temp_dir("storage-log");
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(19, 4096);
+        let (log, appended) = cold_log(&storage, Path::new("/data/ahead-1")).await;
+        let first = log.read(0, 8192).await.expect("read");
+        let next = next_offset_after(&first);
+        glommio::timer::sleep(Duration::from_millis(2)).await;
+        assert!(log.read_ahead_bytes() > 0, "a chunk was read ahead");
+        let cut = appended[3].base_offset;
+        assert!(cut < next);
+        log.truncate_to(cut).await.expect("truncate");
+        assert_eq!(log.read_ahead_bytes(), 0);
+        // Other batches, with other sizes, now hold the offsets from `cut` on.
+        let replacement: Vec<Vec<u8>> = (0..100).map(|tag| make_batch(1000 + tag, 2, 0)).collect();
+        let replaced = append_all(&log, &replacement).await;
+        assert_eq!(replaced[0].base_offset, cut);
+        let holding = replaced
+            .iter()
+            .rposition(|a| a.base_offset <= next)
+            .expect("replaced from below next");
+        let read = log.read(next, 8192).await.expect("read");
+        assert_eq!(read[0].as_ref(), replaced[holding].stored.as_slice());
+    });
+}
+
+#[test]
+fn the_read_ahead_counts_against_the_core_budget_and_gives_way_first() {
+    use spindle::storage::CacheBudget;
+    let temp = temp_dir("storage-log");
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(23, 4096);
+        let budget = CacheBudget::new(64 << 10);
+        let config = LogConfig {
+            cache_bytes_max: 0,
+            segment_bytes: 1 << 20,
+            ..small_config()
+        };
+        let open = |dir: PathBuf| {
+            let (storage, config, budget) = (storage.clone(), config.clone(), budget.clone());
+            async move {
+                PartitionLog::open_with_cache_budget(storage, &dir, config, budget)
+                    .await
+                    .expect("open")
+            }
+        };
+        let reader = open(PathBuf::from("/data/ahead-reader")).await;
+        let batches: Vec<Vec<u8>> = (0..200).map(|tag| make_batch(tag, 3, 0)).collect();
+        let appended = append_all(&reader, &batches).await;
+        let first = reader.read(0, 16 << 10).await.expect("read");
+        assert!(reader.read_ahead_bytes() > 0);
+        assert_eq!(
+            budget.bytes(),
+            reader.read_ahead_bytes(),
+            "the chunk read ahead is counted"
+        );
+        // Another log of the core needs the memory: speculation gives way.
+        let writer = open(PathBuf::from("/data/ahead-writer")).await;
+        let big = LogConfig {
+            cache_bytes_max: 1 << 20,
+            ..config.clone()
+        };
+        writer.set_config(big).expect("config");
+        let more: Vec<Vec<u8>> = (0..200).map(|tag| make_batch(tag, 4, 0)).collect();
+        append_all(&writer, &more).await;
+        assert_eq!(reader.read_ahead_bytes(), 0, "dropped under pressure");
+        assert!(budget.bytes() <= budget.bytes_max());
+        // The reader still gets the right batches, from the device.
+        let next = next_offset_after(&first);
+        let index = appended.iter().position(|a| a.base_offset == next).unwrap();
+        let read = reader.read(next, 16 << 10).await.expect("read");
+        assert_eq!(read[0].as_ref(), appended[index].stored.as_slice());
+    });
+}
+
 #[test]
 fn offset_for_timestamp_finds_the_first_record_at_or_after() {
     let temp = temp_dir("storage-log");

@@ -25,6 +25,7 @@
 mod cache;
 mod flusher;
 mod read;
+mod read_ahead;
 mod recovery;
 mod retention;
 mod scan;
@@ -162,6 +163,8 @@ impl<S: Storage> PartitionLog<S> {
             cache_budget,
             appended_bytes: 0,
             unpublished_bytes: VecDeque::new(),
+            read_ahead: None,
+            truncations: 0,
         };
         let inner = Rc::new(Inner {
             storage,
@@ -268,6 +271,16 @@ impl<S: Storage> PartitionLog<S> {
     /// Bytes of recent batches this log keeps in memory.
     pub fn cached_bytes(&self) -> usize {
         self.inner.state.borrow().cache_bytes
+    }
+
+    /// Bytes held (or being read) ahead of a sequential cold reader; 0 or one chunk.
+    pub fn read_ahead_bytes(&self) -> usize {
+        self.inner
+            .state
+            .borrow()
+            .read_ahead
+            .as_ref()
+            .map_or(0, |read_ahead| read_ahead.want)
     }
 
     pub fn segment_count(&self) -> usize {
@@ -450,6 +463,7 @@ impl<S: Storage> PartitionLog<S> {
         {
             let mut state = self.inner.state.borrow_mut();
             while state.cache_pop_front().is_some() {}
+            state.read_ahead_take();
         }
         // Leave the active segment at its exact size, without the preallocated tail, as a
         // clean shutdown should (recovery would cut it anyway).

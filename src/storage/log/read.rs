@@ -1,14 +1,19 @@
 //! Reads: by offset (from the cache, else the segment files) and by timestamp (ListOffsets).
 //! Owner core only.
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 
 use super::cache::read_cache;
-use super::scan::{SCAN_CHUNK_BYTES, scan_segment, scan_segment_while};
+use super::read_ahead::ReadAhead;
+use super::scan::{
+    FirstChunk, SCAN_CHUNK_BYTES, scan_chunk_bytes, scan_segment, scan_segment_from,
+};
 use super::segment::SearchStart;
 use crate::storage::error::Result;
 use crate::storage::resync::find_next_batch;
-use crate::storage::{PartitionLog, Storage, StorageError, TimestampOffset};
+use crate::storage::{PartitionLog, SegmentFile, Storage, StorageError, TimestampOffset};
 use spindle_protocol::record_batch::{RecordBatchHeader, record_timestamps};
 
 impl<S: Storage> PartitionLog<S> {
@@ -20,8 +25,8 @@ impl<S: Storage> PartitionLog<S> {
             seat.touch();
         }
         let high_watermark = self.high_watermark();
-        let (file, segment_base, start_position, limit_position) = {
-            let state = self.inner.state.borrow();
+        let (file, segment_base, start_position, limit_position, read_ahead, truncations) = {
+            let mut state = self.inner.state.borrow_mut();
             state.check_readable()?;
             let log_start_offset = state.log_start_offset();
             if from_offset < log_start_offset || from_offset > high_watermark {
@@ -66,13 +71,37 @@ impl<S: Storage> PartitionLog<S> {
                 .clone()
                 .expect("uncached data has been written");
             let (_, position) = segment.offset_index.lookup(segment.relative(from_offset));
+            let (segment_base, limit_position) = (segment.base_offset, segment.written_bytes);
+            // This cold read takes the read-ahead if it was issued for it; any other drops it.
+            let read_ahead = state
+                .read_ahead_take()
+                .filter(|read_ahead| read_ahead.serves(segment_base, from_offset));
+            let start_position = read_ahead
+                .as_ref()
+                .map_or(u64::from(position), |read_ahead| read_ahead.position);
             (
                 file,
-                segment.base_offset,
-                u64::from(position),
-                segment.written_bytes,
+                segment_base,
+                start_position,
+                limit_position,
+                read_ahead,
+                state.truncations,
             )
         };
+        let mut first = match read_ahead {
+            Some(read_ahead) => {
+                let want = read_ahead.want;
+                read_ahead
+                    .chunk()
+                    .await
+                    .map(|bytes| FirstChunk { want, bytes })
+            }
+            None => None,
+        };
+        let chunk_bytes = scan_chunk_bytes(max_bytes, &self.inner.config());
+        // Where the last batch taken ends, and the offset after it: where a sequential
+        // reader's next fetch begins.
+        let taken_end = std::cell::Cell::new(None);
         let mut out = Vec::new();
         let mut total = 0usize;
         let mut start_position = start_position;
@@ -81,12 +110,13 @@ impl<S: Storage> PartitionLog<S> {
             let taken_any = std::cell::Cell::new(false);
             // The offset after the last intact batch seen, where damage would begin.
             let seen_end = std::cell::Cell::new(segment_base);
-            let end = scan_segment_while(
+            let end = scan_segment_from(
                 &*file,
                 segment_base,
                 start_position,
                 limit_position,
-                max_bytes.saturating_add(self.inner.config().index_interval_bytes as usize),
+                chunk_bytes,
+                first.take(),
                 // A batch the read cut off costs a whole further device read: worth it only
                 // while nothing has been taken (a fetch must return at least one batch) or
                 // to get past batches before `from_offset`. Otherwise the fetch ends before
@@ -99,7 +129,7 @@ impl<S: Storage> PartitionLog<S> {
                     }
                     None => !taken_any.get(),
                 },
-                |_, header, bytes| {
+                |position, header, bytes| {
                     seen_end.set(header.next_offset());
                     if header.base_offset >= high_watermark {
                         return false;
@@ -111,6 +141,7 @@ impl<S: Storage> PartitionLog<S> {
                         return false;
                     }
                     total += bytes.len();
+                    taken_end.set(Some((position + bytes.len() as u64, header.next_offset())));
                     out.push(bytes);
                     taken_any.set(true);
                     total < max_bytes
@@ -118,6 +149,16 @@ impl<S: Storage> PartitionLog<S> {
             )
             .await?;
             let Some(reason) = end.error else {
+                if let Some((position, next_offset)) = taken_end.get() {
+                    self.start_read_ahead(
+                        file,
+                        segment_base,
+                        position,
+                        next_offset,
+                        chunk_bytes,
+                        truncations,
+                    );
+                }
                 return Ok(out);
             };
             // Serve what lies before damage; a read starting in it gets the error.
@@ -139,6 +180,50 @@ impl<S: Storage> PartitionLog<S> {
                 }
             }
         }
+    }
+
+    /// Starts reading the chunk at `position` of segment `segment_base`, where the read just
+    /// served ended, unless the next read would not come from the device there: nothing more
+    /// is written in that segment, the cache holds `next_offset`, or the log was truncated
+    /// since the read began (the position may now hold other offsets).
+    fn start_read_ahead(
+        &self,
+        file: Rc<S::File>,
+        segment_base: i64,
+        position: u64,
+        next_offset: i64,
+        chunk_bytes: usize,
+        truncations: u64,
+    ) {
+        let high_watermark = self.high_watermark();
+        let mut state = self.inner.state.borrow_mut();
+        if state.truncations != truncations || state.closing || next_offset >= high_watermark {
+            return;
+        }
+        if state
+            .cache
+            .front()
+            .is_some_and(|front| front.base_offset <= next_offset)
+        {
+            return;
+        }
+        let Some(written_bytes) = state.segment(segment_base).map(|s| s.written_bytes) else {
+            return;
+        };
+        if position >= written_bytes {
+            return;
+        }
+        let want = ((written_bytes - position) as usize).min(chunk_bytes);
+        let read = glommio::spawn_local(async move { file.read_at(position, want).await }).detach();
+        state.read_ahead_set(ReadAhead {
+            segment_base,
+            position,
+            next_offset,
+            want,
+            read,
+        });
+        drop(state);
+        self.inner.settle_budget();
     }
 
     /// The largest record timestamp the log holds, -1 if none (ListOffsets -3 asks for the

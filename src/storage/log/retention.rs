@@ -64,6 +64,13 @@ impl<S: Storage> PartitionLog<S> {
             }
             self.inner.assert_offsets_ordered(&state);
             let log_start_offset = state.log_start_offset();
+            if state
+                .read_ahead
+                .as_ref()
+                .is_some_and(|r| r.next_offset < log_start_offset)
+            {
+                state.read_ahead_take();
+            }
             while state
                 .cache
                 .front()
@@ -124,6 +131,8 @@ impl<S: Storage> PartitionLog<S> {
         }
         let (keep_base, doomed) = {
             let mut state = inner.state.borrow_mut();
+            state.truncations += 1;
+            state.read_ahead_take();
             let keep = state.segment_index_for(offset).unwrap_or(0);
             let doomed: Vec<i64> = state
                 .segments

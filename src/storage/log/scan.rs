@@ -14,6 +14,17 @@ use spindle_protocol::record_batch::{self, RecordBatchHeader, validate_framing};
 /// Bytes read per device request when scanning a segment (recovery, cold reads).
 pub(super) const SCAN_CHUNK_BYTES: usize = 1 << 20;
 
+/// Bytes a read of up to `max_bytes` of batches asks of the device at a time: a little more
+/// than `max_bytes`, since it starts at the index entry at or before the offset asked for.
+pub(super) fn scan_chunk_bytes(max_bytes: usize, config: &LogConfig) -> usize {
+    max_bytes
+        .saturating_add(config.index_interval_bytes as usize)
+        .clamp(
+            record_batch::RECORD_BATCH_HEADER_BYTES,
+            SCAN_CHUNK_BYTES * 16,
+        )
+}
+
 /// How a scan of a segment ended.
 pub(super) struct ScanEnd {
     /// Position after the last valid batch visited (or where the visitor stopped).
@@ -54,6 +65,38 @@ pub(super) async fn scan_segment_while<F: SegmentFile>(
     start: u64,
     limit: u64,
     chunk_bytes: usize,
+    wants: impl FnMut(Option<&RecordBatchHeader>) -> bool,
+    visit: impl FnMut(u64, &RecordBatchHeader, Bytes) -> bool,
+) -> Result<ScanEnd> {
+    scan_segment_from(
+        file,
+        segment_base,
+        start,
+        limit,
+        chunk_bytes,
+        None,
+        wants,
+        visit,
+    )
+    .await
+}
+
+/// The bytes at a scan's start, already read (a read-ahead): what was asked of the device
+/// and what came back.
+pub(super) struct FirstChunk {
+    pub(super) want: usize,
+    pub(super) bytes: Bytes,
+}
+
+/// [`scan_segment_while`], starting from `first` instead of a device read when given.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn scan_segment_from<F: SegmentFile>(
+    file: &F,
+    segment_base: i64,
+    start: u64,
+    limit: u64,
+    chunk_bytes: usize,
+    mut first: Option<FirstChunk>,
     mut wants: impl FnMut(Option<&RecordBatchHeader>) -> bool,
     mut visit: impl FnMut(u64, &RecordBatchHeader, Bytes) -> bool,
 ) -> Result<ScanEnd> {
@@ -66,12 +109,22 @@ pub(super) async fn scan_segment_while<F: SegmentFile>(
     // Bytes the next read must hold: a whole batch that did not fit in the last chunk.
     let mut read_at_least = chunk_bytes;
     while position < limit {
-        let want = ((limit - position) as usize).min(read_at_least);
+        let (want, chunk) = match first.take() {
+            // Read no further than `limit`, as if the device had been asked for just that.
+            Some(FirstChunk { want, bytes }) => {
+                let want = want.min((limit - position) as usize);
+                (want, bytes.slice(..bytes.len().min(want)))
+            }
+            None => {
+                let want = ((limit - position) as usize).min(read_at_least);
+                let chunk = file
+                    .read_at(position, want)
+                    .await
+                    .map_err(|e| StorageError::io("read segment", e))?;
+                (want, chunk)
+            }
+        };
         read_at_least = chunk_bytes;
-        let chunk = file
-            .read_at(position, want)
-            .await
-            .map_err(|e| StorageError::io("read segment", e))?;
         let mut consumed = 0usize;
         while consumed < chunk.len() {
             let rest = &chunk[consumed..];

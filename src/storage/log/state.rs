@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::cache::CachedBatch;
+use super::read_ahead::ReadAhead;
 use super::segment::Segment;
 use super::writer::{FlushOp, Writer};
 use crate::storage::cache_budget::{BudgetSeat, CacheEvict};
@@ -44,11 +45,17 @@ pub(super) struct LogState<F: SegmentFile> {
     /// the high watermark: `(next_offset, bytes appended up to it)`.
     pub(super) appended_bytes: i64,
     pub(super) unpublished_bytes: VecDeque<(i64, i64)>,
+    /// The next chunk of a sequential cold reader, read before it asks (see `read_ahead`).
+    pub(super) read_ahead: Option<ReadAhead>,
+    /// Truncations so far: a read that began before one must not leave a read-ahead of
+    /// positions that may since hold other offsets.
+    pub(super) truncations: u64,
 }
 
 impl<F: SegmentFile> Drop for LogState<F> {
     fn drop(&mut self) {
         self.free_clear();
+        self.read_ahead_take();
         if let Some(budget) = &self.cache_budget {
             budget.release(self.cache_bytes);
         }
@@ -103,6 +110,24 @@ impl<F: SegmentFile> LogState<F> {
 
     pub(super) fn free_clear(&mut self) {
         while self.free_pop().is_some() {}
+    }
+
+    /// The read-ahead changes only through these two, which charge its bytes to the core's
+    /// budget while it is held (a new one replaces, and releases, the old).
+    pub(super) fn read_ahead_set(&mut self, read_ahead: ReadAhead) {
+        self.read_ahead_take();
+        if let Some(budget) = &self.cache_budget {
+            budget.add(read_ahead.want);
+        }
+        self.read_ahead = Some(read_ahead);
+    }
+
+    pub(super) fn read_ahead_take(&mut self) -> Option<ReadAhead> {
+        let read_ahead = self.read_ahead.take()?;
+        if let Some(budget) = &self.cache_budget {
+            budget.release(read_ahead.want);
+        }
+        Some(read_ahead)
     }
 
     pub(super) fn uncount(&mut self, batch: &CachedBatch) {
@@ -253,8 +278,10 @@ impl<S: Storage> CacheEvict for Inner<S> {
         let Ok(mut state) = self.state.try_borrow_mut() else {
             return 0;
         };
+        // Speculative bytes go first: losing them costs one device read, not a cache miss
+        // for every reader of the tail.
+        let mut freed = state.read_ahead_take().map_or(0, |r| r.want);
         let written = self.written.get();
-        let mut freed = 0;
         while freed < bytes_wanted
             && state
                 .cache

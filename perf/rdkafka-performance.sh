@@ -7,12 +7,13 @@
 #
 #   perf/rdkafka-performance.sh --label NAME [--rounds 3] [--brokers HOST:PORT]
 #                               [--broker-flags "..."] [--extra "-X linger.ms=5 ..."]
-#                               [--only REGEX] [--spindle NAME=BINARY]...
+#                               [--only REGEX] [--broker NAME=KIND]...
 #
-# --only keeps the workloads whose name matches. --spindle (repeatable) compares broker
-# binaries: each workload runs on each of them in turn, the order reversed every other round
-# (ABBA, since this machine's disk drifts), and every row is labelled with the binary's NAME.
-# Without it, target/release/spindle runs.
+# --only keeps the workloads whose name matches. --broker (repeatable) compares brokers:
+# KIND is spindle[:BINARY], kafka or tansu (perf/lib/brokers.sh). Each workload runs on each
+# of them in turn, every broker fresh, the order reversed every other round (ABBA, since
+# this machine's disk drifts), and every row is labelled with the broker's NAME. Without it,
+# target/release/spindle runs. Every topic is created with 2 partitions before its run.
 #
 # Workloads (2 partitions): produce 100 B acks=1 (2 M messages), 1000 B acks=1 (1 M),
 # 100 B acks=all (2 M); consume (consumer group, from the earliest offset) 100 B (2 M) and
@@ -21,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command_line="perf/rdkafka-performance.sh $*"
-rounds=3 label="" external="" broker_flags="" extra="" only="" binaries=()
+rounds=3 label="" external="" broker_flags="" extra="" only="" brokers=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -30,16 +31,16 @@ while [[ $# -gt 0 ]]; do
     --broker-flags) broker_flags=$2; shift 2 ;;
     --extra) extra=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
-    --spindle) [[ $2 == *=* ]] || { echo "rdkafka-performance.sh: --spindle wants NAME=BINARY" >&2; exit 2; }
-      binaries+=("$2"); shift 2 ;;
+    --broker) [[ $2 == *=* ]] || { echo "rdkafka-performance.sh: --broker wants NAME=KIND" >&2; exit 2; }
+      brokers+=("$2"); shift 2 ;;
     *) echo "rdkafka-performance.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [[ -n "$label" ]] || { echo "rdkafka-performance.sh: --label is required" >&2; exit 2; }
-[[ ${#binaries[@]} -gt 0 ]] || binaries=("spindle=target/release/spindle")
-for binary in "${binaries[@]}"; do
-  [[ -x ${binary#*=} ]] || { echo "rdkafka-performance.sh: ${binary#*=} is not executable" >&2; exit 2; }
-done
+[[ ${#brokers[@]} -gt 0 ]] || brokers=("spindle=spindle")
+# shellcheck source=perf/lib/brokers.sh
+source perf/lib/brokers.sh
+for broker in "${brokers[@]}"; do broker_check "$broker"; done
 commit="$(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)')"
 tool=$(perf/peers/rdkafka-performance.sh)
 cargo build --release --workspace --quiet
@@ -50,23 +51,11 @@ raw_bandwidth() {
   grep '^| raw-1m-x4' "$raw" | awk -F'|' '{gsub(/ /,"",$3); print $3}'
   rm -f "$raw"
 }
-data=target/bench-rdkperf
-broker_pid=""
 start_broker() {
   if [[ -n "$external" ]]; then bootstrap=$external; return; fi
-  rm -rf "$data"; broker_log=$(mktemp)
-  # shellcheck disable=SC2086
-  "$spindle" serve --listen 127.0.0.1:0 --data-dir "$data" --default-partitions 2 \
-    $broker_flags > "$broker_log" 2>&1 &
-  broker_pid=$!
-  for _ in $(seq 100); do grep -q "listening on" "$broker_log" && break; sleep 0.1; done
-  bootstrap=$(head -1 "$broker_log" | awk '{print $4}')
+  broker_start "$1"
 }
-stop_broker() {
-  [[ -n "$broker_pid" ]] || return 0
-  kill -TERM "$broker_pid"; wait "$broker_pid" || echo "broker exited with $?" >&2
-  rm -f "$broker_log"; rm -rf "$data"; broker_pid=""
-}
+stop_broker() { [[ -n "$external" ]] || broker_stop; }
 trap stop_broker EXIT
 # `rate MSGS_PER_SEC MB_PER_SEC` from rdkafka_performance's last summary line.
 produce() { # topic size count acks
@@ -89,18 +78,18 @@ workloads=(
 results=$(mktemp)
 raw_before=$(raw_bandwidth)
 for ((round = 1; round <= rounds; round++)); do
-  order=("${binaries[@]}")
+  order=("${brokers[@]}")
   if ((round % 2 == 0)); then
-    order=(); for ((i = ${#binaries[@]} - 1; i >= 0; i--)); do order+=("${binaries[i]}"); done
+    order=(); for ((i = ${#brokers[@]} - 1; i >= 0; i--)); do order+=("${brokers[i]}"); done
   fi
   for workload in "${workloads[@]}"; do
     name=${workload%%|*}; read -r kind size count acks <<< "${workload#*|}"
     [[ -z "$only" || $name =~ $only ]] || continue
-    for binary in "${order[@]}"; do
-      spindle=${binary#*=}
-      row=$name; [[ ${#binaries[@]} -gt 1 ]] && row="$name [${binary%%=*}]"
+    for broker in "${order[@]}"; do
+      row=$name; [[ ${#brokers[@]} -gt 1 ]] && row="$name [${broker%%=*}]"
       topic="$name-$round-$(date +%s%N)"
-      start_broker
+      start_broker "$broker"
+      create_topic "$bootstrap" "$topic"
       if [[ $kind == produce ]]; then
         figures=$(produce "$topic" "$size" "$count" "$acks")
       else
@@ -115,7 +104,7 @@ for ((round = 1; round <= rounds; round++)); do
 done
 raw_after=$(raw_bandwidth)
 python3 - "$results" "perf/results/$label.md" "$commit" "$command_line" "$raw_before" "$raw_after" \
-  "${external:-spindle serve --default-partitions 2 $broker_flags (fresh per run; binaries: ${binaries[*]})}" "$extra" <<'PY'
+  "${external:-$(for b in "${brokers[@]}"; do echo -n "${b%%=*}: $(broker_describe "$b"); "; done)(each fresh per run)}" "$extra" <<'PY'
 import collections, os, platform, statistics, sys
 results, out, commit, command, raw_before, raw_after, broker, extra = sys.argv[1:]
 runs = collections.OrderedDict()

@@ -53,6 +53,14 @@ java_consume() { # topic count
     --hide-header 2>&1 | grep -E '^[0-9]{4}-' | tail -1 |
     awk -F', ' '{ printf "%s %s\n", $10, $9 }'
 }
+# Kafka's EndToEndLatency: one record at a time, each sent (acks=1) and consumed before the
+# next. Prints round trips per second (1000 / average ms), 0 MB/s, and its p50 and p99,
+# which the tool reports in whole milliseconds.
+java_e2e() { # topic size count
+  timeout 300 perf/peers/kafka.sh tool org.apache.kafka.tools.EndToEndLatency "$bootstrap" "$1" \
+    "$3" 1 "$2" 2>&1 | awk '/^Avg latency/ { avg = $3 } /^Percentiles/ {
+      gsub(/,/, ""); p50 = $4; p99 = $7 } END { if (avg > 0) printf "%.0f 0 %s %s\n", 1000 / avg, p50, p99 }'
+}
 rdk_produce() { # topic size count acks
   timeout 300 "$rdkperf" -P -t "$1" -b "$bootstrap" -s "$2" -c "$3" -a "$4" -q -X linger.ms=5 2>&1 |
     grep 'messages produced' | tail -1 | sed -E 's/.* ([0-9]+) msgs\/s and ([0-9.]+) MB\/s.*/\1 \2/'
@@ -69,6 +77,7 @@ cases=(
   "java-produce-1kib-default|512000000|-|java_produce TOPIC 1024 500000 default"
   "java-produce-1kib-acks1|512000000|-|java_produce TOPIC 1024 500000 1"
   "java-consume-1kib|512000000|java_produce TOPIC 1024 500000 1|java_consume TOPIC 500000"
+  "java-e2e-latency-100b|1000000|-|java_e2e TOPIC 100 10000"
   "rdkperf-produce-100b-acks1|200000000|-|rdk_produce TOPIC 100 2000000 1"
   "rdkperf-produce-1000b-acks1|1000000000|-|rdk_produce TOPIC 1000 1000000 1"
   "rdkperf-consume-1000b|1000000000|rdk_produce TOPIC 1000 1000000 1|rdk_consume TOPIC 1000000"
@@ -137,7 +146,7 @@ for name, per in runs.items():
             L.append(f"| {name} | {broker} | {msgs} | {mbs} | {m:,.0f} | {b:.0f} | {p99s} | {cpu_gb:.2f} | {rss} | {ratio} |")
         else:
             L.append(f"| {name} | {broker} | {msgs} | {mbs} | failed | failed | - | - | - | - |")
-L += ["", "Broker CPU s/GB: the broker process's CPU seconds (user + system) during the measured command, per GB of record payload it moved. p99: the Java producer's own send-to-ack latency at full speed (queueing included), not e2e latency at a fixed rate."]
+L += ["", "Broker CPU s/GB: the broker process's CPU seconds (user + system) during the measured command, per GB of record payload it moved. p99: the Java producer's own send-to-ack latency at full speed (queueing included), not e2e latency at a fixed rate; for java-e2e-latency, Kafka's EndToEndLatency (one record in flight, acks=1): msg/s is round trips per second and p99 is produce-to-consume, in the whole milliseconds that tool reports."]
 open(out, "w").write("\n".join(L) + "\n")
 print("\n".join(L))
 PY

@@ -17,5 +17,6 @@ mod interop;
 mod layers;
 mod runtime_liveness;
 mod shutdown;
+mod spring_quickstart;
 mod storage_faults;
 mod storage_log;

@@ -18,6 +18,8 @@
 # KAFKA_VERSION overrides the version (default 4.4.0, the newest that resolved here).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=perf/lib/process.sh
+source perf/lib/process.sh
 version=${KAFKA_VERSION:-4.4.0}
 home=target/peers/kafka-$version
 lib=$home/lib
@@ -87,19 +89,12 @@ case $cmd in
       || { cat "$dir/format.log" >&2; die "format failed"; }
     nohup java "${java_opts[@]}" -cp "$lib/*" kafka.Kafka "$dir/server.properties" >"$dir/server.log" 2>&1 &
     echo $! >"$dir/pid"
-    for _ in $(seq 1 300); do
-      if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then echo "kafka $version on 127.0.0.1:$port pid $(cat "$dir/pid")"; exit 0; fi
-      kill -0 "$(cat "$dir/pid")" 2>/dev/null || { tail -30 "$dir/server.log" >&2; die "broker exited"; }
-      sleep 0.2
-    done
-    die "broker did not listen on $port within 60 s"
+    wait_listening "$port" "$dir/pid" "$dir/server.log" 60 || die "broker did not start"
+    echo "kafka $version on 127.0.0.1:$port pid $(cat "$dir/pid")"
     ;;
   stop)
     [[ $# -ge 1 ]] || die "stop DATA_DIR"
-    pid=$(cat "$1/pid" 2>/dev/null) || exit 0
-    kill "$pid" 2>/dev/null || exit 0
-    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    stop_pid_file "$1/pid" 30
     ;;
   tool)
     [[ $# -ge 1 ]] || die "tool CLASS ARGS..."

@@ -11,6 +11,8 @@
 # DATA_DIR only holds its pid and log: the memory:// engine keeps every record in RAM.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=perf/lib/process.sh
+source perf/lib/process.sh
 src=${TANSU_SRC:-../tansu}
 binary=$src/target/release/nisshi
 die() { echo "tansu.sh: $*" >&2; exit 2; }
@@ -35,19 +37,12 @@ case $cmd in
       --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
       >"$dir/server.log" 2>&1 &
     echo $! >"$dir/pid"
-    for _ in $(seq 1 300); do
-      if (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then echo "tansu on 127.0.0.1:$port pid $(cat "$dir/pid")"; exit 0; fi
-      kill -0 "$(cat "$dir/pid")" 2>/dev/null || { tail -30 "$dir/server.log" >&2; die "broker exited"; }
-      sleep 0.1
-    done
-    die "broker did not listen on $port within 30 s"
+    wait_listening "$port" "$dir/pid" "$dir/server.log" 30 || die "broker did not start"
+    echo "tansu on 127.0.0.1:$port pid $(cat "$dir/pid")"
     ;;
   stop)
     [[ $# -ge 1 ]] || die "stop DATA_DIR"
-    pid=$(cat "$1/pid" 2>/dev/null) || exit 0
-    kill "$pid" 2>/dev/null || exit 0
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    stop_pid_file "$1/pid" 10
     ;;
   *) die "usage: tansu.sh build | binary | version | start DATA_DIR [PORT] | stop DATA_DIR" ;;
 esac

@@ -263,12 +263,7 @@ fn a_sequential_cold_reader_pays_one_device_read_per_fetch() {
     run_local(temp.path(), async move {
         let storage = SimStorage::new(13, 4096);
         let dir = PathBuf::from("/data/t-0");
-        let config = LogConfig {
-            cache_bytes_max: 0,
-            segment_bytes: 1 << 20,
-            ..small_config()
-        };
-        let log = PartitionLog::open(storage.clone(), &dir, config)
+        let log = PartitionLog::open(storage.clone(), &dir, cold_config())
             .await
             .expect("open");
         let batches: Vec<Vec<u8>> = (0..400)
@@ -310,15 +305,18 @@ fn a_sequential_cold_reader_pays_one_device_read_per_fetch() {
     });
 }
 
-/// A closed single-segment log of 400 batches that keeps nothing in memory, so every read
-/// goes to the device.
-async fn cold_log(storage: &SimStorage, dir: &Path) -> (PartitionLog<SimStorage>, Vec<Appended>) {
-    let config = LogConfig {
+/// A log that keeps nothing in memory, in one segment, so every read goes to the device.
+fn cold_config() -> LogConfig {
+    LogConfig {
         cache_bytes_max: 0,
         segment_bytes: 1 << 20,
         ..small_config()
-    };
-    let log = PartitionLog::open(storage.clone(), dir, config)
+    }
+}
+
+/// A single-segment log of 400 batches under [`cold_config`].
+async fn cold_log(storage: &SimStorage, dir: &Path) -> (PartitionLog<SimStorage>, Vec<Appended>) {
+    let log = PartitionLog::open(storage.clone(), dir, cold_config())
         .await
         .expect("open");
     let batches: Vec<Vec<u8>> = (0..400)
@@ -418,11 +416,7 @@ fn the_read_ahead_counts_against_the_core_budget_and_gives_way_first() {
     run_local(temp.path(), async move {
         let storage = SimStorage::new(23, 4096);
         let budget = CacheBudget::new(64 << 10);
-        let config = LogConfig {
-            cache_bytes_max: 0,
-            segment_bytes: 1 << 20,
-            ..small_config()
-        };
+        let config = cold_config();
         let open = |dir: PathBuf| {
             let (storage, config, budget) = (storage.clone(), config.clone(), budget.clone());
             async move {

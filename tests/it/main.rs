@@ -14,6 +14,7 @@ mod group_log;
 mod groups_e2e;
 mod idempotence_e2e;
 mod interop;
+mod java_client;
 mod layers;
 mod runtime_liveness;
 mod shutdown;

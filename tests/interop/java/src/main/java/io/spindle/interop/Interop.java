@@ -1,0 +1,269 @@
+package io.spindle.interop;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewPartitions;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+/**
+ * Kafka's Java client (the version in pom.xml) against a broker: the default producer with
+ * every compression codec, classic consumer groups (eager and cooperative-sticky), and the
+ * AdminClient calls people script with. Prints one line per check: "PASS name", or
+ * "FAIL name: what happened". Every call is bounded in time, so an unserved call shows as a
+ * failure with its error, never a hang. Usage: Interop BOOTSTRAP
+ */
+public final class Interop {
+    private static final Duration CALL = Duration.ofSeconds(20);
+    private static String bootstrap;
+
+    interface Check {
+        void run() throws Exception;
+    }
+
+    public static void main(String[] args) {
+        bootstrap = args[0];
+        String run = Long.toString(System.nanoTime());
+        for (String codec : List.of("none", "gzip", "snappy", "lz4", "zstd")) {
+            check("produce-consume-" + codec, () -> produceAndConsume("compression-" + codec + "-" + run, codec));
+        }
+        check("group-eager", () -> group("group-eager-" + run,
+                "org.apache.kafka.clients.consumer.RangeAssignor"));
+        check("group-cooperative-sticky", () -> group("group-coop-" + run,
+                "org.apache.kafka.clients.consumer.CooperativeStickyAssignor"));
+        admin(run);
+        System.out.println("DONE");
+    }
+
+    static void check(String name, Check check) {
+        try {
+            check.run();
+            System.out.println("PASS " + name);
+        } catch (Throwable e) {
+            Throwable cause = e instanceof ExecutionException && e.getCause() != null ? e.getCause() : e;
+            System.out.println("FAIL " + name + ": " + cause.getClass().getSimpleName() + ": " + cause.getMessage());
+        }
+        System.out.flush();
+    }
+
+    static void require(boolean condition, String what) {
+        if (!condition) {
+            throw new AssertionError(what);
+        }
+    }
+
+    static Admin admin() {
+        Properties props = new Properties();
+        props.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, (int) CALL.toMillis());
+        props.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
+        return Admin.create(props);
+    }
+
+    static void createTopic(String topic, int partitions) throws Exception {
+        try (Admin admin = admin()) {
+            admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1)))
+                    .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+        }
+    }
+
+    static KafkaProducer<String, String> producer(String codec) {
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec);
+        props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 30_000);
+        props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10_000);
+        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, 20_000);
+        return new KafkaProducer<>(props, new StringSerializer(), new StringSerializer());
+    }
+
+    static KafkaConsumer<String, String> consumer(String group, Map<String, Object> extra) {
+        Properties props = new Properties();
+        props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        if (group != null) {
+            props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        }
+        props.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        props.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        props.putAll(extra);
+        return new KafkaConsumer<>(props, new StringDeserializer(), new StringDeserializer());
+    }
+
+    /** Sends `count` keyed records (idempotent, acks=all: the defaults) and waits for each ack. */
+    static void produce(String topic, String codec, int from, int count) throws Exception {
+        try (KafkaProducer<String, String> producer = producer(codec)) {
+            List<java.util.concurrent.Future<?>> acks = new ArrayList<>();
+            for (int i = from; i < from + count; i++) {
+                acks.add(producer.send(new ProducerRecord<>(topic, "key-" + i, "value-" + i)));
+            }
+            for (var ack : acks) {
+                ack.get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+            }
+        }
+    }
+
+    /** Polls until `count` records arrived or the time is up; returns their values. */
+    static List<String> poll(KafkaConsumer<String, String> consumer, int count) {
+        List<String> values = new ArrayList<>();
+        long deadline = System.nanoTime() + CALL.toNanos();
+        while (values.size() < count && System.nanoTime() < deadline) {
+            for (ConsumerRecord<String, String> record : consumer.poll(Duration.ofMillis(200))) {
+                values.add(record.value());
+            }
+        }
+        return values;
+    }
+
+    static void produceAndConsume(String topic, String codec) throws Exception {
+        createTopic(topic, 3);
+        produce(topic, codec, 0, 1000);
+        try (KafkaConsumer<String, String> consumer = consumer(null, Map.of())) {
+            List<TopicPartition> partitions = new ArrayList<>();
+            for (int p = 0; p < 3; p++) {
+                partitions.add(new TopicPartition(topic, p));
+            }
+            consumer.assign(partitions);
+            consumer.seekToBeginning(partitions);
+            List<String> values = poll(consumer, 1000);
+            require(values.size() == 1000, "consumed " + values.size() + " of 1000");
+            require(new HashSet<>(values).size() == 1000, "duplicates among " + values.size());
+        }
+    }
+
+    /**
+     * Two members share a 4-partition topic; they commit and leave; a member that joins
+     * later gets only what was produced after the commits.
+     */
+    static void group(String topic, String assignor) throws Exception {
+        createTopic(topic, 4);
+        produce(topic, "none", 0, 400);
+        String group = "g-" + topic;
+        Map<String, Object> extra = Map.of(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG, assignor);
+        try (KafkaConsumer<String, String> a = consumer(group, extra);
+                KafkaConsumer<String, String> b = consumer(group, extra)) {
+            a.subscribe(List.of(topic));
+            b.subscribe(List.of(topic));
+            Set<String> seen = new HashSet<>();
+            long deadline = System.nanoTime() + CALL.toNanos();
+            while ((seen.size() < 400 || a.assignment().isEmpty() || b.assignment().isEmpty())
+                    && System.nanoTime() < deadline) {
+                for (var record : a.poll(Duration.ofMillis(100))) {
+                    seen.add(record.value());
+                }
+                for (var record : b.poll(Duration.ofMillis(100))) {
+                    seen.add(record.value());
+                }
+            }
+            require(seen.size() == 400, "the group consumed " + seen.size() + " of 400");
+            require(!a.assignment().isEmpty() && !b.assignment().isEmpty(),
+                    "both members hold partitions: " + a.assignment() + " / " + b.assignment());
+            require(a.assignment().size() + b.assignment().size() == 4, "4 partitions shared");
+            a.commitSync(CALL);
+            b.commitSync(CALL);
+        }
+        produce(topic, "none", 400, 100);
+        try (KafkaConsumer<String, String> c = consumer(group, extra)) {
+            c.subscribe(List.of(topic));
+            List<String> values = poll(c, 100);
+            for (int i = 0; i < 10; i++) {
+                for (var record : c.poll(Duration.ofMillis(100))) {
+                    values.add(record.value());
+                }
+            }
+            require(values.size() == 100, "after the commits: " + values.size() + " records, want 100");
+            for (String value : values) {
+                require(Integer.parseInt(value.substring("value-".length())) >= 400, "replayed " + value);
+            }
+        }
+    }
+
+    static void admin(String run) {
+        String topic = "admin-" + run;
+        String group = "admin-group-" + run;
+        TopicPartition tp0 = new TopicPartition(topic, 0);
+        try (Admin admin = admin()) {
+            check("admin-createTopics", () -> {
+                createTopic(topic, 2);
+                produce(topic, "none", 0, 50);
+            });
+            check("admin-describeTopics", () -> {
+                var description = admin.describeTopics(List.of(topic)).allTopicNames()
+                        .get(CALL.toMillis(), TimeUnit.MILLISECONDS).get(topic);
+                require(description.partitions().size() == 2, "partitions: " + description.partitions().size());
+            });
+            check("admin-describeCluster", () -> {
+                var nodes = admin.describeCluster().nodes().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                require(!nodes.isEmpty(), "no nodes");
+            });
+            Map<String, OffsetSpec> specs = Map.of("earliest", OffsetSpec.earliest(), "latest",
+                    OffsetSpec.latest(), "by-timestamp", OffsetSpec.forTimestamp(0), "max-timestamp",
+                    OffsetSpec.maxTimestamp());
+            for (var spec : specs.entrySet()) {
+                check("admin-listOffsets-" + spec.getKey(), () -> {
+                    var info = admin.listOffsets(Map.of(tp0, spec.getValue())).partitionResult(tp0)
+                            .get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                    require(info.offset() >= 0, "offset " + info.offset());
+                });
+            }
+            check("admin-alterConsumerGroupOffsets", () -> admin.alterConsumerGroupOffsets(group,
+                    Map.of(tp0, new OffsetAndMetadata(5))).all().get(CALL.toMillis(), TimeUnit.MILLISECONDS));
+            check("admin-listConsumerGroupOffsets", () -> {
+                var offsets = admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata()
+                        .get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                require(offsets.get(tp0) != null && offsets.get(tp0).offset() == 5, "offsets " + offsets);
+            });
+            check("admin-listConsumerGroups", () -> {
+                Collection<?> groups = admin.listConsumerGroups().all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                require(groups.stream().anyMatch(g -> g.toString().contains(group)), "groups " + groups);
+            });
+            check("admin-describeConsumerGroups", () -> admin.describeConsumerGroups(List.of(group))
+                    .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS));
+            check("admin-deleteConsumerGroupOffsets", () -> admin.deleteConsumerGroupOffsets(group, Set.of(tp0))
+                    .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS));
+            check("admin-describeConfigs", () -> {
+                var configs = admin.describeConfigs(List.of(new ConfigResource(ConfigResource.Type.TOPIC, topic)))
+                        .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                require(!configs.isEmpty(), "no configs");
+            });
+            check("admin-createPartitions", () -> {
+                Map<String, NewPartitions> more = new HashMap<>();
+                more.put(topic, NewPartitions.increaseTo(3));
+                admin.createPartitions(more).all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+            });
+            check("admin-deleteTopics", () -> admin.deleteTopics(List.of(topic)).all()
+                    .get(CALL.toMillis(), TimeUnit.MILLISECONDS));
+        }
+        check("group-protocol-consumer", () -> {
+            String t = "kip848-" + run;
+            createTopic(t, 1);
+            try (KafkaConsumer<String, String> c = consumer("kip848-" + run,
+                    Map.of(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer"))) {
+                c.subscribe(List.of(t));
+                c.poll(Duration.ofSeconds(5));
+            }
+        });
+    }
+}

@@ -1,0 +1,149 @@
+//! Kafka's own Java client (`org.apache.kafka:kafka-clients` 4.4.0) against Spindle, through
+//! `tests/interop/java` (issue 14): the default producer (idempotent, acks=all) with every
+//! compression codec, classic consumer groups with the eager and the cooperative-sticky
+//! assignor (two members share, commit, a later member resumes), and the AdminClient calls
+//! people script with. `group.protocol=consumer` (KIP-848) is not served yet and must be
+//! refused cleanly, which the client reports as UnsupportedVersionException. Every call is
+//! bounded in time, so an unserved one shows as a failed check, never a hang.
+//!
+//! Needs Maven and a JDK 17 (`.ci/run` installs them); Maven fetches the client from Maven
+//! Central into `~/.m2` on its first run. A missing tool fails the test.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{Broker, temp_dir};
+
+/// Every check the program runs, and how it must end.
+const EXPECTED: &[(&str, &str)] = &[
+    ("produce-consume-none", "PASS"),
+    ("produce-consume-gzip", "PASS"),
+    ("produce-consume-snappy", "PASS"),
+    ("produce-consume-lz4", "PASS"),
+    ("produce-consume-zstd", "PASS"),
+    ("group-eager", "PASS"),
+    ("group-cooperative-sticky", "PASS"),
+    ("admin-createTopics", "PASS"),
+    ("admin-describeTopics", "PASS"),
+    ("admin-describeCluster", "PASS"),
+    ("admin-listOffsets-earliest", "PASS"),
+    ("admin-listOffsets-latest", "PASS"),
+    ("admin-listOffsets-by-timestamp", "PASS"),
+    ("admin-listOffsets-max-timestamp", "PASS"),
+    ("admin-alterConsumerGroupOffsets", "PASS"),
+    ("admin-listConsumerGroupOffsets", "PASS"),
+    ("admin-listConsumerGroups", "PASS"),
+    ("admin-describeConsumerGroups", "PASS"),
+    ("admin-deleteConsumerGroupOffsets", "PASS"),
+    ("admin-describeConfigs", "PASS"),
+    ("admin-createPartitions", "PASS"),
+    ("admin-deleteTopics", "PASS"),
+    // KIP-848 is not served: ApiVersions does not list ConsumerGroupHeartbeat, and the
+    // client refuses before it sends anything.
+    (
+        "group-protocol-consumer",
+        "FAIL group-protocol-consumer: UnsupportedVersionException",
+    ),
+];
+
+fn project_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/java")
+}
+
+fn build() {
+    let output = Command::new("mvn")
+        .args([
+            "-q",
+            "-B",
+            "package",
+            "dependency:copy-dependencies",
+            "-DoutputDirectory=target/lib",
+            "-DincludeScope=runtime",
+            "-f",
+        ])
+        .arg(project_dir().join("pom.xml"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("mvn is missing ({e}): apt-get install -y maven (.ci/run does)")
+        });
+    assert!(
+        output.status.success(),
+        "mvn package failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn kafkas_java_client_produces_consumes_in_groups_and_administers() {
+    build();
+    let dir = temp_dir("java-client");
+    let broker = Broker::start(dir.path(), &[]);
+    let classpath = format!(
+        "{}:{}",
+        project_dir().join("target/classes").display(),
+        project_dir().join("target/lib/*").display()
+    );
+    let mut child = Command::new("java")
+        .args(["-cp", &classpath, "io.spindle.interop.Interop"])
+        .arg(&broker.bootstrap)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("java is missing: apt-get install -y openjdk-17-jdk-headless");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).unwrap();
+        text
+    });
+    // Each check is bounded at about 20 s by the program itself; all of them well inside this.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the Java client checks did not finish in 240 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = reader.join().unwrap();
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(
+        lines.last(),
+        Some(&"DONE"),
+        "the program ran to its end:\n{output}"
+    );
+    let mut unexpected = Vec::new();
+    for (name, expected) in EXPECTED {
+        let line = lines
+            .iter()
+            .find(|line| {
+                line.strip_prefix("PASS ")
+                    .or_else(|| line.strip_prefix("FAIL "))
+                    .is_some_and(|rest| rest == *name || rest.starts_with(&format!("{name}:")))
+            })
+            .unwrap_or_else(|| panic!("no result for {name}:\n{output}"));
+        let ok = if *expected == "PASS" {
+            *line == format!("PASS {name}")
+        } else {
+            line.starts_with(expected)
+        };
+        if !ok {
+            unexpected.push(format!("{name}: want {expected}, got: {line}"));
+        }
+    }
+    assert!(
+        unexpected.is_empty(),
+        "unexpected results:\n{}",
+        unexpected.join("\n")
+    );
+    assert_eq!(
+        lines.len(),
+        EXPECTED.len() + 1,
+        "every check listed here:\n{output}"
+    );
+    let status = broker.stop();
+    assert!(status.success(), "broker exit: {status:?}");
+}

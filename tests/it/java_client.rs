@@ -9,12 +9,11 @@
 //! Needs Maven and a JDK 17 (`.ci/run` installs them); Maven fetches the client from Maven
 //! Central into `~/.m2` on its first run. A missing tool fails the test.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use crate::common::{Broker, temp_dir};
+use crate::common::{Broker, assert_checks, run_checks, temp_dir};
 
 /// Every check the program runs, and how it must end.
 const EXPECTED: &[(&str, &str)] = &[
@@ -86,64 +85,13 @@ fn kafkas_java_client_produces_consumes_in_groups_and_administers() {
         project_dir().join("target/classes").display(),
         project_dir().join("target/lib/*").display()
     );
-    let mut child = Command::new("java")
+    let mut command = Command::new("java");
+    command
         .args(["-cp", &classpath, "io.spindle.interop.Interop"])
-        .arg(&broker.bootstrap)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("java is missing: apt-get install -y openjdk-17-jdk-headless");
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        stdout.read_to_string(&mut text).unwrap();
-        text
-    });
+        .arg(&broker.bootstrap);
     // Each check is bounded at about 20 s by the program itself; all of them well inside this.
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the Java client checks did not finish in 240 s");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let output = reader.join().unwrap();
-    let lines: Vec<&str> = output.lines().collect();
-    assert_eq!(
-        lines.last(),
-        Some(&"DONE"),
-        "the program ran to its end:\n{output}"
-    );
-    let mut unexpected = Vec::new();
-    for (name, expected) in EXPECTED {
-        let line = lines
-            .iter()
-            .find(|line| {
-                line.strip_prefix("PASS ")
-                    .or_else(|| line.strip_prefix("FAIL "))
-                    .is_some_and(|rest| rest == *name || rest.starts_with(&format!("{name}:")))
-            })
-            .unwrap_or_else(|| panic!("no result for {name}:\n{output}"));
-        let ok = if *expected == "PASS" {
-            *line == format!("PASS {name}")
-        } else {
-            line.starts_with(expected)
-        };
-        if !ok {
-            unexpected.push(format!("{name}: want {expected}, got: {line}"));
-        }
-    }
-    assert!(
-        unexpected.is_empty(),
-        "unexpected results:\n{}",
-        unexpected.join("\n")
-    );
-    assert_eq!(
-        lines.len(),
-        EXPECTED.len() + 1,
-        "every check listed here:\n{output}"
-    );
+    let output = run_checks(command, Duration::from_secs(240));
+    assert_checks(&output, EXPECTED);
     let status = broker.stop();
     assert!(status.success(), "broker exit: {status:?}");
 }

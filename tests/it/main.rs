@@ -10,6 +10,7 @@ mod cli;
 mod connection_limits;
 mod data_dir;
 mod disk_full;
+mod go_clients;
 mod group_log;
 mod groups_e2e;
 mod idempotence_e2e;

@@ -334,3 +334,69 @@ pub fn raw_request_frame(
     frame[..4].copy_from_slice(&size.to_be_bytes());
     frame
 }
+
+/// Runs a client-interop program (tests/interop/*) that prints "PASS name" or "FAIL name:
+/// error" per check and "DONE" at its end; its stdout. Killed and failed after `timeout`.
+pub fn run_checks(mut command: Command, timeout: Duration) -> String {
+    let program = format!("{:?}", command.get_program());
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is missing ({e}): .ci/run installs it"));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).unwrap();
+        text
+    });
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{program}: the checks did not finish in {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    reader.join().unwrap()
+}
+
+/// Checks such a program's output against `expected`: every check listed and no other, each
+/// ending as listed ("PASS", or the start of its FAIL line), and the program ran to "DONE".
+pub fn assert_checks(output: &str, expected: &[(&str, &str)]) {
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(
+        lines.last(),
+        Some(&"DONE"),
+        "the program ran to its end:\n{output}"
+    );
+    let mut unexpected = Vec::new();
+    for (name, want) in expected {
+        let line = lines
+            .iter()
+            .find(|line| {
+                line.strip_prefix("PASS ")
+                    .or_else(|| line.strip_prefix("FAIL "))
+                    .is_some_and(|rest| rest == *name || rest.starts_with(&format!("{name}:")))
+            })
+            .unwrap_or_else(|| panic!("no result for {name}:\n{output}"));
+        let ok = if *want == "PASS" {
+            *line == format!("PASS {name}")
+        } else {
+            line.starts_with(want)
+        };
+        if !ok {
+            unexpected.push(format!("{name}: want {want}, got: {line}"));
+        }
+    }
+    assert!(
+        unexpected.is_empty(),
+        "unexpected results:\n{}",
+        unexpected.join("\n")
+    );
+    assert_eq!(
+        lines.len(),
+        expected.len() + 1,
+        "every check is listed in the test:\n{output}"
+    );
+}

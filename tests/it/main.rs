@@ -16,6 +16,7 @@ mod groups_e2e;
 mod idempotence_e2e;
 mod interop;
 mod java_client;
+mod js_client;
 mod layers;
 mod runtime_liveness;
 mod shutdown;

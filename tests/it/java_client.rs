@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{Broker, assert_checks, run_checks, temp_dir};
+use crate::common::{Broker, assert_checks, maven, run_checks, temp_dir};
 
 /// Every check the program runs, and how it must end.
 const EXPECTED: &[(&str, &str)] = &[
@@ -52,26 +52,14 @@ fn project_dir() -> PathBuf {
 }
 
 fn build() {
-    let output = Command::new("mvn")
-        .args([
-            "-q",
-            "-B",
+    maven(
+        &project_dir(),
+        &[
             "package",
             "dependency:copy-dependencies",
             "-DoutputDirectory=target/lib",
             "-DincludeScope=runtime",
-            "-f",
-        ])
-        .arg(project_dir().join("pom.xml"))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("mvn is missing ({e}): apt-get install -y maven (.ci/run does)")
-        });
-    assert!(
-        output.status.success(),
-        "mvn package failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
 }
 

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{Broker, temp_dir};
+use crate::common::{Broker, maven, temp_dir};
 
 const MESSAGES: usize = 300;
 
@@ -24,19 +24,7 @@ fn example_dir() -> PathBuf {
 
 /// `mvn package` of the example; the path of its runnable jar.
 fn build_jar() -> PathBuf {
-    let output = Command::new("mvn")
-        .args(["-q", "-B", "package", "-DskipTests", "-f"])
-        .arg(example_dir().join("pom.xml"))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("mvn is missing ({e}): apt-get install -y maven (.ci/run does)")
-        });
-    assert!(
-        output.status.success(),
-        "mvn package failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    maven(&example_dir(), &["package", "-DskipTests"]);
     example_dir().join("target/quickstart.jar")
 }
 

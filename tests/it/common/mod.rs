@@ -400,3 +400,23 @@ pub fn assert_checks(output: &str, expected: &[(&str, &str)]) {
         "every check is listed in the test:\n{output}"
     );
 }
+
+/// `mvn -q -B <goals...> -f <project>/pom.xml` (Maven and a JDK: `.ci/run` installs them);
+/// fails the test with Maven's output if the build fails.
+pub fn maven(project: &Path, goals: &[&str]) {
+    let output = Command::new("mvn")
+        .args(["-q", "-B"])
+        .args(goals)
+        .arg("-f")
+        .arg(project.join("pom.xml"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("mvn is missing ({e}): apt-get install -y maven (.ci/run does)")
+        });
+    assert!(
+        output.status.success(),
+        "mvn {goals:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

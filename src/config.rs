@@ -1,6 +1,7 @@
 //! The broker's one configuration: command-line flags (Kafka's names where Kafka has one),
 //! checked once at start-up into a [`BrokerConfig`] that every core shares read-only.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,7 +9,9 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::cluster::controller::PARTITIONS_PER_TOPIC_MAX;
+use crate::cluster::metadata::BROKERS_PER_NODE;
 use crate::group::state::GroupConfig;
+use crate::producer::ids::NODE_ID_MAX;
 use crate::storage::config::{FLUSH_INTERVAL_BYTES_DEFAULT, FLUSH_INTERVAL_DEFAULT};
 use crate::storage::{FlushPolicy, LogConfig};
 
@@ -32,6 +35,16 @@ pub struct ServeArgs {
     /// ephemeral ports when the bootstrap port is 0.
     #[arg(long)]
     pub core_port_base: Option<u16>,
+    /// This node's id in a cluster; its cores are brokers `node_id * 1000 + core`.
+    #[arg(long, default_value_t = 0)]
+    pub node_id: u32,
+    /// The metadata quorum's voters, `ID@HOST:PORT,...` (their quorum RPC addresses, this
+    /// node's included). Absent: a single node, no quorum.
+    #[arg(long)]
+    pub quorum: Option<String>,
+    /// Testing only: one tick of the quorum's Raft clock (elections take 10-20 ticks).
+    #[arg(long, default_value_t = 100, hide = true)]
+    pub quorum_tick_ms: u64,
     /// Host name advertised to clients in Metadata. Default: the listen address's IP.
     #[arg(long)]
     pub advertised_host: Option<String>,
@@ -147,6 +160,10 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub listen: SocketAddr,
+    pub node_id: u32,
+    /// Voters of the metadata quorum (node id -> `host:port`); `None` on a single node.
+    pub quorum: Option<BTreeMap<u32, String>>,
+    pub quorum_tick: Duration,
     /// Port of core i is `core_port_base + i`; 0 means ephemeral ports.
     pub core_port_base: u16,
     pub advertised_host: String,
@@ -184,11 +201,23 @@ impl BrokerConfig {
             .filter(|ids: &Vec<usize>| !ids.is_empty())
             .unwrap_or_else(|| (0..available).collect());
         let cores = args.cores.unwrap_or(allowed_cpus.len());
-        if cores == 0 || cores as u64 > crate::producer::ids::CORES_MAX {
+        if cores == 0 || cores as u32 > BROKERS_PER_NODE {
             return Err(format!(
-                "--cores {cores} must be between 1 and {}",
-                crate::producer::ids::CORES_MAX
+                "--cores {cores} must be between 1 and {BROKERS_PER_NODE}"
             ));
+        }
+        if args.node_id > NODE_ID_MAX {
+            return Err(format!(
+                "--node-id {} must be at most {NODE_ID_MAX}",
+                args.node_id
+            ));
+        }
+        let quorum = match &args.quorum {
+            None => None,
+            Some(text) => Some(parse_quorum(text, args.node_id)?),
+        };
+        if !(1..=10_000).contains(&args.quorum_tick_ms) {
+            return Err("--quorum-tick-ms must be between 1 and 10000".into());
         }
         let pin = !args.no_pin && cores <= allowed_cpus.len();
         let cpus = (0..cores)
@@ -284,6 +313,9 @@ impl BrokerConfig {
         }
         Ok(BrokerConfig {
             listen: args.listen,
+            node_id: args.node_id,
+            quorum,
+            quorum_tick: Duration::from_millis(args.quorum_tick_ms),
             core_port_base,
             advertised_host,
             cpus,
@@ -322,6 +354,34 @@ impl BrokerConfig {
     }
 }
 
+/// Parses `--quorum ID@HOST:PORT,...`; the voters must name `node_id`.
+pub fn parse_quorum(text: &str, node_id: u32) -> Result<BTreeMap<u32, String>, String> {
+    let mut voters = BTreeMap::new();
+    for voter in text.split(',') {
+        let bad = || format!("--quorum entry '{voter}' is not ID@HOST:PORT");
+        let (id, address) = voter.split_once('@').ok_or_else(bad)?;
+        let id: u32 = id.trim().parse().map_err(|_| bad())?;
+        let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+        if host.is_empty() || port.parse::<u16>().map_or(true, |port| port == 0) {
+            return Err(bad());
+        }
+        if id > NODE_ID_MAX {
+            return Err(format!(
+                "--quorum node id {id} must be at most {NODE_ID_MAX}"
+            ));
+        }
+        if voters.insert(id, address.to_string()).is_some() {
+            return Err(format!("--quorum names node {id} twice"));
+        }
+    }
+    if !voters.contains_key(&node_id) {
+        return Err(format!(
+            "--quorum does not name this node (--node-id {node_id})"
+        ));
+    }
+    Ok(voters)
+}
+
 /// The machine's memory, from sysconf (4 GiB if it cannot be read).
 fn physical_memory_bytes() -> u64 {
     // SAFETY: sysconf only reads system constants.
@@ -344,6 +404,25 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn quorum_flags_are_checked() {
+        let voters = parse_quorum("0@127.0.0.1:9100,1@localhost:9101,2@[::1]:9102", 1).unwrap();
+        assert_eq!(voters[&2], "[::1]:9102");
+        for bad in [
+            "",
+            "0@",
+            "x@h:1",
+            "0@h",
+            "0@h:0",
+            "0@:5",
+            "0@h:1,0@h:2",
+            "9000@h:1",
+        ] {
+            assert!(parse_quorum(bad, 0).is_err(), "{bad}");
+        }
+        assert!(parse_quorum("0@h:1,2@h:2", 1).is_err());
+    }
+
     #[derive(Parser)]
     struct Serve {
         #[command(flatten)]
@@ -355,6 +434,7 @@ mod tests {
         let args = Serve::parse_from(["spindle", "--cache-bytes-per-core", "1048576"]).args;
         let config = BrokerConfig::from_args(&args).expect("defaults are valid");
         assert_eq!(config.log, LogConfig::DEFAULT);
+        assert_eq!((config.node_id, config.quorum.is_none()), (0, true));
         assert_eq!(
             format!("{:?}", config.groups),
             format!("{:?}", GroupConfig::DEFAULT)

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use async_channel::{Receiver, Sender};
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata};
 use spindle_protocol::ErrorCode;
@@ -16,7 +17,7 @@ use spindle_protocol::ErrorCode;
 pub const INBOX_MESSAGES_MAX: usize = 64;
 
 /// A topic to create, as CreateTopics (or auto-creation) asks.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewTopic {
     pub name: String,
     /// -1: the broker's default.
@@ -28,8 +29,8 @@ pub struct NewTopic {
     pub configs: Vec<(String, Option<String>)>,
 }
 
-/// A change only the controller makes.
-#[derive(Debug, Clone)]
+/// A change only the controller makes (in a quorum, a command in the metadata log).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControllerRequest {
     CreateTopics {
         topics: Vec<NewTopic>,
@@ -43,6 +44,32 @@ pub enum ControllerRequest {
         topics: Vec<(String, i32, Vec<Vec<i32>>)>,
         validate_only: bool,
     },
+}
+
+impl ControllerRequest {
+    /// The topics named, in request order: one outcome each.
+    pub fn topic_names(&self) -> Vec<String> {
+        match self {
+            ControllerRequest::CreateTopics { topics, .. } => {
+                topics.iter().map(|topic| topic.name.clone()).collect()
+            }
+            ControllerRequest::DeleteTopics { names } => names.clone(),
+            ControllerRequest::CreatePartitions { topics, .. } => {
+                topics.iter().map(|(name, _, _)| name.clone()).collect()
+            }
+        }
+    }
+
+    /// The same outcome for every topic named (a request that could not be decided).
+    pub fn refuse(&self, code: ErrorCode, message: &str) -> Vec<TopicOutcome> {
+        self.topic_names()
+            .into_iter()
+            .map(|name| TopicOutcome {
+                name,
+                result: Err((code, message.to_string())),
+            })
+            .collect()
+    }
 }
 
 /// The outcome for one topic of a controller request.

@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_channel::Receiver;
+use uuid::Uuid;
 
 use crate::cluster::control::{
     ControlHandle, ControllerMessage, ControllerRequest, NewTopic, TopicOutcome,
 };
 use crate::cluster::metadata::{
-    ClusterSnapshot, TopicMetadata, decode_metadata_file, encode_metadata_file, getrandom_bytes,
-    new_topic_id, place_partition, validate_topic_name,
+    BROKERS_PER_NODE, ClusterSnapshot, TopicMetadata, decode_metadata_file, encode_metadata_file,
+    getrandom_bytes, new_topic_id, place_partition_on_nodes, validate_topic_name,
 };
 use crate::cluster::topic_config::validate_topic_config;
 use spindle_protocol::ErrorCode;
@@ -110,7 +111,7 @@ pub fn ensure_metadata_reserve(data_dir: &Path) -> std::io::Result<()> {
 }
 
 /// A cluster id in Kafka's shape: 16 random bytes, URL-safe base64 without padding.
-fn new_cluster_id() -> String {
+pub(crate) fn new_cluster_id() -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut bytes = [0u8; 16];
     getrandom_bytes(&mut bytes);
@@ -121,10 +122,23 @@ fn new_cluster_id() -> String {
 }
 
 /// What the controller needs to decide a change.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ControllerLimits {
-    pub cores: u32,
+    /// `(node, cores)` of every node partitions may be placed on, sorted by node.
+    pub nodes: Vec<(u32, u32)>,
     pub default_partitions: i32,
+}
+
+impl ControllerLimits {
+    fn is_broker(&self, id: i32) -> bool {
+        let Ok(id) = u32::try_from(id) else {
+            return false;
+        };
+        let (node, core) = (id / BROKERS_PER_NODE, id % BROKERS_PER_NODE);
+        self.nodes
+            .iter()
+            .any(|&(known, cores)| known == node && core < cores)
+    }
 }
 
 fn error(
@@ -135,11 +149,13 @@ fn error(
 }
 
 /// Decides `request` against `topics`: the new topic map (if anything changed) and one
-/// outcome per topic, in request order.
+/// outcome per topic, in request order. A created topic takes its id from `topic_ids`, so
+/// every node of a quorum applying the same request decides the same.
 pub fn apply_request(
     topics: &BTreeMap<String, Arc<TopicMetadata>>,
     request: &ControllerRequest,
-    limits: ControllerLimits,
+    limits: &ControllerLimits,
+    topic_ids: &mut dyn FnMut() -> Uuid,
 ) -> (
     Option<BTreeMap<String, Arc<TopicMetadata>>>,
     Vec<TopicOutcome>,
@@ -160,7 +176,7 @@ pub fn apply_request(
                         "topic named twice in one request",
                     )
                 } else {
-                    create_topic(&next, new_topic, limits)
+                    create_topic(&next, new_topic, limits, topic_ids)
                 };
                 if let (Ok(Some(topic)), false) = (&result, validate_only) {
                     next.insert(topic.name.clone(), topic.clone());
@@ -210,7 +226,8 @@ pub fn apply_request(
 fn create_topic(
     topics: &BTreeMap<String, Arc<TopicMetadata>>,
     new_topic: &NewTopic,
-    limits: ControllerLimits,
+    limits: &ControllerLimits,
+    topic_ids: &mut dyn FnMut() -> Uuid,
 ) -> Result<Option<Arc<TopicMetadata>>, (ErrorCode, String)> {
     if let Err(reason) = validate_topic_name(&new_topic.name) {
         return error(ErrorCode::InvalidTopicException, reason);
@@ -244,16 +261,16 @@ fn create_topic(
         return error(
             ErrorCode::InvalidReplicationFactor,
             format!(
-                "replication factor {} exceeds the 1 replica a single-node broker keeps",
+                "replication factor {} exceeds the 1 replica Spindle keeps (replication is not served yet)",
                 new_topic.replication_factor
             ),
         );
     }
-    let partition_cores = match assigned_cores(&new_topic.assignments, limits.cores) {
-        Ok(cores) if cores.is_empty() => (0..partitions)
-            .map(|p| place_partition(&new_topic.name, p, limits.cores))
+    let partition_brokers = match assigned_brokers(&new_topic.assignments, limits) {
+        Ok(brokers) if brokers.is_empty() => (0..partitions)
+            .map(|p| place_partition_on_nodes(&new_topic.name, p, &limits.nodes))
             .collect(),
-        Ok(cores) => cores,
+        Ok(brokers) => brokers,
         Err(reason) => return error(ErrorCode::InvalidReplicaAssignment, reason),
     };
     let mut configs = BTreeMap::new();
@@ -271,21 +288,24 @@ fn create_topic(
     }
     Ok(Some(Arc::new(TopicMetadata {
         name: new_topic.name.clone(),
-        topic_id: new_topic_id(),
-        partition_cores,
+        topic_id: topic_ids(),
+        partition_brokers,
         configs,
     })))
 }
 
-/// A manual assignment names one broker (= core) per partition.
-fn assigned_cores(assignments: &[Vec<i32>], cores: u32) -> Result<Vec<u32>, String> {
+/// A manual assignment names one running broker per partition.
+fn assigned_brokers(
+    assignments: &[Vec<i32>],
+    limits: &ControllerLimits,
+) -> Result<Vec<u32>, String> {
     assignments
         .iter()
         .enumerate()
         .map(|(partition, replicas)| match replicas.as_slice() {
-            [broker] if *broker >= 0 && (*broker as u32) < cores => Ok(*broker as u32),
+            [broker] if limits.is_broker(*broker) => Ok(*broker as u32),
             _ => Err(format!(
-                "partition {partition}: replicas {replicas:?}; expected one broker id in 0..{cores}"
+                "partition {partition}: replicas {replicas:?}; expected the id of one running broker"
             )),
         })
         .collect()
@@ -296,7 +316,7 @@ fn add_partitions(
     name: &str,
     count: i32,
     assignments: &[Vec<i32>],
-    limits: ControllerLimits,
+    limits: &ControllerLimits,
 ) -> Result<Option<Arc<TopicMetadata>>, (ErrorCode, String)> {
     let Some(topic) = topics.get(name) else {
         return error(ErrorCode::UnknownTopicOrPartition, "no such topic");
@@ -314,11 +334,11 @@ fn add_partitions(
             format!("{count} partitions exceeds {PARTITIONS_PER_TOPIC_MAX}"),
         );
     }
-    let added = match assigned_cores(assignments, limits.cores) {
-        Ok(cores) if cores.is_empty() => (current..count)
-            .map(|p| place_partition(name, p, limits.cores))
+    let added = match assigned_brokers(assignments, limits) {
+        Ok(brokers) if brokers.is_empty() => (current..count)
+            .map(|p| place_partition_on_nodes(name, p, &limits.nodes))
             .collect(),
-        Ok(cores) if cores.len() as i32 == count - current => cores,
+        Ok(brokers) if brokers.len() as i32 == count - current => brokers,
         Ok(_) => {
             return error(
                 ErrorCode::InvalidReplicaAssignment,
@@ -328,7 +348,7 @@ fn add_partitions(
         Err(reason) => return error(ErrorCode::InvalidReplicaAssignment, reason),
     };
     let mut grown = (**topic).clone();
-    grown.partition_cores.extend(added);
+    grown.partition_brokers.extend(added);
     Ok(Some(Arc::new(grown)))
 }
 
@@ -342,18 +362,18 @@ pub async fn run_controller(
     default_partitions: i32,
 ) {
     let limits = ControllerLimits {
-        cores: snapshot.cores,
+        nodes: snapshot.node_cores(),
         default_partitions,
     };
     while let Ok(message) = inbox.recv().await {
-        let (next, mut outcomes) = apply_request(&snapshot.topics, &message.request, limits);
+        let (next, mut outcomes) = apply_request(
+            &snapshot.topics,
+            &message.request,
+            &limits,
+            &mut new_topic_id,
+        );
         if let Some(topics) = next {
-            let candidate = Arc::new(ClusterSnapshot::new(
-                snapshot.version + 1,
-                snapshot.cluster_id.clone(),
-                snapshot.cores,
-                topics,
-            ));
+            let candidate = Arc::new(snapshot.with_topics(topics));
             match store_metadata(&data_dir, &candidate) {
                 Ok(()) => {
                     control.publish(candidate.clone()).await;
@@ -380,10 +400,23 @@ pub async fn run_controller(
 mod tests {
     use super::*;
 
-    const LIMITS: ControllerLimits = ControllerLimits {
-        cores: 2,
-        default_partitions: 2,
-    };
+    fn limits() -> ControllerLimits {
+        ControllerLimits {
+            nodes: vec![(0, 2)],
+            default_partitions: 2,
+        }
+    }
+
+    fn apply_request(
+        topics: &BTreeMap<String, Arc<TopicMetadata>>,
+        request: &ControllerRequest,
+        limits: ControllerLimits,
+    ) -> (
+        Option<BTreeMap<String, Arc<TopicMetadata>>>,
+        Vec<TopicOutcome>,
+    ) {
+        super::apply_request(topics, request, &limits, &mut new_topic_id)
+    }
 
     fn new_topic(name: &str, partitions: i32) -> NewTopic {
         NewTopic {
@@ -411,7 +444,7 @@ mod tests {
                 new_topic("b", -1),
                 new_topic("bad name", 1),
             ]),
-            LIMITS,
+            limits(),
         );
         let topics = next.unwrap();
         assert_eq!(topics["a"].partition_count(), 8);
@@ -420,7 +453,7 @@ mod tests {
             outcomes[2].result.as_ref().unwrap_err().0,
             ErrorCode::InvalidTopicException
         );
-        let (next, outcomes) = apply_request(&topics, &create(vec![new_topic("a", 1)]), LIMITS);
+        let (next, outcomes) = apply_request(&topics, &create(vec![new_topic("a", 1)]), limits());
         assert!(next.is_none());
         assert_eq!(
             outcomes[0].result.as_ref().unwrap_err().0,
@@ -431,7 +464,7 @@ mod tests {
             &ControllerRequest::DeleteTopics {
                 names: vec!["a".into()],
             },
-            LIMITS,
+            limits(),
         );
         assert!(!next.unwrap().contains_key("a"));
     }
@@ -441,7 +474,7 @@ mod tests {
         let mut topic = new_topic("t", 0);
         let check = |topic: &NewTopic, code: ErrorCode| {
             let (next, outcomes) =
-                apply_request(&BTreeMap::new(), &create(vec![topic.clone()]), LIMITS);
+                apply_request(&BTreeMap::new(), &create(vec![topic.clone()]), limits());
             assert!(next.is_none());
             assert_eq!(outcomes[0].result.as_ref().unwrap_err().0, code);
         };
@@ -458,27 +491,28 @@ mod tests {
         topic.assignments = vec![vec![5]];
         check(&topic, ErrorCode::InvalidReplicaAssignment);
         topic.assignments = vec![vec![1], vec![0]];
-        let (next, _) = apply_request(&BTreeMap::new(), &create(vec![topic]), LIMITS);
-        assert_eq!(next.unwrap()["t"].partition_cores, vec![1, 0]);
+        let (next, _) = apply_request(&BTreeMap::new(), &create(vec![topic]), limits());
+        assert_eq!(next.unwrap()["t"].partition_brokers, vec![1, 0]);
     }
 
     #[test]
     fn partitions_only_grow_and_validate_only_changes_nothing() {
-        let (topics, _) = apply_request(&BTreeMap::new(), &create(vec![new_topic("t", 2)]), LIMITS);
+        let (topics, _) =
+            apply_request(&BTreeMap::new(), &create(vec![new_topic("t", 2)]), limits());
         let topics = topics.unwrap();
         let grow = |count, validate_only| ControllerRequest::CreatePartitions {
             topics: vec![("t".into(), count, vec![])],
             validate_only,
         };
-        let (next, outcomes) = apply_request(&topics, &grow(2, false), LIMITS);
+        let (next, outcomes) = apply_request(&topics, &grow(2, false), limits());
         assert!(next.is_none());
         assert_eq!(
             outcomes[0].result.as_ref().unwrap_err().0,
             ErrorCode::InvalidPartitions
         );
-        let (next, outcomes) = apply_request(&topics, &grow(5, true), LIMITS);
+        let (next, outcomes) = apply_request(&topics, &grow(5, true), limits());
         assert!(next.is_none() && outcomes[0].result.is_ok());
-        let (next, _) = apply_request(&topics, &grow(5, false), LIMITS);
+        let (next, _) = apply_request(&topics, &grow(5, false), limits());
         let grown = &next.unwrap()["t"];
         assert_eq!(grown.partition_count(), 5);
         assert_eq!(grown.topic_id, topics["t"].topic_id);

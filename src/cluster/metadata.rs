@@ -20,17 +20,46 @@ pub struct TopicMetadata {
     /// Stable for the topic's life (Metadata v10+, Fetch v13+); a re-created topic gets a
     /// new one.
     pub topic_id: Uuid,
-    /// For each partition, the core recorded as its owner when it was created. Read through
-    /// [`ClusterSnapshot::owner`], which folds it into the running core count.
-    pub partition_cores: Vec<u32>,
+    /// For each partition, the broker (`node * 1000 + core`) recorded as its owner when it
+    /// was created; on a single node that is the core. Read through
+    /// [`ClusterSnapshot::owner`], which folds the core into the node's running core count.
+    pub partition_brokers: Vec<u32>,
     /// Topic-level overrides (Kafka names), validated by [`validate_topic_config`].
     pub configs: BTreeMap<String, String>,
 }
 
 impl TopicMetadata {
     pub fn partition_count(&self) -> i32 {
-        self.partition_cores.len() as i32
+        self.partition_brokers.len() as i32
     }
+}
+
+/// Broker ids are `node * BROKERS_PER_NODE + core`, so node 0's brokers keep the core
+/// numbers as ids.
+pub const BROKERS_PER_NODE: u32 = 1000;
+
+/// The broker id of `core` on `node`.
+pub fn broker_id(node: u32, core: u32) -> u32 {
+    assert!(core < BROKERS_PER_NODE);
+    node * BROKERS_PER_NODE + core
+}
+
+/// Where one node's brokers answer: the advertised host and each core's port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEndpoints {
+    pub host: String,
+    /// Port of core i; the node runs `ports.len()` cores.
+    pub ports: Vec<u16>,
+}
+
+/// One broker as Metadata, DescribeCluster and FindCoordinator advertise it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerEndpoint {
+    pub id: u32,
+    pub host: String,
+    pub port: u16,
+    /// `node-<id>`: rack-aware tools see which brokers share a machine.
+    pub rack: String,
 }
 
 /// Everything a core needs to route a request: immutable, replaced whole on every change.
@@ -39,10 +68,15 @@ pub struct ClusterSnapshot {
     /// Grows by one with every change; a core ignores a snapshot older than its own.
     pub version: u64,
     pub cluster_id: String,
-    /// Cores (brokers) running now.
+    /// Cores (brokers) running now on this node.
     pub cores: u32,
     pub topics: BTreeMap<String, Arc<TopicMetadata>>,
     topic_names_by_id: HashMap<Uuid, String>,
+    /// This process's node id (0 on a single node).
+    pub local_node: u32,
+    /// Every node known, this one included once its ports are bound; one node outside a
+    /// quorum.
+    pub nodes: Arc<BTreeMap<u32, NodeEndpoints>>,
 }
 
 impl ClusterSnapshot {
@@ -63,7 +97,70 @@ impl ClusterSnapshot {
             cores,
             topics,
             topic_names_by_id,
+            local_node: 0,
+            nodes: Arc::default(),
         }
+    }
+
+    /// The same snapshot with its node map replaced.
+    pub fn with_nodes(mut self, local_node: u32, nodes: Arc<BTreeMap<u32, NodeEndpoints>>) -> Self {
+        self.local_node = local_node;
+        self.nodes = nodes;
+        self
+    }
+
+    /// The next version: new topics, the same cluster and nodes.
+    pub fn with_topics(&self, topics: BTreeMap<String, Arc<TopicMetadata>>) -> ClusterSnapshot {
+        ClusterSnapshot::new(
+            self.version + 1,
+            self.cluster_id.clone(),
+            self.cores,
+            topics,
+        )
+        .with_nodes(self.local_node, self.nodes.clone())
+    }
+
+    /// The broker id of this node's `core`.
+    pub fn local_broker(&self, core: u32) -> u32 {
+        broker_id(self.local_node, core)
+    }
+
+    /// Every broker of every known node, by id.
+    pub fn brokers(&self) -> Vec<BrokerEndpoint> {
+        self.nodes
+            .iter()
+            .flat_map(|(&node, endpoints)| {
+                endpoints
+                    .ports
+                    .iter()
+                    .enumerate()
+                    .map(move |(core, &port)| BrokerEndpoint {
+                        id: broker_id(node, core as u32),
+                        host: endpoints.host.clone(),
+                        port,
+                        rack: format!("node-{node}"),
+                    })
+            })
+            .collect()
+    }
+
+    /// `(node, cores)` of every known node, for placement. A snapshot without a node map
+    /// (start-up, tests) is this node alone.
+    pub fn node_cores(&self) -> Vec<(u32, u32)> {
+        if self.nodes.is_empty() {
+            return vec![(self.local_node, self.cores)];
+        }
+        self.nodes
+            .iter()
+            .map(|(&node, endpoints)| {
+                let cores = if node == self.local_node {
+                    self.cores
+                } else {
+                    endpoints.ports.len() as u32
+                };
+                (node, cores.max(1))
+            })
+            .collect()
     }
 
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicMetadata>> {
@@ -76,14 +173,21 @@ impl ClusterSnapshot {
             .and_then(|name| self.topics.get(name))
     }
 
-    /// The core that owns `partition` of `topic`, if both exist. A recorded core beyond the
-    /// running core count (the broker restarted with fewer cores) folds back in.
+    /// The broker that owns `partition` of `topic`, if both exist. A recorded core beyond
+    /// its node's running core count (the node restarted with fewer cores) folds back in.
     pub fn owner(&self, topic: &TopicMetadata, partition: i32) -> Option<u32> {
         let index = usize::try_from(partition).ok()?;
-        topic
-            .partition_cores
-            .get(index)
-            .map(|&core| core % self.cores)
+        let &recorded = topic.partition_brokers.get(index)?;
+        let (node, core) = (recorded / BROKERS_PER_NODE, recorded % BROKERS_PER_NODE);
+        let cores = if node == self.local_node {
+            self.cores
+        } else {
+            match self.nodes.get(&node) {
+                Some(endpoints) if !endpoints.ports.is_empty() => endpoints.ports.len() as u32,
+                _ => return Some(recorded),
+            }
+        };
+        Some(broker_id(node, core % cores))
     }
 }
 
@@ -94,6 +198,18 @@ pub fn place_partition(topic: &str, partition: i32, cores: u32) -> u32 {
     assert!(cores > 0 && partition >= 0);
     let start = fnv1a(topic.as_bytes()) % u64::from(cores);
     ((start + partition as u64) % u64::from(cores)) as u32
+}
+
+/// The broker of a new partition in a cluster of `nodes` (`(node, cores)`, sorted by node):
+/// partitions go round-robin over the nodes from a per-topic starting node, and within a
+/// node over its cores by [`place_partition`]. One node gives exactly `place_partition`.
+pub fn place_partition_on_nodes(topic: &str, partition: i32, nodes: &[(u32, u32)]) -> u32 {
+    assert!(!nodes.is_empty() && partition >= 0);
+    let count = nodes.len() as u64;
+    let start = fnv1a(topic.as_bytes()).rotate_left(17) % count;
+    let (node, cores) = nodes[((start + partition as u64) % count) as usize];
+    let round = (partition as u64 / count) as i32;
+    broker_id(node, place_partition(topic, round, cores))
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -134,7 +250,7 @@ const FILE_MAGIC: &str = "spindle-metadata 1";
 pub fn encode_metadata_file(snapshot: &ClusterSnapshot) -> String {
     let mut out = format!("{FILE_MAGIC}\ncluster {}\n", snapshot.cluster_id);
     for topic in snapshot.topics.values() {
-        let cores: Vec<String> = topic.partition_cores.iter().map(u32::to_string).collect();
+        let cores: Vec<String> = topic.partition_brokers.iter().map(u32::to_string).collect();
         out.push_str(&format!(
             "topic {} {} {}",
             topic.name,
@@ -179,7 +295,7 @@ pub fn decode_metadata_file(
                     .next()
                     .and_then(|id| Uuid::parse_str(id).ok())
                     .ok_or_else(|| bad("bad topic id"))?;
-                let partition_cores = words
+                let partition_brokers = words
                     .next()
                     .ok_or_else(|| bad("no partitions"))?
                     .split(',')
@@ -195,7 +311,7 @@ pub fn decode_metadata_file(
                 let topic = TopicMetadata {
                     name: name.to_string(),
                     topic_id,
-                    partition_cores,
+                    partition_brokers,
                     configs,
                 };
                 topics.insert(name.to_string(), Arc::new(topic));
@@ -239,7 +355,7 @@ mod tests {
         Arc::new(TopicMetadata {
             name: name.into(),
             topic_id: new_topic_id(),
-            partition_cores: cores,
+            partition_brokers: cores,
             configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
         })
     }

@@ -1,6 +1,7 @@
-//! Producer ids for InitProducerId. Every core hands out its own ids, unique across cores
-//! and restarts without asking anyone: id = counter * CORES_MAX + core, where the counter
-//! advances through blocks whose end is persisted (fdatasync) before the first id of a
+//! Producer ids for InitProducerId. Every core hands out its own ids, unique across cores,
+//! nodes and restarts without asking anyone: id = counter * CORES_MAX + core, where each
+//! node's counters start at `node << NODE_SHIFT` (node 0 at 0, as before clusters) and
+//! advance through blocks whose end is persisted (fdatasync) before the first id of a
 //! block is used. A crash skips the rest of a block, never reuses an id.
 //!
 //! Lives on its core (`Cell`s); the file is `data/.producer-ids/core-N`.
@@ -13,6 +14,11 @@ use std::path::{Path, PathBuf};
 pub const PRODUCER_ID_BLOCK: u64 = 1000;
 /// The most cores ids are spread over (the broker refuses more cores).
 pub const CORES_MAX: u64 = 1024;
+/// Each node's counters start at `node << NODE_SHIFT`: 2^40 ids per core before two
+/// nodes could meet.
+const NODE_SHIFT: u32 = 40;
+/// The largest node id whose ids still fit an i64 (`--node-id` refuses more).
+pub const NODE_ID_MAX: u32 = 8191;
 
 pub struct ProducerIdAllocator {
     core: u64,
@@ -22,8 +28,8 @@ pub struct ProducerIdAllocator {
 }
 
 impl ProducerIdAllocator {
-    pub fn open(data_dir: &Path, core: u32) -> std::io::Result<ProducerIdAllocator> {
-        assert!(u64::from(core) < CORES_MAX);
+    pub fn open(data_dir: &Path, node: u32, core: u32) -> std::io::Result<ProducerIdAllocator> {
+        assert!(u64::from(core) < CORES_MAX && node <= NODE_ID_MAX);
         let dir = data_dir.join(".producer-ids");
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("core-{core}"));
@@ -34,7 +40,7 @@ impl ProducerIdAllocator {
                     format!("{}: {e}", path.display()),
                 )
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => u64::from(node) << NODE_SHIFT,
             Err(e) => return Err(e),
         };
         Ok(ProducerIdAllocator {
@@ -72,12 +78,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut seen = std::collections::HashSet::new();
         for _restart in 0..3 {
-            for core in 0..3 {
-                let ids = ProducerIdAllocator::open(dir.path(), core).unwrap();
-                for _ in 0..10 {
-                    let id = ids.allocate().unwrap();
-                    assert!(id >= 0);
-                    assert!(seen.insert(id), "id {id} handed out twice");
+            for node in [0, 1, NODE_ID_MAX] {
+                // Each node has its own data directory.
+                let dir = dir.path().join(format!("node-{node}"));
+                for core in 0..3 {
+                    let ids = ProducerIdAllocator::open(&dir, node, core).unwrap();
+                    for _ in 0..10 {
+                        let id = ids.allocate().unwrap();
+                        assert!(id >= 0);
+                        assert!(seen.insert(id), "id {id} handed out twice");
+                    }
                 }
             }
         }

@@ -9,6 +9,7 @@
 //! Shutdown: every core stops accepting and reading, finishes the requests in flight,
 //! flushes and closes its logs; the process exits 0.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
@@ -21,7 +22,9 @@ use socket2::{Domain, Socket, Type};
 
 use crate::cluster::control::{ControlHandle, CoreMessage, CoreReceivers, control_plane};
 use crate::cluster::controller::{load_metadata, run_controller};
-use crate::cluster::metadata::ClusterSnapshot;
+use crate::cluster::metadata::{ClusterSnapshot, NodeEndpoints};
+use crate::cluster::quorum::controller::run_quorum_controller;
+use crate::cluster::quorum::{Applied, LocalNode, QuorumConfig, QuorumHandle, start_quorum};
 use crate::config::BrokerConfig;
 use crate::group::GroupCoordinator;
 use crate::group::coordinator::GROUP_LOG_COMPACT_BYTES_MIN;
@@ -54,7 +57,6 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
     // Before anything reads or writes it; held until this function returns.
     let _data_dir_lock = crate::storage::dir_lock::lock_data_dir(&config.data_dir)?;
     let cores = config.cores();
-    let snapshot = Arc::new(load_metadata(&config.data_dir, cores as u32)?);
 
     // Per-core ports first (exclusive), then the shared bootstrap port.
     let mut core_listeners = Vec::with_capacity(cores);
@@ -78,12 +80,27 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
         bootstrap.set_port(local_port(&socket)?);
         bootstrap_listeners.push(socket.into_raw_fd());
     }
-    let core_ports = Arc::new(core_ports);
     let ports: Vec<String> = core_ports.iter().map(u16::to_string).collect();
     // From here on SIGINT/SIGTERM mean "shut down cleanly": a signal that arrives before the
     // signal thread runs waits in `signals`.
-    let signals =
+    let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("registering signal handlers: {e}"))?;
+    let local = NodeEndpoints {
+        host: config.advertised_host.clone(),
+        ports: core_ports,
+    };
+    let (snapshot, mut quorum) = match &config.quorum {
+        None => {
+            let nodes = BTreeMap::from([(config.node_id, local)]);
+            let snapshot = load_metadata(&config.data_dir, cores as u32)?
+                .with_nodes(config.node_id, Arc::new(nodes));
+            (Arc::new(snapshot), None)
+        }
+        Some(voters) => {
+            let (snapshot, handle, applied) = join_quorum(&config, voters, local, &mut signals)?;
+            (snapshot, Some((handle, applied)))
+        }
+    };
     // Scripts and tests read this line to learn the ports. Nobody reading stdout is no
     // reason to stop (println! would panic on a closed pipe).
     {
@@ -106,8 +123,9 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
         let config = config.clone();
         let control = control.clone();
         let snapshot = snapshot.clone();
-        let core_ports = core_ports.clone();
         let listeners = [core_listeners[core], bootstrap_listeners[core]];
+        // Core 0 runs the controller, and in a quorum talks to the quorum thread.
+        let quorum = if core == 0 { quorum.take() } else { None };
         let handle = executor_builder(&format!("spindle-core-{core}"), cpu)
             .spawn(move || async move {
                 run_core(
@@ -116,8 +134,8 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
                     control,
                     receivers,
                     snapshot,
-                    core_ports,
                     listeners,
+                    quorum,
                 )
                 .await
             })
@@ -175,6 +193,72 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
     }
 }
 
+/// How often start-up says it is still waiting for the quorum.
+const QUORUM_WAIT_REPORT: Duration = Duration::from_secs(5);
+
+/// Starts this node's quorum member and waits until the quorum has applied this node's
+/// registration (so the first snapshot the cores serve knows every node registered so far
+/// and this node's ports). SIGINT/SIGTERM while waiting end start-up.
+fn join_quorum(
+    config: &BrokerConfig,
+    voters: &BTreeMap<u32, String>,
+    local: NodeEndpoints,
+    signals: &mut Signals,
+) -> Result<
+    (
+        Arc<ClusterSnapshot>,
+        QuorumHandle,
+        async_channel::Receiver<Applied>,
+    ),
+    String,
+> {
+    let quorum_config = QuorumConfig {
+        node_id: config.node_id,
+        voters: voters.clone(),
+        dir: config.data_dir.join("quorum"),
+        tick: config.quorum_tick,
+    };
+    let local_node = LocalNode {
+        endpoints: local.clone(),
+        cluster_id_candidate: crate::cluster::controller::new_cluster_id(),
+    };
+    let (handle, applied) = start_quorum(quorum_config, local_node)?;
+    let started = std::time::Instant::now();
+    let mut reported = started;
+    loop {
+        match applied.try_recv() {
+            Ok(Applied {
+                snapshot: Some(snapshot),
+                ..
+            }) if snapshot.nodes.get(&config.node_id) == Some(&local) => {
+                tracing::info!(
+                    "joined the metadata quorum in {:?}: {} nodes registered",
+                    started.elapsed(),
+                    snapshot.nodes.len()
+                );
+                return Ok((snapshot, handle, applied));
+            }
+            Ok(_) => continue,
+            Err(async_channel::TryRecvError::Closed) => {
+                return Err("the quorum thread stopped during start-up".into());
+            }
+            Err(async_channel::TryRecvError::Empty) => {}
+        }
+        if signals.pending().next().is_some() {
+            return Err("stopped by a signal while waiting for the metadata quorum".into());
+        }
+        if reported.elapsed() >= QUORUM_WAIT_REPORT {
+            reported = std::time::Instant::now();
+            tracing::warn!(
+                "waiting for the metadata quorum ({} voters; a majority must be up) for {:?}",
+                voters.len(),
+                started.elapsed()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn bind_listener(address: SocketAddr, reuse_port: bool) -> std::io::Result<Socket> {
     let domain = if address.is_ipv4() {
         Domain::IPV4
@@ -215,8 +299,8 @@ async fn run_core(
     control: ControlHandle,
     receivers: CoreReceivers,
     snapshot: Arc<ClusterSnapshot>,
-    core_ports: Arc<Vec<u16>>,
     listeners: [RawFd; 2],
+    quorum: Option<(QuorumHandle, async_channel::Receiver<Applied>)>,
 ) -> Result<(), String> {
     prepare_executor(&config.data_dir)
         .await
@@ -229,31 +313,47 @@ async fn run_core(
     )
     .await
     .map_err(|e| format!("opening the group log: {e}"))?;
-    let producer_ids = ProducerIdAllocator::open(&config.data_dir, core)
+    let producer_ids = ProducerIdAllocator::open(&config.data_dir, config.node_id, core)
         .map_err(|e| format!("opening producer ids: {e}"))?;
     let shard = Rc::new(Shard::new(
         core,
         config.clone(),
         control.clone(),
-        core_ports,
         snapshot.clone(),
         groups,
         producer_ids,
     ));
     shard.apply_snapshot(snapshot.clone()).await;
-    if let Some(inbox) = receivers.controller_inbox {
+    match (receivers.controller_inbox, quorum) {
+        (Some(inbox), Some((handle, applied))) => {
+            shard.tasks.spawn_tracked(
+                TaskKind::Requests,
+                "controller",
+                run_quorum_controller(
+                    inbox,
+                    applied,
+                    control.clone(),
+                    handle,
+                    snapshot,
+                    config.default_partitions,
+                ),
+            );
+        }
         // Ends when shutdown closes its inbox; a metadata change in progress completes.
-        shard.tasks.spawn_tracked(
-            TaskKind::Requests,
-            "controller",
-            run_controller(
-                inbox,
-                control.clone(),
-                config.data_dir.clone(),
-                snapshot,
-                config.default_partitions,
-            ),
-        );
+        (Some(inbox), None) => {
+            shard.tasks.spawn_tracked(
+                TaskKind::Requests,
+                "controller",
+                run_controller(
+                    inbox,
+                    control.clone(),
+                    config.data_dir.clone(),
+                    snapshot,
+                    config.default_partitions,
+                ),
+            );
+        }
+        _ => {}
     }
     let control_task = {
         let shard = shard.clone();

@@ -74,8 +74,6 @@ pub struct Shard {
     pub core: u32,
     pub config: Arc<BrokerConfig>,
     pub control: ControlHandle,
-    /// The port each core listens on, by core index (what Metadata advertises).
-    pub core_ports: Arc<Vec<u16>>,
     snapshot: RefCell<Arc<ClusterSnapshot>>,
     logs: RefCell<HashMap<String, TopicLogs>>,
     /// Request bytes held by this core's connections (backpressure before reading more).
@@ -112,7 +110,6 @@ impl Shard {
         core: u32,
         config: Arc<BrokerConfig>,
         control: ControlHandle,
-        core_ports: Arc<Vec<u16>>,
         snapshot: Arc<ClusterSnapshot>,
         groups: Rc<GroupCoordinator>,
         producer_ids: ProducerIdAllocator,
@@ -123,7 +120,6 @@ impl Shard {
             core,
             config,
             control,
-            core_ports,
             snapshot: RefCell::new(snapshot),
             logs: RefCell::new(HashMap::new()),
             buffered_bytes: Rc::new(Semaphore::new(buffered)),
@@ -173,7 +169,9 @@ impl Shard {
         };
         match snapshot.owner(metadata, partition) {
             None => Err(PartitionLookup::UnknownTopicOrPartition),
-            Some(owner) if owner != self.core => Err(PartitionLookup::NotOwner),
+            Some(owner) if owner != snapshot.local_broker(self.core) => {
+                Err(PartitionLookup::NotOwner)
+            }
             Some(_) => Err(PartitionLookup::Unavailable),
         }
     }
@@ -309,7 +307,7 @@ impl Shard {
         }
         for topic in snapshot.topics.values() {
             for partition in 0..topic.partition_count() {
-                if snapshot.owner(topic, partition) != Some(self.core) {
+                if snapshot.owner(topic, partition) != Some(snapshot.local_broker(self.core)) {
                     continue;
                 }
                 let open = self

@@ -7,6 +7,7 @@ mod bench_cli;
 mod broker_e2e;
 mod broker_protocol;
 mod cli;
+mod cluster;
 mod connection_limits;
 mod data_dir;
 mod disk_full;

@@ -1,4 +1,5 @@
-//! DescribeCluster: every core as a broker on its own port, and core 0 as the controller.
+//! DescribeCluster: every core of every node as a broker on its own port, with its node as
+//! its rack, and this node's core 0 as the controller.
 //! Answered from this core's snapshot.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -7,7 +8,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::metadata::brokers;
 use super::{RequestContext, Response, ready};
 use crate::shard::Shard;
 
@@ -16,19 +16,22 @@ pub fn describe_cluster(
     context: &RequestContext,
     _request: DescribeClusterRequest,
 ) -> Response {
-    let brokers = brokers(shard)
+    let snapshot = shard.snapshot();
+    let brokers = snapshot
+        .brokers()
         .into_iter()
-        .map(|(node_id, host, port)| {
+        .map(|broker| {
             DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(node_id))
-                .with_host(host)
-                .with_port(port)
+                .with_broker_id(BrokerId(broker.id as i32))
+                .with_host(StrBytes::from_string(broker.host))
+                .with_port(i32::from(broker.port))
+                .with_rack(Some(StrBytes::from_string(broker.rack)))
         })
         .collect();
     context.respond(ResponseKind::DescribeCluster(
         DescribeClusterResponse::default()
-            .with_cluster_id(StrBytes::from_string(shard.snapshot().cluster_id.clone()))
-            .with_controller_id(BrokerId(0))
+            .with_cluster_id(StrBytes::from_string(snapshot.cluster_id.clone()))
+            .with_controller_id(BrokerId(snapshot.local_broker(0) as i32))
             .with_brokers(brokers),
     ))
 }

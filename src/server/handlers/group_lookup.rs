@@ -1,11 +1,12 @@
-//! Shared by the consumer-group APIs: which core coordinates a group. A group request that
-//! reaches a core other than the group's coordinator gets NOT_COORDINATOR, and the client
+//! Shared by the consumer-group APIs: which broker coordinates a group. A group request that
+//! reaches a broker other than the group's coordinator gets NOT_COORDINATOR, and the client
 //! asks FindCoordinator again. Runs on the core that received the request.
 
 use std::rc::Rc;
 
 use kafka_protocol::protocol::StrBytes;
 
+use crate::cluster::metadata::{BrokerEndpoint, ClusterSnapshot};
 use crate::group::{GroupCoordinator, coordinator_core};
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
@@ -22,8 +23,22 @@ pub(super) fn coordinator_for(
     if group_id.is_empty() {
         return Err(ErrorCode::InvalidGroupId);
     }
-    if coordinator_core(group_id, shard.core_ports.len() as u32) != shard.core {
+    let snapshot = shard.snapshot();
+    let coordinator = coordinator_of(&snapshot, group_id).map(|broker| broker.id);
+    if coordinator != Some(snapshot.local_broker(shard.core)) {
         return Err(ErrorCode::NotCoordinator);
     }
     Ok(shard.groups.clone())
+}
+
+/// The broker coordinating `group_id`: a pure function of the id and the brokers known, so
+/// every broker of every node answers FindCoordinator the same way. On one node the
+/// brokers are the cores in order.
+pub(super) fn coordinator_of(snapshot: &ClusterSnapshot, group_id: &str) -> Option<BrokerEndpoint> {
+    let mut brokers = snapshot.brokers();
+    if brokers.is_empty() {
+        return None;
+    }
+    let index = coordinator_core(group_id, brokers.len() as u32) as usize;
+    Some(brokers.swap_remove(index))
 }

@@ -73,19 +73,27 @@ pub async fn metadata(
             })
             .collect(),
     };
-    let brokers = brokers(shard)
+    let brokers = snapshot
+        .brokers()
         .into_iter()
-        .map(|(node_id, host, port)| {
+        .map(|broker| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(node_id))
-                .with_host(host)
-                .with_port(port)
+                .with_node_id(BrokerId(broker.id as i32))
+                .with_host(StrBytes::from_string(broker.host))
+                .with_port(i32::from(broker.port))
+                .with_rack((context.api_version >= 1).then(|| StrBytes::from_string(broker.rack)))
         })
         .collect();
     // Fields a version lacks must keep their defaults for the codec to encode it.
     let version = context.api_version;
     let cluster_id = (version >= 2).then(|| StrBytes::from_string(snapshot.cluster_id.clone()));
-    let controller_id = BrokerId(if version >= 1 { 0 } else { -1 });
+    // Any broker takes topic changes (they go through the node's controller), so each node
+    // names its own first core.
+    let controller_id = BrokerId(if version >= 1 {
+        snapshot.local_broker(0) as i32
+    } else {
+        -1
+    });
     context.respond(ResponseKind::Metadata(
         MetadataResponse::default()
             .with_brokers(brokers)
@@ -121,17 +129,6 @@ fn describe_topic(
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic_id)
         .with_partitions(partitions)
-}
-
-/// `(node id, host, port)` of every core.
-pub(super) fn brokers(shard: &Shard) -> Vec<(i32, StrBytes, i32)> {
-    let host = StrBytes::from_string(shard.config.advertised_host.clone());
-    shard
-        .core_ports
-        .iter()
-        .enumerate()
-        .map(|(core, &port)| (core as i32, host.clone(), i32::from(port)))
-        .collect()
 }
 
 served!(Metadata, 0..=13, |shard, call, body| {

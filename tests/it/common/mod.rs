@@ -30,28 +30,28 @@ impl Broker {
         Broker::start_with_stderr(data_dir, extra_args, Stdio::inherit())
     }
 
-    /// The `spindle serve` command every test broker runs: two unpinned cores, ephemeral
-    /// ports on 127.0.0.1, `data_dir`, then `extra_args`.
+    /// The `spindle serve` command every test broker runs: two unpinned cores (unless
+    /// `extra_args` names `--cores`), ephemeral ports on 127.0.0.1, `data_dir`, then
+    /// `extra_args`.
     pub fn command(data_dir: &Path, extra_args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_spindle"));
-        command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--cores",
-                "2",
-                "--no-pin",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra_args);
+        command.args(["serve", "--listen", "127.0.0.1:0", "--no-pin"]);
+        if !extra_args.contains(&"--cores") {
+            command.args(["--cores", "2"]);
+        }
+        command.arg("--data-dir").arg(data_dir).args(extra_args);
         command
     }
 
     /// [`Broker::start`] with the broker's stderr going to `stderr`.
     pub fn start_with_stderr(data_dir: &Path, extra_args: &[&str], stderr: Stdio) -> Broker {
-        let mut child = Broker::command(data_dir, extra_args)
+        Broker::spawn(Broker::command(data_dir, extra_args), data_dir, stderr).listening()
+    }
+
+    /// Starts `command` without waiting for it to listen, so several brokers that wait
+    /// for each other (a quorum) can start together; [`Starting::listening`] then waits.
+    pub fn spawn(mut command: Command, data_dir: &Path, stderr: Stdio) -> Starting {
+        let child = command
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or("warn".into()),
@@ -60,35 +60,8 @@ impl Broker {
             .stderr(stderr)
             .spawn()
             .expect("start spindle");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the listening line");
-        // "spindle listening on 127.0.0.1:PORT (cores 2, core ports A,B, data D)"
-        let bootstrap = line
-            .split_whitespace()
-            .nth(3)
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        let core_ports = line
-            .split("core ports ")
-            .nth(1)
-            .and_then(|rest| {
-                rest.split(',')
-                    .take(2)
-                    .map(|p| {
-                        p.trim_end_matches(|c: char| !c.is_ascii_digit())
-                            .parse()
-                            .ok()
-                    })
-                    .collect()
-            })
-            .unwrap_or_else(|| panic!("no core ports in {line:?}"));
-        Broker {
+        Starting {
             child: Some(child),
-            bootstrap,
-            core_ports,
             data_dir: data_dir.to_path_buf(),
         }
     }
@@ -136,6 +109,83 @@ impl Broker {
         self.child
             .as_mut()
             .is_some_and(|child| child.try_wait().expect("try_wait").is_none())
+    }
+}
+
+/// A broker process that has not announced its ports yet.
+pub struct Starting {
+    child: Option<Child>,
+    data_dir: PathBuf,
+}
+
+impl Starting {
+    /// Waits (at most 60 s) for the "listening" line and reads the ports from it.
+    pub fn listening(mut self) -> Broker {
+        let mut child = self.child.take().expect("not yet listening");
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let Ok(line) = received.recv_timeout(Duration::from_secs(60)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the broker did not start listening within 60 s");
+        };
+        // "spindle listening on 127.0.0.1:PORT (cores 2, core ports A,B, data D)"
+        let bootstrap = line
+            .split_whitespace()
+            .nth(3)
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        let core_ports = line
+            .split("core ports ")
+            .nth(1)
+            .and_then(|rest| {
+                rest.split(',')
+                    .take_while(|p| p.starts_with(|c: char| c.is_ascii_digit()))
+                    .map(|p| {
+                        p.trim_end_matches(|c: char| !c.is_ascii_digit())
+                            .parse()
+                            .ok()
+                    })
+                    .collect()
+            })
+            .unwrap_or_else(|| panic!("no core ports in {line:?}"));
+        Broker {
+            child: Some(child),
+            bootstrap,
+            core_ports,
+            data_dir: self.data_dir.clone(),
+        }
+    }
+}
+
+impl Starting {
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().expect("try_wait").is_none())
+    }
+
+    /// SIGTERM, then waits for the exit status (at most 60 s).
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        wait_with_timeout(&mut child, Duration::from_secs(60))
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 

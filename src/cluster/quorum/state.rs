@@ -1,0 +1,238 @@
+//! The metadata the quorum replicates, and the commands that change it: every node applies
+//! the same committed commands in the same order to a [`MetadataState`] and so holds the
+//! same cluster (its id, its nodes and their ports, its topics).
+//!
+//! Pure: no I/O, no clock, no randomness. A command carries every choice a node could make
+//! differently (topic ids, the default partition count), so applying it is deterministic.
+//! Lives on each node's quorum thread.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::cluster::control::{ControllerRequest, TopicOutcome};
+use crate::cluster::controller::{ControllerLimits, apply_request};
+use crate::cluster::metadata::{BROKERS_PER_NODE, NodeEndpoints, TopicMetadata};
+
+/// One change to the cluster's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// A node announces (or, after a restart, re-announces) where its cores answer. The
+    /// first registration applied also names the cluster.
+    RegisterNode {
+        node: u32,
+        host: String,
+        ports: Vec<u16>,
+        cluster_id: String,
+    },
+    /// A topic change asked through any broker of any node.
+    Topics {
+        request: ControllerRequest,
+        /// Ids for the topics a CreateTopics makes, in request order, chosen by the node
+        /// that proposed it.
+        topic_ids: Vec<Uuid>,
+        /// The proposing node's `--default-partitions`.
+        default_partitions: i32,
+    },
+}
+
+/// A command as stored in the log: who proposed it, so that node can answer its client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub origin: u32,
+    pub request_id: u64,
+    pub command: Command,
+}
+
+impl Envelope {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a command always encodes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, String> {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    }
+}
+
+/// The replicated metadata.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetadataState {
+    pub cluster_id: Option<String>,
+    pub nodes: BTreeMap<u32, NodeEndpoints>,
+    pub topics: BTreeMap<String, Arc<TopicMetadata>>,
+}
+
+impl MetadataState {
+    /// Applies one committed command: whether anything changed, and the outcomes a
+    /// topic change gives its client.
+    pub fn apply(&mut self, envelope: &Envelope) -> (bool, Vec<TopicOutcome>) {
+        match &envelope.command {
+            Command::RegisterNode {
+                node,
+                host,
+                ports,
+                cluster_id,
+            } => {
+                let mut changed = false;
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(cluster_id.clone());
+                    changed = true;
+                }
+                let valid = !ports.is_empty() && ports.len() as u32 <= BROKERS_PER_NODE;
+                let endpoints = NodeEndpoints {
+                    host: host.clone(),
+                    ports: ports.clone(),
+                };
+                if valid && self.nodes.get(node) != Some(&endpoints) {
+                    self.nodes.insert(*node, endpoints);
+                    changed = true;
+                }
+                (changed, Vec::new())
+            }
+            Command::Topics {
+                request,
+                topic_ids,
+                default_partitions,
+            } => {
+                let limits = ControllerLimits {
+                    nodes: self
+                        .nodes
+                        .iter()
+                        .map(|(&node, endpoints)| (node, endpoints.ports.len() as u32))
+                        .collect(),
+                    default_partitions: *default_partitions,
+                };
+                if limits.nodes.is_empty() {
+                    let refused = request.refuse(
+                        spindle_protocol::ErrorCode::BrokerNotAvailable,
+                        "no node has registered",
+                    );
+                    return (false, refused);
+                }
+                let mut ids = topic_ids.iter().copied();
+                let mut spare = 0u128;
+                let mut next_id = || {
+                    ids.next().unwrap_or_else(|| {
+                        // A proposer always sends one id per topic; should one be missing,
+                        // every node derives the same id from the command's identity.
+                        spare += 1;
+                        Uuid::from_u128(
+                            (u128::from(envelope.origin) << 96)
+                                | (u128::from(envelope.request_id) << 32)
+                                | spare,
+                        )
+                    })
+                };
+                let (next, outcomes) = apply_request(&self.topics, request, &limits, &mut next_id);
+                let changed = next.is_some();
+                if let Some(topics) = next {
+                    self.topics = topics;
+                }
+                (changed, outcomes)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::control::NewTopic;
+
+    fn register(node: u32, cores: u16) -> Envelope {
+        Envelope {
+            origin: node,
+            request_id: 1,
+            command: Command::RegisterNode {
+                node,
+                host: "127.0.0.1".into(),
+                ports: (0..cores)
+                    .map(|core| 9000 + node as u16 * 10 + core)
+                    .collect(),
+                cluster_id: format!("cluster-of-{node}"),
+            },
+        }
+    }
+
+    fn create(name: &str, partitions: i32) -> Envelope {
+        Envelope {
+            origin: 2,
+            request_id: 7,
+            command: Command::Topics {
+                request: ControllerRequest::CreateTopics {
+                    topics: vec![NewTopic {
+                        name: name.into(),
+                        partitions,
+                        replication_factor: -1,
+                        assignments: vec![],
+                        configs: vec![("retention.ms".into(), Some("1000".into()))],
+                    }],
+                    validate_only: false,
+                },
+                topic_ids: vec![Uuid::from_u128(42)],
+                default_partitions: 3,
+            },
+        }
+    }
+
+    #[test]
+    fn every_node_applying_the_same_log_holds_the_same_cluster() {
+        let log: Vec<Envelope> = vec![register(1, 1), register(0, 2), register(2, 1)]
+            .into_iter()
+            .chain([create("orders", 6), create("orders", 2)])
+            .collect();
+        let mut a = MetadataState::default();
+        let mut b = MetadataState::default();
+        let mut outcomes = Vec::new();
+        for envelope in &log {
+            let decoded = Envelope::decode(&envelope.encode()).unwrap();
+            assert_eq!(&decoded, envelope);
+            a.apply(&decoded);
+            outcomes.push(b.apply(envelope).1);
+        }
+        assert_eq!(a, b);
+        assert_eq!(a.cluster_id.as_deref(), Some("cluster-of-1"));
+        let orders = &a.topics["orders"];
+        assert_eq!(orders.topic_id, Uuid::from_u128(42));
+        // Six partitions over three nodes: two on each.
+        let mut per_node = BTreeMap::new();
+        for &broker in &orders.partition_brokers {
+            *per_node.entry(broker / BROKERS_PER_NODE).or_insert(0) += 1;
+        }
+        assert_eq!(per_node, BTreeMap::from([(0, 2), (1, 2), (2, 2)]));
+        assert!(outcomes[3][0].result.is_ok());
+        assert_eq!(
+            outcomes[4][0].result.as_ref().unwrap_err().0,
+            spindle_protocol::ErrorCode::TopicAlreadyExists
+        );
+    }
+
+    #[test]
+    fn a_restarted_node_re_registers_new_ports_and_a_bad_one_is_ignored() {
+        let mut state = MetadataState::default();
+        assert!(state.apply(&register(0, 2)).0);
+        assert!(!state.apply(&register(0, 2)).0);
+        let mut moved = register(0, 2);
+        if let Command::RegisterNode { ports, .. } = &mut moved.command {
+            ports[1] = 1234;
+        }
+        assert!(state.apply(&moved).0);
+        assert_eq!(state.nodes[&0].ports, vec![9000, 1234]);
+        assert!(!state.apply(&register(5, 0)).0);
+        assert!(!state.nodes.contains_key(&5));
+        assert!(Envelope::decode(b"{not json").is_err());
+    }
+
+    #[test]
+    fn topic_changes_before_any_registration_are_refused() {
+        let mut state = MetadataState::default();
+        let (changed, outcomes) = state.apply(&create("t", 1));
+        assert!(!changed);
+        assert_eq!(
+            outcomes[0].result.as_ref().unwrap_err().0,
+            spindle_protocol::ErrorCode::BrokerNotAvailable
+        );
+    }
+}

@@ -1,11 +1,14 @@
 //! The `spindle` command line. Runs on the main thread; subcommands that need executors
 //! start their own.
 //!
-//! `serve` (also what no subcommand means) runs the broker; `dump-log` is a read-only check
-//! of a partition directory (like Kafka's DumpLogSegments).
+//! `serve` (also what no subcommand means) runs the broker; `cluster up` starts a local
+//! cluster of nodes; `dump-log` is a read-only check of a partition directory (like
+//! Kafka's DumpLogSegments).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+mod cluster_up;
 
 use clap::{Parser, Subcommand};
 use spindle::config::{BrokerConfig, ServeArgs};
@@ -44,6 +47,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<std::ffi::OsString>,
     },
+    /// A local cluster: `spindle cluster up --nodes 3` starts three nodes on 127.0.0.1.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Reads every segment of a partition directory and checks each batch (framing, CRC-32C,
     /// offset continuity) without modifying anything. Exits 1 if any segment has bytes
     /// after its last valid batch that are not zeros (a torn tail or corruption).
@@ -55,6 +61,13 @@ enum Command {
         #[arg(long)]
         batches: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Starts nodes that form one cluster, prints their bootstrap addresses, and stops them
+    /// all on Ctrl-C.
+    Up(cluster_up::ClusterUpArgs),
 }
 
 fn main() -> ExitCode {
@@ -112,6 +125,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Bench { args } => run_bench(args),
+        Command::Cluster(ClusterCommand::Up(args)) => {
+            init_tracing();
+            cluster_up::cluster_up(&args)
+        }
         Command::DumpLog { dir, batches } => match dump_log(&dir, batches) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

@@ -13,6 +13,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("group", &["storage"]),
     ("cluster", &["storage"]),
     ("config", &["storage", "cluster", "group", "producer"]),
+    // The binary's `cluster up` launcher (beside main.rs): it runs `spindle serve`
+    // processes and uses no library module.
+    ("cluster_up", &[]),
     (
         "shard",
         &[

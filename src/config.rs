@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// node's included). Absent: a single node, no quorum.
     #[arg(long)]
     pub quorum: Option<String>,
+    /// Kafka `broker.session.timeout.ms`: a node the quorum's leader has not heard from for
+    /// this long is fenced (its brokers leave Metadata and get no new partitions) until it
+    /// registers again.
+    #[arg(long, default_value_t = 9000)]
+    pub broker_session_timeout_ms: u64,
     /// Testing only: one tick of the quorum's Raft clock (elections take 10-20 ticks).
     #[arg(long, default_value_t = 100, hide = true)]
     pub quorum_tick_ms: u64,
@@ -164,6 +169,7 @@ pub struct BrokerConfig {
     /// Voters of the metadata quorum (node id -> `host:port`); `None` on a single node.
     pub quorum: Option<BTreeMap<u32, String>>,
     pub quorum_tick: Duration,
+    pub broker_session_timeout: Duration,
     /// Port of core i is `core_port_base + i`; 0 means ephemeral ports.
     pub core_port_base: u16,
     pub advertised_host: String,
@@ -218,6 +224,14 @@ impl BrokerConfig {
         };
         if !(1..=10_000).contains(&args.quorum_tick_ms) {
             return Err("--quorum-tick-ms must be between 1 and 10000".into());
+        }
+        // Below a few elections' time, a healthy node would be fenced by every leader change.
+        let session_floor_ms = args.quorum_tick_ms * 20;
+        if args.broker_session_timeout_ms < session_floor_ms {
+            return Err(format!(
+                "--broker-session-timeout-ms {} must be at least {session_floor_ms} (20 quorum ticks)",
+                args.broker_session_timeout_ms
+            ));
         }
         let pin = !args.no_pin && cores <= allowed_cpus.len();
         let cpus = (0..cores)
@@ -316,6 +330,7 @@ impl BrokerConfig {
             node_id: args.node_id,
             quorum,
             quorum_tick: Duration::from_millis(args.quorum_tick_ms),
+            broker_session_timeout: Duration::from_millis(args.broker_session_timeout_ms),
             core_port_base,
             advertised_host,
             cpus,

@@ -6,7 +6,7 @@
 //! core; cores only ever read a snapshot (`Arc`, shared, never mutated). Pure: the file is
 //! encoded to and decoded from a string here and written by the controller.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -77,6 +77,9 @@ pub struct ClusterSnapshot {
     /// Every node known, this one included once its ports are bound; one node outside a
     /// quorum.
     pub nodes: Arc<BTreeMap<u32, NodeEndpoints>>,
+    /// Registered nodes the quorum has fenced (no heartbeat within the session timeout):
+    /// not advertised, given no new partitions, their partitions leaderless.
+    pub fenced: Arc<BTreeSet<u32>>,
 }
 
 impl ClusterSnapshot {
@@ -99,14 +102,28 @@ impl ClusterSnapshot {
             topic_names_by_id,
             local_node: 0,
             nodes: Arc::default(),
+            fenced: Arc::default(),
         }
     }
 
-    /// The same snapshot with its node map replaced.
+    /// The same snapshot with its node map replaced (none fenced).
     pub fn with_nodes(mut self, local_node: u32, nodes: Arc<BTreeMap<u32, NodeEndpoints>>) -> Self {
         self.local_node = local_node;
         self.nodes = nodes;
         self
+    }
+
+    /// The same snapshot with these nodes fenced.
+    pub fn with_fenced(mut self, fenced: Arc<BTreeSet<u32>>) -> Self {
+        self.fenced = fenced;
+        self
+    }
+
+    /// Whether `broker`'s node is registered and not fenced.
+    pub fn is_live(&self, broker: u32) -> bool {
+        let node = broker / BROKERS_PER_NODE;
+        (self.nodes.is_empty() && node == self.local_node)
+            || (self.nodes.contains_key(&node) && !self.fenced.contains(&node))
     }
 
     /// The next version: new topics, the same cluster and nodes.
@@ -118,6 +135,7 @@ impl ClusterSnapshot {
             topics,
         )
         .with_nodes(self.local_node, self.nodes.clone())
+        .with_fenced(self.fenced.clone())
     }
 
     /// The broker id of this node's `core`.
@@ -125,8 +143,17 @@ impl ClusterSnapshot {
         broker_id(self.local_node, core)
     }
 
-    /// Every broker of every known node, by id.
+    /// Every broker of every live node, by id: what clients are told about.
     pub fn brokers(&self) -> Vec<BrokerEndpoint> {
+        let mut brokers = self.registered_brokers();
+        brokers.retain(|broker| !self.fenced.contains(&(broker.id / BROKERS_PER_NODE)));
+        brokers
+    }
+
+    /// Every broker of every registered node, fenced or not, by id: group coordinators are
+    /// chosen over these, so a group stays with its broker (and its committed offsets)
+    /// while that broker's node is away.
+    pub fn registered_brokers(&self) -> Vec<BrokerEndpoint> {
         self.nodes
             .iter()
             .flat_map(|(&node, endpoints)| {
@@ -144,7 +171,7 @@ impl ClusterSnapshot {
             .collect()
     }
 
-    /// `(node, cores)` of every known node, for placement. A snapshot without a node map
+    /// `(node, cores)` of every live node, for placement. A snapshot without a node map
     /// (start-up, tests) is this node alone.
     pub fn node_cores(&self) -> Vec<(u32, u32)> {
         if self.nodes.is_empty() {
@@ -152,6 +179,7 @@ impl ClusterSnapshot {
         }
         self.nodes
             .iter()
+            .filter(|(node, _)| !self.fenced.contains(node))
             .map(|(&node, endpoints)| {
                 let cores = if node == self.local_node {
                     self.cores

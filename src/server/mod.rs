@@ -217,6 +217,7 @@ fn join_quorum(
         voters: voters.clone(),
         dir: config.data_dir.join("quorum"),
         tick: config.quorum_tick,
+        session_timeout: config.broker_session_timeout,
     };
     let local_node = LocalNode {
         endpoints: local.clone(),

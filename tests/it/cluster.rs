@@ -13,8 +13,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::{
-    ApiKey, DescribeClusterRequest, DescribeClusterResponse, MetadataRequest, MetadataResponse,
+    ApiKey, DescribeClusterRequest, DescribeClusterResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, MetadataRequest, MetadataResponse,
 };
+use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -40,6 +42,7 @@ fn free_ports(count: usize) -> Vec<u16> {
 struct Cluster {
     quorum: String,
     dirs: Vec<std::path::PathBuf>,
+    session_timeout_ms: Option<u64>,
 }
 
 impl Cluster {
@@ -53,12 +56,19 @@ impl Cluster {
         let dirs = (0..nodes)
             .map(|node| root.join(format!("node-{node}")))
             .collect();
-        Cluster { quorum, dirs }
+        Cluster {
+            quorum,
+            dirs,
+            session_timeout_ms: None,
+        }
     }
 
     fn spawn(&self, node: usize) -> Starting {
         let node_id = node.to_string();
+        let session = self.session_timeout_ms.unwrap_or(9000).to_string();
         let args = [
+            "--broker-session-timeout-ms",
+            &session,
             "--cores",
             "1",
             "--node-id",
@@ -350,4 +360,94 @@ fn a_node_without_a_majority_waits_and_stops_on_a_signal() {
     assert!(alone.is_running(), "a node must wait for its quorum");
     let status = alone.stop();
     assert_eq!(status.code(), Some(1), "{status}");
+}
+
+/// Brokers `address` advertises, and the partitions of `topic` it reports leaderless.
+fn live_view(address: &str, topic: &str) -> (BTreeSet<i32>, BTreeSet<i32>) {
+    let response = metadata(address);
+    let brokers = response.brokers.iter().map(|b| b.node_id.0).collect();
+    let leaderless = response
+        .topics
+        .iter()
+        .filter(|t| t.name.as_ref().is_some_and(|name| name.as_str() == topic))
+        .flat_map(|t| t.partitions.iter())
+        .filter(|p| p.error_code == 5 && p.leader_id.0 == -1)
+        .map(|p| p.partition_index)
+        .collect();
+    (brokers, leaderless)
+}
+
+#[test]
+fn a_killed_node_is_fenced_within_the_session_timeout_and_returns_on_restart() {
+    let root = temp_dir("cluster-fence");
+    let mut cluster = Cluster::new(root.path(), 3);
+    cluster.session_timeout_ms = Some(1000);
+    let mut nodes: Vec<Option<Broker>> = cluster.start_all().into_iter().map(Some).collect();
+    let address =
+        |nodes: &[Option<Broker>], node: usize| nodes[node].as_ref().unwrap().bootstrap.clone();
+    wait_for("all registered", || {
+        (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
+    });
+    create_topic(&address(&nodes, 0), TOPIC, PARTITIONS, 1).expect("create");
+    let placement = wait_for("the topic everywhere", || {
+        let seen = leaders(&address(&nodes, 1), TOPIC);
+        (seen.len() == PARTITIONS as usize).then_some(seen)
+    });
+    let on_node_2: BTreeSet<i32> = placement
+        .iter()
+        .filter(|(_, leader)| **leader / 1000 == 2)
+        .map(|(partition, _)| *partition)
+        .collect();
+    assert_eq!(on_node_2.len(), 2, "{placement:?}");
+    // A group coordinated by node 2's broker.
+    let group = (0..100)
+        .map(|i| format!("group-{i}"))
+        .find(|group| coordinator(&address(&nodes, 0), group) == (0, 2000))
+        .expect("some group hashes to broker 2000");
+
+    // SIGKILL: no goodbye. Within the session timeout (plus an election if node 2 led the
+    // quorum) the others stop advertising it and report its partitions leaderless.
+    let killed_at = Instant::now();
+    nodes[2].take().unwrap().kill();
+    let (brokers, leaderless) = wait_for("node 2 fenced", || {
+        let view = live_view(&address(&nodes, 0), TOPIC);
+        (view.0.len() == 2).then_some(view)
+    });
+    let fenced_after = killed_at.elapsed();
+    eprintln!("node 2 fenced {fenced_after:?} after SIGKILL (session timeout 1 s)");
+    assert!(fenced_after < Duration::from_secs(10), "{fenced_after:?}");
+    assert_eq!(brokers, BTreeSet::from([0, 1000]));
+    assert_eq!(leaderless, on_node_2);
+    // Its groups wait for it (their offsets are there) rather than move: retriable.
+    assert_eq!(coordinator(&address(&nodes, 1), &group).0, 15);
+    // New partitions go to the live nodes only.
+    create_topic(&address(&nodes, 1), "while-fenced", 4, 1).expect("create");
+    let placed = wait_for("the new topic", || {
+        let seen = leaders(&address(&nodes, 0), "while-fenced");
+        (seen.len() == 4).then_some(seen)
+    });
+    assert!(
+        placed.values().all(|leader| leader / 1000 != 2),
+        "{placed:?}"
+    );
+
+    // Restarted, it registers again: advertised, and its partitions have a leader again.
+    nodes[2] = Some(cluster.spawn(2).listening());
+    wait_for("node 2 back", || {
+        let (brokers, leaderless) = live_view(&address(&nodes, 0), TOPIC);
+        (brokers.len() == 3 && leaderless.is_empty()).then_some(())
+    });
+    assert_eq!(leaders(&address(&nodes, 2), TOPIC), placement);
+    assert_eq!(coordinator(&address(&nodes, 0), &group), (0, 2000));
+}
+
+/// `(error code, coordinator node id)` for `group`, asked of `address`.
+fn coordinator(address: &str, group: &str) -> (i16, i32) {
+    let mut client = RawClient::connect(address);
+    let response: FindCoordinatorResponse = client.call(
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string())),
+    );
+    (response.error_code, response.node_id.0)
 }

@@ -55,6 +55,9 @@ pub struct QuorumConfig {
     pub dir: PathBuf,
     /// One Raft tick; elections time out after 10-20 ticks, leaders heartbeat every 2.
     pub tick: Duration,
+    /// Kafka's `broker.session.timeout.ms`: the leader fences a node it has not heard from
+    /// for this long.
+    pub session_timeout: Duration,
 }
 
 /// What this node registers: where its cores answer.
@@ -107,7 +110,7 @@ impl QuorumHandle {
 fn refusal(command: &Command, code: ErrorCode, message: &str) -> Vec<TopicOutcome> {
     match command {
         Command::Topics { request, .. } => request.refuse(code, message),
-        Command::RegisterNode { .. } => Vec::new(),
+        Command::RegisterNode { .. } | Command::FenceNode { .. } => Vec::new(),
     }
 }
 
@@ -165,6 +168,10 @@ pub fn start_quorum(
         node_id: config.node_id,
         last_registration: None,
         applied_index: 0,
+        session_timeout: config.session_timeout,
+        last_heard: HashMap::new(),
+        fence_proposed: HashMap::new(),
+        was_leader: false,
     };
     let tick = config.tick;
     std::thread::Builder::new()
@@ -198,6 +205,12 @@ struct Driver {
     node_id: u32,
     last_registration: Option<Instant>,
     applied_index: u64,
+    session_timeout: Duration,
+    /// When each peer node was last heard from (any Raft message), for fencing.
+    last_heard: HashMap<u32, Instant>,
+    /// When this node, as leader, last proposed fencing each node.
+    fence_proposed: HashMap<u32, Instant>,
+    was_leader: bool,
 }
 
 /// What one round of applying produced.
@@ -214,6 +227,9 @@ impl Driver {
             let wait = tick.saturating_sub(last_tick.elapsed());
             match events.recv_timeout(wait) {
                 Ok(Event::Raft(message)) => {
+                    if let Some(node) = message.from.checked_sub(1) {
+                        self.last_heard.insert(node as u32, Instant::now());
+                    }
                     // A stale or misdirected message is Raft's to ignore.
                     let _ = self.node.step(*message);
                 }
@@ -278,10 +294,13 @@ impl Driver {
         }
     }
 
-    /// Once a tick: register this node until its registration has applied, and forget
-    /// answers nobody waits for any more.
+    /// Once a tick: register this node until its registration has applied (again after
+    /// it was fenced), fence silent nodes when leading, and forget answers nobody waits
+    /// for any more.
     fn maintain(&mut self) {
-        let registered = self.state.nodes.get(&self.node_id) == Some(&self.local.endpoints);
+        self.fence_silent_nodes();
+        let registered = self.state.nodes.get(&self.node_id) == Some(&self.local.endpoints)
+            && !self.state.fenced.contains(&self.node_id);
         let due = self
             .last_registration
             .is_none_or(|at| at.elapsed() >= REGISTER_RETRY);
@@ -297,6 +316,49 @@ impl Driver {
         }
         self.pending
             .retain(|_, (_, proposed)| proposed.elapsed() < PENDING_MAX_AGE);
+    }
+
+    /// The leader fences every registered node it has not heard from within the session
+    /// timeout. A new leader first gives every node a whole timeout from its election.
+    fn fence_silent_nodes(&mut self) {
+        let leading = self.node.raft.leader_id == raft_id(self.node_id);
+        if !leading {
+            self.was_leader = false;
+            return;
+        }
+        let now = Instant::now();
+        if !self.was_leader {
+            self.was_leader = true;
+            for &node in self.state.nodes.keys() {
+                self.last_heard.insert(node, now);
+            }
+        }
+        let silent: Vec<u32> = self
+            .state
+            .nodes
+            .keys()
+            .copied()
+            .filter(|node| *node != self.node_id && !self.state.fenced.contains(node))
+            .filter(|node| {
+                self.last_heard
+                    .get(node)
+                    .is_none_or(|heard| now.duration_since(*heard) >= self.session_timeout)
+            })
+            .filter(|node| {
+                self.fence_proposed
+                    .get(node)
+                    .is_none_or(|at| now.duration_since(*at) >= self.session_timeout)
+            })
+            .collect();
+        for node in silent {
+            tracing::warn!(
+                node,
+                "no word from node {node} for {:?}: fencing it",
+                self.session_timeout
+            );
+            self.fence_proposed.insert(node, now);
+            self.propose(Command::FenceNode { node }, None);
+        }
     }
 
     fn handle_ready(&mut self) -> std::io::Result<()> {
@@ -380,7 +442,8 @@ impl Driver {
                     self.local.endpoints.ports.len() as u32,
                     self.state.topics.clone(),
                 )
-                .with_nodes(self.node_id, Arc::new(self.state.nodes.clone())),
+                .with_nodes(self.node_id, Arc::new(self.state.nodes.clone()))
+                .with_fenced(Arc::new(self.state.fenced.clone())),
             )),
             _ => None,
         };

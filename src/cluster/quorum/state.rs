@@ -6,7 +6,7 @@
 //! differently (topic ids, the default partition count), so applying it is deterministic.
 //! Lives on each node's quorum thread.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,9 @@ pub enum Command {
         ports: Vec<u16>,
         cluster_id: String,
     },
+    /// The quorum's leader has not heard from `node` within the session timeout: its
+    /// brokers are no longer advertised or given partitions until it registers again.
+    FenceNode { node: u32 },
     /// A topic change asked through any broker of any node.
     Topics {
         request: ControllerRequest,
@@ -61,6 +64,7 @@ impl Envelope {
 pub struct MetadataState {
     pub cluster_id: Option<String>,
     pub nodes: BTreeMap<u32, NodeEndpoints>,
+    pub fenced: BTreeSet<u32>,
     pub topics: BTreeMap<String, Arc<TopicMetadata>>,
 }
 
@@ -89,6 +93,13 @@ impl MetadataState {
                     self.nodes.insert(*node, endpoints);
                     changed = true;
                 }
+                if valid && self.fenced.remove(node) {
+                    changed = true;
+                }
+                (changed, Vec::new())
+            }
+            Command::FenceNode { node } => {
+                let changed = self.nodes.contains_key(node) && self.fenced.insert(*node);
                 (changed, Vec::new())
             }
             Command::Topics {
@@ -100,6 +111,7 @@ impl MetadataState {
                     nodes: self
                         .nodes
                         .iter()
+                        .filter(|(node, _)| !self.fenced.contains(node))
                         .map(|(&node, endpoints)| (node, endpoints.ports.len() as u32))
                         .collect(),
                     default_partitions: *default_partitions,
@@ -107,7 +119,7 @@ impl MetadataState {
                 if limits.nodes.is_empty() {
                     let refused = request.refuse(
                         spindle_protocol::ErrorCode::BrokerNotAvailable,
-                        "no node has registered",
+                        "no live node has registered",
                     );
                     return (false, refused);
                 }
@@ -223,6 +235,31 @@ mod tests {
         assert!(!state.apply(&register(5, 0)).0);
         assert!(!state.nodes.contains_key(&5));
         assert!(Envelope::decode(b"{not json").is_err());
+    }
+
+    #[test]
+    fn a_fenced_node_gets_no_new_partitions_until_it_registers_again() {
+        let mut state = MetadataState::default();
+        for node in 0..3 {
+            state.apply(&register(node, 1));
+        }
+        let fence = |node| Envelope {
+            origin: 0,
+            request_id: 9,
+            command: Command::FenceNode { node },
+        };
+        assert!(state.apply(&fence(2)).0);
+        assert!(!state.apply(&fence(2)).0, "fencing twice changes nothing");
+        assert!(!state.apply(&fence(7)).0, "an unknown node is not fenced");
+        state.apply(&create("while-fenced", 4));
+        let nodes: BTreeSet<u32> = state.topics["while-fenced"]
+            .partition_brokers
+            .iter()
+            .map(|broker| broker / BROKERS_PER_NODE)
+            .collect();
+        assert_eq!(nodes, BTreeSet::from([0, 1]));
+        assert!(state.apply(&register(2, 1)).0, "registering again unfences");
+        assert!(state.fenced.is_empty());
     }
 
     #[test]

@@ -31,14 +31,17 @@ pub(super) fn coordinator_for(
     Ok(shard.groups.clone())
 }
 
-/// The broker coordinating `group_id`: a pure function of the id and the brokers known, so
-/// every broker of every node answers FindCoordinator the same way. On one node the
-/// brokers are the cores in order.
+/// The broker coordinating `group_id`: a pure function of the id and the brokers
+/// registered, so every broker of every node answers FindCoordinator the same way. On one
+/// node the brokers are the cores in order. `None` while that broker's node is fenced:
+/// the group's state and offsets are there, so it waits for it (COORDINATOR_NOT_AVAILABLE,
+/// which clients retry) rather than move and start from nothing.
 pub(super) fn coordinator_of(snapshot: &ClusterSnapshot, group_id: &str) -> Option<BrokerEndpoint> {
-    let mut brokers = snapshot.brokers();
+    let mut brokers = snapshot.registered_brokers();
     if brokers.is_empty() {
         return None;
     }
     let index = coordinator_core(group_id, brokers.len() as u32) as usize;
-    Some(brokers.swap_remove(index))
+    let broker = brokers.swap_remove(index);
+    snapshot.is_live(broker.id).then_some(broker)
 }

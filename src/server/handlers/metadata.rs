@@ -116,13 +116,23 @@ fn describe_topic(
     };
     let partitions = (0..topic.partition_count())
         .map(|partition| {
-            let leader = BrokerId(snapshot.owner(topic, partition).unwrap_or(0) as i32);
-            MetadataResponsePartition::default()
+            let owner = snapshot.owner(topic, partition).unwrap_or(0);
+            let replica = BrokerId(owner as i32);
+            let partition = MetadataResponsePartition::default()
                 .with_partition_index(partition)
-                .with_leader_id(leader)
                 .with_leader_epoch(leader_epoch)
-                .with_replica_nodes(vec![leader])
-                .with_isr_nodes(vec![leader])
+                .with_replica_nodes(vec![replica]);
+            if snapshot.is_live(owner) {
+                partition
+                    .with_leader_id(replica)
+                    .with_isr_nodes(vec![replica])
+            } else {
+                // Its one replica's node is fenced: no leader until it returns.
+                partition
+                    .with_error_code(ErrorCode::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_offline_replicas(if version >= 5 { vec![replica] } else { vec![] })
+            }
         })
         .collect();
     MetadataResponseTopic::default()

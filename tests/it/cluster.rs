@@ -451,3 +451,31 @@ fn coordinator(address: &str, group: &str) -> (i16, i32) {
     );
     (response.error_code, response.node_id.0)
 }
+
+#[test]
+fn a_paused_node_is_fenced_and_unfenced_when_it_resumes() {
+    let root = temp_dir("cluster-pause");
+    let mut cluster = Cluster::new(root.path(), 3);
+    cluster.session_timeout_ms = Some(1000);
+    let nodes = cluster.start_all();
+    let address = |node: usize| nodes[node].bootstrap.clone();
+    wait_for("all registered", || {
+        (metadata(&address(0)).brokers.len() == 3).then_some(())
+    });
+    // SIGSTOP past the session timeout: alive but silent, as under a long GC pause or a
+    // stalled VM. The others fence it.
+    nodes[1].signal(libc::SIGSTOP);
+    let stopped_at = Instant::now();
+    wait_for("node 1 fenced", || {
+        let brokers = live_view(&address(0), TOPIC).0;
+        (brokers == BTreeSet::from([0, 2000])).then_some(())
+    });
+    eprintln!("node 1 fenced {:?} after SIGSTOP", stopped_at.elapsed());
+    // Resumed, it learns it was fenced and registers again, without a restart.
+    nodes[1].signal(libc::SIGCONT);
+    wait_for("node 1 unfenced", || {
+        let brokers = live_view(&address(2), TOPIC).0;
+        (brokers.len() == 3).then_some(())
+    });
+    assert_eq!(live_view(&address(1), TOPIC).0.len(), 3);
+}

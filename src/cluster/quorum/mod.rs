@@ -226,16 +226,14 @@ impl Driver {
         loop {
             let wait = tick.saturating_sub(last_tick.elapsed());
             match events.recv_timeout(wait) {
-                Ok(Event::Raft(message)) => {
-                    if let Some(node) = message.from.checked_sub(1) {
-                        self.last_heard.insert(node as u32, Instant::now());
-                    }
-                    // A stale or misdirected message is Raft's to ignore.
-                    let _ = self.node.step(*message);
-                }
-                Ok(Event::Propose { command, reply }) => self.propose(command, reply),
+                Ok(event) => self.handle_event(event),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            // Everything already queued is taken before the clock moves: after a stall of
+            // this thread, peers' messages waiting here are news, not silence to fence.
+            while let Ok(event) = events.try_recv() {
+                self.handle_event(event);
             }
             if last_tick.elapsed() >= tick {
                 self.node.tick();
@@ -244,6 +242,19 @@ impl Driver {
             }
             self.handle_ready()
                 .map_err(|e| format!("writing the quorum log: {e}"))?;
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Raft(message) => {
+                if let Some(node) = message.from.checked_sub(1) {
+                    self.last_heard.insert(node as u32, Instant::now());
+                }
+                // A stale or misdirected message is Raft's to ignore.
+                let _ = self.node.step(*message);
+            }
+            Event::Propose { command, reply } => self.propose(command, reply),
         }
     }
 

@@ -78,6 +78,13 @@ impl Broker {
         wait_with_timeout(&mut child, Duration::from_secs(60))
     }
 
+    /// Sends `signal` (SIGSTOP, SIGCONT, ...) to the process.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("running");
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
     /// SIGKILL: a crash at an arbitrary moment.
     pub fn kill(mut self) {
         if let Some(mut child) = self.child.take() {

@@ -18,7 +18,7 @@ use crate::cluster::control::{
 };
 use crate::cluster::metadata::{
     BROKERS_PER_NODE, ClusterSnapshot, TopicMetadata, decode_metadata_file, encode_metadata_file,
-    getrandom_bytes, new_topic_id, place_partition_on_nodes, validate_topic_name,
+    getrandom_bytes, new_topic_id, place_replicas_on_nodes, validate_topic_name,
 };
 use crate::cluster::topic_config::validate_topic_config;
 use spindle_protocol::ErrorCode;
@@ -257,22 +257,28 @@ fn create_topic(
             format!("{partitions} partitions; must be between 1 and {PARTITIONS_PER_TOPIC_MAX}"),
         );
     }
-    if !matches!(new_topic.replication_factor, -1 | 1) {
-        return error(
-            ErrorCode::InvalidReplicationFactor,
-            format!(
-                "replication factor {} exceeds the 1 replica Spindle keeps (replication is not served yet)",
-                new_topic.replication_factor
-            ),
-        );
-    }
-    let partition_brokers = match assigned_brokers(&new_topic.assignments, limits) {
-        Ok(brokers) if brokers.is_empty() => (0..partitions)
-            .map(|p| place_partition_on_nodes(&new_topic.name, p, &limits.nodes))
+    let live_nodes = limits.nodes.len();
+    let replication_factor = match new_topic.replication_factor {
+        -1 if !new_topic.assignments.is_empty() => new_topic.assignments[0].len(),
+        -1 => 1,
+        factor if factor >= 1 && factor as usize <= live_nodes => factor as usize,
+        factor => {
+            return error(
+                ErrorCode::InvalidReplicationFactor,
+                format!(
+                    "replication factor {factor}: must be between 1 and the {live_nodes} live nodes (one replica per node)"
+                ),
+            );
+        }
+    };
+    let replicas = match assigned_replicas(&new_topic.assignments, limits) {
+        Ok(assigned) if assigned.is_empty() => (0..partitions)
+            .map(|p| place_replicas_on_nodes(&new_topic.name, p, &limits.nodes, replication_factor))
             .collect(),
-        Ok(brokers) => brokers,
+        Ok(assigned) => assigned,
         Err(reason) => return error(ErrorCode::InvalidReplicaAssignment, reason),
     };
+    let (partition_brokers, partition_followers) = split_replicas(replicas);
     let mut configs = BTreeMap::new();
     for (key, value) in &new_topic.configs {
         let Some(value) = value else {
@@ -290,25 +296,50 @@ fn create_topic(
         name: new_topic.name.clone(),
         topic_id: topic_ids(),
         partition_brokers,
+        partition_followers,
         configs,
     })))
 }
 
-/// A manual assignment names one running broker per partition.
-fn assigned_brokers(
+/// A manual assignment names, per partition, its replicas (leader first): running brokers
+/// on distinct nodes, as many for every partition.
+fn assigned_replicas(
     assignments: &[Vec<i32>],
     limits: &ControllerLimits,
-) -> Result<Vec<u32>, String> {
+) -> Result<Vec<Vec<u32>>, String> {
+    let width = assignments.first().map_or(0, Vec::len);
     assignments
         .iter()
         .enumerate()
-        .map(|(partition, replicas)| match replicas.as_slice() {
-            [broker] if limits.is_broker(*broker) => Ok(*broker as u32),
-            _ => Err(format!(
-                "partition {partition}: replicas {replicas:?}; expected the id of one running broker"
-            )),
+        .map(|(partition, replicas)| {
+            let nodes: HashSet<i32> = replicas
+                .iter()
+                .map(|&b| b / BROKERS_PER_NODE as i32)
+                .collect();
+            if replicas.is_empty()
+                || replicas.len() != width
+                || nodes.len() != replicas.len()
+                || !replicas.iter().all(|&broker| limits.is_broker(broker))
+            {
+                return Err(format!(
+                    "partition {partition}: replicas {replicas:?}; expected {width} running brokers on distinct nodes"
+                ));
+            }
+            Ok(replicas.iter().map(|&broker| broker as u32).collect())
         })
         .collect()
+}
+
+/// Leaders, and followers (empty when every partition has one replica).
+fn split_replicas(replicas: Vec<Vec<u32>>) -> (Vec<u32>, Vec<Vec<u32>>) {
+    let replicated = replicas.iter().any(|r| r.len() > 1);
+    let leaders = replicas.iter().map(|r| r[0]).collect();
+    let followers = if replicated {
+        replicas.into_iter().map(|r| r[1..].to_vec()).collect()
+    } else {
+        Vec::new()
+    };
+    (leaders, followers)
 }
 
 fn add_partitions(
@@ -334,21 +365,37 @@ fn add_partitions(
             format!("{count} partitions exceeds {PARTITIONS_PER_TOPIC_MAX}"),
         );
     }
-    let added = match assigned_brokers(assignments, limits) {
-        Ok(brokers) if brokers.is_empty() => (current..count)
-            .map(|p| place_partition_on_nodes(name, p, &limits.nodes))
-            .collect(),
-        Ok(brokers) if brokers.len() as i32 == count - current => brokers,
+    let factor = topic.replication_factor();
+    if factor > limits.nodes.len() {
+        return error(
+            ErrorCode::InvalidReplicationFactor,
+            format!(
+                "the topic keeps {factor} replicas but {} nodes are live",
+                limits.nodes.len()
+            ),
+        );
+    }
+    let added = match assigned_replicas(assignments, limits) {
+        Ok(assigned) if assigned.is_empty() => (current..count)
+            .map(|p| place_replicas_on_nodes(name, p, &limits.nodes, factor))
+            .collect::<Vec<_>>(),
+        Ok(assigned) if assigned.len() as i32 == count - current && assigned[0].len() == factor => {
+            assigned
+        }
         Ok(_) => {
             return error(
                 ErrorCode::InvalidReplicaAssignment,
-                "the assignment must name every new partition",
+                "the assignment must name every new partition, with the topic's replication factor",
             );
         }
         Err(reason) => return error(ErrorCode::InvalidReplicaAssignment, reason),
     };
     let mut grown = (**topic).clone();
-    grown.partition_brokers.extend(added);
+    let (leaders, followers) = split_replicas(added);
+    grown.partition_brokers.extend(leaders);
+    if factor > 1 {
+        grown.partition_followers.extend(followers);
+    }
     Ok(Some(Arc::new(grown)))
 }
 

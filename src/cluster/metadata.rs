@@ -24,6 +24,10 @@ pub struct TopicMetadata {
     /// was created; on a single node that is the core. Read through
     /// [`ClusterSnapshot::owner`], which folds the core into the node's running core count.
     pub partition_brokers: Vec<u32>,
+    /// For each partition with more than one replica, its followers (the brokers beside
+    /// the leader in `partition_brokers`, each on a node of its own). Empty for a topic
+    /// with one replica, as every single-node topic is.
+    pub partition_followers: Vec<Vec<u32>>,
     /// Topic-level overrides (Kafka names), validated by [`validate_topic_config`].
     pub configs: BTreeMap<String, String>,
 }
@@ -31,6 +35,19 @@ pub struct TopicMetadata {
 impl TopicMetadata {
     pub fn partition_count(&self) -> i32 {
         self.partition_brokers.len() as i32
+    }
+
+    /// The followers of `partition` as recorded (none for one replica).
+    pub fn followers(&self, partition: i32) -> &[u32] {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|index| self.partition_followers.get(index))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Replicas per partition (1 when none is recorded).
+    pub fn replication_factor(&self) -> usize {
+        1 + self.partition_followers.first().map_or(0, Vec::len)
     }
 }
 
@@ -201,21 +218,43 @@ impl ClusterSnapshot {
             .and_then(|name| self.topics.get(name))
     }
 
-    /// The broker that owns `partition` of `topic`, if both exist. A recorded core beyond
-    /// its node's running core count (the node restarted with fewer cores) folds back in.
+    /// The broker that owns (leads) `partition` of `topic`, if both exist. A recorded core
+    /// beyond its node's running core count (the node restarted with fewer cores) folds
+    /// back in.
     pub fn owner(&self, topic: &TopicMetadata, partition: i32) -> Option<u32> {
         let index = usize::try_from(partition).ok()?;
         let &recorded = topic.partition_brokers.get(index)?;
+        Some(self.fold(recorded))
+    }
+
+    /// The followers of `partition` of `topic` (none for one replica), folded as
+    /// [`Self::owner`].
+    pub fn followers(&self, topic: &TopicMetadata, partition: i32) -> Vec<u32> {
+        topic
+            .followers(partition)
+            .iter()
+            .map(|&recorded| self.fold(recorded))
+            .collect()
+    }
+
+    fn fold(&self, recorded: u32) -> u32 {
         let (node, core) = (recorded / BROKERS_PER_NODE, recorded % BROKERS_PER_NODE);
         let cores = if node == self.local_node {
             self.cores
         } else {
             match self.nodes.get(&node) {
                 Some(endpoints) if !endpoints.ports.is_empty() => endpoints.ports.len() as u32,
-                _ => return Some(recorded),
+                _ => return recorded,
             }
         };
-        Some(broker_id(node, core % cores))
+        broker_id(node, core % cores)
+    }
+
+    /// Where `broker` answers, if its node is registered.
+    pub fn endpoint(&self, broker: u32) -> Option<(String, u16)> {
+        let endpoints = self.nodes.get(&(broker / BROKERS_PER_NODE))?;
+        let port = *endpoints.ports.get((broker % BROKERS_PER_NODE) as usize)?;
+        Some((endpoints.host.clone(), port))
     }
 }
 
@@ -232,12 +271,27 @@ pub fn place_partition(topic: &str, partition: i32, cores: u32) -> u32 {
 /// partitions go round-robin over the nodes from a per-topic starting node, and within a
 /// node over its cores by [`place_partition`]. One node gives exactly `place_partition`.
 pub fn place_partition_on_nodes(topic: &str, partition: i32, nodes: &[(u32, u32)]) -> u32 {
-    assert!(!nodes.is_empty() && partition >= 0);
+    place_replicas_on_nodes(topic, partition, nodes, 1)[0]
+}
+
+/// The `replicas` brokers of a new partition, the leader first: each on the next node
+/// round-robin from the leader's, so no two share a node and leaders spread evenly.
+pub fn place_replicas_on_nodes(
+    topic: &str,
+    partition: i32,
+    nodes: &[(u32, u32)],
+    replicas: usize,
+) -> Vec<u32> {
+    assert!(!nodes.is_empty() && partition >= 0 && (1..=nodes.len()).contains(&replicas));
     let count = nodes.len() as u64;
     let start = fnv1a(topic.as_bytes()).rotate_left(17) % count;
-    let (node, cores) = nodes[((start + partition as u64) % count) as usize];
     let round = (partition as u64 / count) as i32;
-    broker_id(node, place_partition(topic, round, cores))
+    (0..replicas as u64)
+        .map(|replica| {
+            let (node, cores) = nodes[((start + partition as u64 + replica) % count) as usize];
+            broker_id(node, place_partition(topic, round, cores))
+        })
+        .collect()
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -340,6 +394,7 @@ pub fn decode_metadata_file(
                     name: name.to_string(),
                     topic_id,
                     partition_brokers,
+                    partition_followers: Vec::new(),
                     configs,
                 };
                 topics.insert(name.to_string(), Arc::new(topic));
@@ -384,6 +439,7 @@ mod tests {
             name: name.into(),
             topic_id: new_topic_id(),
             partition_brokers: cores,
+            partition_followers: Vec::new(),
             configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
         })
     }

@@ -56,6 +56,8 @@ impl ToErrorCode for StorageError {
             | StorageError::LogFailed { .. } => ErrorCode::KafkaStorageError,
             StorageError::InvalidConfig(_) => ErrorCode::InvalidConfig,
             StorageError::Closed => ErrorCode::UnknownTopicOrPartition,
+            // Only a follower's fetcher appends replicated batches; no client sees this.
+            StorageError::NotAtLogEnd { .. } => ErrorCode::UnknownServerError,
         }
     }
 }

@@ -34,6 +34,7 @@ use crate::runtime::{executor_builder, prepare_executor, raise_memlock_limit};
 mod connection;
 pub mod error_codes;
 pub mod handlers;
+mod replica_fetcher;
 
 use crate::shard::Shard;
 use crate::shard::tasks::TaskKind;
@@ -442,6 +443,11 @@ async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
 /// shutdown begins (the shard's gate waits for the round in progress).
 fn spawn_maintenance(shard: &Rc<Shard>) {
     let tasks = &shard.tasks;
+    tasks.spawn_tracked(
+        TaskKind::Requests,
+        "replica-fetchers",
+        replica_fetcher::run_replica_fetchers(shard.clone()),
+    );
     tasks.spawn_tracked(
         TaskKind::Maintenance,
         "housekeeping",

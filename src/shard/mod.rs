@@ -11,6 +11,7 @@
 //! directory belongs to, so stale directories are recognised after a crash).
 
 pub mod log_limit;
+pub mod replication;
 pub mod tasks;
 
 use std::cell::{Cell, RefCell};
@@ -31,6 +32,7 @@ use crate::group::GroupCoordinator;
 use crate::producer::state::{decode_snapshot, encode_snapshot};
 use crate::producer::{ProducerIdAllocator, ProducerStateTable};
 use crate::shard::log_limit::LogLimit;
+use crate::shard::replication::{LeaderState, Role};
 use crate::shard::tasks::{ShardTasks, TaskKind};
 use crate::storage::wait::Event;
 use crate::storage::{CacheBudget, DmaStorage, PartitionLog, StorageError};
@@ -52,11 +54,31 @@ pub enum PartitionLookup {
     Unavailable,
 }
 
-/// A partition this core owns: its log and its idempotent-producer state.
+/// A partition replica this core holds: its log, its idempotent-producer state, and
+/// whether it leads.
 #[derive(Clone)]
 pub struct OwnedPartition {
     pub log: Log,
     pub producers: Rc<RefCell<ProducerStateTable>>,
+    pub role: Role,
+}
+
+impl OwnedPartition {
+    /// The leader's view of its followers, if this replica leads a replicated partition.
+    pub fn leader_state(&self) -> Option<&Rc<LeaderState>> {
+        match &self.role {
+            Role::Leader(state) => state.as_ref(),
+            Role::Follower { .. } => None,
+        }
+    }
+}
+
+/// A replica this core follows, for its fetcher.
+pub struct FollowedPartition {
+    pub topic: String,
+    pub partition: i32,
+    pub leader: u32,
+    pub log: Log,
 }
 
 struct TopicLogs {
@@ -149,19 +171,17 @@ impl Shard {
         self.partition(topic, partition).map(|owned| owned.log)
     }
 
-    /// A partition this core owns, with its producer state.
+    /// A partition this core leads, with its producer state: what clients may use.
     pub fn partition(
         &self,
         topic: &str,
         partition: i32,
     ) -> Result<OwnedPartition, PartitionLookup> {
-        if let Some(owned) = self
-            .logs
-            .borrow()
-            .get(topic)
-            .and_then(|logs| logs.partitions.get(&partition))
-        {
-            return Ok(owned.clone());
+        if let Some(owned) = self.replica(topic, partition) {
+            return match owned.role {
+                Role::Leader(_) => Ok(owned),
+                Role::Follower { .. } => Err(PartitionLookup::NotOwner),
+            };
         }
         let snapshot = self.snapshot.borrow();
         let Some(metadata) = snapshot.topic(topic) else {
@@ -176,7 +196,37 @@ impl Shard {
         }
     }
 
-    /// Every partition this core owns.
+    /// A replica this core holds, leading or following.
+    pub fn replica(&self, topic: &str, partition: i32) -> Option<OwnedPartition> {
+        self.logs
+            .borrow()
+            .get(topic)
+            .and_then(|logs| logs.partitions.get(&partition))
+            .cloned()
+    }
+
+    /// Every replica this core follows, for its fetcher.
+    pub fn followed_partitions(&self) -> Vec<FollowedPartition> {
+        let logs = self.logs.borrow();
+        logs.iter()
+            .flat_map(|(topic, topic_logs)| {
+                topic_logs
+                    .partitions
+                    .iter()
+                    .filter_map(move |(&partition, owned)| match owned.role {
+                        Role::Follower { leader } => Some(FollowedPartition {
+                            topic: topic.clone(),
+                            partition,
+                            leader,
+                            log: owned.log.clone(),
+                        }),
+                        Role::Leader(_) => None,
+                    })
+            })
+            .collect()
+    }
+
+    /// Every replica this core holds (leading or following).
     fn all_partitions(&self) -> Vec<OwnedPartition> {
         self.logs
             .borrow()
@@ -305,9 +355,14 @@ impl Shard {
             }
             tracing::info!(core = self.core, "deleted the logs of topic {name}");
         }
+        let local = snapshot.local_broker(self.core);
         for topic in snapshot.topics.values() {
             for partition in 0..topic.partition_count() {
-                if snapshot.owner(topic, partition) != Some(snapshot.local_broker(self.core)) {
+                let Some(leader) = snapshot.owner(topic, partition) else {
+                    continue;
+                };
+                let followers = snapshot.followers(topic, partition);
+                if leader != local && !followers.contains(&local) {
                     continue;
                 }
                 let open = self
@@ -320,7 +375,17 @@ impl Shard {
                     continue;
                 }
                 match self.open_log(topic, partition).await {
-                    Ok(log) => {
+                    Ok(mut log) => {
+                        log.role = if leader == local {
+                            Role::Leader(
+                                (!followers.is_empty())
+                                    .then(|| Rc::new(LeaderState::new(&followers, &log.log))),
+                            )
+                        } else {
+                            // Readers here see only what the leader says is replicated.
+                            log.log.set_replication_high_watermark(Some(0));
+                            Role::Follower { leader }
+                        };
                         self.logs
                             .borrow_mut()
                             .entry(topic.name.clone())
@@ -386,6 +451,7 @@ impl Shard {
         Ok(OwnedPartition {
             log,
             producers: Rc::new(RefCell::new(producers)),
+            role: Role::Leader(None),
         })
     }
 
@@ -414,13 +480,24 @@ impl Shard {
         let (mut reopened, mut still_failed) = (0, 0);
         for (topic, partition) in failed {
             match self.open_log(&topic, partition).await {
-                Ok(fresh) => {
+                Ok(mut fresh) => {
                     if let Some(slot) = self
                         .logs
                         .borrow_mut()
                         .get_mut(&topic.name)
                         .and_then(|logs| logs.partitions.get_mut(&partition))
                     {
+                        // The replica keeps its role; the new log takes the old one's cap.
+                        fresh.role = slot.role.clone();
+                        match &fresh.role {
+                            Role::Leader(Some(state)) => fresh
+                                .log
+                                .set_replication_high_watermark(Some(state.high_watermark())),
+                            Role::Leader(None) => {}
+                            Role::Follower { .. } => fresh
+                                .log
+                                .set_replication_high_watermark(Some(slot.log.high_watermark())),
+                        }
                         *slot = fresh;
                     }
                     tracing::info!(

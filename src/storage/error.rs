@@ -36,6 +36,12 @@ pub enum StorageError {
     InvalidConfig(String),
     /// The log was closed or deleted.
     Closed,
+    /// A batch copied from the leader does not start at this log's end (a follower missed
+    /// or repeated data); nothing was appended.
+    NotAtLogEnd {
+        base_offset: i64,
+        log_end_offset: i64,
+    },
 }
 
 impl StorageError {
@@ -61,6 +67,13 @@ impl std::fmt::Display for StorageError {
                     "batch of {size_bytes} bytes exceeds the limit of {size_bytes_max}"
                 )
             }
+            StorageError::NotAtLogEnd {
+                base_offset,
+                log_end_offset,
+            } => write!(
+                f,
+                "a replicated batch at offset {base_offset} does not start at the log end {log_end_offset}"
+            ),
             StorageError::OffsetOutOfRange {
                 offset,
                 log_start_offset,

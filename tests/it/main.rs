@@ -19,6 +19,7 @@ mod interop;
 mod java_client;
 mod js_client;
 mod layers;
+mod replication;
 mod runtime_liveness;
 mod shutdown;
 mod spring_quickstart;

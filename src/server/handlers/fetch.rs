@@ -8,6 +8,8 @@
 //! passes. So a parked fetch with a large `min_bytes` is not woken, to read and park
 //! again, by every small append.
 //!
+//! A fetch from a follower broker (a replica id) is served by `replica_fetch`.
+//!
 //! Only read_uncommitted exists so far (no transactions): the last stable offset equals the
 //! high watermark. Fetch sessions (KIP-227) are not kept: every answer carries session id 0,
 //! which tells a client to send full fetch requests.
@@ -47,6 +49,15 @@ struct WantedTopic {
 
 pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequest) -> Response {
     let version = context.api_version;
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    if replica_id >= 0 {
+        return super::replica_fetch::replica_fetch(shard, context, request, replica_id as u32)
+            .await;
+    }
     if version >= 7 && request.session_id != 0 && request.session_epoch > 0 {
         // An incremental fetch for a session we never created.
         return Ok(Some(encode_fetch_response(

@@ -117,21 +117,33 @@ fn describe_topic(
     let partitions = (0..topic.partition_count())
         .map(|partition| {
             let owner = snapshot.owner(topic, partition).unwrap_or(0);
-            let replica = BrokerId(owner as i32);
+            let replicas: Vec<u32> = std::iter::once(owner)
+                .chain(snapshot.followers(topic, partition))
+                .collect();
+            let ids = |live: bool| -> Vec<BrokerId> {
+                replicas
+                    .iter()
+                    .filter(|&&broker| snapshot.is_live(broker) == live)
+                    .map(|&broker| BrokerId(broker as i32))
+                    .collect()
+            };
+            let offline = if version >= 5 { ids(false) } else { vec![] };
             let partition = MetadataResponsePartition::default()
                 .with_partition_index(partition)
                 .with_leader_epoch(leader_epoch)
-                .with_replica_nodes(vec![replica]);
+                .with_replica_nodes(replicas.iter().map(|&b| BrokerId(b as i32)).collect())
+                .with_offline_replicas(offline);
             if snapshot.is_live(owner) {
+                // Every live replica counts as in sync until the set is tracked.
                 partition
-                    .with_leader_id(replica)
-                    .with_isr_nodes(vec![replica])
+                    .with_leader_id(BrokerId(owner as i32))
+                    .with_isr_nodes(ids(true))
             } else {
-                // Its one replica's node is fenced: no leader until it returns.
+                // Its leader's node is fenced: no leader until it returns (failover to a
+                // follower is the next part of replication).
                 partition
                     .with_error_code(ErrorCode::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1))
-                    .with_offline_replicas(if version >= 5 { vec![replica] } else { vec![] })
             }
         })
         .collect();

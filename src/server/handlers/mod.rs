@@ -86,6 +86,7 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
+mod replica_fetch;
 mod sync_group;
 mod topic_outcomes;
 

@@ -20,6 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{FAULT_INJECTION, Reply, RequestContext, auto_create_topics};
 use crate::producer::SequenceCheck;
 use crate::server::error_codes::ToErrorCode;
+use crate::shard::replication::LeaderState;
 use crate::shard::{Log, OwnedPartition, Shard};
 use crate::storage::AppendInfo;
 use spindle_protocol::ErrorCode;
@@ -48,6 +49,9 @@ struct Outcome {
     log_start_offset: i64,
     /// The log and the offset to wait for, when appends succeeded.
     wait: Option<(Log, i64)>,
+    /// For a replicated partition, the leader's view of its followers (acks=all waits
+    /// for them too).
+    replication: Option<Rc<LeaderState>>,
 }
 
 impl Outcome {
@@ -59,6 +63,7 @@ impl Outcome {
             base_offset: -1,
             log_start_offset: -1,
             wait: None,
+            replication: None,
         }
     }
 }
@@ -169,9 +174,15 @@ pub async fn produce(
                 let Some((log, end_offset)) = outcome.wait.take() else {
                     continue;
                 };
+                let replication = outcome.replication.take();
                 let wait = async {
                     if acks == -1 {
-                        log.wait_durable(end_offset).await
+                        log.wait_durable(end_offset).await?;
+                        // Every in-sync replica holds it before acks=all is answered.
+                        if let Some(replication) = replication {
+                            replication.wait_replicated(end_offset).await;
+                        }
+                        Ok(())
                     } else {
                         log.wait_written(end_offset).await
                     }
@@ -359,6 +370,7 @@ async fn append_all(owned: &OwnedPartition, index: i32, records: Option<BytesMut
         base_offset,
         log_start_offset,
         wait: Some((log.clone(), end_offset)),
+        replication: owned.leader_state().cloned(),
     }
 }
 

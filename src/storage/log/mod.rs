@@ -54,7 +54,8 @@ use super::io::{SegmentFile, Storage};
 use super::recovery_point::RecoveryPoint;
 use super::wait::{Event, Watermark};
 use spindle_protocol::record_batch::{
-    RecordBatchHeader, set_base_offset, set_partition_leader_epoch, validate_produced_with,
+    BatchError, RecordBatchHeader, set_base_offset, set_partition_leader_epoch, validate_framing,
+    validate_produced_with,
 };
 
 pub use self::scan::{SegmentScan, scan_segment_file};
@@ -179,6 +180,7 @@ impl<S: Storage> PartitionLog<S> {
             recovery_point_written: Cell::new(Instant::now()),
             budget_seat: std::cell::OnceCell::new(),
             visible_bytes: Watermark::new(0),
+            replication_high_watermark: Cell::new(None),
         });
         glommio::spawn_local(flusher(inner.clone())).detach();
         inner.assert_offsets_ordered(&inner.state.borrow());
@@ -237,6 +239,29 @@ impl<S: Storage> PartitionLog<S> {
     /// Offsets below this are visible to readers.
     pub fn high_watermark(&self) -> i64 {
         self.inner.high_watermark()
+    }
+
+    /// Offsets below this are written (or durable, as the flush policy has it) here: what
+    /// a follower may copy. Above [`Self::high_watermark`] when replication caps readers.
+    pub fn local_high_watermark(&self) -> i64 {
+        self.inner.local_high_watermark()
+    }
+
+    /// Resolves `true` once [`Self::local_high_watermark`] reaches `offset` (a follower's
+    /// long-poll), `false` if the log failed first.
+    pub async fn wait_local_high_watermark(&self, offset: i64) -> bool {
+        match self.inner.config().flush {
+            FlushPolicy::Always => self.inner.durable.wait_for(offset).await,
+            _ => self.inner.written.wait_for(offset).await,
+        }
+    }
+
+    /// Caps what readers see at `high_watermark`: a replicated partition's leader sets
+    /// the offset every in-sync replica holds, a follower the leader's. `None` lifts the
+    /// cap (one replica). Long-polling readers are woken by a rise.
+    pub fn set_replication_high_watermark(&self, high_watermark: Option<i64>) {
+        self.inner.replication_high_watermark.set(high_watermark);
+        self.inner.publish_visible_bytes();
     }
 
     /// Bytes of the batches appended since the log was opened that readers can see now: a
@@ -301,13 +326,40 @@ impl<S: Storage> PartitionLog<S> {
     /// Appends one producer batch, assigning its offsets. Waits only for buffer space
     /// (backpressure); use [`Self::wait_written`] or [`Self::wait_durable`] to wait for the
     /// device.
-    pub async fn append(&self, mut batch: BytesMut) -> Result<AppendInfo> {
+    pub async fn append(&self, batch: BytesMut) -> Result<AppendInfo> {
         // Cooperative point: a producer that never waits must still let the flusher submit
         // and retire writes once the task quota is spent.
         glommio::yield_if_needed().await;
         // One copy of the settings for the whole append, even if they change meanwhile.
         let config = self.inner.config();
         let header = validate_produced_with(&batch, config.validate_compressed_records)?;
+        self.append_checked(batch, header, config, false).await
+    }
+
+    /// Appends one batch copied from the partition's leader, as the leader stored it: its
+    /// offsets and leader epoch kept, so a follower's log is the leader's byte for byte.
+    /// It must start at this log's end ([`StorageError::NotAtLogEnd`] otherwise). The
+    /// leader checked the records; the CRC and framing are checked again here.
+    pub async fn append_replicated(&self, batch: BytesMut) -> Result<AppendInfo> {
+        glommio::yield_if_needed().await;
+        let config = self.inner.config();
+        let header = validate_framing(&batch)?;
+        if header.size_bytes() != batch.len() {
+            return Err(StorageError::InvalidBatch(BatchError::BadLength {
+                batch_length: header.batch_length,
+                available: batch.len(),
+            }));
+        }
+        self.append_checked(batch, header, config, true).await
+    }
+
+    async fn append_checked(
+        &self,
+        mut batch: BytesMut,
+        header: RecordBatchHeader,
+        config: Rc<LogConfig>,
+        replicated: bool,
+    ) -> Result<AppendInfo> {
         let size_bytes = batch.len();
         if size_bytes > config.batch_bytes_max {
             return Err(StorageError::BatchTooLarge {
@@ -329,6 +381,12 @@ impl<S: Storage> PartitionLog<S> {
         let inner = &*self.inner;
         let mut state = inner.state.borrow_mut();
         let base_offset = state.log_end_offset;
+        if replicated && header.base_offset != base_offset {
+            return Err(StorageError::NotAtLogEnd {
+                base_offset: header.base_offset,
+                log_end_offset: base_offset,
+            });
+        }
         let last_offset = base_offset + i64::from(header.last_offset_delta);
         let roll = {
             let active = state.active();
@@ -340,10 +398,12 @@ impl<S: Storage> PartitionLog<S> {
         if roll {
             roll_segment(&mut state, &inner.storage, &config);
         }
-        set_base_offset(&mut batch, base_offset);
-        let epoch = state.leader_epoch;
-        if epoch >= 0 {
-            set_partition_leader_epoch(&mut batch, epoch);
+        if !replicated {
+            set_base_offset(&mut batch, base_offset);
+            let epoch = state.leader_epoch;
+            if epoch >= 0 {
+                set_partition_leader_epoch(&mut batch, epoch);
+            }
         }
         let header = RecordBatchHeader {
             base_offset,

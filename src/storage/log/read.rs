@@ -21,10 +21,26 @@ impl<S: Storage> PartitionLog<S> {
     /// batch if any is visible, as Kafka does) and never past the high watermark. Recent
     /// batches come from memory; older ones from the device, CRC-checked.
     pub async fn read(&self, from_offset: i64, max_bytes: usize) -> Result<Vec<Bytes>> {
+        self.read_below(from_offset, max_bytes, self.high_watermark())
+            .await
+    }
+
+    /// [`Self::read`] for a follower copying this log: up to the local high watermark,
+    /// past the replication cap that holds consumers back until the followers have it.
+    pub async fn read_replica(&self, from_offset: i64, max_bytes: usize) -> Result<Vec<Bytes>> {
+        self.read_below(from_offset, max_bytes, self.local_high_watermark())
+            .await
+    }
+
+    async fn read_below(
+        &self,
+        from_offset: i64,
+        max_bytes: usize,
+        high_watermark: i64,
+    ) -> Result<Vec<Bytes>> {
         if let Some(seat) = self.inner.budget_seat.get() {
             seat.touch();
         }
-        let high_watermark = self.high_watermark();
         let (file, segment_base, start_position, limit_position, read_ahead, truncations) = {
             let mut state = self.inner.state.borrow_mut();
             state.check_readable()?;

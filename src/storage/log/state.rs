@@ -211,6 +211,8 @@ pub(super) struct Inner<S: Storage> {
     /// Bytes of batches appended since open that are below the high watermark: what a
     /// long-poll Fetch waiting for `min_bytes` waits on.
     pub(super) visible_bytes: Watermark,
+    /// The replication cap on what readers see (see `set_replication_high_watermark`).
+    pub(super) replication_high_watermark: Cell<Option<i64>>,
 }
 
 impl<S: Storage> Inner<S> {
@@ -238,7 +240,20 @@ impl<S: Storage> Inner<S> {
         );
     }
 
+    /// What readers see: the local mark, capped by replication where a cap is set (never
+    /// below the log start, so the offsets stay ordered).
     pub(super) fn high_watermark(&self) -> i64 {
+        let local = self.local_high_watermark();
+        match self.replication_high_watermark.get() {
+            None => local,
+            Some(cap) => {
+                let start = self.state.try_borrow().map_or(0, |s| s.log_start_offset());
+                local.min(cap.max(start))
+            }
+        }
+    }
+
+    pub(super) fn local_high_watermark(&self) -> i64 {
         match self.config().flush {
             FlushPolicy::Always => self.durable.get(),
             _ => self.written.get(),

@@ -1,0 +1,238 @@
+//! Replication across nodes (issue 13, second part): a topic with three replicas on three
+//! nodes. The followers copy the leader's log byte for byte (Kafka's replica fetch), an
+//! acks=all answer waits until every replica holds the batch, and consumers never read
+//! past the high watermark: what only the leader holds stays invisible until the
+//! followers have it. Failover to a follower is not served yet.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use spindle_protocol::record_batch::build_batch;
+
+use crate::cluster::{Cluster, create_topic, metadata, read_all, wait_for};
+use crate::common::{Broker, RawClient, temp_dir};
+
+const TOPIC: &str = "replicated";
+
+/// `partition -> replicas (leader first)` as `address` reports them.
+fn replicas(address: &str) -> BTreeMap<i32, Vec<i32>> {
+    metadata(address)
+        .topics
+        .iter()
+        .filter(|t| t.name.as_ref().is_some_and(|n| n.as_str() == TOPIC))
+        .flat_map(|t| t.partitions.iter())
+        .map(|p| {
+            assert_eq!(
+                p.replica_nodes[0], p.leader_id,
+                "the leader is listed first"
+            );
+            (
+                p.partition_index,
+                p.replica_nodes.iter().map(|b| b.0).collect(),
+            )
+        })
+        .collect()
+}
+
+/// `spindle dump-log --batches` of one replica: every batch's offsets, size and timestamp.
+fn dump(dir: &std::path::Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["dump-log", "--batches", "--dir"])
+        .arg(dir)
+        .output()
+        .expect("dump-log");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn every_replica_holds_the_leaders_log_byte_for_byte() {
+    let root = temp_dir("replication-copies");
+    let cluster = Cluster::new(root.path(), 3);
+    let nodes = cluster.start_all();
+    let address = |node: usize| nodes[node].bootstrap.clone();
+    wait_for("all registered", || {
+        (metadata(&address(0)).brokers.len() == 3).then_some(())
+    });
+    create_topic(&address(2), TOPIC, 3, 3).expect("create");
+    let placement = wait_for("the topic everywhere", || {
+        let seen = replicas(&address(1));
+        (seen.len() == 3).then_some(seen)
+    });
+    for (partition, brokers) in &placement {
+        let nodes: BTreeSet<i32> = brokers.iter().map(|b| b / 1000).collect();
+        assert_eq!(
+            nodes.len(),
+            3,
+            "partition {partition}: one replica per node"
+        );
+    }
+    let leaders: BTreeSet<i32> = placement.values().map(|b| b[0] / 1000).collect();
+    assert_eq!(leaders.len(), 3, "leaders spread: {placement:?}");
+    assert!(
+        (0..3).all(|node| replicas(&address(node)) == placement),
+        "every node reports the same replicas"
+    );
+
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", address(1))
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    const MESSAGES: usize = 3_000;
+    for i in 0..MESSAGES {
+        let (key, value) = (format!("k{}", i % 40), format!("{i}"));
+        while producer
+            .send(BaseRecord::to(TOPIC).key(&key).payload(&value))
+            .is_err()
+        {
+            producer.poll(Duration::from_millis(10));
+        }
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("every message acknowledged by all replicas");
+    let consumed = read_all(&address(0), TOPIC, 3, MESSAGES);
+    assert_eq!(consumed.len(), MESSAGES);
+
+    // Acknowledged by every replica: stop the nodes and read each copy from disk.
+    for node in nodes {
+        let status = node.stop();
+        assert!(status.success(), "{status}");
+    }
+    for partition in 0..3 {
+        let copies: Vec<String> = (0..3)
+            .map(|node| dump(&cluster.dirs[node].join(format!("{TOPIC}-{partition}"))))
+            .collect();
+        assert!(copies[0].contains("offsets 0.."), "{}", copies[0]);
+        assert_eq!(
+            copies[0], copies[1],
+            "partition {partition}: node 0 and node 1"
+        );
+        assert_eq!(
+            copies[0], copies[2],
+            "partition {partition}: node 0 and node 2"
+        );
+    }
+}
+
+fn produce(
+    client: &mut RawClient,
+    partition: i32,
+    value: &str,
+    acks: i16,
+    timeout_ms: i32,
+) -> (i16, i64) {
+    let records: Vec<(Option<&[u8]>, &[u8])> = vec![(None, value.as_bytes())];
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(Bytes::from(build_batch(1_700_000_000_000, &records)))),
+                ]),
+        ]);
+    let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request);
+    let answer = &response.responses[0].partition_responses[0];
+    (answer.error_code, answer.base_offset)
+}
+
+/// A consumer's fetch of `partition` from `offset`: `(high watermark, record bytes)`.
+fn consumer_fetch(client: &mut RawClient, partition: i32, offset: i64) -> (i64, usize) {
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let response: FetchResponse = client.call(ApiKey::Fetch, 12, &request);
+    let data = &response.responses[0].partitions[0];
+    assert_eq!(data.error_code, 0);
+    (
+        data.high_watermark,
+        data.records.as_ref().map_or(0, Bytes::len),
+    )
+}
+
+#[test]
+fn consumers_never_see_what_only_the_leader_holds_and_acks_all_waits_for_the_followers() {
+    let root = temp_dir("replication-watermark");
+    let cluster = Cluster::new(root.path(), 3);
+    let nodes: Vec<Broker> = cluster.start_all();
+    let address = |node: usize| nodes[node].bootstrap.clone();
+    wait_for("all registered", || {
+        (metadata(&address(0)).brokers.len() == 3).then_some(())
+    });
+    create_topic(&address(0), TOPIC, 1, 3).expect("create");
+    let placement = wait_for("the topic", || {
+        let seen = replicas(&address(0));
+        (seen.len() == 1).then_some(seen)
+    });
+    let leader_node = (placement[&0][0] / 1000) as usize;
+    let mut leader = RawClient::connect(&nodes[leader_node].core_address(0));
+    assert_eq!(produce(&mut leader, 0, "replicated", -1, 10_000), (0, 0));
+    wait_for("the first record visible", || {
+        (consumer_fetch(&mut leader, 0, 0).0 == 1).then_some(())
+    });
+
+    // Both followers paused: the leader alone takes the next record.
+    for node in (0..3).filter(|&node| node != leader_node) {
+        nodes[node].signal(libc::SIGSTOP);
+    }
+    assert_eq!(produce(&mut leader, 0, "leader-only", 1, 10_000), (0, 1));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        consumer_fetch(&mut leader, 0, 1),
+        (1, 0),
+        "a consumer sees nothing past the high watermark"
+    );
+    let started = Instant::now();
+    let (error, _) = produce(&mut leader, 0, "waits", -1, 1_000);
+    assert_eq!(
+        error, 7,
+        "acks=all times out (REQUEST_TIMED_OUT) without its followers"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+
+    // Resumed, the followers catch up, and the records become visible.
+    for node in (0..3).filter(|&node| node != leader_node) {
+        nodes[node].signal(libc::SIGCONT);
+    }
+    let (high_watermark, bytes) = wait_for("the followers caught up", || {
+        let seen = consumer_fetch(&mut leader, 0, 1);
+        (seen.0 == 3).then_some(seen)
+    });
+    assert_eq!(high_watermark, 3);
+    assert!(bytes > 0);
+    assert_eq!(produce(&mut leader, 0, "after", -1, 10_000), (0, 3));
+}

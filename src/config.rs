@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// registers again.
     #[arg(long, default_value_t = 9000)]
     pub broker_session_timeout_ms: u64,
+    /// Kafka `replica.lag.time.max.ms`: a follower not caught up with its leader for this
+    /// long leaves the partition's in-sync replicas until it catches up.
+    #[arg(long, default_value_t = 30_000)]
+    pub replica_lag_time_max_ms: u64,
     /// Testing only: one tick of the quorum's Raft clock (elections take 10-20 ticks).
     #[arg(long, default_value_t = 100, hide = true)]
     pub quorum_tick_ms: u64,
@@ -170,6 +174,7 @@ pub struct BrokerConfig {
     pub quorum: Option<BTreeMap<u32, String>>,
     pub quorum_tick: Duration,
     pub broker_session_timeout: Duration,
+    pub replica_lag_time_max: Duration,
     /// Port of core i is `core_port_base + i`; 0 means ephemeral ports.
     pub core_port_base: u16,
     pub advertised_host: String,
@@ -224,6 +229,12 @@ impl BrokerConfig {
         };
         if !(1..=10_000).contains(&args.quorum_tick_ms) {
             return Err("--quorum-tick-ms must be between 1 and 10000".into());
+        }
+        if !(100..=3_600_000).contains(&args.replica_lag_time_max_ms) {
+            return Err(format!(
+                "--replica-lag-time-max-ms {} must be between 100 and 3600000",
+                args.replica_lag_time_max_ms
+            ));
         }
         // Below a few elections' time, a healthy node would be fenced by every leader change.
         let session_floor_ms = args.quorum_tick_ms * 20;
@@ -331,6 +342,7 @@ impl BrokerConfig {
             quorum,
             quorum_tick: Duration::from_millis(args.quorum_tick_ms),
             broker_session_timeout: Duration::from_millis(args.broker_session_timeout_ms),
+            replica_lag_time_max: Duration::from_millis(args.replica_lag_time_max_ms),
             core_port_base,
             advertised_host,
             cpus,

@@ -44,6 +44,13 @@ pub enum ControllerRequest {
         topics: Vec<(String, i32, Vec<Vec<i32>>)>,
         validate_only: bool,
     },
+    /// A replicated partition's leader reports its in-sync replicas.
+    AlterIsr {
+        topic: String,
+        partition: i32,
+        leader: u32,
+        isr: Vec<u32>,
+    },
 }
 
 impl ControllerRequest {
@@ -57,6 +64,7 @@ impl ControllerRequest {
             ControllerRequest::CreatePartitions { topics, .. } => {
                 topics.iter().map(|(name, _, _)| name.clone()).collect()
             }
+            ControllerRequest::AlterIsr { topic, .. } => vec![topic.clone()],
         }
     }
 

@@ -203,6 +203,22 @@ pub fn apply_request(
                 });
             }
         }
+        ControllerRequest::AlterIsr {
+            topic,
+            partition,
+            leader,
+            isr,
+        } => {
+            let result = alter_isr(&next, topic, *partition, *leader, isr);
+            if let Ok(Some(altered)) = &result {
+                next.insert(topic.clone(), altered.clone());
+                changed = true;
+            }
+            outcomes.push(TopicOutcome {
+                name: topic.clone(),
+                result,
+            });
+        }
         ControllerRequest::CreatePartitions {
             topics: requested,
             validate_only,
@@ -297,6 +313,7 @@ fn create_topic(
         topic_id: topic_ids(),
         partition_brokers,
         partition_followers,
+        partition_isr: Vec::new(),
         configs,
     })))
 }
@@ -340,6 +357,48 @@ fn split_replicas(replicas: Vec<Vec<u32>>) -> (Vec<u32>, Vec<Vec<u32>>) {
         Vec::new()
     };
     (leaders, followers)
+}
+
+/// A leader reports its in-sync replicas (Kafka's AlterPartition): accepted only from the
+/// partition's current leader, naming only its replicas, itself included.
+fn alter_isr(
+    topics: &BTreeMap<String, Arc<TopicMetadata>>,
+    name: &str,
+    partition: i32,
+    leader: u32,
+    isr: &[u32],
+) -> Result<Option<Arc<TopicMetadata>>, (ErrorCode, String)> {
+    let Some(topic) = topics.get(name) else {
+        return error(ErrorCode::UnknownTopicOrPartition, "no such topic");
+    };
+    let Ok(index) = usize::try_from(partition) else {
+        return error(ErrorCode::UnknownTopicOrPartition, "no such partition");
+    };
+    if topic.partition_brokers.get(index) != Some(&leader) {
+        return error(
+            ErrorCode::NotLeaderOrFollower,
+            "only the partition's leader reports its in-sync replicas",
+        );
+    }
+    let replicas: HashSet<u32> = std::iter::once(leader)
+        .chain(topic.followers(partition).iter().copied())
+        .collect();
+    if !isr.contains(&leader) || !isr.iter().all(|broker| replicas.contains(broker)) {
+        return error(
+            ErrorCode::InvalidRequest,
+            "in-sync replicas must be replicas, leader included",
+        );
+    }
+    if topic.isr(partition) == isr {
+        return Ok(None);
+    }
+    let mut altered = (**topic).clone();
+    let count = altered.partition_brokers.len();
+    if altered.partition_isr.len() != count {
+        altered.partition_isr = (0..count as i32).map(|p| topic.isr(p)).collect();
+    }
+    altered.partition_isr[index] = isr.to_vec();
+    Ok(Some(Arc::new(altered)))
 }
 
 fn add_partitions(
@@ -392,6 +451,15 @@ fn add_partitions(
     };
     let mut grown = (**topic).clone();
     let (leaders, followers) = split_replicas(added);
+    if !grown.partition_isr.is_empty() {
+        grown
+            .partition_isr
+            .extend(leaders.iter().zip(&followers).map(|(&leader, followers)| {
+                std::iter::once(leader)
+                    .chain(followers.iter().copied())
+                    .collect::<Vec<u32>>()
+            }));
+    }
     grown.partition_brokers.extend(leaders);
     if factor > 1 {
         grown.partition_followers.extend(followers);
@@ -563,5 +631,52 @@ mod tests {
         let grown = &next.unwrap()["t"];
         assert_eq!(grown.partition_count(), 5);
         assert_eq!(grown.topic_id, topics["t"].topic_id);
+    }
+
+    #[test]
+    fn only_the_leader_alters_the_in_sync_set_and_only_to_its_replicas() {
+        let three = ControllerLimits {
+            nodes: vec![(0, 1), (1, 1), (2, 1)],
+            default_partitions: 1,
+        };
+        let mut topic = new_topic("r", 1);
+        topic.replication_factor = 3;
+        let (topics, _) = super::apply_request(
+            &BTreeMap::new(),
+            &create(vec![topic]),
+            &three,
+            &mut new_topic_id,
+        );
+        let topics = topics.unwrap();
+        let leader = topics["r"].partition_brokers[0];
+        let followers = topics["r"].followers(0).to_vec();
+        assert_eq!(topics["r"].isr(0).len(), 3, "every replica starts in sync");
+        let alter = |leader, isr: Vec<u32>| ControllerRequest::AlterIsr {
+            topic: "r".into(),
+            partition: 0,
+            leader,
+            isr,
+        };
+        let code = |request| {
+            let (next, outcomes) =
+                super::apply_request(&topics, &request, &three, &mut new_topic_id);
+            (next, outcomes[0].result.as_ref().err().map(|e| e.0))
+        };
+        assert_eq!(
+            code(alter(followers[0], vec![followers[0]])).1,
+            Some(ErrorCode::NotLeaderOrFollower)
+        );
+        assert_eq!(
+            code(alter(leader, vec![followers[0]])).1,
+            Some(ErrorCode::InvalidRequest),
+            "the leader stays in"
+        );
+        assert_eq!(
+            code(alter(leader, vec![leader, 4242])).1,
+            Some(ErrorCode::InvalidRequest)
+        );
+        let (next, error) = code(alter(leader, vec![leader, followers[1]]));
+        assert_eq!(error, None);
+        assert_eq!(next.unwrap()["r"].isr(0), vec![leader, followers[1]]);
     }
 }

@@ -28,6 +28,9 @@ pub struct TopicMetadata {
     /// the leader in `partition_brokers`, each on a node of its own). Empty for a topic
     /// with one replica, as every single-node topic is.
     pub partition_followers: Vec<Vec<u32>>,
+    /// For each replicated partition, its in-sync replicas as the leader last reported
+    /// them (leader included). Empty: every replica.
+    pub partition_isr: Vec<Vec<u32>>,
     /// Topic-level overrides (Kafka names), validated by [`validate_topic_config`].
     pub configs: BTreeMap<String, String>,
 }
@@ -43,6 +46,21 @@ impl TopicMetadata {
             .ok()
             .and_then(|index| self.partition_followers.get(index))
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// The in-sync replicas of `partition` as recorded (leader first).
+    pub fn isr(&self, partition: i32) -> Vec<u32> {
+        let index = usize::try_from(partition).unwrap_or(usize::MAX);
+        match self.partition_isr.get(index) {
+            Some(isr) if !isr.is_empty() => isr.clone(),
+            _ => self
+                .partition_brokers
+                .get(index)
+                .into_iter()
+                .copied()
+                .chain(self.followers(partition).iter().copied())
+                .collect(),
+        }
     }
 
     /// Replicas per partition (1 when none is recorded).
@@ -250,6 +268,15 @@ impl ClusterSnapshot {
         broker_id(node, core % cores)
     }
 
+    /// The in-sync replicas of `partition` of `topic`, folded as [`Self::owner`].
+    pub fn isr(&self, topic: &TopicMetadata, partition: i32) -> Vec<u32> {
+        topic
+            .isr(partition)
+            .into_iter()
+            .map(|recorded| self.fold(recorded))
+            .collect()
+    }
+
     /// Where `broker` answers, if its node is registered.
     pub fn endpoint(&self, broker: u32) -> Option<(String, u16)> {
         let endpoints = self.nodes.get(&(broker / BROKERS_PER_NODE))?;
@@ -395,6 +422,7 @@ pub fn decode_metadata_file(
                     topic_id,
                     partition_brokers,
                     partition_followers: Vec::new(),
+                    partition_isr: Vec::new(),
                     configs,
                 };
                 topics.insert(name.to_string(), Arc::new(topic));
@@ -440,6 +468,7 @@ mod tests {
             topic_id: new_topic_id(),
             partition_brokers: cores,
             partition_followers: Vec::new(),
+            partition_isr: Vec::new(),
             configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
         })
     }

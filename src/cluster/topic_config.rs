@@ -13,6 +13,18 @@ use crate::storage::config::BLOCK_BYTES;
 /// compressed batches by their header and CRC only, without decompressing their records.
 pub const VALIDATE_COMPRESSED_RECORDS: &str = "validate.compressed.records";
 
+/// Kafka's `min.insync.replicas`: acks=all is refused (NOT_ENOUGH_REPLICAS) while fewer
+/// replicas are in sync.
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
+
+/// The topic's `min.insync.replicas` (1, Kafka's default, when unset).
+pub fn min_insync_replicas(configs: &BTreeMap<String, String>) -> usize {
+    configs
+        .get(MIN_INSYNC_REPLICAS)
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1)
+}
+
 /// Kafka's DescribeConfigs `ConfigType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
@@ -55,6 +67,14 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
             "delete" => Ok(()),
             _ => Err("only 'delete' is supported (compaction is not implemented)".into()),
         },
+        apply: None,
+    },
+    TopicConfig {
+        // Read by the leader of a replicated partition (acks=all), not by its log.
+        name: MIN_INSYNC_REPLICAS,
+        config_type: ConfigType::Int,
+        default: |_| "1".into(),
+        validate: |value| integer_within(value, 1, i64::from(i32::MAX)),
         apply: None,
     },
     TopicConfig {

@@ -463,6 +463,11 @@ fn spawn_maintenance(shard: &Rc<Shard>) {
         "group-timeouts",
         group_timeouts(shard.clone()),
     );
+    tasks.spawn_tracked(
+        TaskKind::Maintenance,
+        "in-sync-replicas",
+        report_in_sync_replicas(shard.clone()),
+    );
 }
 
 /// Retention and segment rolling.
@@ -483,6 +488,16 @@ async fn reopen_failed_logs(shard: Rc<Shard>) {
         } else {
             FAILED_LOG_RETRY_MIN
         };
+    }
+}
+
+/// How often leaders check their followers against the lag limit (and let the high
+/// watermark follow their own writes when no follower is in sync).
+const IN_SYNC_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+async fn report_in_sync_replicas(shard: Rc<Shard>) {
+    while sleep_unless_shutdown(&shard, IN_SYNC_CHECK_INTERVAL).await {
+        shard.report_in_sync_replicas().await;
     }
 }
 

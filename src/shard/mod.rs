@@ -24,7 +24,7 @@ use std::sync::Arc;
 use glommio::sync::Semaphore;
 use uuid::Uuid;
 
-use crate::cluster::control::ControlHandle;
+use crate::cluster::control::{ControlHandle, ControllerRequest};
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata};
 use crate::cluster::topic_config::topic_log_config;
 use crate::config::BrokerConfig;
@@ -226,6 +226,53 @@ impl Shard {
             .collect()
     }
 
+    /// Reports to the quorum every in-sync set this core's leaders want changed (followers
+    /// lagging past `--replica-lag-time-max-ms` out, caught-up ones in), one at a time per
+    /// partition. Runs from the core's maintenance queue.
+    pub async fn report_in_sync_replicas(&self) {
+        let local = self.snapshot().local_broker(self.core);
+        let led: Vec<(String, i32, OwnedPartition)> = {
+            let logs = self.logs.borrow();
+            logs.iter()
+                .flat_map(|(topic, topic_logs)| {
+                    topic_logs
+                        .partitions
+                        .iter()
+                        .filter(|(_, owned)| owned.leader_state().is_some())
+                        .map(move |(&p, owned)| (topic.clone(), p, owned.clone()))
+                })
+                .collect()
+        };
+        for (topic, partition, owned) in led {
+            let state = owned.leader_state().expect("filtered");
+            let Some(followers) =
+                state.wanted_in_sync(self.config.replica_lag_time_max, &owned.log)
+            else {
+                continue;
+            };
+            let isr: Vec<u32> = std::iter::once(local).chain(followers).collect();
+            tracing::info!(
+                core = self.core,
+                "{topic}-{partition}: in-sync replicas now {isr:?}"
+            );
+            let outcomes = self
+                .control
+                .ask_controller(ControllerRequest::AlterIsr {
+                    topic: topic.clone(),
+                    partition,
+                    leader: local,
+                    isr,
+                })
+                .await;
+            if outcomes
+                .first()
+                .is_none_or(|outcome| outcome.result.is_err())
+            {
+                state.alter_failed();
+            }
+        }
+    }
+
     /// Every replica this core holds (leading or following).
     fn all_partitions(&self) -> Vec<OwnedPartition> {
         self.logs
@@ -372,20 +419,26 @@ impl Shard {
                     .is_some_and(|logs| logs.partitions.contains_key(&partition));
                 if open {
                     self.apply_topic_config(topic, partition);
+                    if let Some(owned) = self.replica(&topic.name, partition)
+                        && let Some(state) = owned.leader_state()
+                    {
+                        state.set_in_sync(&snapshot.isr(topic, partition), &owned.log);
+                    }
                     continue;
                 }
                 match self.open_log(topic, partition).await {
                     Ok(mut log) => {
-                        log.role = if leader == local {
-                            Role::Leader(
-                                (!followers.is_empty())
-                                    .then(|| Rc::new(LeaderState::new(&followers, &log.log))),
-                            )
-                        } else {
-                            // Readers here see only what the leader says is replicated.
-                            log.log.set_replication_high_watermark(Some(0));
-                            Role::Follower { leader }
-                        };
+                        log.role =
+                            if leader == local {
+                                let in_sync = snapshot.isr(topic, partition);
+                                Role::Leader((!followers.is_empty()).then(|| {
+                                    Rc::new(LeaderState::new(&followers, &in_sync, &log.log))
+                                }))
+                            } else {
+                                // Readers here see only what the leader says is replicated.
+                                log.log.set_replication_high_watermark(Some(0));
+                                Role::Follower { leader }
+                            };
                         self.logs
                             .borrow_mut()
                             .entry(topic.name.clone())

@@ -1,17 +1,23 @@
 //! Replication state of a partition replica this core holds (issue 13): whether it leads
-//! the partition or follows another broker, and, when it leads, where each follower's log
-//! ends. Lives on the replica's core with its log (`Rc`, `Cell`, no locks).
+//! the partition or follows another broker, and, when it leads, how far each follower got
+//! and which followers are in sync. Lives on the replica's core with its log (`Rc`,
+//! `Cell`, no locks).
 //!
-//! Kafka's rule: the high watermark is the lowest log end offset over the in-sync
-//! replicas, the leader's included. Consumers read below it and acks=all is answered once
-//! it passes the batch, so what a consumer saw or a producer was promised is on every
-//! in-sync replica. A follower reports its log end in each fetch (its fetch offset), so
-//! the mark moves when followers fetch. The in-sync set is every replica for now: a
-//! follower that stops fetching holds acks=all back until it returns (shrinking the set
-//! through the quorum, and leader failover, are the next part of the issue).
+//! Kafka's rules:
+//! - The high watermark is the lowest log end offset over the in-sync replicas, the
+//!   leader's included. Consumers read below it, and acks=all is answered once it passes
+//!   the batch, so what a consumer saw or a producer was promised is on every in-sync
+//!   replica. A follower reports its log end in each fetch (its fetch offset).
+//! - A follower is caught up when a fetch asks from at least where the leader's log ended
+//!   at its previous fetch. One not caught up for `replica.lag.time.max.ms` leaves the
+//!   in-sync set; an out-of-sync follower that reaches the high watermark (and is caught
+//!   up) rejoins. The leader proposes each change to the quorum (AlterIsr) and applies it
+//!   when the quorum's snapshot brings it back, so the set every node sees is the one a
+//!   new leader would be chosen from.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use crate::shard::Log;
 use crate::storage::wait::Watermark;
@@ -25,25 +31,56 @@ pub enum Role {
     Follower { leader: u32 },
 }
 
+/// What the leader knows of one follower.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    /// Its log end, as its last fetch reported it.
+    log_end_offset: i64,
+    /// The leader's log end when that fetch was answered.
+    leader_end_at_last_fetch: i64,
+    /// When a fetch last found it caught up.
+    caught_up_at: Instant,
+}
+
 /// A leader's view of its followers.
 pub struct LeaderState {
-    /// Each follower's log end offset as its last fetch reported it (0 until then).
-    followers: RefCell<BTreeMap<u32, i64>>,
-    /// Offsets below this are on every replica.
+    followers: RefCell<BTreeMap<u32, Progress>>,
+    /// Followers in the in-sync set (the leader always is), as the quorum last said.
+    in_sync: RefCell<BTreeSet<u32>>,
+    /// Offsets below this are on every in-sync replica.
     high_watermark: Watermark,
+    /// An in-sync set change is on its way through the quorum.
+    altering: Cell<bool>,
 }
 
 impl LeaderState {
-    /// A leader of `followers` whose log is `log`. Until every follower has fetched,
-    /// nothing is known to be replicated: readers see nothing new until they report.
-    pub fn new(followers: &[u32], log: &Log) -> LeaderState {
+    /// A leader of `followers`, `in_sync` of them in sync, whose log is `log`. Until the
+    /// in-sync followers have fetched, nothing new is known to be replicated: readers see
+    /// nothing past the log start until they report.
+    pub fn new(followers: &[u32], in_sync: &[u32], log: &Log) -> LeaderState {
         assert!(!followers.is_empty(), "a leader state needs followers");
         let start = log.log_start_offset();
+        let now = Instant::now();
+        let progress = Progress {
+            log_end_offset: start,
+            leader_end_at_last_fetch: start,
+            // A new leader gives every follower a whole lag time to show up.
+            caught_up_at: now,
+        };
         let state = LeaderState {
-            followers: RefCell::new(followers.iter().map(|&f| (f, start)).collect()),
+            followers: RefCell::new(followers.iter().map(|&f| (f, progress)).collect()),
+            in_sync: RefCell::new(
+                in_sync
+                    .iter()
+                    .copied()
+                    .filter(|f| followers.contains(f))
+                    .collect(),
+            ),
             high_watermark: Watermark::new(start),
+            altering: Cell::new(false),
         };
         log.set_replication_high_watermark(Some(start));
+        state.refresh(log);
         state
     }
 
@@ -51,31 +88,118 @@ impl LeaderState {
         self.followers.borrow().contains_key(&broker)
     }
 
-    /// A follower fetched from `log_end_offset`: it holds everything below. Moves the high
-    /// watermark (and the log's cap on readers) to the lowest log end over the replicas.
-    pub fn follower_fetched(&self, broker: u32, log_end_offset: i64, log: &Log) -> i64 {
-        let lowest = {
+    /// Replicas in sync, the leader included.
+    pub fn in_sync_count(&self) -> usize {
+        1 + self.in_sync.borrow().len()
+    }
+
+    /// In-sync replicas (leader included) that are still caught up within `lag_time_max`
+    /// as this leader sees them now. Lower than [`Self::in_sync_count`] while a shrink has
+    /// not reached the quorum (or cannot: with most nodes down it has no majority), so
+    /// acks=all is refused at once rather than left waiting for replicas that are gone.
+    pub fn in_sync_now(&self, lag_time_max: Duration) -> usize {
+        let now = Instant::now();
+        let followers = self.followers.borrow();
+        1 + self
+            .in_sync
+            .borrow()
+            .iter()
+            .filter_map(|f| followers.get(f))
+            .filter(|progress| now.duration_since(progress.caught_up_at) <= lag_time_max)
+            .count()
+    }
+
+    /// A follower fetched from `log_end_offset`: it holds everything below.
+    pub fn follower_fetched(&self, broker: u32, log_end_offset: i64, log: &Log) {
+        {
             let mut followers = self.followers.borrow_mut();
-            if let Some(known) = followers.get_mut(&broker) {
-                // A fetch offset only grows while this broker leads (no truncation yet).
-                *known = (*known).max(log_end_offset.min(log.local_high_watermark()));
+            let Some(progress) = followers.get_mut(&broker) else {
+                return;
+            };
+            // Never past what the leader itself has written: a follower cannot hold more.
+            let log_end_offset = log_end_offset.min(log.local_high_watermark());
+            progress.log_end_offset = progress.log_end_offset.max(log_end_offset);
+            if log_end_offset >= progress.leader_end_at_last_fetch {
+                progress.caught_up_at = Instant::now();
             }
-            followers.values().copied().min().unwrap_or(i64::MAX)
+            progress.leader_end_at_last_fetch = log.log_end_offset();
+        }
+        self.refresh(log);
+    }
+
+    /// Moves the high watermark (and the log's cap on readers) to the lowest log end over
+    /// the in-sync replicas, the leader's written data included.
+    pub fn refresh(&self, log: &Log) {
+        let local = log.local_high_watermark();
+        let lowest = {
+            let followers = self.followers.borrow();
+            self.in_sync
+                .borrow()
+                .iter()
+                .filter_map(|f| followers.get(f))
+                .map(|progress| progress.log_end_offset)
+                .min()
+                .unwrap_or(local)
         };
-        let high_watermark = lowest.min(log.local_high_watermark());
+        let high_watermark = lowest.min(local);
         if high_watermark > self.high_watermark.get() {
             self.high_watermark.advance(high_watermark);
             log.set_replication_high_watermark(Some(high_watermark));
         }
-        self.high_watermark.get()
     }
 
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.get()
     }
 
-    /// Resolves once every replica holds the offsets below `offset` (acks=all).
-    pub async fn wait_replicated(&self, offset: i64) {
+    /// Resolves once every in-sync replica holds the offsets below `offset` (acks=all).
+    /// Without in-sync followers the leader's own write is all there is to wait for.
+    pub async fn wait_replicated(&self, offset: i64, log: &Log) {
+        self.refresh(log);
         self.high_watermark.wait_for(offset).await;
+    }
+
+    /// The quorum's in-sync set for this partition (leader included, or not) now holds.
+    pub fn set_in_sync(&self, in_sync: &[u32], log: &Log) {
+        let followers = self.followers.borrow();
+        *self.in_sync.borrow_mut() = in_sync
+            .iter()
+            .copied()
+            .filter(|f| followers.contains_key(f))
+            .collect();
+        drop(followers);
+        self.altering.set(false);
+        self.refresh(log);
+    }
+
+    /// The in-sync followers this leader should report now, if they differ from the
+    /// quorum's and no change is already on its way: lagging ones out, caught-up ones
+    /// that reached the high watermark in.
+    pub fn wanted_in_sync(&self, lag_time_max: Duration, log: &Log) -> Option<Vec<u32>> {
+        if self.altering.get() {
+            return None;
+        }
+        self.refresh(log);
+        let now = Instant::now();
+        let high_watermark = self.high_watermark.get();
+        let followers = self.followers.borrow();
+        let current = self.in_sync.borrow().clone();
+        let wanted: BTreeSet<u32> = followers
+            .iter()
+            .filter(|(_, progress)| now.duration_since(progress.caught_up_at) <= lag_time_max)
+            .filter(|(follower, progress)| {
+                current.contains(follower) || progress.log_end_offset >= high_watermark
+            })
+            .map(|(&follower, _)| follower)
+            .collect();
+        (wanted != current).then(|| {
+            self.altering.set(true);
+            wanted.into_iter().collect()
+        })
+    }
+
+    /// The change proposed by [`Self::wanted_in_sync`] was refused or lost: try again.
+    pub fn alter_failed(&self) {
+        self.altering.set(false);
     }
 }

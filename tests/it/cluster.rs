@@ -43,6 +43,8 @@ pub(crate) struct Cluster {
     quorum: String,
     pub(crate) dirs: Vec<std::path::PathBuf>,
     pub(crate) session_timeout_ms: Option<u64>,
+    /// More `spindle serve` flags for every node.
+    pub(crate) extra_args: Vec<String>,
 }
 
 impl Cluster {
@@ -60,6 +62,7 @@ impl Cluster {
             quorum,
             dirs,
             session_timeout_ms: None,
+            extra_args: Vec::new(),
         }
     }
 
@@ -82,6 +85,8 @@ impl Cluster {
             "--group-initial-rebalance-delay-ms",
             "0",
         ];
+        let mut args: Vec<&str> = args.to_vec();
+        args.extend(self.extra_args.iter().map(String::as_str));
         let command = Broker::command(&self.dirs[node], &args);
         Broker::spawn(command, &self.dirs[node], Stdio::inherit())
     }

@@ -236,3 +236,111 @@ fn consumers_never_see_what_only_the_leader_holds_and_acks_all_waits_for_the_fol
     assert!(bytes > 0);
     assert_eq!(produce(&mut leader, 0, "after", -1, 10_000), (0, 3));
 }
+
+/// `(in-sync replicas, leader)` of partition 0 as `address` reports them.
+fn in_sync(address: &str) -> (BTreeSet<i32>, i32) {
+    let response = metadata(address);
+    let partition = response
+        .topics
+        .iter()
+        .filter(|t| t.name.as_ref().is_some_and(|n| n.as_str() == TOPIC))
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition_index == 0)
+        .expect("partition 0");
+    (
+        partition.isr_nodes.iter().map(|b| b.0).collect(),
+        partition.leader_id.0,
+    )
+}
+
+#[test]
+fn lagging_followers_leave_the_in_sync_set_and_min_insync_replicas_guards_acks_all() {
+    let root = temp_dir("replication-isr");
+    let mut cluster = Cluster::new(root.path(), 3);
+    cluster.extra_args = vec!["--replica-lag-time-max-ms".into(), "1000".into()];
+    let nodes: Vec<Broker> = cluster.start_all();
+    let address = |node: usize| nodes[node].bootstrap.clone();
+    wait_for("all registered", || {
+        (metadata(&address(0)).brokers.len() == 3).then_some(())
+    });
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new()
+            .set("bootstrap.servers", address(0))
+            .create()
+            .expect("admin");
+    let results = futures_lite::future::block_on(
+        admin.create_topics(
+            &[
+                rdkafka::admin::NewTopic::new(TOPIC, 1, rdkafka::admin::TopicReplication::Fixed(3))
+                    .set("min.insync.replicas", "2"),
+            ],
+            &rdkafka::admin::AdminOptions::new(),
+        ),
+    )
+    .expect("create");
+    results[0].as_ref().expect("created");
+    let (all, leader) = wait_for("three in sync", || {
+        let (isr, leader) = in_sync(&address(0));
+        (isr.len() == 3).then_some((isr, leader))
+    });
+    let leader_node = (leader / 1000) as usize;
+    let followers: Vec<usize> = (0..3).filter(|&n| n != leader_node).collect();
+    let mut client = RawClient::connect(&nodes[leader_node].core_address(0));
+    assert_eq!(produce(&mut client, 0, "a", -1, 10_000), (0, 0));
+
+    // One follower stops: after the lag time it leaves the set; two in sync suffice.
+    nodes[followers[0]].signal(libc::SIGSTOP);
+    let stopped_at = Instant::now();
+    wait_for("one follower out", || {
+        (in_sync(&address(leader_node)).0.len() == 2).then_some(())
+    });
+    eprintln!(
+        "in-sync set shrank {:?} after SIGSTOP (lag limit 1 s)",
+        stopped_at.elapsed()
+    );
+    assert!(
+        !in_sync(&address(leader_node))
+            .0
+            .contains(&((followers[0] * 1000) as i32))
+    );
+    assert_eq!(produce(&mut client, 0, "b", -1, 10_000), (0, 1));
+
+    // The other one too. Two of three nodes are stopped, so the quorum has no majority
+    // and the in-sync set cannot shrink further; once the lag time has passed the leader
+    // still refuses acks=all at once (nothing appended), and acks=1 still works. What only
+    // the leader holds stays invisible: the committed in-sync set still names the other
+    // follower.
+    nodes[followers[1]].signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    assert_eq!(
+        produce(&mut client, 0, "c", -1, 10_000).0,
+        19,
+        "NOT_ENOUGH_REPLICAS"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "refused at once"
+    );
+    assert_eq!(produce(&mut client, 0, "d", 1, 10_000), (0, 2));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        consumer_fetch(&mut client, 0, 2),
+        (2, 0),
+        "not yet on the in-sync follower"
+    );
+
+    // Both resume: they catch up and rejoin; acks=all works again.
+    for &follower in &followers {
+        nodes[follower].signal(libc::SIGCONT);
+    }
+    wait_for("all three back in sync", || {
+        (in_sync(&address(leader_node)).0 == all).then_some(())
+    });
+    assert_eq!(
+        consumer_fetch(&mut client, 0, 2).0,
+        3,
+        "the acks=1 record visible"
+    );
+    assert_eq!(produce(&mut client, 0, "e", -1, 10_000), (0, 3));
+}

@@ -20,6 +20,7 @@ pub enum ErrorCode {
     NotCoordinator = 16,
     InvalidTopicException = 17,
     NotEnoughReplicas = 19,
+    NotEnoughReplicasAfterAppend = 20,
     InvalidRequiredAcks = 21,
     IllegalGeneration = 22,
     InconsistentGroupProtocol = 23,

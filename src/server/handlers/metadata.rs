@@ -115,10 +115,10 @@ fn describe_topic(
         uuid::Uuid::nil()
     };
     let partitions = (0..topic.partition_count())
-        .map(|partition| {
-            let owner = snapshot.owner(topic, partition).unwrap_or(0);
+        .map(|index| {
+            let owner = snapshot.owner(topic, index).unwrap_or(0);
             let replicas: Vec<u32> = std::iter::once(owner)
-                .chain(snapshot.followers(topic, partition))
+                .chain(snapshot.followers(topic, index))
                 .collect();
             let ids = |live: bool| -> Vec<BrokerId> {
                 replicas
@@ -129,15 +129,20 @@ fn describe_topic(
             };
             let offline = if version >= 5 { ids(false) } else { vec![] };
             let partition = MetadataResponsePartition::default()
-                .with_partition_index(partition)
+                .with_partition_index(index)
                 .with_leader_epoch(leader_epoch)
                 .with_replica_nodes(replicas.iter().map(|&b| BrokerId(b as i32)).collect())
                 .with_offline_replicas(offline);
             if snapshot.is_live(owner) {
-                // Every live replica counts as in sync until the set is tracked.
+                let in_sync = snapshot
+                    .isr(topic, index)
+                    .into_iter()
+                    .filter(|&broker| snapshot.is_live(broker))
+                    .map(|broker| BrokerId(broker as i32))
+                    .collect();
                 partition
                     .with_leader_id(BrokerId(owner as i32))
-                    .with_isr_nodes(ids(true))
+                    .with_isr_nodes(in_sync)
             } else {
                 // Its leader's node is fenced: no leader until it returns (failover to a
                 // follower is the next part of replication).

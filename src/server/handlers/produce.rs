@@ -18,6 +18,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, To
 use kafka_protocol::protocol::StrBytes;
 
 use super::{FAULT_INJECTION, Reply, RequestContext, auto_create_topics};
+use crate::cluster::topic_config::min_insync_replicas;
 use crate::producer::SequenceCheck;
 use crate::server::error_codes::ToErrorCode;
 use crate::shard::replication::LeaderState;
@@ -52,6 +53,21 @@ struct Outcome {
     /// For a replicated partition, the leader's view of its followers (acks=all waits
     /// for them too).
     replication: Option<Rc<LeaderState>>,
+    /// The topic's `min.insync.replicas`.
+    min_in_sync: usize,
+}
+
+/// Why an appended batch is not acknowledged.
+enum NotEnoughReplicas {
+    Storage(crate::storage::StorageError),
+    /// The in-sync set shrank below `min.insync.replicas` while it waited.
+    AfterAppend,
+}
+
+impl From<crate::storage::StorageError> for NotEnoughReplicas {
+    fn from(error: crate::storage::StorageError) -> Self {
+        NotEnoughReplicas::Storage(error)
+    }
 }
 
 impl Outcome {
@@ -64,6 +80,7 @@ impl Outcome {
             log_start_offset: -1,
             wait: None,
             replication: None,
+            min_in_sync: 1,
         }
     }
 }
@@ -142,7 +159,33 @@ pub async fn produce(
             } else {
                 match shard.partition(&plan.name, partition.index) {
                     Err(lookup) => Outcome::failed(partition.index, lookup.error_code(), None),
-                    Ok(owned) => append_all(&owned, partition.index, records).await,
+                    Ok(owned) => {
+                        // Only acks=all reads it (one map lookup per partition).
+                        let min_in_sync = if acks == -1 {
+                            shard
+                                .snapshot()
+                                .topic(&plan.name)
+                                .map_or(1, |topic| min_insync_replicas(&topic.configs))
+                        } else {
+                            1
+                        };
+                        let lag = shard.config.replica_lag_time_max;
+                        let in_sync = owned.leader_state().map_or(1, |s| s.in_sync_now(lag));
+                        if acks == -1 && in_sync < min_in_sync {
+                            // Kafka refuses before appending: nothing is written.
+                            Outcome::failed(
+                                partition.index,
+                                ErrorCode::NotEnoughReplicas,
+                                Some(format!(
+                                    "{in_sync} in-sync replicas, min.insync.replicas is {min_in_sync}"
+                                )),
+                            )
+                        } else {
+                            let mut outcome = append_all(&owned, partition.index, records).await;
+                            outcome.min_in_sync = min_in_sync;
+                            outcome
+                        }
+                    }
                 }
             };
             outcomes.push(outcome);
@@ -175,16 +218,24 @@ pub async fn produce(
                     continue;
                 };
                 let replication = outcome.replication.take();
+                let min_in_sync = outcome.min_in_sync;
                 let wait = async {
                     if acks == -1 {
                         log.wait_durable(end_offset).await?;
                         // Every in-sync replica holds it before acks=all is answered.
-                        if let Some(replication) = replication {
-                            replication.wait_replicated(end_offset).await;
+                        if let Some(replication) = &replication {
+                            replication.wait_replicated(end_offset, &log).await;
+                            if replication.in_sync_count() < min_in_sync {
+                                return Err(NotEnoughReplicas::AfterAppend);
+                            }
                         }
                         Ok(())
                     } else {
-                        log.wait_written(end_offset).await
+                        log.wait_written(end_offset).await?;
+                        if let Some(replication) = &replication {
+                            replication.refresh(&log);
+                        }
+                        Ok(())
                     }
                 };
                 let waited = futures_lite::future::or(async { Some(wait.await) }, async {
@@ -194,9 +245,14 @@ pub async fn produce(
                 .await;
                 match waited {
                     Some(Ok(())) => {}
-                    Some(Err(error)) => {
+                    Some(Err(NotEnoughReplicas::Storage(error))) => {
                         outcome.error = error.error_code();
                         outcome.message = Some(error.to_string());
+                    }
+                    Some(Err(NotEnoughReplicas::AfterAppend)) => {
+                        outcome.error = ErrorCode::NotEnoughReplicasAfterAppend;
+                        outcome.message =
+                            Some("fewer in-sync replicas than min.insync.replicas".into());
                     }
                     None => outcome.error = ErrorCode::RequestTimedOut,
                 }
@@ -371,6 +427,7 @@ async fn append_all(owned: &OwnedPartition, index: i32, records: Option<BytesMut
         log_start_offset,
         wait: Some((log.clone(), end_offset)),
         replication: owned.leader_state().cloned(),
+        min_in_sync: 1,
     }
 }
 

@@ -49,6 +49,9 @@ pub enum ControllerRequest {
         topic: String,
         partition: i32,
         leader: u32,
+        /// The epoch it leads in: a report from an earlier term of the same broker is
+        /// refused.
+        leader_epoch: i32,
         isr: Vec<u32>,
     },
 }

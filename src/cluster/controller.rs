@@ -207,9 +207,10 @@ pub fn apply_request(
             topic,
             partition,
             leader,
+            leader_epoch,
             isr,
         } => {
-            let result = alter_isr(&next, topic, *partition, *leader, isr);
+            let result = alter_isr(&next, topic, *partition, *leader, *leader_epoch, isr);
             if let Ok(Some(altered)) = &result {
                 next.insert(topic.clone(), altered.clone());
                 changed = true;
@@ -314,6 +315,7 @@ fn create_topic(
         partition_brokers,
         partition_followers,
         partition_isr: Vec::new(),
+        partition_epochs: Vec::new(),
         configs,
     })))
 }
@@ -366,6 +368,7 @@ fn alter_isr(
     name: &str,
     partition: i32,
     leader: u32,
+    leader_epoch: i32,
     isr: &[u32],
 ) -> Result<Option<Arc<TopicMetadata>>, (ErrorCode, String)> {
     let Some(topic) = topics.get(name) else {
@@ -374,7 +377,9 @@ fn alter_isr(
     let Ok(index) = usize::try_from(partition) else {
         return error(ErrorCode::UnknownTopicOrPartition, "no such partition");
     };
-    if topic.partition_brokers.get(index) != Some(&leader) {
+    if topic.partition_brokers.get(index) != Some(&leader)
+        || topic.leader_epoch(partition) != leader_epoch
+    {
         return error(
             ErrorCode::NotLeaderOrFollower,
             "only the partition's leader reports its in-sync replicas",
@@ -393,12 +398,70 @@ fn alter_isr(
         return Ok(None);
     }
     let mut altered = (**topic).clone();
-    let count = altered.partition_brokers.len();
-    if altered.partition_isr.len() != count {
-        altered.partition_isr = (0..count as i32).map(|p| topic.isr(p)).collect();
-    }
+    spell_out_replication(&mut altered);
     altered.partition_isr[index] = isr.to_vec();
     Ok(Some(Arc::new(altered)))
+}
+
+/// Fills a replicated topic's in-sync sets and epochs for every partition (they start
+/// implicit: every replica, epoch 0), so one partition's can change.
+fn spell_out_replication(topic: &mut TopicMetadata) {
+    let count = topic.partition_brokers.len();
+    if topic.partition_isr.len() != count {
+        topic.partition_isr = (0..count as i32).map(|p| topic.isr(p)).collect();
+    }
+    if topic.partition_epochs.len() != count {
+        topic.partition_epochs = (0..count as i32).map(|p| topic.leader_epoch(p)).collect();
+    }
+}
+
+/// Kafka's response to a fenced broker: its replicas leave every in-sync set, and each
+/// partition it led gets the first in-sync replica on a live node as its leader, with the
+/// next leader epoch. A partition with no such replica keeps its leader and waits
+/// (unclean election is not done). `live` says whether a broker's node is registered and
+/// not fenced. Returns the changed topics.
+pub fn fail_over(
+    topics: &BTreeMap<String, Arc<TopicMetadata>>,
+    live: impl Fn(u32) -> bool,
+) -> BTreeMap<String, Arc<TopicMetadata>> {
+    let mut changed = BTreeMap::new();
+    for (name, topic) in topics {
+        if topic.partition_followers.is_empty() {
+            continue;
+        }
+        let mut next = (**topic).clone();
+        spell_out_replication(&mut next);
+        let mut any = false;
+        for index in 0..next.partition_brokers.len() {
+            let partition = index as i32;
+            let isr = next.isr(partition);
+            let live_isr: Vec<u32> = isr.iter().copied().filter(|&b| live(b)).collect();
+            let leader = next.partition_brokers[index];
+            if live(leader) {
+                if live_isr != isr {
+                    next.partition_isr[index] = live_isr;
+                    any = true;
+                }
+                continue;
+            }
+            let Some(&new_leader) = live_isr.first() else {
+                continue;
+            };
+            let replicas: Vec<u32> = std::iter::once(leader)
+                .chain(next.followers(partition).iter().copied())
+                .collect();
+            next.partition_brokers[index] = new_leader;
+            next.partition_followers[index] =
+                replicas.into_iter().filter(|&b| b != new_leader).collect();
+            next.partition_isr[index] = live_isr;
+            next.partition_epochs[index] += 1;
+            any = true;
+        }
+        if any {
+            changed.insert(name.clone(), Arc::new(next));
+        }
+    }
+    changed
 }
 
 fn add_partitions(
@@ -451,6 +514,9 @@ fn add_partitions(
     };
     let mut grown = (**topic).clone();
     let (leaders, followers) = split_replicas(added);
+    if !grown.partition_epochs.is_empty() {
+        grown.partition_epochs.extend(leaders.iter().map(|_| 0));
+    }
     if !grown.partition_isr.is_empty() {
         grown
             .partition_isr
@@ -655,6 +721,7 @@ mod tests {
             topic: "r".into(),
             partition: 0,
             leader,
+            leader_epoch: 0,
             isr,
         };
         let code = |request| {
@@ -678,5 +745,52 @@ mod tests {
         let (next, error) = code(alter(leader, vec![leader, followers[1]]));
         assert_eq!(error, None);
         assert_eq!(next.unwrap()["r"].isr(0), vec![leader, followers[1]]);
+    }
+
+    #[test]
+    fn a_fenced_leader_is_replaced_by_the_first_live_in_sync_replica() {
+        let three = ControllerLimits {
+            nodes: vec![(0, 1), (1, 1), (2, 1)],
+            default_partitions: 3,
+        };
+        let mut topic = new_topic("r", 3);
+        topic.replication_factor = 3;
+        let (topics, _) = super::apply_request(
+            &BTreeMap::new(),
+            &create(vec![topic]),
+            &three,
+            &mut new_topic_id,
+        );
+        let topics = topics.unwrap();
+        let before = topics["r"].clone();
+        // Node 1 is fenced.
+        let live = |broker: u32| broker / BROKERS_PER_NODE != 1;
+        let after = &fail_over(&topics, live)["r"];
+        for partition in 0..3 {
+            let old_leader = before.partition_brokers[partition as usize];
+            let new_leader = after.partition_brokers[partition as usize];
+            assert!(live(new_leader));
+            assert!(after.isr(partition).iter().all(|&b| live(b)));
+            assert_eq!(after.isr(partition)[0], new_leader);
+            let mut replicas: Vec<u32> = std::iter::once(new_leader)
+                .chain(after.followers(partition).iter().copied())
+                .collect();
+            replicas.sort();
+            let mut was: Vec<u32> = std::iter::once(old_leader)
+                .chain(before.followers(partition).iter().copied())
+                .collect();
+            was.sort();
+            assert_eq!(replicas, was, "the replicas stay the same");
+            let moved = !live(old_leader);
+            assert_eq!(after.leader_epoch(partition), i32::from(moved));
+            assert_eq!(new_leader != old_leader, moved);
+        }
+        // Nobody live in sync: the partition keeps its leader and waits.
+        let nobody = fail_over(&topics, |_| false);
+        assert!(
+            nobody
+                .get("r")
+                .is_none_or(|t| t.partition_brokers == before.partition_brokers)
+        );
     }
 }

@@ -31,6 +31,9 @@ pub struct TopicMetadata {
     /// For each replicated partition, its in-sync replicas as the leader last reported
     /// them (leader included). Empty: every replica.
     pub partition_isr: Vec<Vec<u32>>,
+    /// For each replicated partition, its leader epoch: 0 at creation, one more at every
+    /// leader change. Empty: all 0.
+    pub partition_epochs: Vec<i32>,
     /// Topic-level overrides (Kafka names), validated by [`validate_topic_config`].
     pub configs: BTreeMap<String, String>,
 }
@@ -46,6 +49,15 @@ impl TopicMetadata {
             .ok()
             .and_then(|index| self.partition_followers.get(index))
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// The leader epoch of `partition`.
+    pub fn leader_epoch(&self, partition: i32) -> i32 {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|index| self.partition_epochs.get(index))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The in-sync replicas of `partition` as recorded (leader first).
@@ -423,6 +435,7 @@ pub fn decode_metadata_file(
                     partition_brokers,
                     partition_followers: Vec::new(),
                     partition_isr: Vec::new(),
+                    partition_epochs: Vec::new(),
                     configs,
                 };
                 topics.insert(name.to_string(), Arc::new(topic));
@@ -469,6 +482,7 @@ mod tests {
             partition_brokers: cores,
             partition_followers: Vec::new(),
             partition_isr: Vec::new(),
+            partition_epochs: Vec::new(),
             configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
         })
     }

@@ -214,7 +214,7 @@ impl Shard {
                     .partitions
                     .iter()
                     .filter_map(move |(&partition, owned)| match owned.role {
-                        Role::Follower { leader } => Some(FollowedPartition {
+                        Role::Follower { leader, .. } => Some(FollowedPartition {
                             topic: topic.clone(),
                             partition,
                             leader,
@@ -261,6 +261,7 @@ impl Shard {
                     topic: topic.clone(),
                     partition,
                     leader: local,
+                    leader_epoch: state.epoch,
                     isr,
                 })
                 .await;
@@ -419,26 +420,26 @@ impl Shard {
                     .is_some_and(|logs| logs.partitions.contains_key(&partition));
                 if open {
                     self.apply_topic_config(topic, partition);
-                    if let Some(owned) = self.replica(&topic.name, partition)
-                        && let Some(state) = owned.leader_state()
-                    {
-                        state.set_in_sync(&snapshot.isr(topic, partition), &owned.log);
-                    }
+                    self.apply_role(&snapshot, topic, partition).await;
                     continue;
                 }
                 match self.open_log(topic, partition).await {
                     Ok(mut log) => {
-                        log.role =
-                            if leader == local {
-                                let in_sync = snapshot.isr(topic, partition);
-                                Role::Leader((!followers.is_empty()).then(|| {
-                                    Rc::new(LeaderState::new(&followers, &in_sync, &log.log))
-                                }))
-                            } else {
-                                // Readers here see only what the leader says is replicated.
-                                log.log.set_replication_high_watermark(Some(0));
-                                Role::Follower { leader }
-                            };
+                        let epoch = topic.leader_epoch(partition);
+                        log.role = if leader == local {
+                            let in_sync = snapshot.isr(topic, partition);
+                            log.log.set_leader_epoch(epoch);
+                            let start = log.log.log_start_offset();
+                            Role::Leader((!followers.is_empty()).then(|| {
+                                Rc::new(LeaderState::new(
+                                    epoch, &followers, &in_sync, &log.log, start,
+                                ))
+                            }))
+                        } else {
+                            // Readers here see only what the leader says is replicated.
+                            log.log.set_replication_high_watermark(Some(0));
+                            Role::Follower { leader, epoch }
+                        };
                         self.logs
                             .borrow_mut()
                             .entry(topic.name.clone())
@@ -458,6 +459,102 @@ impl Shard {
                     }
                 }
             }
+        }
+    }
+
+    /// An open replica takes the role the snapshot gives it. Kafka's transitions, with the
+    /// high watermark standing in for leader-epoch truncation points:
+    /// - same leader and epoch: a leader takes the new in-sync set;
+    /// - promoted (a follower made leader after a failover): leads in the new epoch from
+    ///   what it holds, its producer state rebuilt from its log, starting from the high
+    ///   watermark the old leader gave it;
+    /// - demoted, or following a new leader: cuts its log back to its high watermark
+    ///   (everything below was on every in-sync replica, the new leader included; what
+    ///   is above may differ) and copies the new leader from there.
+    async fn apply_role(&self, snapshot: &ClusterSnapshot, topic: &TopicMetadata, partition: i32) {
+        let Some(owned) = self.replica(&topic.name, partition) else {
+            return;
+        };
+        let Some(leader) = snapshot.owner(topic, partition) else {
+            return;
+        };
+        let local = snapshot.local_broker(self.core);
+        let epoch = topic.leader_epoch(partition);
+        let followers = snapshot.followers(topic, partition);
+        let role = match (&owned.role, leader == local) {
+            (Role::Leader(None), true) => return,
+            (Role::Leader(Some(state)), true) if state.epoch == epoch => {
+                state.set_in_sync(&snapshot.isr(topic, partition), &owned.log);
+                return;
+            }
+            (
+                Role::Follower {
+                    leader: was,
+                    epoch: then,
+                },
+                false,
+            ) if *was == leader && *then == epoch => {
+                return;
+            }
+            (_, true) if followers.is_empty() => Role::Leader(None),
+            (_, true) => {
+                tracing::info!(
+                    core = self.core,
+                    "{}-{partition}: leading in epoch {epoch}",
+                    topic.name
+                );
+                owned.log.set_leader_epoch(epoch);
+                let state = LeaderState::new(
+                    epoch,
+                    &followers,
+                    &snapshot.isr(topic, partition),
+                    &owned.log,
+                    owned.log.high_watermark(),
+                );
+                Role::Leader(Some(Rc::new(state)))
+            }
+            (_, false) => {
+                let high_watermark = owned.log.high_watermark();
+                tracing::info!(
+                    core = self.core,
+                    "{}-{partition}: following broker {leader} in epoch {epoch} from offset {high_watermark}",
+                    topic.name
+                );
+                owned
+                    .log
+                    .set_replication_high_watermark(Some(high_watermark));
+                // A producer-state snapshot may describe batches the cut removes.
+                let _ = std::fs::remove_file(owned.log.dir().join(PRODUCER_SNAPSHOT_FILE_NAME));
+                if let Err(e) = owned.log.truncate_to(high_watermark).await {
+                    tracing::error!(
+                        core = self.core,
+                        "{}-{partition}: truncating to {high_watermark}: {e}",
+                        topic.name
+                    );
+                }
+                Role::Follower { leader, epoch }
+            }
+        };
+        // The producer state follows the log as it now stands.
+        let producers = match rebuild_producer_state(&owned.log).await {
+            Ok(producers) => producers,
+            Err(e) => {
+                tracing::error!(
+                    core = self.core,
+                    "{}-{partition}: rebuilding producer state: {e}",
+                    topic.name
+                );
+                return;
+            }
+        };
+        if let Some(slot) = self
+            .logs
+            .borrow_mut()
+            .get_mut(&topic.name)
+            .and_then(|logs| logs.partitions.get_mut(&partition))
+        {
+            slot.role = role;
+            *slot.producers.borrow_mut() = producers;
         }
     }
 
@@ -617,9 +714,12 @@ async fn rebuild_producer_state(log: &Log) -> Result<ProducerStateTable, Storage
         .filter(|(_, next)| *next >= log.log_start_offset() && *next <= log.log_end_offset());
     let (mut table, mut next) =
         snapshot.unwrap_or_else(|| (ProducerStateTable::default(), log.log_start_offset()));
-    let end = log.high_watermark();
+    // Everything this log holds, past a replication cap too: a promoted follower must
+    // know the sequences of batches it holds but consumers cannot see yet, or a retry of
+    // one of them would look like a gap.
+    let end = log.local_high_watermark();
     while next < end {
-        let batches = log.read(next, 1 << 20).await?;
+        let batches = log.read_replica(next, 1 << 20).await?;
         if batches.is_empty() {
             break;
         }

@@ -27,8 +27,8 @@ use crate::storage::wait::Watermark;
 pub enum Role {
     /// Leads; `None` for a partition with one replica (no followers, no cap on readers).
     Leader(Option<std::rc::Rc<LeaderState>>),
-    /// Copies the log of `leader` (a broker id); clients are sent to the leader.
-    Follower { leader: u32 },
+    /// Copies the log of `leader` (a broker id) in its `epoch`; clients are sent to it.
+    Follower { leader: u32, epoch: i32 },
 }
 
 /// What the leader knows of one follower.
@@ -44,6 +44,8 @@ struct Progress {
 
 /// A leader's view of its followers.
 pub struct LeaderState {
+    /// The leader epoch this replica leads in.
+    pub epoch: i32,
     followers: RefCell<BTreeMap<u32, Progress>>,
     /// Followers in the in-sync set (the leader always is), as the quorum last said.
     in_sync: RefCell<BTreeSet<u32>>,
@@ -54,12 +56,19 @@ pub struct LeaderState {
 }
 
 impl LeaderState {
-    /// A leader of `followers`, `in_sync` of them in sync, whose log is `log`. Until the
-    /// in-sync followers have fetched, nothing new is known to be replicated: readers see
-    /// nothing past the log start until they report.
-    pub fn new(followers: &[u32], in_sync: &[u32], log: &Log) -> LeaderState {
+    /// A leader in `epoch` of `followers`, `in_sync` of them in sync, whose log is `log`,
+    /// starting from `high_watermark` (what it knew was replicated: the log start for a
+    /// log just opened, the old leader's mark for a promoted follower). Readers see no
+    /// further until the in-sync followers report.
+    pub fn new(
+        epoch: i32,
+        followers: &[u32],
+        in_sync: &[u32],
+        log: &Log,
+        high_watermark: i64,
+    ) -> LeaderState {
         assert!(!followers.is_empty(), "a leader state needs followers");
-        let start = log.log_start_offset();
+        let start = high_watermark.max(log.log_start_offset());
         let now = Instant::now();
         let progress = Progress {
             log_end_offset: start,
@@ -68,6 +77,7 @@ impl LeaderState {
             caught_up_at: now,
         };
         let state = LeaderState {
+            epoch,
             followers: RefCell::new(followers.iter().map(|&f| (f, progress)).collect()),
             in_sync: RefCell::new(
                 in_sync

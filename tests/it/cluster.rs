@@ -28,15 +28,21 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::common::{Broker, RawClient, Starting, temp_dir};
 
-/// Free ports for the quorum's RPC listeners (bound, read, released).
+/// Free ports for the quorum's RPC listeners: checked free, from 20000-31999, below the
+/// kernel's ephemeral range, so the brokers other tests start on port 0 cannot take one
+/// between this check and the node binding it.
 pub(crate) fn free_ports(count: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    listeners
-        .iter()
-        .map(|listener| listener.local_addr().unwrap().port())
-        .collect()
+    use std::hash::{BuildHasher, Hasher};
+    let mut ports = Vec::new();
+    while ports.len() < count {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_usize(ports.len());
+        let port = 20_000 + (hasher.finish() % 12_000) as u16;
+        if !ports.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            ports.push(port);
+        }
+    }
+    ports
 }
 
 pub(crate) struct Cluster {

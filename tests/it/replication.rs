@@ -344,3 +344,210 @@ fn lagging_followers_leave_the_in_sync_set_and_min_insync_replicas_guards_acks_a
     );
     assert_eq!(produce(&mut client, 0, "e", -1, 10_000), (0, 3));
 }
+
+/// One acknowledged message: partition, offset, value, when.
+type Delivery = (i32, i64, String, Instant);
+
+/// Delivery reports of every acknowledged message.
+#[derive(Clone, Default)]
+struct Acked {
+    acked: std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl rdkafka::ClientContext for Acked {}
+
+impl rdkafka::producer::ProducerContext for Acked {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        use rdkafka::Message;
+        match result {
+            Ok(message) => {
+                let value = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+                self.acked.lock().unwrap().push((
+                    message.partition(),
+                    message.offset(),
+                    value,
+                    Instant::now(),
+                ));
+            }
+            Err((error, _)) => {
+                if self
+                    .failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    == 0
+                {
+                    eprintln!("first failed delivery: {error}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_killed_leader_fails_over_and_no_acknowledged_message_is_lost() {
+    let root = temp_dir("replication-failover");
+    let mut cluster = Cluster::new(root.path(), 3);
+    cluster.session_timeout_ms = Some(1000);
+    cluster.extra_args = vec!["--replica-lag-time-max-ms".into(), "2000".into()];
+    let mut nodes: Vec<Option<Broker>> = cluster.start_all().into_iter().map(Some).collect();
+    let address =
+        |nodes: &[Option<Broker>], node: usize| nodes[node].as_ref().unwrap().bootstrap.clone();
+    wait_for("all registered", || {
+        (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
+    });
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new()
+            .set("bootstrap.servers", address(&nodes, 0))
+            .create()
+            .expect("admin");
+    const PARTITIONS: i32 = 6;
+    let results = futures_lite::future::block_on(
+        admin.create_topics(
+            &[rdkafka::admin::NewTopic::new(
+                TOPIC,
+                PARTITIONS,
+                rdkafka::admin::TopicReplication::Fixed(3),
+            )
+            .set("min.insync.replicas", "2")],
+            &rdkafka::admin::AdminOptions::new(),
+        ),
+    )
+    .expect("create");
+    results[0].as_ref().expect("created");
+    let before = wait_for("the topic everywhere", || {
+        let seen = replicas(&address(&nodes, 2));
+        (seen.len() == PARTITIONS as usize).then_some(seen)
+    });
+    let victim = 0usize;
+    let led_by_victim: BTreeSet<i32> = before
+        .iter()
+        .filter(|(_, replicas)| replicas[0] / 1000 == victim as i32)
+        .map(|(&partition, _)| partition)
+        .collect();
+    assert!(!led_by_victim.is_empty(), "{before:?}");
+
+    let all: String = (0..3)
+        .map(|n| address(&nodes, n))
+        .collect::<Vec<_>>()
+        .join(",");
+    let acked = Acked::default();
+    let producer: ThreadedProducer<Acked> = ClientConfig::new()
+        .set("bootstrap.servers", &all)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create_with_context(acked.clone())
+        .expect("producer");
+    let keys = 24;
+    let mut sent = 0usize;
+    let send_for = |producer: &ThreadedProducer<Acked>, sent: &mut usize, time: Duration| {
+        let until = Instant::now() + time;
+        while Instant::now() < until {
+            let (key, value) = (format!("k{}", *sent % keys), format!("{}", *sent));
+            match producer.send(BaseRecord::to(TOPIC).key(&key).payload(&value)) {
+                Ok(()) => *sent += 1,
+                Err(_) => producer.poll(Duration::from_millis(5)),
+            }
+            if (*sent).is_multiple_of(200) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    send_for(&producer, &mut sent, Duration::from_secs(1));
+
+    // SIGKILL the node leading some partitions, while producing.
+    let killed_at = Instant::now();
+    nodes[victim].take().unwrap().kill();
+    send_for(&producer, &mut sent, Duration::from_secs(4));
+    let after = wait_for("new leaders", || {
+        let seen = replicas(&address(&nodes, 1));
+        led_by_victim
+            .iter()
+            .all(|p| seen[p][0] / 1000 != victim as i32)
+            .then_some(seen)
+    });
+    // The first acknowledgement from a partition the victim led, after the kill.
+    let first_ack = acked
+        .acked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(partition, _, _, at)| *at > killed_at && led_by_victim.contains(partition))
+        .map(|(_, _, _, at)| at.duration_since(killed_at))
+        .min();
+    eprintln!(
+        "failover: first acks=all answer on a new leader {first_ack:?} after SIGKILL (session timeout 1 s)"
+    );
+    assert!(
+        first_ack.is_some(),
+        "no partition of the killed leader took writes again"
+    );
+    for partition in &led_by_victim {
+        let replicas = &after[partition];
+        assert_eq!(replicas.len(), 3, "the dead replica stays a replica");
+    }
+
+    // The node returns, catches up and rejoins every in-sync set.
+    nodes[victim] = Some(cluster.spawn(victim).listening());
+    send_for(&producer, &mut sent, Duration::from_secs(1));
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    wait_for("every partition fully in sync", || {
+        let response = metadata(&address(&nodes, 1));
+        response
+            .topics
+            .iter()
+            .filter(|t| t.name.as_ref().is_some_and(|n| n.as_str() == TOPIC))
+            .flat_map(|t| t.partitions.iter())
+            .all(|p| p.isr_nodes.len() == 3)
+            .then_some(())
+    });
+    assert_eq!(
+        acked.failed.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "every message acknowledged in the end"
+    );
+
+    // Every acknowledged message is there once, at the offset it was acknowledged with,
+    // with no gaps, in order per key.
+    let acked: Vec<(i32, i64, String)> = acked
+        .acked
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(p, o, v, _)| (*p, *o, v.clone()))
+        .collect();
+    assert_eq!(acked.len(), sent);
+    let consumed = read_all(&all, TOPIC, PARTITIONS, sent);
+    assert_eq!(
+        consumed.len(),
+        sent,
+        "every acknowledged message is read back"
+    );
+    let at: BTreeMap<(i32, i64), String> = consumed
+        .iter()
+        .map(|(p, o, _, v)| ((*p, *o), v.clone()))
+        .collect();
+    assert_eq!(at.len(), sent, "no offset read twice");
+    for (partition, offset, value) in &acked {
+        assert_eq!(
+            at.get(&(*partition, *offset)),
+            Some(value),
+            "{partition}:{offset}"
+        );
+    }
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut last: BTreeMap<String, usize> = BTreeMap::new();
+    for (partition, offset, key, value) in &consumed {
+        let expected = next.entry(*partition).or_insert(0);
+        assert_eq!(offset, expected, "no gap in partition {partition}");
+        *expected += 1;
+        let value: usize = value.parse().unwrap();
+        if let Some(previous) = last.insert(key.clone(), value) {
+            assert!(previous < value, "{key}: {previous} then {value}");
+        }
+    }
+}

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::cluster::control::{ControllerRequest, TopicOutcome};
-use crate::cluster::controller::{ControllerLimits, apply_request};
+use crate::cluster::controller::{ControllerLimits, apply_request, fail_over};
 use crate::cluster::metadata::{BROKERS_PER_NODE, NodeEndpoints, TopicMetadata};
 
 /// One change to the cluster's metadata.
@@ -100,6 +100,14 @@ impl MetadataState {
             }
             Command::FenceNode { node } => {
                 let changed = self.nodes.contains_key(node) && self.fenced.insert(*node);
+                if changed {
+                    let live = |broker: u32| {
+                        let node = broker / BROKERS_PER_NODE;
+                        self.nodes.contains_key(&node) && !self.fenced.contains(&node)
+                    };
+                    let failed_over = fail_over(&self.topics, live);
+                    self.topics.extend(failed_over);
+                }
                 (changed, Vec::new())
             }
             Command::Topics {

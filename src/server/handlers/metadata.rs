@@ -130,7 +130,11 @@ fn describe_topic(
             let offline = if version >= 5 { ids(false) } else { vec![] };
             let partition = MetadataResponsePartition::default()
                 .with_partition_index(index)
-                .with_leader_epoch(leader_epoch)
+                .with_leader_epoch(if leader_epoch >= 0 {
+                    topic.leader_epoch(index)
+                } else {
+                    -1
+                })
                 .with_replica_nodes(replicas.iter().map(|&b| BrokerId(b as i32)).collect())
                 .with_offline_replicas(offline);
             if snapshot.is_live(owner) {

@@ -45,14 +45,18 @@ impl<S: Storage> PartitionLog<S> {
             let mut state = self.inner.state.borrow_mut();
             state.check_readable()?;
             let log_start_offset = state.log_start_offset();
-            if from_offset < log_start_offset || from_offset > high_watermark {
+            // Out of range past what this log holds; between a replication cap and that,
+            // nothing to read yet (Kafka's rule: a consumer of a new leader whose high
+            // watermark is still catching up is not reset).
+            let local = self.inner.local_high_watermark();
+            if from_offset < log_start_offset || from_offset > local.max(high_watermark) {
                 return Err(StorageError::OffsetOutOfRange {
                     offset: from_offset,
                     log_start_offset,
                     high_watermark,
                 });
             }
-            if from_offset == high_watermark {
+            if from_offset >= high_watermark {
                 return Ok(Vec::new());
             }
             if state

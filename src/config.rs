@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// registers again.
     #[arg(long, default_value_t = 9000)]
     pub broker_session_timeout_ms: u64,
+    /// Kafka `default.replication.factor`: replicas of a topic created without a count
+    /// (auto-created ones too). Default: 3 in a quorum of 3 or more nodes, else 1.
+    #[arg(long)]
+    pub default_replication_factor: Option<i16>,
     /// Kafka `replica.lag.time.max.ms`: a follower not caught up with its leader for this
     /// long leaves the partition's in-sync replicas until it catches up.
     #[arg(long, default_value_t = 30_000)]
@@ -175,6 +179,7 @@ pub struct BrokerConfig {
     pub quorum_tick: Duration,
     pub broker_session_timeout: Duration,
     pub replica_lag_time_max: Duration,
+    pub default_replication_factor: i16,
     /// Port of core i is `core_port_base + i`; 0 means ephemeral ports.
     pub core_port_base: u16,
     pub advertised_host: String,
@@ -230,6 +235,17 @@ impl BrokerConfig {
         if !(1..=10_000).contains(&args.quorum_tick_ms) {
             return Err("--quorum-tick-ms must be between 1 and 10000".into());
         }
+        let voters = quorum.as_ref().map_or(1, BTreeMap::len);
+        let default_replication_factor = match args.default_replication_factor {
+            None if voters >= 3 => 3,
+            None => 1,
+            Some(factor) if factor >= 1 && factor as usize <= voters => factor,
+            Some(factor) => {
+                return Err(format!(
+                    "--default-replication-factor {factor} must be between 1 and the {voters} nodes of the quorum"
+                ));
+            }
+        };
         if !(100..=3_600_000).contains(&args.replica_lag_time_max_ms) {
             return Err(format!(
                 "--replica-lag-time-max-ms {} must be between 100 and 3600000",
@@ -343,6 +359,7 @@ impl BrokerConfig {
             quorum_tick: Duration::from_millis(args.quorum_tick_ms),
             broker_session_timeout: Duration::from_millis(args.broker_session_timeout_ms),
             replica_lag_time_max: Duration::from_millis(args.replica_lag_time_max_ms),
+            default_replication_factor,
             core_port_base,
             advertised_host,
             cpus,

@@ -127,6 +127,8 @@ pub struct ControllerLimits {
     /// `(node, cores)` of every node partitions may be placed on, sorted by node.
     pub nodes: Vec<(u32, u32)>,
     pub default_partitions: i32,
+    /// Replicas of a topic created without a replication factor.
+    pub default_replication_factor: i16,
 }
 
 impl ControllerLimits {
@@ -277,7 +279,16 @@ fn create_topic(
     let live_nodes = limits.nodes.len();
     let replication_factor = match new_topic.replication_factor {
         -1 if !new_topic.assignments.is_empty() => new_topic.assignments[0].len(),
-        -1 => 1,
+        -1 if limits.default_replication_factor as usize > live_nodes => {
+            return error(
+                ErrorCode::InvalidReplicationFactor,
+                format!(
+                    "the default replication factor {} exceeds the {live_nodes} live nodes",
+                    limits.default_replication_factor
+                ),
+            );
+        }
+        -1 => limits.default_replication_factor.max(1) as usize,
         factor if factor >= 1 && factor as usize <= live_nodes => factor as usize,
         factor => {
             return error(
@@ -545,6 +556,7 @@ pub async fn run_controller(
     let limits = ControllerLimits {
         nodes: snapshot.node_cores(),
         default_partitions,
+        default_replication_factor: 1,
     };
     while let Ok(message) = inbox.recv().await {
         let (next, mut outcomes) = apply_request(
@@ -585,6 +597,7 @@ mod tests {
         ControllerLimits {
             nodes: vec![(0, 2)],
             default_partitions: 2,
+            default_replication_factor: 1,
         }
     }
 
@@ -704,6 +717,7 @@ mod tests {
         let three = ControllerLimits {
             nodes: vec![(0, 1), (1, 1), (2, 1)],
             default_partitions: 1,
+            default_replication_factor: 1,
         };
         let mut topic = new_topic("r", 1);
         topic.replication_factor = 3;
@@ -752,6 +766,7 @@ mod tests {
         let three = ControllerLimits {
             nodes: vec![(0, 1), (1, 1), (2, 1)],
             default_partitions: 3,
+            default_replication_factor: 3,
         };
         let mut topic = new_topic("r", 3);
         topic.replication_factor = 3;

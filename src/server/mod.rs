@@ -338,6 +338,7 @@ async fn run_core(
                     handle,
                     snapshot,
                     config.default_partitions,
+                    config.default_replication_factor,
                 ),
             );
         }

@@ -36,6 +36,7 @@ fn a_bad_argument_gets_one_line_and_a_non_zero_exit() {
         &["serve", "--quorum", "0@127.0.0.1"][..],
         &["serve", "--node-id", "1", "--quorum", "0@127.0.0.1:9300"][..],
         &["serve", "--node-id", "9000"][..],
+        &["serve", "--default-replication-factor", "2"][..],
         &["bench", "produce", "--engine", "kafka"][..],
     ] {
         let output = spindle().args(args).output().expect("run spindle");

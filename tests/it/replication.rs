@@ -88,6 +88,24 @@ fn every_replica_holds_the_leaders_log_byte_for_byte() {
         "every node reports the same replicas"
     );
 
+    // Without a replication factor, a topic gets the default: 3 in a quorum of three.
+    create_topic(&address(0), "defaulted", 2, -1).expect("create");
+    let defaulted = wait_for("the defaulted topic", || {
+        let response = metadata(&address(0));
+        response
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "defaulted"))
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| p.replica_nodes.len())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|counts| counts.len() == 2)
+    });
+    assert_eq!(defaulted, vec![3, 3]);
+
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", address(1))
         .set("enable.idempotence", "true")

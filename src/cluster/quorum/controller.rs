@@ -28,6 +28,7 @@ pub async fn run_quorum_controller(
     quorum: QuorumHandle,
     snapshot: Arc<ClusterSnapshot>,
     default_partitions: i32,
+    default_replication_factor: i16,
 ) {
     let publish = async {
         let mut version = snapshot.version;
@@ -45,7 +46,13 @@ pub async fn run_quorum_controller(
     };
     let requests = async {
         while let Ok(message) = inbox.recv().await {
-            let outcomes = propose(&quorum, message.request, default_partitions).await;
+            let outcomes = propose(
+                &quorum,
+                message.request,
+                default_partitions,
+                default_replication_factor,
+            )
+            .await;
             let _ = message.reply.send(outcomes).await;
         }
     };
@@ -56,6 +63,7 @@ async fn propose(
     quorum: &QuorumHandle,
     request: ControllerRequest,
     default_partitions: i32,
+    default_replication_factor: i16,
 ) -> Vec<crate::cluster::control::TopicOutcome> {
     let topic_ids = match &request {
         ControllerRequest::CreateTopics { topics, .. } => {
@@ -69,6 +77,7 @@ async fn propose(
             request: request.clone(),
             topic_ids,
             default_partitions,
+            default_replication_factor,
         },
         reply,
     );

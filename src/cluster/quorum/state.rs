@@ -38,7 +38,14 @@ pub enum Command {
         topic_ids: Vec<Uuid>,
         /// The proposing node's `--default-partitions`.
         default_partitions: i32,
+        /// The proposing node's `--default-replication-factor`.
+        #[serde(default = "one")]
+        default_replication_factor: i16,
     },
+}
+
+fn one() -> i16 {
+    1
 }
 
 /// A command as stored in the log: who proposed it, so that node can answer its client.
@@ -114,6 +121,7 @@ impl MetadataState {
                 request,
                 topic_ids,
                 default_partitions,
+                default_replication_factor,
             } => {
                 let limits = ControllerLimits {
                     nodes: self
@@ -123,6 +131,7 @@ impl MetadataState {
                         .map(|(&node, endpoints)| (node, endpoints.ports.len() as u32))
                         .collect(),
                     default_partitions: *default_partitions,
+                    default_replication_factor: *default_replication_factor,
                 };
                 if limits.nodes.is_empty() {
                     let refused = request.refuse(
@@ -193,6 +202,7 @@ mod tests {
                 },
                 topic_ids: vec![Uuid::from_u128(42)],
                 default_partitions: 3,
+                default_replication_factor: 1,
             },
         }
     }

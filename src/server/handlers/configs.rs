@@ -135,6 +135,10 @@ fn broker_configs(shard: &Shard) -> Vec<ConfigEntry> {
         ),
         ("num.partitions", config.default_partitions.to_string()),
         (
+            "default.replication.factor",
+            config.default_replication_factor.to_string(),
+        ),
+        (
             "auto.create.topics.enable",
             config.auto_create_topics.to_string(),
         ),

@@ -70,8 +70,9 @@ produce() { # topic size count acks
     grep 'messages produced' | tail -1 | sed -E 's/.* ([0-9]+) msgs\/s and ([0-9.]+) MB\/s.*/\1 \2/'
 }
 e2e() { # topic acks
-  timeout 120 "$bench" e2e --engine rdkafka --brokers "$bootstrap" --topic "$1" --message-bytes 100 \
-    --throughput "$e2e_rate" --acks "$2" --linger-ms 1 --duration-secs 10 --warmup-secs 2 --json 2>/dev/null |
+  local acks=$2; [[ $acks == -1 ]] && acks=all
+  timeout 120 "$bench" e2e --engine rdkafka --brokers "${bootstrap%%,*}" --topic "$1" --message-bytes 100 \
+    --throughput "$e2e_rate" --acks "$acks" --linger-ms 1 --duration-secs 10 --warmup-secs 2 --json 2>/dev/null |
     tail -1 | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); l=d["latency_us"]; print(l["p50"], l["p99"], l["p999"])'
 }
 results=$(mktemp)

@@ -438,6 +438,7 @@ impl Shard {
                         } else {
                             // Readers here see only what the leader says is replicated.
                             log.log.set_replication_high_watermark(Some(0));
+                            log.log.set_producer_appends(false);
                             Role::Follower { leader, epoch }
                         };
                         self.logs
@@ -496,7 +497,10 @@ impl Shard {
             ) if *was == leader && *then == epoch => {
                 return;
             }
-            (_, true) if followers.is_empty() => Role::Leader(None),
+            (_, true) if followers.is_empty() => {
+                owned.log.set_producer_appends(true);
+                Role::Leader(None)
+            }
             (_, true) => {
                 tracing::info!(
                     core = self.core,
@@ -504,6 +508,7 @@ impl Shard {
                     topic.name
                 );
                 owned.log.set_leader_epoch(epoch);
+                owned.log.set_producer_appends(true);
                 let state = LeaderState::new(
                     epoch,
                     &followers,
@@ -514,6 +519,8 @@ impl Shard {
                 Role::Leader(Some(Rc::new(state)))
             }
             (_, false) => {
+                // First, before any wait: no producer batch lands from here on.
+                owned.log.set_producer_appends(false);
                 let high_watermark = owned.log.high_watermark();
                 tracing::info!(
                     core = self.core,
@@ -644,9 +651,12 @@ impl Shard {
                                 .log
                                 .set_replication_high_watermark(Some(state.high_watermark())),
                             Role::Leader(None) => {}
-                            Role::Follower { .. } => fresh
-                                .log
-                                .set_replication_high_watermark(Some(slot.log.high_watermark())),
+                            Role::Follower { .. } => {
+                                fresh.log.set_replication_high_watermark(Some(
+                                    slot.log.high_watermark(),
+                                ));
+                                fresh.log.set_producer_appends(false);
+                            }
                         }
                         *slot = fresh;
                     }

@@ -42,6 +42,8 @@ pub enum StorageError {
         base_offset: i64,
         log_end_offset: i64,
     },
+    /// This replica no longer leads: a producer's batch was refused.
+    NotLeader,
 }
 
 impl StorageError {
@@ -67,6 +69,7 @@ impl std::fmt::Display for StorageError {
                     "batch of {size_bytes} bytes exceeds the limit of {size_bytes_max}"
                 )
             }
+            StorageError::NotLeader => write!(f, "this replica does not lead the partition"),
             StorageError::NotAtLogEnd {
                 base_offset,
                 log_end_offset,

@@ -190,7 +190,9 @@ fn collect(consumer: &BaseConsumer, expected: usize) -> Vec<(i32, i64, String, S
     let deadline = Instant::now() + Duration::from_secs(60);
     while out.len() < expected && Instant::now() < deadline {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-            let text = |bytes: Option<&[u8]>| String::from_utf8(bytes.unwrap().to_vec()).unwrap();
+            let text = |bytes: Option<&[u8]>| {
+                String::from_utf8(bytes.unwrap_or_default().to_vec()).unwrap()
+            };
             out.push((
                 message.partition(),
                 message.offset(),

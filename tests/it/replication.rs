@@ -569,3 +569,82 @@ fn a_killed_leader_fails_over_and_no_acknowledged_message_is_lost() {
         }
     }
 }
+
+#[test]
+fn a_paused_leader_is_replaced_and_what_it_takes_after_is_never_visible() {
+    let root = temp_dir("replication-zombie");
+    let mut cluster = Cluster::new(root.path(), 3);
+    cluster.session_timeout_ms = Some(1000);
+    cluster.extra_args = vec!["--replica-lag-time-max-ms".into(), "2000".into()];
+    let nodes: Vec<Broker> = cluster.start_all();
+    let address = |node: usize| nodes[node].bootstrap.clone();
+    wait_for("all registered", || {
+        (metadata(&address(0)).brokers.len() == 3).then_some(())
+    });
+    create_topic(&address(0), TOPIC, 1, 3).expect("create");
+    let (_, leader) = wait_for("three in sync", || {
+        let (isr, leader) = in_sync(&address(0));
+        (isr.len() == 3).then_some((isr, leader))
+    });
+    let zombie = (leader / 1000) as usize;
+    let mut old_leader = RawClient::connect(&nodes[zombie].core_address(0));
+    for i in 0..10 {
+        assert_eq!(
+            produce(&mut old_leader, 0, &format!("before-{i}"), -1, 10_000),
+            (0, i)
+        );
+    }
+
+    // Paused past the session timeout: the others fence it and elect a new leader.
+    nodes[zombie].signal(libc::SIGSTOP);
+    let other = (zombie + 1) % 3;
+    let new_leader = wait_for("a new leader", || {
+        let (_, leader) = in_sync(&address(other));
+        (leader >= 0 && leader / 1000 != zombie as i32).then_some(leader)
+    });
+    let mut leader_client =
+        RawClient::connect(&nodes[(new_leader / 1000) as usize].core_address(0));
+    assert_eq!(
+        produce(&mut leader_client, 0, "after-failover", -1, 10_000),
+        (0, 10)
+    );
+
+    // Resumed, it still believes it leads until it hears from the quorum. Whatever it takes
+    // in that moment is never acknowledged to every replica and never becomes visible.
+    nodes[zombie].signal(libc::SIGCONT);
+    let (code, _) = produce(&mut old_leader, 0, "zombie-acks1", 1, 2_000);
+    let (all_code, _) = produce(&mut old_leader, 0, "zombie-acksall", -1, 2_000);
+    assert_ne!(
+        all_code, 0,
+        "acks=all on a fenced leader is never answered with success"
+    );
+    eprintln!("the zombie answered acks=1 with {code} and acks=all with {all_code}");
+    wait_for("all three in sync under the new leader", || {
+        let (isr, leader) = in_sync(&address(other));
+        (isr.len() == 3 && leader == new_leader).then_some(())
+    });
+    assert_eq!(produce(&mut leader_client, 0, "later", -1, 10_000), (0, 11));
+    for node in 0..3 {
+        let values: Vec<String> = read_all(&address(node), TOPIC, 1, 12)
+            .into_iter()
+            .map(|(_, _, _, value)| value)
+            .collect();
+        let expected: Vec<String> = (0..10)
+            .map(|i| format!("before-{i}"))
+            .chain(["after-failover".to_string(), "later".to_string()])
+            .collect();
+        assert_eq!(values, expected, "as read through node {node}");
+    }
+    // And on disk, the old leader's copy is the new leader's.
+    drop(old_leader);
+    drop(leader_client);
+    let dirs = cluster.dirs.clone();
+    for node in nodes {
+        assert!(node.stop().success());
+    }
+    let copies: Vec<String> = dirs
+        .iter()
+        .map(|dir| dump(&dir.join(format!("{TOPIC}-0"))))
+        .collect();
+    assert_eq!(copies[zombie], copies[(new_leader / 1000) as usize]);
+}

@@ -161,6 +161,7 @@ impl<S: Storage> PartitionLog<S> {
             exclusive: false,
             writes_in_flight: 0,
             leader_epoch: 0,
+            producer_appends: true,
             cache_budget,
             appended_bytes: 0,
             unpublished_bytes: VecDeque::new(),
@@ -210,6 +211,14 @@ impl<S: Storage> PartitionLog<S> {
         );
         *self.inner.config.borrow_mut() = Rc::new(config);
         Ok(())
+    }
+
+    /// Whether producers' batches are taken. A replica that stops leading turns them off
+    /// before anything else, so an append already past its leader check but still waiting
+    /// (for buffer space, its turn) is refused at the moment it would write, never lands
+    /// after the cut that makes the log a copy of the new leader's.
+    pub fn set_producer_appends(&self, allowed: bool) {
+        self.inner.state.borrow_mut().producer_appends = allowed;
     }
 
     /// The epoch written into each appended batch's `partition_leader_epoch`.
@@ -381,6 +390,9 @@ impl<S: Storage> PartitionLog<S> {
         let inner = &*self.inner;
         let mut state = inner.state.borrow_mut();
         let base_offset = state.log_end_offset;
+        if !replicated && !state.producer_appends {
+            return Err(StorageError::NotLeader);
+        }
         if replicated && header.base_offset != base_offset {
             return Err(StorageError::NotAtLogEnd {
                 base_offset: header.base_offset,

@@ -39,6 +39,9 @@ pub(super) struct LogState<F: SegmentFile> {
     /// is zero, or when a full buffer was queued).
     pub(super) writes_in_flight: usize,
     pub(super) leader_epoch: i32,
+    /// Whether producers' batches are taken (`append`); a follower's log takes only
+    /// replicated ones.
+    pub(super) producer_appends: bool,
     /// The core's budget this log's cache counts against, if it shares one.
     pub(super) cache_budget: Option<Rc<CacheBudget>>,
     /// Bytes appended since open, and the running total after each batch not yet below

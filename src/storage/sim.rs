@@ -64,6 +64,9 @@ pub struct SimFaults {
     /// Each write is short (stops at a random sector inside it) with this probability in
     /// percent.
     pub short_write_percent: u64,
+    /// This fdatasync (1-based, like the others) takes this long: a timer, so other tasks
+    /// run meanwhile, as they do while a real device syncs.
+    pub slow_fsync: Option<(u64, std::time::Duration)>,
 }
 
 /// Counters a test can assert on.
@@ -96,6 +99,8 @@ struct SimState {
     dirs: BTreeSet<PathBuf>,
     faults: SimFaults,
     stats: SimStats,
+    /// fdatasyncs begun (the stats count those finished).
+    fsyncs_started: u64,
     crashed: bool,
     rng: SimRng,
     alignment: u64,
@@ -117,6 +122,7 @@ impl SimStorage {
                 dirs: BTreeSet::new(),
                 faults: SimFaults::default(),
                 stats: SimStats::default(),
+                fsyncs_started: 0,
                 crashed: false,
                 rng: SimRng::new(seed),
                 alignment,
@@ -218,6 +224,7 @@ impl SimStorage {
                 dirs: state.dirs.clone(),
                 faults: SimFaults::default(),
                 stats: SimStats::default(),
+                fsyncs_started: 0,
                 crashed: false,
                 rng: SimRng::new(seed ^ 0x5151),
                 alignment: state.alignment,
@@ -331,6 +338,17 @@ impl SegmentFile for SimFile {
     }
 
     async fn fdatasync(&self) -> io::Result<()> {
+        let delay = {
+            let mut state = self.storage.state.borrow_mut();
+            state.fsyncs_started += 1;
+            match state.faults.slow_fsync {
+                Some((nth, delay)) if nth == state.fsyncs_started => Some(delay),
+                _ => None,
+            }
+        };
+        if let Some(delay) = delay {
+            glommio::timer::sleep(delay).await;
+        }
         self.storage.check_alive()?;
         let mut state = self.storage.state.borrow_mut();
         state.stats.fsyncs += 1;

@@ -748,6 +748,59 @@ fn truncate_to_cuts_at_the_batch_holding_the_offset() {
 }
 
 #[test]
+fn a_sync_running_when_a_truncation_starts_never_marks_cut_offsets_durable() {
+    // A follower cut back to its high watermark while the flusher's fdatasync of the
+    // active segment was still running. That sync then marked durable (and wrote as the
+    // recovery point) the offsets written when it began, which the cut had removed: the
+    // log's offsets went out of order, and a crash after it found "damaged data below the
+    // recovery point" (seen in tests/it/replication.rs's seeded faults).
+    let temp = temp_dir("storage-log");
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(17, 4096);
+        let dir = PathBuf::from("/data/sync-cut-0");
+        // Only acks=all syncs, so the one below is the only one in flight.
+        let config = LogConfig {
+            flush: FlushPolicy::Never,
+            ..small_config()
+        };
+        let log = PartitionLog::open(storage.clone(), &dir, config.clone())
+            .await
+            .expect("open");
+        append_all(&log, &[make_batch(1, 5, 0), make_batch(2, 5, 0)]).await;
+        log.wait_written(10).await.expect("written");
+        assert!(log.durable_offset() < 10, "nothing synced yet");
+        // The next fdatasync (the acks=all one below) is slow; the truncation's own are not.
+        storage.set_faults(SimFaults {
+            slow_fsync: Some((storage.stats().fsyncs + 1, Duration::from_millis(50))),
+            ..SimFaults::default()
+        });
+        // A sync begins (asked for by acks=all) and sleeps in the device...
+        let syncing = {
+            let log = log.clone();
+            glommio::spawn_local(async move { log.wait_durable(10).await }).detach()
+        };
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+        // ...when the cut comes.
+        assert_eq!(log.truncate_to(5).await.expect("truncate"), 5);
+        let _ = syncing.await;
+        storage.set_faults(SimFaults::default());
+        assert!(
+            log.durable_offset() <= log.log_end_offset(),
+            "durable {} past the log end {}",
+            log.durable_offset(),
+            log.log_end_offset()
+        );
+        log.close().await.expect("close");
+        let image = storage.crash_image(3);
+        let reopened = PartitionLog::open(image, &dir, config.clone())
+            .await
+            .expect("reopen");
+        assert_eq!(reopened.log_end_offset(), 5);
+        assert!(!reopened.is_failed());
+    });
+}
+
+#[test]
 fn recovery_from_a_cut_at_every_byte_of_the_last_batch() {
     let temp = temp_dir("storage-log");
     run_local(temp.path(), async move {

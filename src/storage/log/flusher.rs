@@ -142,7 +142,7 @@ pub(super) async fn flusher_rounds<S: Storage>(inner: &Inner<S>) -> Result<()> {
         inner.state.borrow_mut().writes_in_flight = in_flight.len();
         let sync = {
             let state = inner.state.borrow();
-            sync_due(inner, &state)
+            !state.exclusive && sync_due(inner, &state)
         };
         if sync {
             sync_active(inner).await?;
@@ -327,17 +327,22 @@ pub(super) fn sync_due<S: Storage>(inner: &Inner<S>, state: &LogState<S::File>) 
 /// everything written is durable.
 pub(super) async fn sync_active<S: Storage>(inner: &Inner<S>) -> Result<()> {
     let (file, target) = {
-        let state = inner.state.borrow();
+        let mut state = inner.state.borrow_mut();
+        state.syncing = true;
         let file = state.segments.iter().rev().find_map(|s| s.file.clone());
         (file, inner.written.get())
     };
     if let Some(file) = file {
-        file.fdatasync()
-            .await
-            .map_err(|e| StorageError::io("fdatasync", e))?;
+        let synced = file.fdatasync().await;
+        if let Err(e) = synced {
+            inner.state.borrow_mut().syncing = false;
+            inner.progress.notify();
+            return Err(StorageError::io("fdatasync", e));
+        }
     }
     {
         let mut state = inner.state.borrow_mut();
+        state.syncing = false;
         state.unsynced_bytes = 0;
         state.last_sync = Instant::now();
     }

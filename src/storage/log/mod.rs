@@ -159,6 +159,7 @@ impl<S: Storage> PartitionLog<S> {
             closing: false,
             flusher_running: true,
             exclusive: false,
+            syncing: false,
             writes_in_flight: 0,
             leader_epoch: 0,
             producer_appends: true,

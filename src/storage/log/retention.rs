@@ -118,6 +118,7 @@ impl<S: Storage> PartitionLog<S> {
                 state.check_usable()?;
                 if state.ops.is_empty()
                     && !state.writer.has_new_bytes()
+                    && !state.syncing
                     && inner.written.get() == state.log_end_offset
                 {
                     break;

@@ -33,8 +33,11 @@ pub(super) struct LogState<F: SegmentFile> {
     pub(super) failure: Option<StorageError>,
     pub(super) closing: bool,
     pub(super) flusher_running: bool,
-    /// Appends wait while set (truncation has the log).
+    /// Appends wait while set (truncation has the log), and the flusher starts no sync.
     pub(super) exclusive: bool,
+    /// An fdatasync of the active segment is running; truncation waits for it, since it
+    /// marks durable the offsets that were written when it began.
+    pub(super) syncing: bool,
     /// Direct writes the flusher has in flight (it needs waking on append only when this
     /// is zero, or when a full buffer was queued).
     pub(super) writes_in_flight: usize,

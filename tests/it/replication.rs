@@ -281,22 +281,7 @@ fn lagging_followers_leave_the_in_sync_set_and_min_insync_replicas_guards_acks_a
     wait_for("all registered", || {
         (metadata(&address(0)).brokers.len() == 3).then_some(())
     });
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        ClientConfig::new()
-            .set("bootstrap.servers", address(0))
-            .create()
-            .expect("admin");
-    let results = futures_lite::future::block_on(
-        admin.create_topics(
-            &[
-                rdkafka::admin::NewTopic::new(TOPIC, 1, rdkafka::admin::TopicReplication::Fixed(3))
-                    .set("min.insync.replicas", "2"),
-            ],
-            &rdkafka::admin::AdminOptions::new(),
-        ),
-    )
-    .expect("create");
-    results[0].as_ref().expect("created");
+    create_replicated(&address(0), 1, 2);
     let (all, leader) = wait_for("three in sync", || {
         let (isr, leader) = in_sync(&address(0));
         (isr.len() == 3).then_some((isr, leader))
@@ -373,6 +358,18 @@ struct Acked {
     failed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
+impl Acked {
+    /// `(partition, offset, value)` of every acknowledged message.
+    fn delivered(&self) -> Vec<(i32, i64, String)> {
+        self.acked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, o, v, _)| (*p, *o, v.clone()))
+            .collect()
+    }
+}
+
 impl rdkafka::ClientContext for Acked {}
 
 impl rdkafka::producer::ProducerContext for Acked {
@@ -415,25 +412,8 @@ fn a_killed_leader_fails_over_and_no_acknowledged_message_is_lost() {
     wait_for("all registered", || {
         (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
     });
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        ClientConfig::new()
-            .set("bootstrap.servers", address(&nodes, 0))
-            .create()
-            .expect("admin");
     const PARTITIONS: i32 = 6;
-    let results = futures_lite::future::block_on(
-        admin.create_topics(
-            &[rdkafka::admin::NewTopic::new(
-                TOPIC,
-                PARTITIONS,
-                rdkafka::admin::TopicReplication::Fixed(3),
-            )
-            .set("min.insync.replicas", "2")],
-            &rdkafka::admin::AdminOptions::new(),
-        ),
-    )
-    .expect("create");
-    results[0].as_ref().expect("created");
+    create_replicated(&address(&nodes, 0), PARTITIONS, 2);
     let before = wait_for("the topic everywhere", || {
         let seen = replicas(&address(&nodes, 2));
         (seen.len() == PARTITIONS as usize).then_some(seen)
@@ -531,13 +511,7 @@ fn a_killed_leader_fails_over_and_no_acknowledged_message_is_lost() {
 
     // Every acknowledged message is there once, at the offset it was acknowledged with,
     // with no gaps, in order per key.
-    let acked: Vec<(i32, i64, String)> = acked
-        .acked
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(p, o, v, _)| (*p, *o, v.clone()))
-        .collect();
+    let acked = acked.delivered();
     assert_eq!(acked.len(), sent);
     let consumed = read_all(&all, TOPIC, PARTITIONS, sent);
     assert_eq!(
@@ -687,25 +661,7 @@ fn seeded_faults_never_lose_duplicate_or_rewrite_an_acknowledged_message() {
         (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
     });
     const PARTITIONS: i32 = 4;
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        ClientConfig::new()
-            .set("bootstrap.servers", address(&nodes, 0))
-            .create()
-            .expect("admin");
-    let results = futures_lite::future::block_on(
-        admin.create_topics(
-            &[rdkafka::admin::NewTopic::new(
-                TOPIC,
-                PARTITIONS,
-                rdkafka::admin::TopicReplication::Fixed(3),
-            )
-            .set("min.insync.replicas", "2")],
-            &rdkafka::admin::AdminOptions::new(),
-        ),
-    )
-    .expect("create");
-    results[0].as_ref().expect("created");
-    drop(admin);
+    create_replicated(&address(&nodes, 0), PARTITIONS, 2);
     let all: String = (0..3)
         .map(|n| address(&nodes, n))
         .collect::<Vec<_>>()
@@ -826,13 +782,7 @@ fn seeded_faults_never_lose_duplicate_or_rewrite_an_acknowledged_message() {
         0,
         "seed {seed}: every message acknowledged in the end"
     );
-    let acked: Vec<(i32, i64, String)> = acked
-        .acked
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(p, o, v, _)| (*p, *o, v.clone()))
-        .collect();
+    let acked = acked.delivered();
     assert_eq!(acked.len(), sent);
     // Restarted nodes listen on new ports (the tests' brokers take ephemeral ones).
     let all: String = (0..3)
@@ -906,4 +856,27 @@ fn read_distinct(
         }
     }
     out
+}
+
+/// Creates `TOPIC` with three replicas and `min.insync.replicas`, through `address`.
+fn create_replicated(address: &str, partitions: i32, min_insync: usize) {
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new()
+            .set("bootstrap.servers", address)
+            .create()
+            .expect("admin");
+    let min_insync = min_insync.to_string();
+    let results = futures_lite::future::block_on(
+        admin.create_topics(
+            &[rdkafka::admin::NewTopic::new(
+                TOPIC,
+                partitions,
+                rdkafka::admin::TopicReplication::Fixed(3),
+            )
+            .set("min.insync.replicas", &min_insync)],
+            &rdkafka::admin::AdminOptions::new(),
+        ),
+    )
+    .expect("create");
+    results[0].as_ref().expect("created");
 }

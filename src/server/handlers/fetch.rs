@@ -275,6 +275,16 @@ async fn wait_for_data(
             Some(Box::pin(log.wait_visible_bytes((*before)? + share)) as Pin<Box<_>>)
         })
         .collect();
+    wait_for_any(shard, &mut waits, deadline).await
+}
+
+/// Sleeps until one of `waits` resolves, `deadline`, or shutdown (a long-poll's wait,
+/// shared with the follower fetch in `replica_fetch`).
+pub(super) async fn wait_for_any(
+    shard: &Shard,
+    waits: &mut [Pin<Box<dyn Future<Output = bool> + '_>>],
+    deadline: Instant,
+) {
     let mut timer = Box::pin(futures_lite::future::or(
         glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())),
         shard.shutdown_started(),

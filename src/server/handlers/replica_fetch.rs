@@ -157,7 +157,6 @@ async fn wait_for_new_data(
 ) {
     use std::future::Future;
     use std::pin::Pin;
-    use std::task::Poll;
     let mut waits: Vec<Pin<Box<dyn Future<Output = bool> + '_>>> = topics
         .iter()
         .flat_map(|(_, _, partitions)| partitions)
@@ -169,20 +168,5 @@ async fn wait_for_new_data(
             )
         })
         .collect();
-    let mut timer = Box::pin(futures_lite::future::or(
-        glommio::timer::sleep(deadline.saturating_duration_since(Instant::now())),
-        shard.shutdown_started(),
-    ));
-    std::future::poll_fn(|cx| {
-        if timer.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(());
-        }
-        for wait in waits.iter_mut() {
-            if wait.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(());
-            }
-        }
-        Poll::Pending
-    })
-    .await
+    super::fetch::wait_for_any(shard, &mut waits, deadline).await
 }

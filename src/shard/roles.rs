@@ -1,0 +1,190 @@
+//! The shard's side of replication (issue 13): which replicas follow whom (for the
+//! fetcher), the in-sync sets its leaders report to the quorum, and the role each replica
+//! takes when a snapshot changes its partition's leader. Runs on the shard's core.
+
+use std::rc::Rc;
+
+use super::replication::{LeaderState, Role};
+use super::{
+    FollowedPartition, OwnedPartition, PRODUCER_SNAPSHOT_FILE_NAME, Shard, rebuild_producer_state,
+};
+use crate::cluster::control::ControllerRequest;
+use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata};
+
+impl Shard {
+    /// Every replica this core follows, for its fetcher.
+    pub fn followed_partitions(&self) -> Vec<FollowedPartition> {
+        let logs = self.logs.borrow();
+        logs.iter()
+            .flat_map(|(topic, topic_logs)| {
+                topic_logs
+                    .partitions
+                    .iter()
+                    .filter_map(move |(&partition, owned)| match owned.role {
+                        Role::Follower { leader, .. } => Some(FollowedPartition {
+                            topic: topic.clone(),
+                            partition,
+                            leader,
+                            log: owned.log.clone(),
+                        }),
+                        Role::Leader(_) => None,
+                    })
+            })
+            .collect()
+    }
+
+    /// Reports to the quorum every in-sync set this core's leaders want changed (followers
+    /// lagging past `--replica-lag-time-max-ms` out, caught-up ones in), one at a time per
+    /// partition. Runs from the core's maintenance queue.
+    pub async fn report_in_sync_replicas(&self) {
+        let local = self.snapshot().local_broker(self.core);
+        let led: Vec<(String, i32, OwnedPartition)> = {
+            let logs = self.logs.borrow();
+            logs.iter()
+                .flat_map(|(topic, topic_logs)| {
+                    topic_logs
+                        .partitions
+                        .iter()
+                        .filter(|(_, owned)| owned.leader_state().is_some())
+                        .map(move |(&p, owned)| (topic.clone(), p, owned.clone()))
+                })
+                .collect()
+        };
+        for (topic, partition, owned) in led {
+            let state = owned.leader_state().expect("filtered");
+            let Some(followers) =
+                state.wanted_in_sync(self.config.replica_lag_time_max, &owned.log)
+            else {
+                continue;
+            };
+            let isr: Vec<u32> = std::iter::once(local).chain(followers).collect();
+            tracing::info!(
+                core = self.core,
+                "{topic}-{partition}: in-sync replicas now {isr:?}"
+            );
+            let outcomes = self
+                .control
+                .ask_controller(ControllerRequest::AlterIsr {
+                    topic: topic.clone(),
+                    partition,
+                    leader: local,
+                    leader_epoch: state.epoch,
+                    isr,
+                })
+                .await;
+            if outcomes
+                .first()
+                .is_none_or(|outcome| outcome.result.is_err())
+            {
+                state.alter_failed();
+            }
+        }
+    }
+
+    /// An open replica takes the role the snapshot gives it. Kafka's transitions, with the
+    /// high watermark standing in for leader-epoch truncation points:
+    /// - same leader and epoch: a leader takes the new in-sync set;
+    /// - promoted (a follower made leader after a failover): leads in the new epoch from
+    ///   what it holds, its producer state rebuilt from its log, starting from the high
+    ///   watermark the old leader gave it;
+    /// - demoted, or following a new leader: cuts its log back to its high watermark
+    ///   (everything below was on every in-sync replica, the new leader included; what
+    ///   is above may differ) and copies the new leader from there.
+    pub(super) async fn apply_role(
+        &self,
+        snapshot: &ClusterSnapshot,
+        topic: &TopicMetadata,
+        partition: i32,
+    ) {
+        let Some(owned) = self.replica(&topic.name, partition) else {
+            return;
+        };
+        let Some(leader) = snapshot.owner(topic, partition) else {
+            return;
+        };
+        let local = snapshot.local_broker(self.core);
+        let epoch = topic.leader_epoch(partition);
+        let followers = snapshot.followers(topic, partition);
+        let role = match (&owned.role, leader == local) {
+            (Role::Leader(None), true) => return,
+            (Role::Leader(Some(state)), true) if state.epoch == epoch => {
+                state.set_in_sync(&snapshot.isr(topic, partition), &owned.log);
+                return;
+            }
+            (
+                Role::Follower {
+                    leader: was,
+                    epoch: then,
+                },
+                false,
+            ) if *was == leader && *then == epoch => {
+                return;
+            }
+            (_, true) if followers.is_empty() => {
+                owned.log.set_producer_appends(true);
+                Role::Leader(None)
+            }
+            (_, true) => {
+                tracing::info!(
+                    core = self.core,
+                    "{}-{partition}: leading in epoch {epoch}",
+                    topic.name
+                );
+                owned.log.set_leader_epoch(epoch);
+                owned.log.set_producer_appends(true);
+                let state = LeaderState::new(
+                    epoch,
+                    &followers,
+                    &snapshot.isr(topic, partition),
+                    &owned.log,
+                    owned.log.high_watermark(),
+                );
+                Role::Leader(Some(Rc::new(state)))
+            }
+            (_, false) => {
+                // First, before any wait: no producer batch lands from here on.
+                owned.log.set_producer_appends(false);
+                let high_watermark = owned.log.high_watermark();
+                tracing::info!(
+                    core = self.core,
+                    "{}-{partition}: following broker {leader} in epoch {epoch} from offset {high_watermark}",
+                    topic.name
+                );
+                owned
+                    .log
+                    .set_replication_high_watermark(Some(high_watermark));
+                // A producer-state snapshot may describe batches the cut removes.
+                let _ = std::fs::remove_file(owned.log.dir().join(PRODUCER_SNAPSHOT_FILE_NAME));
+                if let Err(e) = owned.log.truncate_to(high_watermark).await {
+                    tracing::error!(
+                        core = self.core,
+                        "{}-{partition}: truncating to {high_watermark}: {e}",
+                        topic.name
+                    );
+                }
+                Role::Follower { leader, epoch }
+            }
+        };
+        // The producer state follows the log as it now stands.
+        let producers = match rebuild_producer_state(&owned.log).await {
+            Ok(producers) => producers,
+            Err(e) => {
+                tracing::error!(
+                    core = self.core,
+                    "{}-{partition}: rebuilding producer state: {e}",
+                    topic.name
+                );
+                return;
+            }
+        };
+        if let Some(slot) = self
+            .logs
+            .borrow_mut()
+            .get_mut(&topic.name)
+            .and_then(|logs| logs.partitions.get_mut(&partition))
+        {
+            slot.role = role;
+            *slot.producers.borrow_mut() = producers;
+        }
+    }
+}

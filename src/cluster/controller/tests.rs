@@ -1,0 +1,217 @@
+//! The controller's decisions, as pure functions: topic changes, in-sync sets, failover.
+
+use super::*;
+
+fn limits() -> ControllerLimits {
+    ControllerLimits {
+        nodes: vec![(0, 2)],
+        default_partitions: 2,
+        default_replication_factor: 1,
+    }
+}
+
+fn apply_request(
+    topics: &BTreeMap<String, Arc<TopicMetadata>>,
+    request: &ControllerRequest,
+    limits: ControllerLimits,
+) -> (
+    Option<BTreeMap<String, Arc<TopicMetadata>>>,
+    Vec<TopicOutcome>,
+) {
+    super::apply_request(topics, request, &limits, &mut new_topic_id)
+}
+
+fn new_topic(name: &str, partitions: i32) -> NewTopic {
+    NewTopic {
+        name: name.into(),
+        partitions,
+        replication_factor: -1,
+        assignments: vec![],
+        configs: vec![],
+    }
+}
+
+fn create(topics: Vec<NewTopic>) -> ControllerRequest {
+    ControllerRequest::CreateTopics {
+        topics,
+        validate_only: false,
+    }
+}
+
+#[test]
+fn create_then_duplicate_then_delete() {
+    let (next, outcomes) = apply_request(
+        &BTreeMap::new(),
+        &create(vec![
+            new_topic("a", 8),
+            new_topic("b", -1),
+            new_topic("bad name", 1),
+        ]),
+        limits(),
+    );
+    let topics = next.unwrap();
+    assert_eq!(topics["a"].partition_count(), 8);
+    assert_eq!(topics["b"].partition_count(), 2);
+    assert_eq!(
+        outcomes[2].result.as_ref().unwrap_err().0,
+        ErrorCode::InvalidTopicException
+    );
+    let (next, outcomes) = apply_request(&topics, &create(vec![new_topic("a", 1)]), limits());
+    assert!(next.is_none());
+    assert_eq!(
+        outcomes[0].result.as_ref().unwrap_err().0,
+        ErrorCode::TopicAlreadyExists
+    );
+    let (next, _) = apply_request(
+        &topics,
+        &ControllerRequest::DeleteTopics {
+            names: vec!["a".into()],
+        },
+        limits(),
+    );
+    assert!(!next.unwrap().contains_key("a"));
+}
+
+#[test]
+fn bad_counts_factors_configs_and_assignments() {
+    let mut topic = new_topic("t", 0);
+    let check = |topic: &NewTopic, code: ErrorCode| {
+        let (next, outcomes) =
+            apply_request(&BTreeMap::new(), &create(vec![topic.clone()]), limits());
+        assert!(next.is_none());
+        assert_eq!(outcomes[0].result.as_ref().unwrap_err().0, code);
+    };
+    check(&topic, ErrorCode::InvalidPartitions);
+    topic.partitions = 1;
+    topic.replication_factor = 3;
+    check(&topic, ErrorCode::InvalidReplicationFactor);
+    topic.replication_factor = 1;
+    topic.configs = vec![("retention.ms".into(), Some("soon".into()))];
+    check(&topic, ErrorCode::InvalidConfig);
+    topic.configs.clear();
+    topic.partitions = -1;
+    topic.replication_factor = -1;
+    topic.assignments = vec![vec![5]];
+    check(&topic, ErrorCode::InvalidReplicaAssignment);
+    topic.assignments = vec![vec![1], vec![0]];
+    let (next, _) = apply_request(&BTreeMap::new(), &create(vec![topic]), limits());
+    assert_eq!(next.unwrap()["t"].partition_brokers, vec![1, 0]);
+}
+
+#[test]
+fn partitions_only_grow_and_validate_only_changes_nothing() {
+    let (topics, _) = apply_request(&BTreeMap::new(), &create(vec![new_topic("t", 2)]), limits());
+    let topics = topics.unwrap();
+    let grow = |count, validate_only| ControllerRequest::CreatePartitions {
+        topics: vec![("t".into(), count, vec![])],
+        validate_only,
+    };
+    let (next, outcomes) = apply_request(&topics, &grow(2, false), limits());
+    assert!(next.is_none());
+    assert_eq!(
+        outcomes[0].result.as_ref().unwrap_err().0,
+        ErrorCode::InvalidPartitions
+    );
+    let (next, outcomes) = apply_request(&topics, &grow(5, true), limits());
+    assert!(next.is_none() && outcomes[0].result.is_ok());
+    let (next, _) = apply_request(&topics, &grow(5, false), limits());
+    let grown = &next.unwrap()["t"];
+    assert_eq!(grown.partition_count(), 5);
+    assert_eq!(grown.topic_id, topics["t"].topic_id);
+}
+
+#[test]
+fn only_the_leader_alters_the_in_sync_set_and_only_to_its_replicas() {
+    let three = ControllerLimits {
+        nodes: vec![(0, 1), (1, 1), (2, 1)],
+        default_partitions: 1,
+        default_replication_factor: 1,
+    };
+    let mut topic = new_topic("r", 1);
+    topic.replication_factor = 3;
+    let (topics, _) = super::apply_request(
+        &BTreeMap::new(),
+        &create(vec![topic]),
+        &three,
+        &mut new_topic_id,
+    );
+    let topics = topics.unwrap();
+    let leader = topics["r"].partition_brokers[0];
+    let followers = topics["r"].followers(0).to_vec();
+    assert_eq!(topics["r"].isr(0).len(), 3, "every replica starts in sync");
+    let alter = |leader, isr: Vec<u32>| ControllerRequest::AlterIsr {
+        topic: "r".into(),
+        partition: 0,
+        leader,
+        leader_epoch: 0,
+        isr,
+    };
+    let code = |request| {
+        let (next, outcomes) = super::apply_request(&topics, &request, &three, &mut new_topic_id);
+        (next, outcomes[0].result.as_ref().err().map(|e| e.0))
+    };
+    assert_eq!(
+        code(alter(followers[0], vec![followers[0]])).1,
+        Some(ErrorCode::NotLeaderOrFollower)
+    );
+    assert_eq!(
+        code(alter(leader, vec![followers[0]])).1,
+        Some(ErrorCode::InvalidRequest),
+        "the leader stays in"
+    );
+    assert_eq!(
+        code(alter(leader, vec![leader, 4242])).1,
+        Some(ErrorCode::InvalidRequest)
+    );
+    let (next, error) = code(alter(leader, vec![leader, followers[1]]));
+    assert_eq!(error, None);
+    assert_eq!(next.unwrap()["r"].isr(0), vec![leader, followers[1]]);
+}
+
+#[test]
+fn a_fenced_leader_is_replaced_by_the_first_live_in_sync_replica() {
+    let three = ControllerLimits {
+        nodes: vec![(0, 1), (1, 1), (2, 1)],
+        default_partitions: 3,
+        default_replication_factor: 3,
+    };
+    let mut topic = new_topic("r", 3);
+    topic.replication_factor = 3;
+    let (topics, _) = super::apply_request(
+        &BTreeMap::new(),
+        &create(vec![topic]),
+        &three,
+        &mut new_topic_id,
+    );
+    let topics = topics.unwrap();
+    let before = topics["r"].clone();
+    // Node 1 is fenced.
+    let live = |broker: u32| broker / BROKERS_PER_NODE != 1;
+    let after = &fail_over(&topics, live)["r"];
+    for partition in 0..3 {
+        let old_leader = before.partition_brokers[partition as usize];
+        let new_leader = after.partition_brokers[partition as usize];
+        assert!(live(new_leader));
+        assert!(after.isr(partition).iter().all(|&b| live(b)));
+        assert_eq!(after.isr(partition)[0], new_leader);
+        let mut replicas: Vec<u32> = std::iter::once(new_leader)
+            .chain(after.followers(partition).iter().copied())
+            .collect();
+        replicas.sort();
+        let mut was: Vec<u32> = std::iter::once(old_leader)
+            .chain(before.followers(partition).iter().copied())
+            .collect();
+        was.sort();
+        assert_eq!(replicas, was, "the replicas stay the same");
+        let moved = !live(old_leader);
+        assert_eq!(after.leader_epoch(partition), i32::from(moved));
+        assert_eq!(new_leader != old_leader, moved);
+    }
+    // Nobody live in sync: the partition keeps its leader and waits.
+    let nobody = fail_over(&topics, |_| false);
+    assert!(
+        nobody
+            .get("r")
+            .is_none_or(|t| t.partition_brokers == before.partition_brokers)
+    );
+}

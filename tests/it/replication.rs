@@ -403,15 +403,9 @@ impl rdkafka::producer::ProducerContext for Acked {
 #[test]
 fn a_killed_leader_fails_over_and_no_acknowledged_message_is_lost() {
     let root = temp_dir("replication-failover");
-    let mut cluster = Cluster::new(root.path(), 3);
-    cluster.session_timeout_ms = Some(1000);
-    cluster.extra_args = vec!["--replica-lag-time-max-ms".into(), "2000".into()];
-    let mut nodes: Vec<Option<Broker>> = cluster.start_all().into_iter().map(Some).collect();
+    let (cluster, mut nodes) = fast_failing_cluster(root.path());
     let address =
         |nodes: &[Option<Broker>], node: usize| nodes[node].as_ref().unwrap().bootstrap.clone();
-    wait_for("all registered", || {
-        (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
-    });
     const PARTITIONS: i32 = 6;
     create_replicated(&address(&nodes, 0), PARTITIONS, 2);
     let before = wait_for("the topic everywhere", || {
@@ -651,15 +645,9 @@ fn seeded_faults_never_lose_duplicate_or_rewrite_an_acknowledged_message() {
     eprintln!("fault schedule seed {seed} (replay with SPINDLE_FAULT_SEED={seed})");
     let mut schedule = Schedule(seed);
     let root = temp_dir("replication-faults");
-    let mut cluster = Cluster::new(root.path(), 3);
-    cluster.session_timeout_ms = Some(1000);
-    cluster.extra_args = vec!["--replica-lag-time-max-ms".into(), "2000".into()];
-    let mut nodes: Vec<Option<Broker>> = cluster.start_all().into_iter().map(Some).collect();
+    let (cluster, mut nodes) = fast_failing_cluster(root.path());
     let address =
         |nodes: &[Option<Broker>], node: usize| nodes[node].as_ref().unwrap().bootstrap.clone();
-    wait_for("all registered", || {
-        (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
-    });
     const PARTITIONS: i32 = 4;
     create_replicated(&address(&nodes, 0), PARTITIONS, 2);
     let all: String = (0..3)
@@ -881,4 +869,18 @@ fn create_replicated(address: &str, partitions: i32, min_insync: usize) {
     )
     .expect("create");
     results[0].as_ref().expect("created");
+}
+
+/// Three nodes that fence a silent node after 1 s and drop a follower lagging 2 s, started
+/// and all registered.
+fn fast_failing_cluster(root: &std::path::Path) -> (Cluster, Vec<Option<Broker>>) {
+    let mut cluster = Cluster::new(root, 3);
+    cluster.session_timeout_ms = Some(1000);
+    cluster.extra_args = vec!["--replica-lag-time-max-ms".into(), "2000".into()];
+    let nodes: Vec<Option<Broker>> = cluster.start_all().into_iter().map(Some).collect();
+    let first = nodes[0].as_ref().unwrap().bootstrap.clone();
+    wait_for("all registered", || {
+        (metadata(&first).brokers.len() == 3).then_some(())
+    });
+    (cluster, nodes)
 }

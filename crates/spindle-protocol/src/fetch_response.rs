@@ -25,6 +25,22 @@ pub struct FetchedPartition {
     pub records: Option<Vec<Bytes>>,
 }
 
+impl FetchedPartition {
+    /// A partition's answer before anything is known: no marks, no error, and empty
+    /// records, never null, even beside an error (librdkafka rejects the whole response on
+    /// a null records field and never sees the error).
+    pub fn empty(partition_index: i32) -> FetchedPartition {
+        FetchedPartition {
+            partition_index,
+            error_code: 0,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            records: Some(Vec::new()),
+        }
+    }
+}
+
 /// One topic of a Fetch answer: named up to v12, identified by id from v13.
 #[derive(Debug, Clone, Default)]
 pub struct FetchedTopic {

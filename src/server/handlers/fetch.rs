@@ -181,16 +181,7 @@ async fn read_all(
     for topic in topics {
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for wanted in &topic.partitions {
-            let mut data = FetchedPartition {
-                partition_index: wanted.partition,
-                error_code: 0,
-                high_watermark: -1,
-                last_stable_offset: -1,
-                log_start_offset: -1,
-                // Empty, never null, even beside an error: librdkafka rejects the whole
-                // response on a null records field and never sees the error.
-                records: Some(Vec::new()),
-            };
+            let mut data = FetchedPartition::empty(wanted.partition);
             match &wanted.log {
                 Err(code) => {
                     any_error = true;

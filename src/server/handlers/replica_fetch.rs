@@ -87,14 +87,7 @@ pub async fn replica_fetch(
         for (name, topic_id, partitions) in &topics {
             let mut answers = Vec::with_capacity(partitions.len());
             for wanted in partitions {
-                let mut data = FetchedPartition {
-                    partition_index: wanted.partition,
-                    error_code: 0,
-                    high_watermark: -1,
-                    last_stable_offset: -1,
-                    log_start_offset: -1,
-                    records: Some(Vec::new()),
-                };
+                let mut data = FetchedPartition::empty(wanted.partition);
                 match &wanted.replica {
                     Err(code) => {
                         any_error = true;

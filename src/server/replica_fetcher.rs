@@ -156,6 +156,7 @@ async fn fetch_once(
             FetchPartition::default()
                 .with_partition(partition.partition)
                 .with_fetch_offset(partition.log.log_end_offset())
+                .with_last_fetched_epoch(partition.log.latest_leader_epoch().unwrap_or(-1))
                 .with_log_start_offset(-1)
                 .with_partition_max_bytes(REPLICA_PARTITION_BYTES_MAX),
         );
@@ -230,6 +231,37 @@ async fn fetch_once(
     Ok(response)
 }
 
+/// Cuts a followed log back to where it agrees with the leader's, from the leader's answer
+/// that `leader_epoch` ends at `leader_end_offset` there (Kafka's truncation by leader
+/// epoch, KIP-101/279): up to the end of that epoch in both logs. The next fetch carries
+/// the log's new last epoch, and the leader checks again, until they agree.
+async fn cut_diverged_tail(
+    partition: &FollowedPartition,
+    leader_epoch: i32,
+    leader_end_offset: i64,
+) -> Result<(), String> {
+    let log = &partition.log;
+    let (own_epoch, own_end_offset) = log.end_offset_for_leader_epoch(leader_epoch);
+    let agreed_end = if own_epoch < 0 {
+        log.log_end_offset()
+    } else {
+        own_end_offset
+    };
+    let cut = leader_end_offset.min(agreed_end).max(0);
+    tracing::info!(
+        "{}-{}: log diverged from the leader's after epoch {leader_epoch}; cutting {} back to {cut}",
+        partition.topic,
+        partition.partition,
+        log.log_end_offset()
+    );
+    // A producer-state snapshot may describe batches the cut removes.
+    let _ = std::fs::remove_file(log.dir().join(crate::shard::PRODUCER_SNAPSHOT_FILE_NAME));
+    log.truncate_to(cut)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// Appends each partition's batches at the leader's offsets and takes its high watermark.
 async fn apply_response(
     followed: &[FollowedPartition],
@@ -244,6 +276,15 @@ async fn apply_response(
             else {
                 continue;
             };
+            if data.diverging_epoch.epoch >= 0 {
+                let (epoch, end_offset) =
+                    (data.diverging_epoch.epoch, data.diverging_epoch.end_offset);
+                if let Err(e) = cut_diverged_tail(partition, epoch, end_offset).await {
+                    first_error
+                        .get_or_insert(format!("{}-{}: {e}", partition.topic, partition.partition));
+                }
+                continue;
+            }
             if data.error_code != 0 {
                 first_error.get_or_insert(format!(
                     "{}-{}: error {}",

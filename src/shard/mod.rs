@@ -360,7 +360,13 @@ impl Shard {
                         let epoch = topic.leader_epoch(partition);
                         log.role = if leader == local {
                             let in_sync = snapshot.isr(topic, partition);
-                            log.log.set_leader_epoch(epoch);
+                            if let Err(e) = log.log.begin_leader_epoch(epoch).await {
+                                tracing::error!(
+                                    core = self.core,
+                                    "{}-{partition}: recording leader epoch {epoch}: {e}",
+                                    topic.name
+                                );
+                            }
                             let start = log.log.log_start_offset();
                             Role::Leader((!followers.is_empty()).then(|| {
                                 Rc::new(LeaderState::new(

@@ -81,15 +81,13 @@ impl Shard {
         }
     }
 
-    /// An open replica takes the role the snapshot gives it. Kafka's transitions, with the
-    /// high watermark standing in for leader-epoch truncation points:
+    /// An open replica takes the role the snapshot gives it. Kafka's transitions:
     /// - same leader and epoch: a leader takes the new in-sync set;
     /// - promoted (a follower made leader after a failover): leads in the new epoch from
     ///   what it holds, its producer state rebuilt from its log, starting from the high
     ///   watermark the old leader gave it;
-    /// - demoted, or following a new leader: cuts its log back to its high watermark
-    ///   (everything below was on every in-sync replica, the new leader included; what
-    ///   is above may differ) and copies the new leader from there.
+    /// - demoted, or following a new leader: takes no producer batch any more and copies
+    ///   the new leader, first cutting back what diverged (the fetcher, by leader epoch).
     pub(super) async fn apply_role(
         &self,
         snapshot: &ClusterSnapshot,
@@ -130,7 +128,15 @@ impl Shard {
                     "{}-{partition}: leading in epoch {epoch}",
                     topic.name
                 );
-                owned.log.set_leader_epoch(epoch);
+                // The epoch is on disk before the first batch of it can be taken.
+                if let Err(e) = owned.log.begin_leader_epoch(epoch).await {
+                    tracing::error!(
+                        core = self.core,
+                        "{}-{partition}: recording leader epoch {epoch}: {e}",
+                        topic.name
+                    );
+                    return;
+                }
                 owned.log.set_producer_appends(true);
                 let state = LeaderState::new(
                     epoch,
@@ -147,21 +153,19 @@ impl Shard {
                 let high_watermark = owned.log.high_watermark();
                 tracing::info!(
                     core = self.core,
-                    "{}-{partition}: following broker {leader} in epoch {epoch} from offset {high_watermark}",
-                    topic.name
+                    "{}-{partition}: following broker {leader} in epoch {epoch} from offset {}",
+                    topic.name,
+                    owned.log.log_end_offset()
                 );
                 owned
                     .log
                     .set_replication_high_watermark(Some(high_watermark));
-                // A producer-state snapshot may describe batches the cut removes.
+                // What this log holds past the point where it agrees with the new leader's
+                // is cut by the fetcher, from the leader's answer on where this log's last
+                // epoch ends (its first fetch carries that epoch): no cut here, so nothing
+                // every replica holds is cut on a guess. A producer-state snapshot may
+                // describe batches the cut removes.
                 let _ = std::fs::remove_file(owned.log.dir().join(PRODUCER_SNAPSHOT_FILE_NAME));
-                if let Err(e) = owned.log.truncate_to(high_watermark).await {
-                    tracing::error!(
-                        core = self.core,
-                        "{}-{partition}: truncating to {high_watermark}: {e}",
-                        topic.name
-                    );
-                }
                 Role::Follower { leader, epoch }
             }
         };

@@ -10,6 +10,7 @@
 //! | `config` | per-log settings and their validation |
 //! | `cache_budget` | one core's memory budget for the logs' caches (LRU across logs) |
 //! | `dir_lock` | the exclusive lock on a data directory |
+//! | `leader_epoch` | the first offset of each leader epoch in a log (where a diverged replica cuts back to) |
 //! | `recovery_point` | the offset below which a log is known durable (never cut) |
 //! | `resync` | finding intact batches after damaged bytes |
 //! | `read_only` | plain blocking reads of a segment file, for tools (`dump-log`) |
@@ -23,6 +24,7 @@ pub mod dir_lock;
 pub mod error;
 pub mod index;
 pub mod io;
+pub mod leader_epoch;
 pub mod log;
 pub mod read_only;
 pub mod recovery_point;

@@ -2,7 +2,8 @@
 //! nodes. The followers copy the leader's log byte for byte (Kafka's replica fetch), an
 //! acks=all answer waits until every replica holds the batch, and consumers never read
 //! past the high watermark: what only the leader holds stays invisible until the
-//! followers have it. Failover to a follower is not served yet.
+//! followers have it; a killed or paused leader is replaced from the in-sync replicas
+//! with nothing acknowledged lost (tests/it/divergence.rs: a returning leader's own tail).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -22,10 +23,10 @@ use spindle_protocol::record_batch::build_batch;
 use crate::cluster::{Cluster, create_topic, metadata, read_all, wait_for};
 use crate::common::{Broker, RawClient, temp_dir};
 
-const TOPIC: &str = "replicated";
+pub(crate) const TOPIC: &str = "replicated";
 
 /// `partition -> replicas (leader first)` as `address` reports them.
-fn replicas(address: &str) -> BTreeMap<i32, Vec<i32>> {
+pub(crate) fn replicas(address: &str) -> BTreeMap<i32, Vec<i32>> {
     metadata(address)
         .topics
         .iter()
@@ -45,7 +46,7 @@ fn replicas(address: &str) -> BTreeMap<i32, Vec<i32>> {
 }
 
 /// `spindle dump-log --batches` of one replica: every batch's offsets, size and timestamp.
-fn dump(dir: &std::path::Path) -> String {
+pub(crate) fn dump(dir: &std::path::Path) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
         .args(["dump-log", "--batches", "--dir"])
         .arg(dir)
@@ -150,7 +151,7 @@ fn every_replica_holds_the_leaders_log_byte_for_byte() {
     }
 }
 
-fn produce(
+pub(crate) fn produce(
     client: &mut RawClient,
     partition: i32,
     value: &str,
@@ -176,7 +177,7 @@ fn produce(
 }
 
 /// A consumer's fetch of `partition` from `offset`: `(high watermark, record bytes)`.
-fn consumer_fetch(client: &mut RawClient, partition: i32, offset: i64) -> (i64, usize) {
+pub(crate) fn consumer_fetch(client: &mut RawClient, partition: i32, offset: i64) -> (i64, usize) {
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(0)
@@ -256,7 +257,7 @@ fn consumers_never_see_what_only_the_leader_holds_and_acks_all_waits_for_the_fol
 }
 
 /// `(in-sync replicas, leader)` of partition 0 as `address` reports them.
-fn in_sync(address: &str) -> (BTreeSet<i32>, i32) {
+pub(crate) fn in_sync(address: &str) -> (BTreeSet<i32>, i32) {
     let response = metadata(address);
     let partition = response
         .topics
@@ -849,7 +850,7 @@ fn read_distinct(
 }
 
 /// Creates `TOPIC` with three replicas and `min.insync.replicas`, through `address`.
-fn create_replicated(address: &str, partitions: i32, min_insync: usize) {
+pub(crate) fn create_replicated(address: &str, partitions: i32, min_insync: usize) {
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
         ClientConfig::new()
             .set("bootstrap.servers", address)
@@ -873,7 +874,7 @@ fn create_replicated(address: &str, partitions: i32, min_insync: usize) {
 
 /// Three nodes that fence a silent node after 1 s and drop a follower lagging 2 s, started
 /// and all registered.
-fn fast_failing_cluster(root: &std::path::Path) -> (Cluster, Vec<Option<Broker>>) {
+pub(crate) fn fast_failing_cluster(root: &std::path::Path) -> (Cluster, Vec<Option<Broker>>) {
     let mut cluster = Cluster::new(root, 3);
     cluster.session_timeout_ms = Some(1000);
     cluster.extra_args = vec!["--replica-lag-time-max-ms".into(), "2000".into()];

@@ -24,7 +24,7 @@ use spindle_protocol::record_batch::{
 
 /// A batch of `records` records whose values encode `tag` and whose size grows with `tag`, so
 /// boundaries fall everywhere. Timestamps start at `timestamp`.
-fn make_batch(tag: u64, records: usize, timestamp: i64) -> Vec<u8> {
+pub(crate) fn make_batch(tag: u64, records: usize, timestamp: i64) -> Vec<u8> {
     let values: Vec<Vec<u8>> = (0..records)
         .map(|index| {
             format!(
@@ -47,7 +47,7 @@ fn as_stored(batch: &[u8], base_offset: i64) -> Vec<u8> {
     stored
 }
 
-fn small_config() -> LogConfig {
+pub(crate) fn small_config() -> LogConfig {
     LogConfig {
         segment_bytes: 64 << 10,
         index_interval_bytes: 512,

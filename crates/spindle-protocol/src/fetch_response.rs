@@ -3,8 +3,8 @@
 //! `Bytes` the log holds, and only the small fields around them are written out. Byte for
 //! byte what the `kafka-protocol` codec writes (a test checks every version).
 //!
-//! Pure: no I/O. Fields Spindle never sets (aborted transactions, diverging epoch, current
-//! leader, snapshot id, node endpoints) are written at their defaults, i.e. null or absent.
+//! Pure: no I/O. Fields Spindle never sets (aborted transactions, current leader, snapshot
+//! id, node endpoints) are written at their defaults, i.e. null or absent.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use uuid::Uuid;
@@ -23,6 +23,10 @@ pub struct FetchedPartition {
     pub log_start_offset: i64,
     /// The stored batches, in order; `None` for a null records field.
     pub records: Option<Vec<Bytes>>,
+    /// To a follower whose log stopped agreeing with the leader's (v12+, tagged): the
+    /// newest leader epoch at or below the one it last fetched, and where that epoch ends
+    /// here. The follower cuts its log back before it fetches again.
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 impl FetchedPartition {
@@ -37,6 +41,7 @@ impl FetchedPartition {
             last_stable_offset: -1,
             log_start_offset: -1,
             records: Some(Vec::new()),
+            diverging_epoch: None,
         }
     }
 }
@@ -238,8 +243,17 @@ pub fn encode_fetch_response(
                     }
                 }
             }
-            if flexible {
-                writer.put_unsigned_varint(0); // partition tagged fields
+            match partition.diverging_epoch {
+                Some((epoch, end_offset)) if flexible => {
+                    writer.put_unsigned_varint(1); // one partition tagged field
+                    writer.put_unsigned_varint(0); // tag 0: diverging_epoch
+                    writer.put_unsigned_varint(4 + 8 + 1); // its size
+                    writer.put_i32(epoch);
+                    writer.put_i64(end_offset);
+                    writer.put_unsigned_varint(0); // its own tagged fields
+                }
+                _ if flexible => writer.put_unsigned_varint(0), // partition tagged fields
+                _ => {}
             }
         }
         if flexible {
@@ -256,7 +270,9 @@ pub fn encode_fetch_response(
 mod tests {
     use super::*;
     use crate::api::encode_response;
-    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::fetch_response::{
+        EpochEndOffset, FetchableTopicResponse, PartitionData,
+    };
     use kafka_protocol::messages::{ApiKey, BrokerId, FetchResponse, ResponseKind, TopicName};
     use kafka_protocol::protocol::StrBytes;
 
@@ -283,6 +299,7 @@ mod tests {
                         last_stable_offset: -1,
                         log_start_offset: -1,
                         records: None,
+                        diverging_epoch: Some((4, 123)),
                     },
                 ],
             },
@@ -322,6 +339,14 @@ mod tests {
                             })
                             .with_preferred_read_replica(BrokerId(-1))
                             .with_aborted_transactions(None)
+                            .with_diverging_epoch(match p.diverging_epoch {
+                                Some((epoch, end_offset)) if version >= 12 => {
+                                    EpochEndOffset::default()
+                                        .with_epoch(epoch)
+                                        .with_end_offset(end_offset)
+                                }
+                                _ => EpochEndOffset::default(),
+                            })
                             .with_records(p.records.as_ref().map(|batches| {
                                 let mut all = BytesMut::new();
                                 batches.iter().for_each(|b| all.extend_from_slice(b));

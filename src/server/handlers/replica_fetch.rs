@@ -24,6 +24,9 @@ struct Wanted {
     fetch_offset: i64,
     partition_max_bytes: usize,
     replica: Result<OwnedPartition, ErrorCode>,
+    /// Where the follower's log stops agreeing with this one, if it does (KIP-320's check
+    /// of its last fetched epoch): it cuts back there before fetching again.
+    diverging_epoch: Option<(i32, i64)>,
 }
 
 pub async fn replica_fetch(
@@ -58,11 +61,19 @@ pub async fn replica_fetch(
                                 .is_some_and(|state| state.is_follower(follower))
                         })
                         .ok_or(ErrorCode::NotLeaderOrFollower);
+                    let diverging_epoch = replica.as_ref().ok().and_then(|owned| {
+                        diverging_epoch(
+                            &owned.log,
+                            partition.last_fetched_epoch,
+                            partition.fetch_offset,
+                        )
+                    });
                     Wanted {
                         partition: partition.partition,
                         fetch_offset: partition.fetch_offset,
                         partition_max_bytes: partition.partition_max_bytes.max(0) as usize,
                         replica,
+                        diverging_epoch,
                     }
                 })
                 .collect();
@@ -70,9 +81,10 @@ pub async fn replica_fetch(
         })
         .collect();
     drop(snapshot);
-    // What the follower holds moves the high watermark before anything is read.
+    // What the follower holds moves the high watermark before anything is read; a log
+    // that diverged holds nothing past the point of divergence that counts.
     for wanted in topics.iter().flat_map(|(_, _, partitions)| partitions) {
-        if let Ok(owned) = &wanted.replica {
+        if let (Ok(owned), None) = (&wanted.replica, wanted.diverging_epoch) {
             let state = owned.leader_state().expect("checked above");
             state.follower_fetched(follower, wanted.fetch_offset, &owned.log);
         }
@@ -92,6 +104,10 @@ pub async fn replica_fetch(
                     Err(code) => {
                         any_error = true;
                         data.error_code = code.code();
+                    }
+                    Ok(_) if wanted.diverging_epoch.is_some() => {
+                        any_error = true;
+                        data.diverging_epoch = wanted.diverging_epoch;
                     }
                     Ok(owned) => {
                         let state = owned.leader_state().expect("checked above");
@@ -139,6 +155,28 @@ pub async fn replica_fetch(
         drop(fetched);
         wait_for_new_data(&shard, &topics, deadline).await;
     }
+}
+
+/// Whether a follower that last fetched a batch of `last_fetched_epoch` and now asks from
+/// `fetch_offset` holds something this log does not (Kafka's check on a replica fetch): its
+/// epoch is unknown here or ends before `fetch_offset`. Then `(epoch, end offset)` as
+/// OffsetForLeaderEpoch would answer. No epoch given (v11 and older): nothing to check.
+fn diverging_epoch(
+    log: &crate::shard::Log,
+    last_fetched_epoch: i32,
+    fetch_offset: i64,
+) -> Option<(i32, i64)> {
+    if last_fetched_epoch < 0 {
+        return None;
+    }
+    let (mut epoch, mut end_offset) = log.end_offset_for_leader_epoch(last_fetched_epoch);
+    if epoch < 0 {
+        // Newer than any epoch here: what the follower holds from it is unknown here, so it
+        // keeps what agrees with this log's newest epoch (an undefined answer would be read
+        // as no answer).
+        (epoch, end_offset) = log.end_offset_for_leader_epoch(log.latest_leader_epoch()?);
+    }
+    (epoch < last_fetched_epoch || end_offset < fetch_offset).then_some((epoch, end_offset))
 }
 
 /// Sleeps until some wanted partition's log holds an offset at or past the follower's

@@ -23,6 +23,7 @@
 //! valid prefix, cuts the rest and rebuilds its indexes.
 
 mod cache;
+mod epochs;
 mod flusher;
 mod read;
 mod read_ahead;
@@ -135,6 +136,7 @@ impl<S: Storage> PartitionLog<S> {
             .create_dir_all(dir)
             .map_err(|e| StorageError::io("create log dir", e))?;
         let recovered = recover(&storage, dir, &config).await?;
+        let stored_epochs = epochs::read_leader_epochs(&storage, dir).await;
         let recovery_point = recovered.recovery_point.unwrap_or(RecoveryPoint {
             sequence: 0,
             offset: 0,
@@ -144,6 +146,13 @@ impl<S: Storage> PartitionLog<S> {
             .back()
             .map(|s| s.next_offset)
             .unwrap_or(0);
+        let log_start_offset = recovered.segments.front().map_or(0, |s| s.base_offset);
+        let leader_epochs_sequence = stored_epochs.as_ref().map_or(0, |(sequence, _)| *sequence);
+        let leader_epochs = epochs::opened_leader_epochs(
+            stored_epochs.map(|(_, epochs)| epochs),
+            log_start_offset,
+            log_end_offset,
+        );
         let state = LogState {
             segments: recovered.segments,
             log_end_offset,
@@ -183,6 +192,8 @@ impl<S: Storage> PartitionLog<S> {
             budget_seat: std::cell::OnceCell::new(),
             visible_bytes: Watermark::new(0),
             replication_high_watermark: Cell::new(None),
+            leader_epochs: RefCell::new(leader_epochs),
+            leader_epochs_sequence: Cell::new(leader_epochs_sequence),
         });
         glommio::spawn_local(flusher(inner.clone())).detach();
         inner.assert_offsets_ordered(&inner.state.borrow());
@@ -220,11 +231,6 @@ impl<S: Storage> PartitionLog<S> {
     /// after the cut that makes the log a copy of the new leader's.
     pub fn set_producer_appends(&self, allowed: bool) {
         self.inner.state.borrow_mut().producer_appends = allowed;
-    }
-
-    /// The epoch written into each appended batch's `partition_leader_epoch`.
-    pub fn set_leader_epoch(&self, epoch: i32) {
-        self.inner.state.borrow_mut().leader_epoch = epoch;
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -360,6 +366,8 @@ impl<S: Storage> PartitionLog<S> {
                 available: batch.len(),
             }));
         }
+        self.note_replicated_epoch(header.partition_leader_epoch, header.base_offset)
+            .await?;
         self.append_checked(batch, header, config, true).await
     }
 

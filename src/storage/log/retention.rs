@@ -3,6 +3,7 @@
 
 use tracing::debug;
 
+use super::epochs::write_leader_epochs;
 use super::flusher::{remove_if_present, remove_segment_files};
 use super::recovery::{recover_active, write_recovery_point};
 use super::scan::{SCAN_CHUNK_BYTES, scan_segment};
@@ -64,6 +65,10 @@ impl<S: Storage> PartitionLog<S> {
             }
             self.inner.assert_offsets_ordered(&state);
             let log_start_offset = state.log_start_offset();
+            self.inner
+                .leader_epochs
+                .borrow_mut()
+                .truncate_from_start(log_start_offset);
             if state
                 .read_ahead
                 .as_ref()
@@ -210,21 +215,28 @@ impl<S: Storage> PartitionLog<S> {
         let (segment, writer) =
             recover_active(&inner.storage, &inner.config(), keep_base, file, 0).await?;
         let new_end = segment.next_offset;
-        let mut state = inner.state.borrow_mut();
-        state.segments.pop_back();
-        state.segments.push_back(segment);
-        state.writer = writer;
-        state.log_end_offset = new_end;
-        state.sync_requested = state.sync_requested.min(new_end);
-        while state.cache.back().is_some_and(|c| c.next_offset > new_end) {
-            state.cache_pop_back();
+        {
+            let mut state = inner.state.borrow_mut();
+            state.segments.pop_back();
+            state.segments.push_back(segment);
+            state.writer = writer;
+            state.log_end_offset = new_end;
+            state.sync_requested = state.sync_requested.min(new_end);
+            while state.cache.back().is_some_and(|c| c.next_offset > new_end) {
+                state.cache_pop_back();
+            }
+            state
+                .unpublished_bytes
+                .retain(|&(next_offset, _)| next_offset <= new_end);
+            inner.written.reset(new_end);
+            inner.durable.reset(new_end);
+            inner.assert_offsets_ordered(&state);
         }
-        state
-            .unpublished_bytes
-            .retain(|&(next_offset, _)| next_offset <= new_end);
-        inner.written.reset(new_end);
-        inner.durable.reset(new_end);
-        inner.assert_offsets_ordered(&state);
+        // Epochs that began in the cut part are gone with it, on disk too: a later epoch
+        // written at these offsets must not be read back as the old one.
+        if inner.leader_epochs.borrow_mut().truncate_from_end(new_end) {
+            write_leader_epochs(inner).await?;
+        }
         debug!(dir = %inner.dir.display(), offset, new_end, cut_position, "truncated");
         Ok(new_end)
     }

@@ -14,6 +14,7 @@ use super::segment::Segment;
 use super::writer::{FlushOp, Writer};
 use crate::storage::cache_budget::{BudgetSeat, CacheEvict};
 use crate::storage::error::Result;
+use crate::storage::leader_epoch::LeaderEpochs;
 use crate::storage::recovery_point::RecoveryPoint;
 use crate::storage::wait::{Event, Watermark};
 use crate::storage::{CacheBudget, FlushPolicy, LogConfig, SegmentFile, Storage, StorageError};
@@ -219,6 +220,9 @@ pub(super) struct Inner<S: Storage> {
     pub(super) visible_bytes: Watermark,
     /// The replication cap on what readers see (see `set_replication_high_watermark`).
     pub(super) replication_high_watermark: Cell<Option<i64>>,
+    /// The first offset of each leader epoch here, and the sequence of its last slot write.
+    pub(super) leader_epochs: RefCell<LeaderEpochs>,
+    pub(super) leader_epochs_sequence: Cell<u64>,
 }
 
 impl<S: Storage> Inner<S> {

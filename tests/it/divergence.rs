@@ -1,0 +1,106 @@
+//! Leader epochs (issue 13, KIP-101/279/320): a replica whose log diverged from the
+//! leader's (it led, was cut off, and took batches nobody else has) cuts that tail back to
+//! where its log and the new leader's agree before it copies anything, so every replica
+//! ends up holding the leader's log byte for byte.
+
+use std::time::Duration;
+
+use crate::cluster::{read_all, wait_for};
+use crate::common::{Broker, RawClient, temp_dir};
+use crate::replication::{TOPIC, create_replicated, dump, fast_failing_cluster, in_sync, produce};
+
+#[test]
+fn a_returning_leader_cuts_its_divergent_tail_back_to_the_new_leaders_log() {
+    let root = temp_dir("replication-divergence");
+    let (cluster, mut nodes) = fast_failing_cluster(root.path());
+    let address =
+        |nodes: &[Option<Broker>], node: usize| nodes[node].as_ref().unwrap().bootstrap.clone();
+    create_replicated(&address(&nodes, 0), 1, 1);
+    let (_, leader) = wait_for("three in sync", || {
+        let (isr, leader) = in_sync(&address(&nodes, 0));
+        (isr.len() == 3).then_some((isr, leader))
+    });
+    let old = (leader / 1000) as usize;
+    let followers: Vec<usize> = (0..3).filter(|&node| node != old).collect();
+    let mut client = RawClient::connect(&nodes[old].as_ref().unwrap().core_address(0));
+    for i in 0..5 {
+        assert_eq!(
+            produce(&mut client, 0, &format!("both-{i}"), -1, 10_000),
+            (0, i)
+        );
+    }
+    wait_for("the followers hold the first five", || {
+        let mut probe = RawClient::connect(&nodes[old].as_ref().unwrap().core_address(0));
+        (crate::replication::consumer_fetch(&mut probe, 0, 0).0 == 5).then_some(())
+    });
+
+    // The followers paused, the leader alone takes three batches (acks=1), then dies.
+    for &node in &followers {
+        nodes[node].as_ref().unwrap().signal(libc::SIGSTOP);
+    }
+    for i in 0..3 {
+        assert_eq!(
+            produce(&mut client, 0, &format!("divergent-{i}"), 1, 10_000),
+            (0, 5 + i)
+        );
+    }
+    drop(client);
+    nodes[old].take().unwrap().kill();
+    for &node in &followers {
+        nodes[node].as_ref().unwrap().signal(libc::SIGCONT);
+    }
+
+    // A follower takes over in a new epoch and writes other batches at those offsets.
+    let new_leader = wait_for("a new leader", || {
+        let (_, leader) = in_sync(&address(&nodes, followers[0]));
+        (leader >= 0 && leader / 1000 != old as i32).then_some(leader)
+    });
+    let new = (new_leader / 1000) as usize;
+    // The followers' long-polls may have carried the first of the three away before the
+    // pause took hold; the other two exist only on the old leader.
+    let mut client = RawClient::connect(&nodes[new].as_ref().unwrap().core_address(0));
+    let (code, next) = produce(&mut client, 0, "new-0", -1, 10_000);
+    assert_eq!(code, 0);
+    assert!(
+        (5..=6).contains(&next),
+        "the new leader's log ends at {next}"
+    );
+    for i in 1..6 {
+        assert_eq!(
+            produce(&mut client, 0, &format!("new-{i}"), -1, 10_000),
+            (0, next + i)
+        );
+    }
+
+    // The old leader returns: it must drop what only it holds, not keep it under the new
+    // leader's batches.
+    nodes[old] = Some(cluster.spawn(old).listening());
+    wait_for("all three in sync again", || {
+        let (isr, leader) = in_sync(&address(&nodes, new));
+        (isr.len() == 3 && leader == new_leader).then_some(())
+    });
+    assert_eq!(produce(&mut client, 0, "last", -1, 10_000), (0, next + 6));
+    drop(client);
+    let expected: Vec<String> = (0..5)
+        .map(|i| format!("both-{i}"))
+        .chain((0..next - 5).map(|i| format!("divergent-{i}")))
+        .chain((0..6).map(|i| format!("new-{i}")))
+        .chain(["last".to_string()])
+        .collect();
+    let values: Vec<String> = read_all(&address(&nodes, new), TOPIC, 1, expected.len())
+        .into_iter()
+        .map(|(_, _, _, value)| value)
+        .collect();
+    assert_eq!(values, expected);
+    std::thread::sleep(Duration::from_millis(500));
+    for node in nodes.into_iter().flatten() {
+        assert!(node.stop().success());
+    }
+    let copies: Vec<String> = cluster
+        .dirs
+        .iter()
+        .map(|dir| dump(&dir.join(format!("{TOPIC}-0"))))
+        .collect();
+    assert_eq!(copies[old], copies[new], "the returned leader's copy");
+    assert_eq!(copies[followers[0]], copies[followers[1]]);
+}

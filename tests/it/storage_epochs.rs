@@ -1,0 +1,93 @@
+//! A log's leader epochs (issue 13, KIP-101): which epoch wrote which offsets, kept on disk
+//! beside the segments so that a replica can tell, after any restart, where its log ends
+//! in each epoch, and so where it stops agreeing with a leader's.
+
+use std::path::PathBuf;
+
+use bytes::BytesMut;
+use spindle::runtime::run_local;
+use spindle::storage::PartitionLog;
+use spindle::storage::sim::SimStorage;
+use spindle_protocol::record_batch::{set_base_offset, set_partition_leader_epoch};
+
+use crate::common::temp_dir;
+use crate::storage_log::{make_batch, small_config};
+
+#[test]
+fn leader_epochs_are_kept_across_reopens_and_cut_with_the_log() {
+    let temp = temp_dir("storage-epochs");
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(11, 4096);
+        let dir = PathBuf::from("/data/epochs-0");
+        let config = small_config();
+        let open = || PartitionLog::open(storage.clone(), &dir, config.clone());
+        let log = open().await.expect("open");
+        assert_eq!(log.latest_leader_epoch(), None, "an empty log has no epoch");
+
+        // Leading in epoch 3 for ten batches, then in epoch 5 for ten more.
+        log.begin_leader_epoch(3).await.expect("epoch 3");
+        for tag in 0..10 {
+            log.append(BytesMut::from(&make_batch(tag, 2, 0)[..]))
+                .await
+                .expect("append");
+        }
+        log.begin_leader_epoch(5).await.expect("epoch 5");
+        for tag in 10..20 {
+            log.append(BytesMut::from(&make_batch(tag, 2, 0)[..]))
+                .await
+                .expect("append");
+        }
+        let check = |log: &PartitionLog<SimStorage>| {
+            assert_eq!(log.latest_leader_epoch(), Some(5));
+            assert_eq!(log.end_offset_for_leader_epoch(5), (5, 40));
+            assert_eq!(log.end_offset_for_leader_epoch(3), (3, 20));
+            assert_eq!(log.end_offset_for_leader_epoch(4), (3, 20), "never written");
+            assert_eq!(log.end_offset_for_leader_epoch(2), (2, 0));
+            assert_eq!(log.end_offset_for_leader_epoch(6), (-1, -1));
+        };
+        check(&log);
+        log.close().await.expect("close");
+        let log = open().await.expect("reopen");
+        check(&log);
+
+        // Cut back into epoch 3: epoch 5 is gone, from the file too.
+        assert_eq!(log.truncate_to(15).await.expect("cut"), 14);
+        assert_eq!(log.latest_leader_epoch(), Some(3));
+        assert_eq!(log.end_offset_for_leader_epoch(5), (-1, -1));
+        // Epoch 3 batches copied in again, past where epoch 5 began: after a restart they
+        // are still epoch 3's (the cut reached the file, not only memory).
+        let mut next = 14;
+        for tag in 0..4 {
+            let mut copied = make_batch(50 + tag, 3, 0);
+            set_base_offset(&mut copied, next);
+            set_partition_leader_epoch(&mut copied, 3);
+            log.append_replicated(BytesMut::from(&copied[..]))
+                .await
+                .expect("copy");
+            next += 3;
+        }
+        log.close().await.expect("close");
+        let log = open().await.expect("reopen");
+        assert_eq!(log.latest_leader_epoch(), Some(3));
+        assert_eq!(log.end_offset_for_leader_epoch(3), (3, 26));
+
+        // A follower's copy takes the epochs of the batches it copies.
+        let mut copied = make_batch(99, 3, 0);
+        set_base_offset(&mut copied, 26);
+        set_partition_leader_epoch(&mut copied, 7);
+        log.append_replicated(BytesMut::from(&copied[..]))
+            .await
+            .expect("copy");
+        assert_eq!(log.end_offset_for_leader_epoch(3), (3, 26));
+        assert_eq!(log.end_offset_for_leader_epoch(7), (7, 29));
+
+        // An epoch begun with nothing written in it is not kept past a restart (it starts
+        // at the log end, where nothing of it is).
+        log.begin_leader_epoch(8).await.expect("epoch 8");
+        assert_eq!(log.latest_leader_epoch(), Some(8));
+        log.close().await.expect("close");
+        let log = open().await.expect("reopen");
+        assert_eq!(log.latest_leader_epoch(), Some(7));
+        log.close().await.expect("close");
+    });
+}

@@ -462,6 +462,13 @@ pub fn new_topic_id() -> Uuid {
 }
 
 /// Fills `out` from the kernel's random source.
+/// A random id for one process's registration with the quorum.
+pub fn new_incarnation() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom_bytes(&mut bytes);
+    u64::from_be_bytes(bytes)
+}
+
 pub fn getrandom_bytes(out: &mut [u8]) {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")

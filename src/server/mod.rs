@@ -223,6 +223,7 @@ fn join_quorum(
     let local_node = LocalNode {
         endpoints: local.clone(),
         cluster_id_candidate: crate::cluster::controller::new_cluster_id(),
+        incarnation: crate::cluster::metadata::new_incarnation(),
     };
     let (handle, applied) = start_quorum(quorum_config, local_node)?;
     let started = std::time::Instant::now();

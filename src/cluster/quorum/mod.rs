@@ -66,6 +66,8 @@ pub struct LocalNode {
     pub endpoints: NodeEndpoints,
     /// Used only if this node's registration is the first: the new cluster's id.
     pub cluster_id_candidate: String,
+    /// This process's incarnation (see `Command::RegisterNode`).
+    pub incarnation: u64,
 }
 
 pub enum Event {
@@ -311,6 +313,7 @@ impl Driver {
     fn maintain(&mut self) {
         self.fence_silent_nodes();
         let registered = self.state.nodes.get(&self.node_id) == Some(&self.local.endpoints)
+            && self.state.incarnations.get(&self.node_id) == Some(&self.local.incarnation)
             && !self.state.fenced.contains(&self.node_id);
         let due = self
             .last_registration
@@ -322,6 +325,7 @@ impl Driver {
                 host: self.local.endpoints.host.clone(),
                 ports: self.local.endpoints.ports.clone(),
                 cluster_id: self.local.cluster_id_candidate.clone(),
+                incarnation: self.local.incarnation,
             };
             self.propose(command, None);
         }

@@ -26,6 +26,10 @@ pub enum Command {
         host: String,
         ports: Vec<u16>,
         cluster_id: String,
+        /// Chosen afresh by each process start (Kafka's incarnation id): a new one means
+        /// the node restarted, and whatever its replicas acknowledged before may be gone.
+        #[serde(default)]
+        incarnation: u64,
     },
     /// The quorum's leader has not heard from `node` within the session timeout: its
     /// brokers are no longer advertised or given partitions until it registers again.
@@ -72,10 +76,22 @@ pub struct MetadataState {
     pub cluster_id: Option<String>,
     pub nodes: BTreeMap<u32, NodeEndpoints>,
     pub fenced: BTreeSet<u32>,
+    /// Each registered node's current process (see `Command::RegisterNode`).
+    pub incarnations: BTreeMap<u32, u64>,
     pub topics: BTreeMap<String, Arc<TopicMetadata>>,
 }
 
 impl MetadataState {
+    /// The partitions that change when `gone` and every fenced node count as down: their
+    /// dead replicas leave the in-sync sets, and dead leaders give way to live in-sync ones.
+    fn fail_over_without(&self, gone: u32) -> BTreeMap<String, Arc<TopicMetadata>> {
+        let live = |broker: u32| {
+            let node = broker / BROKERS_PER_NODE;
+            node != gone && self.nodes.contains_key(&node) && !self.fenced.contains(&node)
+        };
+        fail_over(&self.topics, live)
+    }
+
     /// Applies one committed command: whether anything changed, and the outcomes a
     /// topic change gives its client.
     pub fn apply(&mut self, envelope: &Envelope) -> (bool, Vec<TopicOutcome>) {
@@ -85,6 +101,7 @@ impl MetadataState {
                 host,
                 ports,
                 cluster_id,
+                incarnation,
             } => {
                 let mut changed = false;
                 if self.cluster_id.is_none() {
@@ -100,6 +117,21 @@ impl MetadataState {
                     self.nodes.insert(*node, endpoints);
                     changed = true;
                 }
+                let previous = valid
+                    .then(|| self.incarnations.insert(*node, *incarnation))
+                    .flatten();
+                if valid && previous != Some(*incarnation) {
+                    changed = true;
+                }
+                if previous.is_some_and(|previous| previous != *incarnation) {
+                    // A restart: what its replicas held in memory when it stopped (copied,
+                    // counted towards the high watermark, not yet written) is gone, so they
+                    // leave every in-sync set (and its leaderships move to a replica still
+                    // in sync, where there is one) until they have caught up again, as
+                    // Kafka does for a broker back from an unclean shutdown.
+                    let failed_over = self.fail_over_without(*node);
+                    self.topics.extend(failed_over);
+                }
                 if valid && self.fenced.remove(node) {
                     changed = true;
                 }
@@ -108,11 +140,7 @@ impl MetadataState {
             Command::FenceNode { node } => {
                 let changed = self.nodes.contains_key(node) && self.fenced.insert(*node);
                 if changed {
-                    let live = |broker: u32| {
-                        let node = broker / BROKERS_PER_NODE;
-                        self.nodes.contains_key(&node) && !self.fenced.contains(&node)
-                    };
-                    let failed_over = fail_over(&self.topics, live);
+                    let failed_over = self.fail_over_without(*node);
                     self.topics.extend(failed_over);
                 }
                 (changed, Vec::new())
@@ -181,6 +209,7 @@ mod tests {
                     .map(|core| 9000 + node as u16 * 10 + core)
                     .collect(),
                 cluster_id: format!("cluster-of-{node}"),
+                incarnation: 1,
             },
         }
     }
@@ -278,6 +307,54 @@ mod tests {
         assert_eq!(nodes, BTreeSet::from([0, 1]));
         assert!(state.apply(&register(2, 1)).0, "registering again unfences");
         assert!(state.fenced.is_empty());
+    }
+
+    #[test]
+    fn a_restarted_node_leaves_every_in_sync_set_and_its_leaderships_move() {
+        let mut state = MetadataState::default();
+        for node in 0..3 {
+            state.apply(&register(node, 1));
+        }
+        let mut replicated = create("replicated", 3);
+        if let Command::Topics {
+            default_replication_factor,
+            ..
+        } = &mut replicated.command
+        {
+            *default_replication_factor = 3;
+        }
+        state.apply(&replicated);
+        let before = state.topics["replicated"].clone();
+        let restarted_broker = 0; // node 0, core 0
+        let led: Vec<i32> = (0..3)
+            .filter(|&p| before.partition_brokers[p as usize] == restarted_broker)
+            .collect();
+        assert!(!led.is_empty());
+        assert!((0..3).all(|p| before.isr(p).contains(&restarted_broker)));
+
+        // The same process registering again changes nothing.
+        assert!(!state.apply(&register(0, 1)).0);
+        assert_eq!(state.topics["replicated"], before);
+
+        // A new process of node 0: out of every in-sync set, still a replica everywhere.
+        let mut restarted = register(0, 1);
+        if let Command::RegisterNode { incarnation, .. } = &mut restarted.command {
+            *incarnation = 2;
+        }
+        assert!(state.apply(&restarted).0);
+        let after = state.topics["replicated"].clone();
+        for p in 0..3 {
+            assert!(!after.isr(p).contains(&restarted_broker), "partition {p}");
+            let replicas: BTreeSet<u32> = std::iter::once(after.partition_brokers[p as usize])
+                .chain(after.followers(p).iter().copied())
+                .collect();
+            assert!(replicas.contains(&restarted_broker), "partition {p}");
+        }
+        for &p in &led {
+            assert_ne!(after.partition_brokers[p as usize], restarted_broker);
+            assert_eq!(after.leader_epoch(p), before.leader_epoch(p) + 1);
+        }
+        assert!(!state.apply(&restarted).0, "registered once per process");
     }
 
     #[test]

@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// long leaves the partition's in-sync replicas until it catches up.
     #[arg(long, default_value_t = 30_000)]
     pub replica_lag_time_max_ms: u64,
+    /// Kafka `min.insync.replicas`, for topics that do not set it: acks=all is refused
+    /// (NOT_ENOUGH_REPLICAS) while fewer of a partition's replicas are in sync.
+    #[arg(long, default_value_t = LogConfig::DEFAULT.min_insync_replicas)]
+    pub min_insync_replicas: usize,
     /// Testing only: one tick of the quorum's Raft clock (elections take 10-20 ticks).
     #[arg(long, default_value_t = 100, hide = true)]
     pub quorum_tick_ms: u64,
@@ -246,6 +250,9 @@ impl BrokerConfig {
                 ));
             }
         };
+        if args.min_insync_replicas == 0 {
+            return Err("--min-insync-replicas must be at least 1".into());
+        }
         if !(100..=3_600_000).contains(&args.replica_lag_time_max_ms) {
             return Err(format!(
                 "--replica-lag-time-max-ms {} must be between 100 and 3600000",
@@ -340,6 +347,7 @@ impl BrokerConfig {
             flush,
             cache_bytes_max: args.partition_cache_bytes as usize,
             preallocate_bytes: args.segment_preallocate_bytes_max,
+            min_insync_replicas: args.min_insync_replicas,
             ..LogConfig::default()
         };
         log.validate()?;

@@ -17,14 +17,6 @@ pub const VALIDATE_COMPRESSED_RECORDS: &str = "validate.compressed.records";
 /// replicas are in sync.
 pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
-/// The topic's `min.insync.replicas` (1, Kafka's default, when unset).
-pub fn min_insync_replicas(configs: &BTreeMap<String, String>) -> usize {
-    configs
-        .get(MIN_INSYNC_REPLICAS)
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(1)
-}
-
 /// Kafka's DescribeConfigs `ConfigType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
@@ -67,14 +59,6 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
             "delete" => Ok(()),
             _ => Err("only 'delete' is supported (compaction is not implemented)".into()),
         },
-        apply: None,
-    },
-    TopicConfig {
-        // Read by the leader of a replicated partition (acks=all), not by its log.
-        name: MIN_INSYNC_REPLICAS,
-        config_type: ConfigType::Int,
-        default: |_| "1".into(),
-        validate: |value| integer_within(value, 1, i64::from(i32::MAX)),
         apply: None,
     },
     TopicConfig {
@@ -123,11 +107,11 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         apply: None,
     },
     TopicConfig {
-        name: "min.insync.replicas",
+        name: MIN_INSYNC_REPLICAS,
         config_type: ConfigType::Int,
-        default: |_| "1".into(),
-        validate: |value| integer_within(value, 1, i64::MAX),
-        apply: None,
+        default: |log| log.min_insync_replicas.to_string(),
+        validate: |value| integer_within(value, 1, i64::from(i32::MAX)),
+        apply: Some(|log, value| log.min_insync_replicas = parsed(value) as usize),
     },
     TopicConfig {
         name: VALIDATE_COMPRESSED_RECORDS,
@@ -195,6 +179,15 @@ fn parsed(value: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_config_is_in_the_table_once() {
+        let mut names: Vec<&str> = TOPIC_CONFIGS.iter().map(|config| config.name).collect();
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count, "a config listed twice");
+    }
 
     #[test]
     fn every_default_is_itself_valid_and_applies_back_unchanged() {

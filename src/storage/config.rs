@@ -52,6 +52,10 @@ pub struct LogConfig {
     /// Decompress compressed batches to validate every record (topic config
     /// `validate.compressed.records`); uncompressed batches are always validated.
     pub validate_compressed_records: bool,
+    /// Kafka `min.insync.replicas` (topic config, broker default `--min-insync-replicas`):
+    /// acks=all is refused while fewer replicas are in sync. Read by the partition's
+    /// leader when it answers a producer; the log itself does not use it.
+    pub min_insync_replicas: usize,
 }
 
 /// The broker's default flush interval (`--flush-interval-ms`).
@@ -85,6 +89,7 @@ impl LogConfig {
         preallocate_bytes: 64 << 20,
         batch_bytes_max: 1_048_588,
         validate_compressed_records: true,
+        min_insync_replicas: 1,
     };
 
     /// Checks the limits once, at open. Returns a one-line reason.

@@ -37,6 +37,7 @@ fn a_bad_argument_gets_one_line_and_a_non_zero_exit() {
         &["serve", "--node-id", "1", "--quorum", "0@127.0.0.1:9300"][..],
         &["serve", "--node-id", "9000"][..],
         &["serve", "--default-replication-factor", "2"][..],
+        &["serve", "--min-insync-replicas", "0"][..],
         &["bench", "produce", "--engine", "kafka"][..],
     ] {
         let output = spindle().args(args).output().expect("run spindle");

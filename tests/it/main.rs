@@ -20,6 +20,7 @@ mod interop;
 mod java_client;
 mod js_client;
 mod layers;
+mod min_insync;
 mod replication;
 mod runtime_liveness;
 mod shutdown;

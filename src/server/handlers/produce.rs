@@ -18,7 +18,6 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, To
 use kafka_protocol::protocol::StrBytes;
 
 use super::{FAULT_INJECTION, Reply, RequestContext, auto_create_topics};
-use crate::cluster::topic_config::min_insync_replicas;
 use crate::producer::SequenceCheck;
 use crate::server::error_codes::ToErrorCode;
 use crate::shard::replication::LeaderState;
@@ -160,12 +159,9 @@ pub async fn produce(
                 match shard.partition(&plan.name, partition.index) {
                     Err(lookup) => Outcome::failed(partition.index, lookup.error_code(), None),
                     Ok(owned) => {
-                        // Only acks=all reads it (one map lookup per partition).
+                        // The topic's setting, or the broker's default.
                         let min_in_sync = if acks == -1 {
-                            shard
-                                .snapshot()
-                                .topic(&plan.name)
-                                .map_or(1, |topic| min_insync_replicas(&topic.configs))
+                            owned.log.config().min_insync_replicas
                         } else {
                             1
                         };

@@ -96,6 +96,16 @@ impl LeaderEpochs {
         }
     }
 
+    /// The epoch that wrote `offset`: the newest one starting at or below it (`None` below
+    /// the first, or with no epochs).
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.entries
+            .iter()
+            .take_while(|entry| entry.start_offset <= offset)
+            .last()
+            .map(|entry| entry.epoch)
+    }
+
     /// Forgets epochs that start at or after `end_offset` (the log was cut there).
     pub fn truncate_from_end(&mut self, end_offset: i64) -> bool {
         let before = self.entries.len();
@@ -201,6 +211,10 @@ mod tests {
         assert_eq!(epochs.end_offset_for(8, 300), (-1, -1));
         assert_eq!(epochs.end_offset_for(-1, 300), (-1, -1));
         assert_eq!(LeaderEpochs::default().end_offset_for(0, 10), (-1, -1));
+        assert_eq!(epochs.epoch_for_offset(0), Some(2));
+        assert_eq!(epochs.epoch_for_offset(249), Some(4));
+        assert_eq!(epochs.epoch_for_offset(250), Some(7));
+        assert_eq!(LeaderEpochs::default().epoch_for_offset(3), None);
     }
 
     #[test]

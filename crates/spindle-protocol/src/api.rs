@@ -45,6 +45,7 @@ pub const DECODABLE_APIS: &ApiVersionTable = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::InitProducerId, 0, 5),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// The versions of `api_key` in `table`, if any.

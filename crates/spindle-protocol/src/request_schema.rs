@@ -114,6 +114,7 @@ pub fn request_schema(api_key: ApiKey) -> Option<RequestSchema> {
         ApiKey::DeleteGroups => (DELETE_GROUPS_REQUEST, Some(2)),
         ApiKey::OffsetDelete => (OFFSET_DELETE_REQUEST, None),
         ApiKey::InitProducerId => (INIT_PRODUCER_ID_REQUEST, Some(2)),
+        ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH_REQUEST, Some(4)),
         _ => return None,
     };
     Some(RequestSchema {
@@ -497,6 +498,29 @@ const OFFSET_DELETE_REQUEST: &[Field] = &[
         0,
         Kind::Array(&Kind::Struct(OFFSET_DELETE_REQUEST_TOPIC)),
     ), // topics
+];
+
+// OffsetForLeaderPartition, versions 2-4 (0 and 1 are gone from Kafka 4.0).
+const OFFSET_FOR_LEADER_PARTITION: &[Field] = &[
+    Field::new(2, 4, Kind::I32), // partition
+    Field::new(2, 4, Kind::I32), // current_leader_epoch
+    Field::new(2, 4, Kind::I32), // leader_epoch
+];
+
+// OffsetForLeaderTopic, versions 2-4.
+const OFFSET_FOR_LEADER_TOPIC: &[Field] = &[
+    Field::new(2, 4, Kind::Str), // topic
+    Field::new(
+        2,
+        4,
+        Kind::Array(&Kind::Struct(OFFSET_FOR_LEADER_PARTITION)),
+    ), // partitions
+];
+
+// OffsetForLeaderEpochRequest, versions 2-4.
+const OFFSET_FOR_LEADER_EPOCH_REQUEST: &[Field] = &[
+    Field::new(3, 4, Kind::I32), // replica_id
+    Field::new(2, 4, Kind::Array(&Kind::Struct(OFFSET_FOR_LEADER_TOPIC))), // topics
 ];
 
 // InitProducerIdRequest, versions 0-5.

@@ -95,6 +95,11 @@ impl<S: Storage> PartitionLog<S> {
             .end_offset_for(requested, self.log_end_offset())
     }
 
+    /// The leader epoch that wrote `offset` (for ListOffsets answers).
+    pub fn leader_epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.inner.leader_epochs.borrow().epoch_for_offset(offset)
+    }
+
     /// Records, before a batch copied from the leader at the log end is appended, that its
     /// epoch starts there if it is newer than any here.
     pub(super) async fn note_replicated_epoch(&self, epoch: i32, base_offset: i64) -> Result<()> {

@@ -65,20 +65,7 @@ impl<S: Storage> PartitionLog<S> {
     /// the epoch begins at the log end, recorded durably before any batch of it is taken.
     pub async fn begin_leader_epoch(&self, epoch: i32) -> Result<()> {
         self.inner.state.borrow_mut().leader_epoch = epoch;
-        let log_end_offset = self.log_end_offset();
-        let changed = self
-            .inner
-            .leader_epochs
-            .borrow_mut()
-            .assign(epoch, log_end_offset);
-        if changed {
-            let written = write_leader_epochs(&self.inner).await;
-            if let Err(error) = &written {
-                self.fail(error.clone());
-            }
-            written?;
-        }
-        Ok(())
+        self.assign_leader_epoch(epoch, self.log_end_offset()).await
     }
 
     /// The newest leader epoch of the batches here (or of the epoch this replica leads).
@@ -106,11 +93,17 @@ impl<S: Storage> PartitionLog<S> {
         if base_offset != self.log_end_offset() {
             return Ok(()); // refused as NotAtLogEnd by the append
         }
+        self.assign_leader_epoch(epoch, base_offset).await
+    }
+
+    /// Records that `epoch` starts at `start_offset`, on disk before it returns if that is
+    /// new. A failed write stops the log, as a failed segment write does.
+    async fn assign_leader_epoch(&self, epoch: i32, start_offset: i64) -> Result<()> {
         let changed = self
             .inner
             .leader_epochs
             .borrow_mut()
-            .assign(epoch, base_offset);
+            .assign(epoch, start_offset);
         if changed {
             let written = write_leader_epochs(&self.inner).await;
             if let Err(error) = &written {

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::cluster::{read_all, wait_for};
 use crate::common::{Broker, RawClient, temp_dir};
-use crate::replication::{TOPIC, create_replicated, dump, fast_failing_cluster, in_sync, produce};
+use crate::replication::{
+    TOPIC, create_replicated, dump, fast_failing_cluster, in_sync, produce, produce_once_leading,
+};
 
 #[test]
 fn a_returning_leader_cuts_its_divergent_tail_back_to_the_new_leaders_log() {
@@ -59,13 +61,7 @@ fn a_returning_leader_cuts_its_divergent_tail_back_to_the_new_leaders_log() {
     // The followers' long-polls may have carried the first of the three away before the
     // pause took hold; the other two exist only on the old leader.
     let mut client = RawClient::connect(&nodes[new].as_ref().unwrap().core_address(0));
-    // Its node may learn it leads a moment after the others do (NOT_LEADER_OR_FOLLOWER,
-    // nothing appended).
-    let next = wait_for("the new leader takes writes", || {
-        let (code, next) = produce(&mut client, 0, "new-0", -1, 10_000);
-        assert!(code == 0 || code == 6, "error {code}");
-        (code == 0).then_some(next)
-    });
+    let next = produce_once_leading(&mut client, 0, "new-0");
     assert!(
         (5..=6).contains(&next),
         "the new leader's log ends at {next}"

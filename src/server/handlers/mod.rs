@@ -85,7 +85,6 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
-mod offset_for_leader_epoch;
 mod produce;
 mod replica_fetch;
 mod sync_group;
@@ -115,7 +114,6 @@ pub const APIS: &[Api] = &[
     delete_groups::API,
     offset_delete::API,
     init_producer_id::API,
-    offset_for_leader_epoch::API,
 ];
 
 /// [`APIS`] as `(key, min version, max version)`: what ApiVersions advertises and what

@@ -45,8 +45,6 @@ pub enum ErrorCode {
     NonEmptyGroup = 68,
     GroupIdNotFound = 69,
     FetchSessionIdNotFound = 70,
-    FencedLeaderEpoch = 74,
-    UnknownLeaderEpoch = 75,
     MemberIdRequired = 79,
     FencedInstanceId = 82,
     GroupSubscribedToTopic = 86,

@@ -184,8 +184,14 @@ impl LeaderState {
 
     /// The in-sync followers this leader should report now, if they differ from the
     /// quorum's and no change is already on its way: lagging ones out, caught-up ones
-    /// that reached the high watermark in.
-    pub fn wanted_in_sync(&self, lag_time_max: Duration, log: &Log) -> Option<Vec<u32>> {
+    /// that reached the high watermark in, if `eligible` (a follower on a fenced node is
+    /// not, however recent its last fetch: the quorum would refuse it).
+    pub fn wanted_in_sync(
+        &self,
+        lag_time_max: Duration,
+        log: &Log,
+        eligible: impl Fn(u32) -> bool,
+    ) -> Option<Vec<u32>> {
         if self.altering.get() {
             return None;
         }
@@ -198,7 +204,8 @@ impl LeaderState {
             .iter()
             .filter(|(_, progress)| now.duration_since(progress.caught_up_at) <= lag_time_max)
             .filter(|(follower, progress)| {
-                current.contains(follower) || progress.log_end_offset >= high_watermark
+                current.contains(follower)
+                    || (eligible(**follower) && progress.log_end_offset >= high_watermark)
             })
             .map(|(&follower, _)| follower)
             .collect();

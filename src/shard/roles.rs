@@ -37,7 +37,8 @@ impl Shard {
     /// lagging past `--replica-lag-time-max-ms` out, caught-up ones in), one at a time per
     /// partition. Runs from the core's maintenance queue.
     pub async fn report_in_sync_replicas(&self) {
-        let local = self.snapshot().local_broker(self.core);
+        let snapshot = self.snapshot();
+        let local = snapshot.local_broker(self.core);
         let led: Vec<(String, i32, OwnedPartition)> = {
             let logs = self.logs.borrow();
             logs.iter()
@@ -53,7 +54,9 @@ impl Shard {
         for (topic, partition, owned) in led {
             let state = owned.leader_state().expect("filtered");
             let Some(followers) =
-                state.wanted_in_sync(self.config.replica_lag_time_max, &owned.log)
+                state.wanted_in_sync(self.config.replica_lag_time_max, &owned.log, |broker| {
+                    snapshot.is_live(broker)
+                })
             else {
                 continue;
             };

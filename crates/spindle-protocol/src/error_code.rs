@@ -16,9 +16,11 @@ pub enum ErrorCode {
     BrokerNotAvailable = 8,
     MessageTooLarge = 10,
     OffsetMetadataTooLarge = 12,
+    CoordinatorLoadInProgress = 14,
     CoordinatorNotAvailable = 15,
     NotCoordinator = 16,
     InvalidTopicException = 17,
+    RecordListTooLarge = 18,
     NotEnoughReplicas = 19,
     NotEnoughReplicasAfterAppend = 20,
     InvalidRequiredAcks = 21,
@@ -28,6 +30,7 @@ pub enum ErrorCode {
     UnknownMemberId = 25,
     InvalidSessionTimeout = 26,
     RebalanceInProgress = 27,
+    InvalidCommitOffsetSize = 28,
     UnsupportedVersion = 35,
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,
@@ -49,6 +52,7 @@ pub enum ErrorCode {
     FencedInstanceId = 82,
     GroupSubscribedToTopic = 86,
     UnknownTopicId = 100,
+    IneligibleReplica = 107,
 }
 
 impl ErrorCode {

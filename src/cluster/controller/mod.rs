@@ -212,7 +212,15 @@ pub fn apply_request(
             leader_epoch,
             isr,
         } => {
-            let result = alter_isr(&next, topic, *partition, *leader, *leader_epoch, isr);
+            let result = alter_isr(
+                &next,
+                topic,
+                *partition,
+                *leader,
+                *leader_epoch,
+                isr,
+                limits,
+            );
             if let Ok(Some(altered)) = &result {
                 next.insert(topic.clone(), altered.clone());
                 changed = true;
@@ -381,6 +389,7 @@ fn alter_isr(
     leader: u32,
     leader_epoch: i32,
     isr: &[u32],
+    limits: &ControllerLimits,
 ) -> Result<Option<Arc<TopicMetadata>>, (ErrorCode, String)> {
     let Some(topic) = topics.get(name) else {
         return error(ErrorCode::UnknownTopicOrPartition, "no such topic");
@@ -405,7 +414,20 @@ fn alter_isr(
             "in-sync replicas must be replicas, leader included",
         );
     }
-    if topic.isr(partition) == isr {
+    let current = topic.isr(partition);
+    // A fenced node's replica may look caught up to its leader (its last fetch was recent
+    // when the node died) but it is not in sync: it joins again only after its node
+    // registers again (Kafka's KIP-841 ineligible replicas).
+    if let Some(fenced) = isr
+        .iter()
+        .find(|&&broker| !current.contains(&broker) && !limits.is_broker(broker as i32))
+    {
+        return error(
+            ErrorCode::IneligibleReplica,
+            format!("broker {fenced} is not live: it cannot join the in-sync replicas"),
+        );
+    }
+    if current == isr {
         return Ok(None);
     }
     let mut altered = (**topic).clone();

@@ -165,7 +165,28 @@ fn only_the_leader_alters_the_in_sync_set_and_only_to_its_replicas() {
     );
     let (next, error) = code(alter(leader, vec![leader, followers[1]]));
     assert_eq!(error, None);
-    assert_eq!(next.unwrap()["r"].isr(0), vec![leader, followers[1]]);
+    let shrunk = next.unwrap();
+    assert_eq!(shrunk["r"].isr(0), vec![leader, followers[1]]);
+
+    // A replica on a fenced node (not among the live nodes) cannot come back in.
+    let fenced_node = followers[0] / 1000;
+    let live = ControllerLimits {
+        nodes: three
+            .nodes
+            .iter()
+            .copied()
+            .filter(|&(node, _)| node != fenced_node)
+            .collect(),
+        ..three.clone()
+    };
+    let back = alter(leader, vec![leader, followers[1], followers[0]]);
+    let (_, outcomes) = super::apply_request(&shrunk, &back, &live, &mut new_topic_id);
+    assert_eq!(
+        outcomes[0].result.as_ref().err().map(|e| e.0),
+        Some(ErrorCode::IneligibleReplica)
+    );
+    let (_, outcomes) = super::apply_request(&shrunk, &back, &three, &mut new_topic_id);
+    assert!(outcomes[0].result.is_ok(), "once its node is live again");
 }
 
 #[test]

@@ -59,6 +59,17 @@ pub struct ServeArgs {
     /// (NOT_ENOUGH_REPLICAS) while fewer of a partition's replicas are in sync.
     #[arg(long, default_value_t = LogConfig::DEFAULT.min_insync_replicas)]
     pub min_insync_replicas: usize,
+    /// Kafka `offsets.topic.num.partitions`: partitions of `__consumer_offsets`, the
+    /// replicated topic holding every group's offsets in a cluster (created at the first
+    /// FindCoordinator). Fixed once created. Kafka's default is 50; each partition here is
+    /// a log with its own buffers on some core, so the default is smaller.
+    #[arg(long, default_value_t = 12)]
+    pub offsets_topic_partitions: i32,
+    /// Kafka `offsets.topic.replication.factor`: replicas of `__consumer_offsets`. Until
+    /// that many nodes are live it is not created and groups wait. Default: 3, or the
+    /// quorum's node count when smaller.
+    #[arg(long)]
+    pub offsets_topic_replication_factor: Option<i16>,
     /// Testing only: one tick of the quorum's Raft clock (elections take 10-20 ticks).
     #[arg(long, default_value_t = 100, hide = true)]
     pub quorum_tick_ms: u64,
@@ -184,6 +195,8 @@ pub struct BrokerConfig {
     pub broker_session_timeout: Duration,
     pub replica_lag_time_max: Duration,
     pub default_replication_factor: i16,
+    pub offsets_topic_partitions: i32,
+    pub offsets_topic_replication_factor: i16,
     /// Port of core i is `core_port_base + i`; 0 means ephemeral ports.
     pub core_port_base: u16,
     pub advertised_host: String,
@@ -250,6 +263,21 @@ impl BrokerConfig {
                 ));
             }
         };
+        let offsets_topic_replication_factor = match args.offsets_topic_replication_factor {
+            None => voters.min(3) as i16,
+            Some(factor) if factor >= 1 && factor as usize <= voters => factor,
+            Some(factor) => {
+                return Err(format!(
+                    "--offsets-topic-replication-factor {factor} must be between 1 and the {voters} nodes of the quorum"
+                ));
+            }
+        };
+        if !(1..=1000).contains(&args.offsets_topic_partitions) {
+            return Err(format!(
+                "--offsets-topic-partitions {} must be between 1 and 1000",
+                args.offsets_topic_partitions
+            ));
+        }
         if args.min_insync_replicas == 0 {
             return Err("--min-insync-replicas must be at least 1".into());
         }
@@ -368,6 +396,8 @@ impl BrokerConfig {
             broker_session_timeout: Duration::from_millis(args.broker_session_timeout_ms),
             replica_lag_time_max: Duration::from_millis(args.replica_lag_time_max_ms),
             default_replication_factor,
+            offsets_topic_partitions: args.offsets_topic_partitions,
+            offsets_topic_replication_factor,
             core_port_base,
             advertised_host,
             cpus,

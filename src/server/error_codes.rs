@@ -63,6 +63,24 @@ impl ToErrorCode for StorageError {
     }
 }
 
+/// What the group APIs answer when appending a group's records to its `__consumer_offsets`
+/// partition failed with `append` (Kafka's GroupMetadataManager mapping): too few replicas
+/// is COORDINATOR_NOT_AVAILABLE and a lost leadership or a failed log NOT_COORDINATOR
+/// (both send the client to FindCoordinator again), a batch too large
+/// INVALID_COMMIT_OFFSET_SIZE.
+pub fn coordinator_error(append: ErrorCode) -> ErrorCode {
+    match append {
+        ErrorCode::UnknownTopicOrPartition
+        | ErrorCode::NotEnoughReplicas
+        | ErrorCode::NotEnoughReplicasAfterAppend => ErrorCode::CoordinatorNotAvailable,
+        ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => ErrorCode::NotCoordinator,
+        ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge => {
+            ErrorCode::InvalidCommitOffsetSize
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@ use crate::runtime::{executor_builder, prepare_executor, raise_memlock_limit};
 mod connection;
 pub mod error_codes;
 pub mod handlers;
+mod offsets_topic;
 mod replica_fetcher;
 
 use crate::shard::Shard;
@@ -308,14 +309,20 @@ async fn run_core(
     prepare_executor(&config.data_dir)
         .await
         .map_err(|e| format!("preparing direct I/O in {}: {e}", config.data_dir.display()))?;
-    let groups = GroupCoordinator::open(
-        core,
-        &config.data_dir,
-        config.groups,
-        GROUP_LOG_COMPACT_BYTES_MIN,
-    )
-    .await
-    .map_err(|e| format!("opening the group log: {e}"))?;
+    // In a cluster, groups live in the replicated `__consumer_offsets` partitions this core
+    // comes to lead; on one node, in the core's own group log.
+    let groups = if config.quorum.is_some() {
+        GroupCoordinator::in_offsets_topic(core, config.groups)
+    } else {
+        GroupCoordinator::open(
+            core,
+            &config.data_dir,
+            config.groups,
+            GROUP_LOG_COMPACT_BYTES_MIN,
+        )
+        .await
+        .map_err(|e| format!("opening the group log: {e}"))?
+    };
     let producer_ids = ProducerIdAllocator::open(&config.data_dir, config.node_id, core)
         .map_err(|e| format!("opening producer ids: {e}"))?;
     let shard = Rc::new(Shard::new(
@@ -326,7 +333,7 @@ async fn run_core(
         groups,
         producer_ids,
     ));
-    shard.apply_snapshot(snapshot.clone()).await;
+    offsets_topic::adopt_snapshot(&shard, snapshot.clone()).await;
     match (receivers.controller_inbox, quorum) {
         (Some(inbox), Some((handle, applied))) => {
             shard.tasks.spawn_tracked(
@@ -366,7 +373,7 @@ async fn run_core(
             while let Ok(message) = inbox.recv().await {
                 match message {
                     CoreMessage::Apply { snapshot, ack } => {
-                        shard.apply_snapshot(snapshot).await;
+                        offsets_topic::adopt_snapshot(&shard, snapshot).await;
                         let _ = ack.send(()).await;
                     }
                     CoreMessage::Shutdown => {

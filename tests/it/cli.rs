@@ -38,6 +38,8 @@ fn a_bad_argument_gets_one_line_and_a_non_zero_exit() {
         &["serve", "--node-id", "9000"][..],
         &["serve", "--default-replication-factor", "2"][..],
         &["serve", "--min-insync-replicas", "0"][..],
+        &["serve", "--offsets-topic-partitions", "0"][..],
+        &["serve", "--offsets-topic-replication-factor", "2"][..],
         &["bench", "produce", "--engine", "kafka"][..],
     ] {
         let output = spindle().args(args).output().expect("run spindle");

@@ -13,6 +13,7 @@ mod data_dir;
 mod disk_full;
 mod divergence;
 mod go_clients;
+mod group_failover;
 mod group_log;
 mod groups_e2e;
 mod idempotence_e2e;

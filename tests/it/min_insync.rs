@@ -16,7 +16,7 @@ fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_string()))
 }
 
-fn produce(client: &mut RawClient, topic: &str, acks: i16) -> i16 {
+pub(crate) fn produce(client: &mut RawClient, topic: &str, acks: i16) -> i16 {
     let records: Vec<(Option<&[u8]>, &[u8])> = vec![(None, b"value")];
     let request = ProduceRequest::default()
         .with_acks(acks)

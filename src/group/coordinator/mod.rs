@@ -1,14 +1,19 @@
-//! One core's group coordinator: the consumer groups whose id hashes to this core, their
-//! committed offsets, and the group log that makes both durable (`data/.groups/core-N`, a
-//! `PartitionLog` of key/value records, replayed at start and compacted when it grows well
-//! past the live state).
+//! One core's group coordinator: the consumer groups it coordinates, their committed
+//! offsets, and the log of key/value records that makes both durable. On a single node
+//! that log is the core's own (`data/.groups/core-N`, a `PartitionLog` replayed at start
+//! and compacted when it grows well past the live state), holding the groups whose id
+//! hashes to this core. In a cluster it is the `__consumer_offsets` partitions this core
+//! leads (`replicated`): a group lives in the partition its id hashes to, and moves with
+//! that partition's leadership when a node is lost.
 //!
 //! Runs on its core only (`Rc`, `RefCell`); a `RefCell` borrow is never held across an
-//! await. Offset commits answer after their records are durable (fdatasync); group
-//! metadata (generation, members, assignments) is written when a group settles.
+//! await. Offset commits answer after their records are durable (fdatasync; in a cluster,
+//! on every in-sync replica); group metadata (generation, members, assignments) is written
+//! when a group settles.
 
 mod compaction;
 mod offsets;
+mod replicated;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -30,6 +35,8 @@ use spindle_protocol::ErrorCode;
 use spindle_protocol::record_batch::{build_batch, record_keys_and_values};
 
 pub use compaction::recover_compaction;
+use replicated::LedPartition;
+pub use replicated::{OFFSETS_TOPIC, OffsetsPartition, offsets_partition_of};
 
 type Log = PartitionLog<DmaStorage>;
 
@@ -65,6 +72,13 @@ pub struct GroupCoordinator {
     compacting: Cell<bool>,
     /// Writes between their append and their durability; compaction waits for none.
     writes_in_flight: Cell<usize>,
+    /// In a cluster: the `__consumer_offsets` partitions this core leads (`None`: a
+    /// single node, the local log above holds every group).
+    led: Option<RefCell<HashMap<i32, LedPartition>>>,
+    /// Partitions of `__consumer_offsets` (a cluster only; 0 until it exists).
+    offsets_partitions: Cell<i32>,
+    /// Counts partition loads, so a load that lost its leadership meanwhile is dropped.
+    load_generations: Cell<u64>,
 }
 
 fn log_config() -> LogConfig {
@@ -106,17 +120,88 @@ impl GroupCoordinator {
             live_bytes_estimate: Cell::new(0),
             compacting: Cell::new(false),
             writes_in_flight: Cell::new(0),
+            led: None,
+            offsets_partitions: Cell::new(0),
+            load_generations: Cell::new(0),
         });
-        coordinator.replay(&log).await?;
+        let state = read_log(core, &log).await?;
+        coordinator.adopt(state, |_| true);
         Ok(coordinator)
     }
 
-    async fn replay(&self, log: &Log) -> Result<(), StorageError> {
+    /// A coordinator for a cluster node: no local log; its groups are loaded from the
+    /// `__consumer_offsets` partitions the shard hands it as it comes to lead them.
+    pub fn in_offsets_topic(core: u32, config: GroupConfig) -> Rc<GroupCoordinator> {
+        Rc::new(GroupCoordinator {
+            core,
+            config,
+            dir: PathBuf::new(),
+            log_config: log_config(),
+            compact_bytes_min: u64::MAX,
+            log: RefCell::new(None),
+            groups: RefCell::new(HashMap::new()),
+            offsets: RefCell::new(HashMap::new()),
+            live_bytes_estimate: Cell::new(0),
+            compacting: Cell::new(false),
+            writes_in_flight: Cell::new(0),
+            led: Some(RefCell::new(HashMap::new())),
+            offsets_partitions: Cell::new(0),
+            load_generations: Cell::new(0),
+        })
+    }
+
+    /// Takes the groups and offsets read from a log, those `keep` accepts by group id.
+    fn adopt(&self, state: LogState, keep: impl Fn(&str) -> bool) {
+        let now = Instant::now();
+        let mut live_bytes = 0u64;
+        for (key, value) in state.records {
+            live_bytes += (encode_key(&key).len() + encode_value(&value).len() + 16) as u64;
+            match (key, value) {
+                (
+                    RecordKey::Offset {
+                        group,
+                        topic,
+                        partition,
+                    },
+                    RecordValue::Offset(committed),
+                ) if keep(&group) => {
+                    self.offsets
+                        .borrow_mut()
+                        .entry(group)
+                        .or_default()
+                        .insert((topic, partition), committed);
+                }
+                (RecordKey::Group { group }, RecordValue::Group(stored)) if keep(&group) => {
+                    let restored = restore_group(&group, stored, now);
+                    self.groups.borrow_mut().insert(group, restored);
+                }
+                _ => {}
+            }
+        }
+        self.live_bytes_estimate
+            .set(self.live_bytes_estimate.get() + live_bytes);
+        tracing::info!(
+            core = self.core,
+            groups = self.groups.borrow().len(),
+            "group log replayed"
+        );
+    }
+}
+
+/// The live records of a group log.
+struct LogState {
+    records: BTreeMap<RecordKey, RecordValue>,
+}
+
+/// Reads every record `log` holds here (what a follower copied included: a new leader's
+/// log is the partition's from now on) and keeps the latest value of each key.
+async fn read_log(core: u32, log: &Log) -> Result<LogState, StorageError> {
+    {
         let mut state: BTreeMap<RecordKey, RecordValue> = BTreeMap::new();
         let mut offset = log.log_start_offset();
-        let end = log.high_watermark();
+        let end = log.local_high_watermark();
         while offset < end {
-            let batches = log.read(offset, 1 << 20).await?;
+            let batches = log.read_replica(offset, 1 << 20).await?;
             let Some(last) = batches.last() else { break };
             let header = spindle_protocol::RecordBatchHeader::decode(last)
                 .map_err(StorageError::InvalidBatch)?;
@@ -133,74 +218,65 @@ impl GroupCoordinator {
                         Some(value) => {
                             state.insert(key, value);
                         }
-                        None => tracing::warn!(
-                            core = self.core,
-                            "group log: undecodable value for {key:?}"
-                        ),
+                        None => tracing::warn!(core, "group log: undecodable value for {key:?}"),
                     }
                 }
             }
         }
-        let now = Instant::now();
-        let mut live_bytes = 0u64;
-        for (key, value) in state {
-            live_bytes += (encode_key(&key).len() + encode_value(&value).len() + 16) as u64;
-            match (key, value) {
-                (
-                    RecordKey::Offset {
-                        group,
-                        topic,
-                        partition,
-                    },
-                    RecordValue::Offset(committed),
-                ) => {
-                    self.offsets
-                        .borrow_mut()
-                        .entry(group)
-                        .or_default()
-                        .insert((topic, partition), committed);
-                }
-                (RecordKey::Group { group }, RecordValue::Group(stored)) => {
-                    let restored = restore_group(&group, stored, now);
-                    self.groups.borrow_mut().insert(group, restored);
-                }
-                _ => {}
-            }
-        }
-        self.live_bytes_estimate.set(live_bytes);
-        tracing::info!(
-            core = self.core,
-            groups = self.groups.borrow().len(),
-            "group log replayed"
-        );
-        Ok(())
+        Ok(LogState { records: state })
     }
+}
 
+impl GroupCoordinator {
     fn log(&self) -> Result<Log, StorageError> {
         self.log.borrow().clone().ok_or(StorageError::Closed)
     }
 
-    /// Appends `records` as one batch and waits until it is durable.
-    async fn write(&self, records: &[(RecordKey, RecordValue)]) -> Result<(), StorageError> {
+    /// The partition of the group log that holds `group_id` (0 on a single node).
+    fn home_partition(&self, group_id: &str) -> i32 {
+        match self.led {
+            None => 0,
+            Some(_) => offsets_partition_of(group_id, self.offsets_partitions.get()),
+        }
+    }
+
+    /// Appends `records`, all of groups in `partition` of the group log, as one batch and
+    /// waits until it is durable (in a cluster: on every in-sync replica). The error is
+    /// the code the group APIs answer.
+    async fn write(
+        &self,
+        partition: i32,
+        records: &[(RecordKey, RecordValue)],
+    ) -> Result<(), ErrorCode> {
         if records.is_empty() {
             return Ok(());
+        }
+        if self.led.is_some() {
+            return self.write_replicated(partition, records).await;
         }
         // A compaction swaps the log; wait for it rather than write into the old one.
         while self.compacting.get() {
             glommio::timer::sleep(Duration::from_millis(1)).await;
         }
         let batch = records_batch(records);
-        let log = self.log()?;
-        self.writes_in_flight.set(self.writes_in_flight.get() + 1);
         let result = async {
-            let info = log.append(batch).await?;
-            log.wait_durable(info.last_offset + 1).await
+            let log = self.log()?;
+            self.writes_in_flight.set(self.writes_in_flight.get() + 1);
+            let result = async {
+                let info = log.append(batch).await?;
+                log.wait_durable(info.last_offset + 1).await
+            }
+            .await;
+            self.writes_in_flight.set(self.writes_in_flight.get() - 1);
+            result
         }
         .await;
-        self.writes_in_flight.set(self.writes_in_flight.get() - 1);
         // Callers update the in-memory state right after this returns, with no await in
         // between, so a compaction that starts later sees it.
-        result
+        result.map_err(|e| {
+            tracing::error!(core = self.core, "writing the group log: {e}");
+            ErrorCode::CoordinatorNotAvailable
+        })
     }
 
     // ----- membership -----
@@ -271,24 +347,32 @@ impl GroupCoordinator {
 
     /// Writes the metadata of every group that changed and is now Stable or Empty.
     pub async fn persist_settled_groups(&self) {
-        let records: Vec<(RecordKey, RecordValue)> = {
+        let mut by_partition: BTreeMap<i32, Vec<(RecordKey, RecordValue)>> = BTreeMap::new();
+        {
             let mut groups = self.groups.borrow_mut();
-            groups
+            for group in groups
                 .values_mut()
                 .filter(|g| g.dirty && matches!(g.state, GroupState::Stable | GroupState::Empty))
-                .map(|group| {
-                    group.dirty = false;
-                    (
+            {
+                group.dirty = false;
+                by_partition
+                    .entry(self.home_partition(&group.group_id))
+                    .or_default()
+                    .push((
                         RecordKey::Group {
                             group: group.group_id.clone(),
                         },
                         RecordValue::Group(store_group(group)),
-                    )
-                })
-                .collect()
-        };
-        if let Err(e) = self.write(&records).await {
-            tracing::error!(core = self.core, "writing group metadata: {e}");
+                    ));
+            }
+        }
+        for (partition, records) in by_partition {
+            if let Err(code) = self.write(partition, &records).await {
+                tracing::warn!(
+                    core = self.core,
+                    "writing group metadata to partition {partition}: {code:?}"
+                );
+            }
         }
     }
 
@@ -351,9 +435,9 @@ impl GroupCoordinator {
             },
             RecordValue::Tombstone,
         ));
-        if let Err(e) = self.write(&records).await {
-            tracing::error!(core = self.core, "deleting group {group_id}: {e}");
-            return ErrorCode::CoordinatorNotAvailable;
+        if let Err(code) = self.write(self.home_partition(group_id), &records).await {
+            tracing::warn!(core = self.core, "deleting group {group_id}: {code:?}");
+            return code;
         }
         self.groups.borrow_mut().remove(group_id);
         self.offsets.borrow_mut().remove(group_id);

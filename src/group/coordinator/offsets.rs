@@ -4,7 +4,6 @@
 use crate::group::GroupCoordinator;
 use crate::group::records::{CommittedOffset, RecordKey, RecordValue};
 use crate::group::state::{Group, GroupState, subscribed_topics};
-use crate::storage::StorageError;
 use spindle_protocol::ErrorCode;
 
 impl GroupCoordinator {
@@ -46,13 +45,13 @@ impl GroupCoordinator {
         ErrorCode::None
     }
 
-    /// Stores committed offsets durably; returns once they are. `Err` if the group log
-    /// failed (every partition gets the error).
+    /// Stores committed offsets durably; returns once they are. `Err` is the code every
+    /// partition gets when the group log could not take them.
     pub async fn commit(
         &self,
         group_id: &str,
         offsets: Vec<(String, i32, CommittedOffset)>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<(), ErrorCode> {
         let records: Vec<(RecordKey, RecordValue)> = offsets
             .iter()
             .map(|(topic, partition, committed)| {
@@ -66,7 +65,7 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        self.write(&records).await?;
+        self.write(self.home_partition(group_id), &records).await?;
         let mut all = self.offsets.borrow_mut();
         let stored = all.entry(group_id.to_string()).or_default();
         for (topic, partition, committed) in offsets {
@@ -161,9 +160,9 @@ impl GroupCoordinator {
                 )
             })
             .collect();
-        if let Err(e) = self.write(&records).await {
-            tracing::error!(core = self.core, "deleting offsets of {group_id}: {e}");
-            return Err(ErrorCode::CoordinatorNotAvailable);
+        if let Err(code) = self.write(self.home_partition(group_id), &records).await {
+            tracing::warn!(core = self.core, "deleting offsets of {group_id}: {code:?}");
+            return Err(code);
         }
         if let Some(stored) = self.offsets.borrow_mut().get_mut(group_id) {
             for ((topic, partition), error) in partitions.iter().zip(&errors) {

@@ -7,16 +7,21 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::group_lookup::{coordinator_of, text};
 use super::{RequestContext, Response, ready};
+use crate::cluster::control::{ControllerRequest, NewTopic};
+use crate::group::coordinator::OFFSETS_TOPIC;
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
 
 pub(super) const KEY_TYPE_GROUP: i8 = 0;
 
-pub fn find_coordinator(
+pub async fn find_coordinator(
     shard: &Shard,
     context: &RequestContext,
     request: FindCoordinatorRequest,
 ) -> Response {
+    if request.key_type == KEY_TYPE_GROUP {
+        create_offsets_topic(shard).await;
+    }
     let snapshot = shard.snapshot();
     let locate = |key: &str| -> (ErrorCode, i32, StrBytes, i32) {
         if request.key_type != KEY_TYPE_GROUP {
@@ -33,7 +38,7 @@ pub fn find_coordinator(
         if key.is_empty() {
             return (ErrorCode::InvalidGroupId, -1, StrBytes::default(), -1);
         }
-        match coordinator_of(&snapshot, key) {
+        match coordinator_of(shard, &snapshot, key) {
             Some(broker) => (
                 ErrorCode::None,
                 broker.id as i32,
@@ -83,6 +88,44 @@ pub(super) fn refusal(error: ErrorCode) -> Option<StrBytes> {
         .then(|| StrBytes::from_static_str("transactions are not supported by this broker yet"))
 }
 
+/// In a cluster, creates `__consumer_offsets` if it does not exist yet, as Kafka does at
+/// the first group lookup. It is not compacted yet, so it keeps every record (retention
+/// off); it fails while fewer nodes are live than its replication factor.
+async fn create_offsets_topic(shard: &Shard) {
+    if shard.config.quorum.is_none() || shard.snapshot().topic(OFFSETS_TOPIC).is_some() {
+        return;
+    }
+    let topic = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: shard.config.offsets_topic_partitions,
+        replication_factor: shard.config.offsets_topic_replication_factor,
+        assignments: Vec::new(),
+        configs: vec![
+            ("retention.ms".into(), Some("-1".into())),
+            ("retention.bytes".into(), Some("-1".into())),
+            // Kafka's `offsets.topic.segment.bytes`.
+            ("segment.bytes".into(), Some((100 << 20).to_string())),
+        ],
+    };
+    let outcomes = shard
+        .control
+        .ask_controller(ControllerRequest::CreateTopics {
+            topics: vec![topic],
+            validate_only: false,
+        })
+        .await;
+    for outcome in outcomes {
+        match outcome.result {
+            Ok(_) => tracing::info!(core = shard.core, "created {OFFSETS_TOPIC}"),
+            Err((ErrorCode::TopicAlreadyExists, _)) => {}
+            Err((code, message)) => tracing::warn!(
+                core = shard.core,
+                "creating {OFFSETS_TOPIC} failed: {code:?} {message}"
+            ),
+        }
+    }
+}
+
 served!(FindCoordinator, 0..=4, |shard, call, body| {
-    ready(find_coordinator(shard, &call.context, body))
+    ready(find_coordinator(shard, &call.context, body).await)
 });

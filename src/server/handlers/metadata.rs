@@ -13,6 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{RequestContext, Response, auto_create_topics, ready};
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata, validate_topic_name};
+use crate::group::coordinator::OFFSETS_TOPIC;
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
 
@@ -159,6 +160,8 @@ fn describe_topic(
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic_id)
+        // Clients leave internal topics out of pattern subscriptions and listings.
+        .with_is_internal(topic.name == OFFSETS_TOPIC)
         .with_partitions(partitions)
 }
 

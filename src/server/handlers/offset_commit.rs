@@ -69,12 +69,15 @@ pub async fn offset_commit(
     }
     if !accepted.is_empty() {
         let coordinator = shard.groups.clone();
-        if let Err(e) = coordinator.commit(group_id, accepted).await {
-            tracing::error!(core = shard.core, "committing offsets for {group_id}: {e}");
+        if let Err(code) = coordinator.commit(group_id, accepted).await {
+            tracing::debug!(
+                core = shard.core,
+                "committing offsets for {group_id}: {code:?}"
+            );
             for topic_errors in &mut errors {
                 for error in topic_errors.iter_mut() {
                     if *error == ErrorCode::None {
-                        *error = ErrorCode::CoordinatorNotAvailable;
+                        *error = code;
                     }
                 }
             }

@@ -18,6 +18,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, To
 use kafka_protocol::protocol::StrBytes;
 
 use super::{FAULT_INJECTION, Reply, RequestContext, auto_create_topics};
+use crate::group::coordinator::OFFSETS_TOPIC;
 use crate::producer::SequenceCheck;
 use crate::server::error_codes::ToErrorCode;
 use crate::shard::replication::LeaderState;
@@ -149,6 +150,14 @@ pub async fn produce(
                 Outcome::failed(partition.index, ErrorCode::InvalidRequiredAcks, None)
             } else if by_id && plan.name.is_empty() {
                 Outcome::failed(partition.index, ErrorCode::UnknownTopicId, None)
+            } else if plan.name == OFFSETS_TOPIC {
+                // Only the group coordinators write the groups' records (Kafka: "Cannot
+                // append to internal topic").
+                Outcome::failed(
+                    partition.index,
+                    ErrorCode::InvalidTopicException,
+                    Some(format!("{OFFSETS_TOPIC} is internal")),
+                )
             } else if transactional {
                 Outcome::failed(
                     partition.index,

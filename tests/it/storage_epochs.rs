@@ -91,3 +91,36 @@ fn leader_epochs_are_kept_across_reopens_and_cut_with_the_log() {
         log.close().await.expect("close");
     });
 }
+
+#[test]
+fn a_cut_at_the_log_end_drops_an_epoch_begun_there_with_nothing_written() {
+    let temp = temp_dir("storage-epochs-end");
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(12, 4096);
+        let dir = PathBuf::from("/data/epochs-1");
+        let log = PartitionLog::open(storage.clone(), &dir, small_config())
+            .await
+            .expect("open");
+        log.begin_leader_epoch(1).await.expect("epoch 1");
+        for tag in 0..3 {
+            log.append(BytesMut::from(&make_batch(tag, 2, 0)[..]))
+                .await
+                .expect("append");
+        }
+        // Made leader in epoch 2, then follower before any write: the new leader (epoch 3)
+        // holds more of epoch 1 past offset 6. The fetcher's cut lands at the log end.
+        log.begin_leader_epoch(2).await.expect("epoch 2");
+        assert_eq!(log.truncate_to(6).await.expect("cut"), 6);
+        assert_eq!(log.latest_leader_epoch(), Some(1));
+        // The leader's epoch 1 batches copied on: they are epoch 1's, here too.
+        let mut copied = make_batch(40, 2, 0);
+        set_base_offset(&mut copied, 6);
+        set_partition_leader_epoch(&mut copied, 1);
+        log.append_replicated(BytesMut::from(&copied[..]))
+            .await
+            .expect("copy");
+        assert_eq!(log.end_offset_for_leader_epoch(1), (1, 8));
+        assert_eq!(log.end_offset_for_leader_epoch(2), (-1, -1), "unknown here");
+        log.close().await.expect("close");
+    });
+}

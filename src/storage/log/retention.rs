@@ -133,7 +133,16 @@ impl<S: Storage> PartitionLog<S> {
             progress.await;
         }
         if offset >= self.log_end_offset() {
-            return Ok(self.log_end_offset());
+            // Nothing to cut, but an epoch recorded at the log end with no batch of it (a
+            // replica made leader, then follower, before it took a write) goes: the new
+            // leader's batches at these offsets are of other epochs. Kept, it would make
+            // this replica name an epoch the leader never had in every fetch, and answer
+            // that epoch's end wrongly once it leads (as Kafka's UnifiedLog.truncateTo).
+            let end = self.log_end_offset();
+            if inner.leader_epochs.borrow_mut().truncate_from_end(end) {
+                write_leader_epochs(inner).await?;
+            }
+            return Ok(end);
         }
         let (keep_base, doomed) = {
             let mut state = inner.state.borrow_mut();

@@ -107,7 +107,9 @@ impl OffsetsPartition for LedOffsetsPartition {
                     .await
                     .map_err(|e| coordinator_error(e.error_code()))?;
                 if let Some(state) = replication {
-                    state.wait_replicated(end_offset, log).await;
+                    if !state.wait_replicated(end_offset, log).await {
+                        return Err(coordinator_error(ErrorCode::NotLeaderOrFollower));
+                    }
                     if state.in_sync_count() < min_in_sync {
                         return Err(coordinator_error(ErrorCode::NotEnoughReplicasAfterAppend));
                     }

@@ -164,9 +164,18 @@ impl LeaderState {
 
     /// Resolves once every in-sync replica holds the offsets below `offset` (acks=all).
     /// Without in-sync followers the leader's own write is all there is to wait for.
-    pub async fn wait_replicated(&self, offset: i64, log: &Log) {
+    /// `false` if this replica stopped leading in this epoch first ([`Self::resign`]).
+    pub async fn wait_replicated(&self, offset: i64, log: &Log) -> bool {
         self.refresh(log);
-        self.high_watermark.wait_for(offset).await;
+        self.high_watermark.wait_for(offset).await
+    }
+
+    /// This replica no longer leads in this epoch: whoever waits for the followers is
+    /// answered now (Kafka completes a demoted leader's delayed produces with
+    /// NOT_LEADER_OR_FOLLOWER) rather than at their timeout, since no follower copies
+    /// from it any more.
+    pub fn resign(&self) {
+        self.high_watermark.fail();
     }
 
     /// The quorum's in-sync set for this partition (leader included, or not) now holds.

@@ -190,6 +190,9 @@ impl Shard {
             .get_mut(&topic.name)
             .and_then(|logs| logs.partitions.get_mut(&partition))
         {
+            if let Role::Leader(Some(old)) = &slot.role {
+                old.resign();
+            }
             slot.role = role;
             *slot.producers.borrow_mut() = producers;
         }

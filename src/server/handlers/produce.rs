@@ -62,6 +62,8 @@ enum NotEnoughReplicas {
     Storage(crate::storage::StorageError),
     /// The in-sync set shrank below `min.insync.replicas` while it waited.
     AfterAppend,
+    /// This replica stopped leading while it waited.
+    NotLeader,
 }
 
 impl From<crate::storage::StorageError> for NotEnoughReplicas {
@@ -229,7 +231,9 @@ pub async fn produce(
                         log.wait_durable(end_offset).await?;
                         // Every in-sync replica holds it before acks=all is answered.
                         if let Some(replication) = &replication {
-                            replication.wait_replicated(end_offset, &log).await;
+                            if !replication.wait_replicated(end_offset, &log).await {
+                                return Err(NotEnoughReplicas::NotLeader);
+                            }
                             if replication.in_sync_count() < min_in_sync {
                                 return Err(NotEnoughReplicas::AfterAppend);
                             }
@@ -258,6 +262,10 @@ pub async fn produce(
                         outcome.error = ErrorCode::NotEnoughReplicasAfterAppend;
                         outcome.message =
                             Some("fewer in-sync replicas than min.insync.replicas".into());
+                    }
+                    Some(Err(NotEnoughReplicas::NotLeader)) => {
+                        outcome.error = ErrorCode::NotLeaderOrFollower;
+                        outcome.message = Some("no longer the partition's leader".into());
                     }
                     None => outcome.error = ErrorCode::RequestTimedOut,
                 }

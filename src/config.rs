@@ -70,6 +70,14 @@ pub struct ServeArgs {
     /// quorum's node count when smaller.
     #[arg(long)]
     pub offsets_topic_replication_factor: Option<i16>,
+    /// Kafka `auto.leader.rebalance.enable`: leadership returns to each partition's
+    /// preferred replica (the one placed first) once it is in sync again, as checked every
+    /// `--leader-imbalance-check-interval-ms`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_leader_rebalance_enable: bool,
+    /// Kafka `leader.imbalance.check.interval.seconds` (300 s), in milliseconds.
+    #[arg(long, default_value_t = 300_000)]
+    pub leader_imbalance_check_interval_ms: u64,
     /// Testing only: one tick of the quorum's Raft clock (elections take 10-20 ticks).
     #[arg(long, default_value_t = 100, hide = true)]
     pub quorum_tick_ms: u64,
@@ -197,6 +205,9 @@ pub struct BrokerConfig {
     pub default_replication_factor: i16,
     pub offsets_topic_partitions: i32,
     pub offsets_topic_replication_factor: i16,
+    /// How often the quorum's leader moves leadership back to preferred replicas
+    /// (`None`: `--auto-leader-rebalance-enable false`).
+    pub leader_rebalance_interval: Option<Duration>,
     /// Port of core i is `core_port_base + i`; 0 means ephemeral ports.
     pub core_port_base: u16,
     pub advertised_host: String,
@@ -276,6 +287,12 @@ impl BrokerConfig {
             return Err(format!(
                 "--offsets-topic-partitions {} must be between 1 and 1000",
                 args.offsets_topic_partitions
+            ));
+        }
+        if !(100..=86_400_000).contains(&args.leader_imbalance_check_interval_ms) {
+            return Err(format!(
+                "--leader-imbalance-check-interval-ms {} must be between 100 and 86400000",
+                args.leader_imbalance_check_interval_ms
             ));
         }
         if args.min_insync_replicas == 0 {
@@ -398,6 +415,9 @@ impl BrokerConfig {
             default_replication_factor,
             offsets_topic_partitions: args.offsets_topic_partitions,
             offsets_topic_replication_factor,
+            leader_rebalance_interval: args
+                .auto_leader_rebalance_enable
+                .then(|| Duration::from_millis(args.leader_imbalance_check_interval_ms)),
             core_port_base,
             advertised_host,
             cpus,

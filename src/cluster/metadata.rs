@@ -34,6 +34,10 @@ pub struct TopicMetadata {
     /// For each replicated partition, its leader epoch: 0 at creation, one more at every
     /// leader change. Empty: all 0.
     pub partition_epochs: Vec<i32>,
+    /// For each replicated partition, its preferred leader: the replica placed first when
+    /// it was created, to which leadership returns once that replica is in sync again
+    /// (Kafka's preferred replica). Empty: the recorded leader.
+    pub partition_preferred: Vec<u32>,
     /// Topic-level overrides (Kafka names), validated by [`validate_topic_config`].
     pub configs: BTreeMap<String, String>,
 }
@@ -58,6 +62,15 @@ impl TopicMetadata {
             .and_then(|index| self.partition_epochs.get(index))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// The preferred leader of `partition` (see `partition_preferred`).
+    pub fn preferred_leader(&self, partition: i32) -> Option<u32> {
+        let index = usize::try_from(partition).ok()?;
+        self.partition_preferred
+            .get(index)
+            .or_else(|| self.partition_brokers.get(index))
+            .copied()
     }
 
     /// The in-sync replicas of `partition` as recorded (leader first).
@@ -436,6 +449,7 @@ pub fn decode_metadata_file(
                     partition_followers: Vec::new(),
                     partition_isr: Vec::new(),
                     partition_epochs: Vec::new(),
+                    partition_preferred: Vec::new(),
                     configs,
                 };
                 topics.insert(name.to_string(), Arc::new(topic));
@@ -490,6 +504,7 @@ mod tests {
             partition_followers: Vec::new(),
             partition_isr: Vec::new(),
             partition_epochs: Vec::new(),
+            partition_preferred: Vec::new(),
             configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
         })
     }

@@ -220,6 +220,7 @@ fn join_quorum(
         dir: config.data_dir.join("quorum"),
         tick: config.quorum_tick,
         session_timeout: config.broker_session_timeout,
+        leader_rebalance_interval: config.leader_rebalance_interval,
     };
     let local_node = LocalNode {
         endpoints: local.clone(),

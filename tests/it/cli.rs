@@ -40,6 +40,8 @@ fn a_bad_argument_gets_one_line_and_a_non_zero_exit() {
         &["serve", "--min-insync-replicas", "0"][..],
         &["serve", "--offsets-topic-partitions", "0"][..],
         &["serve", "--offsets-topic-replication-factor", "2"][..],
+        &["serve", "--leader-imbalance-check-interval-ms", "5"][..],
+        &["serve", "--auto-leader-rebalance-enable", "maybe"][..],
         &["bench", "produce", "--engine", "kafka"][..],
     ] {
         let output = spindle().args(args).output().expect("run spindle");

@@ -112,7 +112,7 @@ pub(crate) fn metadata(address: &str) -> MetadataResponse {
 }
 
 /// `partition -> leader` of `topic` as `address` sees it (empty if unknown there).
-fn leaders(address: &str, topic: &str) -> BTreeMap<i32, i32> {
+pub(crate) fn leaders(address: &str, topic: &str) -> BTreeMap<i32, i32> {
     metadata(address)
         .topics
         .iter()

@@ -22,6 +22,7 @@ mod java_client;
 mod js_client;
 mod layers;
 mod min_insync;
+mod preferred_leader;
 mod replication;
 mod runtime_liveness;
 mod shutdown;

@@ -335,6 +335,7 @@ fn create_topic(
         partition_followers,
         partition_isr: Vec::new(),
         partition_epochs: Vec::new(),
+        partition_preferred: Vec::new(),
         configs,
     })))
 }
@@ -446,6 +447,55 @@ fn spell_out_replication(topic: &mut TopicMetadata) {
     if topic.partition_epochs.len() != count {
         topic.partition_epochs = (0..count as i32).map(|p| topic.leader_epoch(p)).collect();
     }
+    // Before any leader change: the leaders placed at creation are the preferred ones.
+    if topic.partition_preferred.len() != count {
+        topic.partition_preferred = (0..count as i32)
+            .filter_map(|p| topic.preferred_leader(p))
+            .collect();
+    }
+}
+
+/// Kafka's automatic preferred-leader election: each partition whose preferred leader is
+/// not leading, but is on a live node and in sync, is led by it again, in the next leader
+/// epoch (the old leader follows it and cuts what it alone took, as after any leader
+/// change). So a node that failed and came back leads its share again once caught up.
+/// Returns the changed topics.
+pub fn elect_preferred_leaders(
+    topics: &BTreeMap<String, Arc<TopicMetadata>>,
+    live: impl Fn(u32) -> bool,
+) -> BTreeMap<String, Arc<TopicMetadata>> {
+    let mut changed = BTreeMap::new();
+    for (name, topic) in topics {
+        if topic.partition_followers.is_empty() {
+            continue;
+        }
+        let mut next = (**topic).clone();
+        spell_out_replication(&mut next);
+        let mut any = false;
+        for index in 0..next.partition_brokers.len() {
+            let partition = index as i32;
+            let leader = next.partition_brokers[index];
+            let Some(preferred) = next.preferred_leader(partition) else {
+                continue;
+            };
+            if preferred == leader || !live(preferred) || !next.isr(partition).contains(&preferred)
+            {
+                continue;
+            }
+            let replicas: Vec<u32> = std::iter::once(leader)
+                .chain(next.followers(partition).iter().copied())
+                .collect();
+            next.partition_brokers[index] = preferred;
+            next.partition_followers[index] =
+                replicas.into_iter().filter(|&b| b != preferred).collect();
+            next.partition_epochs[index] += 1;
+            any = true;
+        }
+        if any {
+            changed.insert(name.clone(), Arc::new(next));
+        }
+    }
+    changed
 }
 
 /// Kafka's response to a fenced broker: its replicas leave every in-sync set, and each
@@ -549,6 +599,9 @@ fn add_partitions(
     let (leaders, followers) = split_replicas(added);
     if !grown.partition_epochs.is_empty() {
         grown.partition_epochs.extend(leaders.iter().map(|_| 0));
+    }
+    if !grown.partition_preferred.is_empty() {
+        grown.partition_preferred.extend(leaders.iter().copied());
     }
     if !grown.partition_isr.is_empty() {
         grown

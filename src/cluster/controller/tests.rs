@@ -236,3 +236,64 @@ fn a_fenced_leader_is_replaced_by_the_first_live_in_sync_replica() {
             .is_none_or(|t| t.partition_brokers == before.partition_brokers)
     );
 }
+
+#[test]
+fn leadership_returns_to_the_preferred_replica_once_it_is_live_and_in_sync() {
+    let three = ControllerLimits {
+        nodes: vec![(0, 1), (1, 1), (2, 1)],
+        default_partitions: 3,
+        default_replication_factor: 3,
+    };
+    let mut topic = new_topic("r", 3);
+    topic.replication_factor = 3;
+    let (topics, _) = super::apply_request(
+        &BTreeMap::new(),
+        &create(vec![topic]),
+        &three,
+        &mut new_topic_id,
+    );
+    let topics = topics.unwrap();
+    let placed = topics["r"].partition_brokers.clone();
+    assert!(
+        super::elect_preferred_leaders(&topics, |_| true).is_empty(),
+        "every partition is led by its preferred replica"
+    );
+    // Node 1 fails: its partition moves, and it leaves every in-sync set.
+    let down = |broker: u32| broker / BROKERS_PER_NODE != 1;
+    let mut failed = topics.clone();
+    failed.extend(fail_over(&topics, down));
+    let moved: Vec<usize> = (0..3)
+        .filter(|&index| failed["r"].partition_brokers[index] != placed[index])
+        .collect();
+    assert_eq!(moved.len(), 1, "{placed:?}");
+    let index = moved[0];
+    assert_eq!(
+        failed["r"].preferred_leader(index as i32),
+        Some(placed[index])
+    );
+    // Back but not yet in sync: it waits.
+    assert!(super::elect_preferred_leaders(&failed, |_| true).is_empty());
+    // In sync again: it leads again, in the next epoch, with the same replicas.
+    let mut caught_up = (*failed["r"]).clone();
+    caught_up.partition_isr[index].push(placed[index]);
+    let caught_up = BTreeMap::from([("r".to_string(), Arc::new(caught_up))]);
+    assert!(
+        super::elect_preferred_leaders(&caught_up, down).is_empty(),
+        "not while its node is fenced"
+    );
+    let elected = &super::elect_preferred_leaders(&caught_up, |_| true)["r"];
+    assert_eq!(elected.partition_brokers, placed);
+    assert_eq!(
+        elected.leader_epoch(index as i32),
+        failed["r"].leader_epoch(index as i32) + 1
+    );
+    let mut replicas: Vec<u32> = std::iter::once(placed[index])
+        .chain(elected.followers(index as i32).iter().copied())
+        .collect();
+    replicas.sort();
+    let mut was: Vec<u32> = std::iter::once(placed[index])
+        .chain(topics["r"].followers(index as i32).iter().copied())
+        .collect();
+    was.sort();
+    assert_eq!(replicas, was);
+}

@@ -58,6 +58,10 @@ pub struct QuorumConfig {
     /// Kafka's `broker.session.timeout.ms`: the leader fences a node it has not heard from
     /// for this long.
     pub session_timeout: Duration,
+    /// Kafka's `leader.imbalance.check.interval.seconds` with `auto.leader.rebalance.enable`:
+    /// how often the leader moves partitions back to their preferred leaders (`None`:
+    /// never).
+    pub leader_rebalance_interval: Option<Duration>,
 }
 
 /// What this node registers: where its cores answer.
@@ -112,7 +116,9 @@ impl QuorumHandle {
 fn refusal(command: &Command, code: ErrorCode, message: &str) -> Vec<TopicOutcome> {
     match command {
         Command::Topics { request, .. } => request.refuse(code, message),
-        Command::RegisterNode { .. } | Command::FenceNode { .. } => Vec::new(),
+        Command::RegisterNode { .. }
+        | Command::FenceNode { .. }
+        | Command::ElectPreferredLeaders => Vec::new(),
     }
 }
 
@@ -171,6 +177,8 @@ pub fn start_quorum(
         last_registration: None,
         applied_index: 0,
         session_timeout: config.session_timeout,
+        leader_rebalance_interval: config.leader_rebalance_interval,
+        last_rebalance_check: Instant::now(),
         last_heard: HashMap::new(),
         fence_proposed: HashMap::new(),
         was_leader: false,
@@ -208,6 +216,8 @@ struct Driver {
     last_registration: Option<Instant>,
     applied_index: u64,
     session_timeout: Duration,
+    leader_rebalance_interval: Option<Duration>,
+    last_rebalance_check: Instant,
     /// When each peer node was last heard from (any Raft message), for fencing.
     last_heard: HashMap<u32, Instant>,
     /// When this node, as leader, last proposed fencing each node.
@@ -312,6 +322,7 @@ impl Driver {
     /// for any more.
     fn maintain(&mut self) {
         self.fence_silent_nodes();
+        self.rebalance_leaders();
         let registered = self.state.nodes.get(&self.node_id) == Some(&self.local.endpoints)
             && self.state.incarnations.get(&self.node_id) == Some(&self.local.incarnation)
             && !self.state.fenced.contains(&self.node_id);
@@ -373,6 +384,24 @@ impl Driver {
             );
             self.fence_proposed.insert(node, now);
             self.propose(Command::FenceNode { node }, None);
+        }
+    }
+
+    /// As the leader, once an interval: moves leadership back to preferred leaders that
+    /// are in sync again, if any partition has one.
+    fn rebalance_leaders(&mut self) {
+        let Some(interval) = self.leader_rebalance_interval else {
+            return;
+        };
+        if self.node.raft.leader_id != raft_id(self.node_id)
+            || self.last_rebalance_check.elapsed() < interval
+        {
+            return;
+        }
+        self.last_rebalance_check = Instant::now();
+        if self.state.preferred_leaders_due() {
+            tracing::info!("moving partitions back to their preferred leaders");
+            self.propose(Command::ElectPreferredLeaders, None);
         }
     }
 

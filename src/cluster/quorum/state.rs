@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::cluster::control::{ControllerRequest, TopicOutcome};
-use crate::cluster::controller::{ControllerLimits, apply_request, fail_over};
+use crate::cluster::controller::{
+    ControllerLimits, apply_request, elect_preferred_leaders, fail_over,
+};
 use crate::cluster::metadata::{BROKERS_PER_NODE, NodeEndpoints, TopicMetadata};
 
 /// One change to the cluster's metadata.
@@ -34,6 +36,9 @@ pub enum Command {
     /// The quorum's leader has not heard from `node` within the session timeout: its
     /// brokers are no longer advertised or given partitions until it registers again.
     FenceNode { node: u32 },
+    /// The quorum's leader found partitions whose preferred leader is back in sync but
+    /// not leading (Kafka's `auto.leader.rebalance.enable`): they move back to it.
+    ElectPreferredLeaders,
     /// A topic change asked through any broker of any node.
     Topics {
         request: ControllerRequest,
@@ -92,6 +97,17 @@ impl MetadataState {
         fail_over(&self.topics, live)
     }
 
+    /// Whether `broker`'s node is registered and not fenced.
+    fn is_live(&self, broker: u32) -> bool {
+        let node = broker / BROKERS_PER_NODE;
+        self.nodes.contains_key(&node) && !self.fenced.contains(&node)
+    }
+
+    /// Whether some partition's preferred leader could lead it again now.
+    pub fn preferred_leaders_due(&self) -> bool {
+        !elect_preferred_leaders(&self.topics, |broker| self.is_live(broker)).is_empty()
+    }
+
     /// Applies one committed command: whether anything changed, and the outcomes a
     /// topic change gives its client.
     pub fn apply(&mut self, envelope: &Envelope) -> (bool, Vec<TopicOutcome>) {
@@ -143,6 +159,12 @@ impl MetadataState {
                     let failed_over = self.fail_over_without(*node);
                     self.topics.extend(failed_over);
                 }
+                (changed, Vec::new())
+            }
+            Command::ElectPreferredLeaders => {
+                let elected = elect_preferred_leaders(&self.topics, |broker| self.is_live(broker));
+                let changed = !elected.is_empty();
+                self.topics.extend(elected);
                 (changed, Vec::new())
             }
             Command::Topics {

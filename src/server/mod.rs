@@ -230,12 +230,26 @@ fn join_quorum(
     let (handle, applied) = start_quorum(quorum_config, local_node)?;
     let started = std::time::Instant::now();
     let mut reported = started;
+    // The newest snapshot seen: the one that applies this process's registration may come
+    // before (it changed the metadata) the registration is known to be this process's.
+    let mut latest: Option<Arc<ClusterSnapshot>> = None;
     loop {
         match applied.try_recv() {
             Ok(Applied {
-                snapshot: Some(snapshot),
+                snapshot,
+                registered,
                 ..
-            }) if snapshot.nodes.get(&config.node_id) == Some(&local) => {
+            }) => {
+                if snapshot.is_some() {
+                    latest = snapshot;
+                }
+                // A restarted node replays its own log first, which already names it:
+                // it serves only once its new registration went through a majority.
+                let Some(snapshot) = latest.clone().filter(|snapshot| {
+                    registered && snapshot.nodes.get(&config.node_id) == Some(&local)
+                }) else {
+                    continue;
+                };
                 tracing::info!(
                     "joined the metadata quorum in {:?}: {} nodes registered",
                     started.elapsed(),
@@ -243,7 +257,6 @@ fn join_quorum(
                 );
                 return Ok((snapshot, handle, applied));
             }
-            Ok(_) => continue,
             Err(async_channel::TryRecvError::Closed) => {
                 return Err("the quorum thread stopped during start-up".into());
             }

@@ -49,6 +49,8 @@ pub(crate) struct Cluster {
     pub(crate) session_timeout_ms: Option<u64>,
     /// More `spindle serve` flags for every node.
     pub(crate) extra_args: Vec<String>,
+    /// More flags for one node (by index).
+    pub(crate) node_args: BTreeMap<usize, Vec<String>>,
 }
 
 impl Cluster {
@@ -67,6 +69,7 @@ impl Cluster {
             dirs,
             session_timeout_ms: None,
             extra_args: Vec::new(),
+            node_args: BTreeMap::new(),
         }
     }
 
@@ -91,6 +94,13 @@ impl Cluster {
         ];
         let mut args: Vec<&str> = args.to_vec();
         args.extend(self.extra_args.iter().map(String::as_str));
+        args.extend(
+            self.node_args
+                .get(&node)
+                .into_iter()
+                .flatten()
+                .map(String::as_str),
+        );
         let command = Broker::command(&self.dirs[node], &args);
         Broker::spawn(command, &self.dirs[node], Stdio::inherit())
     }
@@ -371,6 +381,32 @@ fn a_node_without_a_majority_waits_and_stops_on_a_signal() {
     assert!(alone.is_running(), "a node must wait for its quorum");
     let status = alone.stop();
     assert_eq!(status.code(), Some(1), "{status}");
+}
+
+#[test]
+fn a_restarted_node_waits_for_a_majority_even_though_its_log_names_it() {
+    let root = temp_dir("cluster-restart-alone");
+    let mut cluster = Cluster::new(root.path(), 3);
+    // Fixed ports: a restarted node's endpoints are the ones its own log holds.
+    for (node, port) in free_ports(3).into_iter().enumerate() {
+        cluster
+            .node_args
+            .insert(node, vec!["--core-port-base".into(), port.to_string()]);
+    }
+    let nodes = cluster.start_all();
+    wait_for("all registered", || {
+        (metadata(&nodes[0].bootstrap).brokers.len() == 3).then_some(())
+    });
+    for node in nodes {
+        assert!(node.stop().success());
+    }
+    // Alone, node 0 replays a log that registers it with these very ports; it must still
+    // wait for a majority to take its new registration before it serves.
+    let mut alone = cluster.spawn(0);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(alone.is_running(), "a node must wait for its quorum");
+    let status = alone.stop();
+    assert_eq!(status.code(), Some(1), "stopped while waiting: {status}");
 }
 
 /// Brokers `address` advertises, and the partitions of `topic` it reports leaderless.

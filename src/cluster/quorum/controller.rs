@@ -32,7 +32,10 @@ pub async fn run_quorum_controller(
 ) {
     let publish = async {
         let mut version = snapshot.version;
-        while let Ok(Applied { snapshot, replies }) = applied.recv().await {
+        while let Ok(Applied {
+            snapshot, replies, ..
+        }) = applied.recv().await
+        {
             if let Some(snapshot) = snapshot
                 && snapshot.version > version
             {

@@ -87,6 +87,9 @@ pub enum Event {
 pub struct Applied {
     pub snapshot: Option<Arc<ClusterSnapshot>>,
     pub replies: Vec<(Sender<Vec<TopicOutcome>>, Vec<TopicOutcome>)>,
+    /// This process's own registration (its incarnation, not one of an earlier run of
+    /// the node replayed from the log) has applied, and the node is not fenced.
+    pub registered: bool,
 }
 
 /// Proposals into the quorum thread. Cheap to clone, `Send`.
@@ -495,9 +498,13 @@ impl Driver {
             return;
         }
         // Core 0 drains this; waiting here (rarely) holds back only the metadata path.
+        let registered = self.state.incarnations.get(&self.node_id)
+            == Some(&self.local.incarnation)
+            && !self.state.fenced.contains(&self.node_id);
         let _ = self.applied.send_blocking(Applied {
             snapshot,
             replies: changes.replies,
+            registered,
         });
     }
 }

@@ -44,6 +44,11 @@ pub enum ControllerRequest {
         topics: Vec<(String, i32, Vec<Vec<i32>>)>,
         validate_only: bool,
     },
+    /// ElectLeaders (preferred): these partitions of each topic move to their preferred
+    /// replica where it is live, in sync and not leading already.
+    ElectPreferredLeaders {
+        partitions: Vec<(String, Vec<i32>)>,
+    },
     /// A replicated partition's leader reports its in-sync replicas.
     AlterIsr {
         topic: String,
@@ -68,6 +73,9 @@ impl ControllerRequest {
                 topics.iter().map(|(name, _, _)| name.clone()).collect()
             }
             ControllerRequest::AlterIsr { topic, .. } => vec![topic.clone()],
+            ControllerRequest::ElectPreferredLeaders { partitions } => {
+                partitions.iter().map(|(name, _)| name.clone()).collect()
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
 use crate::cluster::{Cluster, create_topic, leaders, metadata, read_all, wait_for};
-use crate::common::{Broker, temp_dir};
+use crate::common::{Broker, RawClient, temp_dir};
 
 const TOPIC: &str = "spread";
 const PARTITIONS: i32 = 3;
@@ -86,4 +86,103 @@ fn a_restarted_node_leads_its_preferred_partitions_again_once_in_sync() {
     producer.flush(Duration::from_secs(30)).expect("flushed");
     let read = read_all(&all, TOPIC, PARTITIONS, 30);
     assert_eq!(read.len(), 30);
+}
+
+/// ElectLeaders (preferred) for every partition: `(topic, partition) -> error code`.
+fn elect_preferred(
+    address: &str,
+    topics: Option<Vec<(&str, Vec<i32>)>>,
+) -> BTreeMap<(String, i32), i16> {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let request = ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_timeout_ms(10_000)
+        .with_topic_partitions(topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    TopicPartitions::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect()
+        }));
+    let response: ElectLeadersResponse =
+        RawClient::connect(address).call(ApiKey::ElectLeaders, 2, &request);
+    response
+        .replica_election_results
+        .iter()
+        .flat_map(|topic| {
+            topic.partition_result.iter().map(|p| {
+                (
+                    (topic.topic.as_str().to_string(), p.partition_id),
+                    p.error_code,
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn elect_leaders_moves_partitions_back_on_request() {
+    let root = temp_dir("elect-leaders");
+    let mut cluster = Cluster::new(root.path(), 3);
+    cluster.session_timeout_ms = Some(1000);
+    cluster.extra_args = vec!["--auto-leader-rebalance-enable".into(), "false".into()];
+    let mut nodes: Vec<Option<Broker>> = cluster.start_all().into_iter().map(Some).collect();
+    let address = |nodes: &[Option<Broker>], node: usize| {
+        nodes[node].as_ref().expect("running").bootstrap.clone()
+    };
+    wait_for("all registered", || {
+        (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
+    });
+    create_topic(&address(&nodes, 0), TOPIC, PARTITIONS, 3).expect("create");
+    let placed = wait_for("the topic placed", || {
+        let seen = leaders(&address(&nodes, 0), TOPIC);
+        (seen.len() == PARTITIONS as usize).then_some(seen)
+    });
+    let (&moved, _) = placed
+        .iter()
+        .find(|(_, leader)| **leader / 1000 == 2)
+        .expect("a partition led by node 2");
+    // Nothing to do while every preferred replica leads; an unknown partition is named.
+    let answers = elect_preferred(&address(&nodes, 0), Some(vec![(TOPIC, vec![moved, 7])]));
+    assert_eq!(
+        answers[&(TOPIC.to_string(), moved)],
+        84,
+        "ELECTION_NOT_NEEDED"
+    );
+    assert_eq!(
+        answers[&(TOPIC.to_string(), 7)],
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+
+    nodes[2].take().expect("running").kill();
+    wait_for("node 2's partition led elsewhere", || {
+        let seen = leaders(&address(&nodes, 0), TOPIC);
+        (seen.get(&moved).is_some_and(|leader| leader / 1000 != 2)).then_some(())
+    });
+    // Its preferred replica is down: not available.
+    let answers = elect_preferred(&address(&nodes, 1), None);
+    assert_eq!(
+        answers[&(TOPIC.to_string(), moved)],
+        80,
+        "PREFERRED_LEADER_NOT_AVAILABLE"
+    );
+
+    // Back and in sync, but the automatic rebalance is off: it moves only when asked.
+    nodes[2] = Some(cluster.spawn(2).listening());
+    let answers = wait_for("node 2 in sync and elected", || {
+        let answers = elect_preferred(&address(&nodes, 0), None);
+        (answers[&(TOPIC.to_string(), moved)] == 0).then_some(answers)
+    });
+    for (partition, _) in placed.iter().filter(|(p, _)| **p != moved) {
+        assert_eq!(answers[&(TOPIC.to_string(), *partition)], 84);
+    }
+    wait_for("the placement back", || {
+        (leaders(&address(&nodes, 1), TOPIC) == placed).then_some(())
+    });
 }

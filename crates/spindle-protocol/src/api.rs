@@ -46,6 +46,7 @@ pub const DECODABLE_APIS: &ApiVersionTable = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The versions of `api_key` in `table`, if any.

@@ -46,6 +46,8 @@ pub enum ErrorCode {
     TransactionalIdAuthorizationFailed = 53,
     InvalidRecord = 87,
     NonEmptyGroup = 68,
+    PreferredLeaderNotAvailable = 80,
+    ElectionNotNeeded = 84,
     GroupIdNotFound = 69,
     FetchSessionIdNotFound = 70,
     MemberIdRequired = 79,

@@ -115,6 +115,7 @@ pub fn request_schema(api_key: ApiKey) -> Option<RequestSchema> {
         ApiKey::OffsetDelete => (OFFSET_DELETE_REQUEST, None),
         ApiKey::InitProducerId => (INIT_PRODUCER_ID_REQUEST, Some(2)),
         ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH_REQUEST, Some(4)),
+        ApiKey::ElectLeaders => (ELECT_LEADERS_REQUEST, Some(2)),
         _ => return None,
     };
     Some(RequestSchema {
@@ -521,6 +522,23 @@ const OFFSET_FOR_LEADER_TOPIC: &[Field] = &[
 const OFFSET_FOR_LEADER_EPOCH_REQUEST: &[Field] = &[
     Field::new(3, 4, Kind::I32), // replica_id
     Field::new(2, 4, Kind::Array(&Kind::Struct(OFFSET_FOR_LEADER_TOPIC))), // topics
+];
+
+// TopicPartitions of ElectLeadersRequest, versions 0-2.
+const ELECT_LEADERS_TOPIC_PARTITIONS: &[Field] = &[
+    Field::new(0, 2, Kind::Str),               // topic
+    Field::new(0, 2, Kind::Array(&Kind::I32)), // partitions
+];
+
+// ElectLeadersRequest, versions 0-2.
+const ELECT_LEADERS_REQUEST: &[Field] = &[
+    Field::new(1, 2, Kind::I8), // election_type
+    Field::new(
+        0,
+        2,
+        Kind::Array(&Kind::Struct(ELECT_LEADERS_TOPIC_PARTITIONS)),
+    ), // topic_partitions (null: every partition)
+    Field::new(0, 2, Kind::I32), // timeout_ms
 ];
 
 // InitProducerIdRequest, versions 0-5.

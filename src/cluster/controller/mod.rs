@@ -205,6 +205,30 @@ pub fn apply_request(
                 });
             }
         }
+        ControllerRequest::ElectPreferredLeaders { partitions } => {
+            for (name, indexes) in partitions {
+                let result = match next.get(name) {
+                    None => error(ErrorCode::UnknownTopicOrPartition, "no such topic"),
+                    Some(_) => {
+                        let one = BTreeMap::from([(name.clone(), next[name].clone())]);
+                        let elected = elect_preferred_leaders_of(
+                            &one,
+                            |broker| limits.is_broker(broker as i32),
+                            |partition| indexes.contains(&partition),
+                        );
+                        Ok(elected.get(name).cloned())
+                    }
+                };
+                if let Ok(Some(elected)) = &result {
+                    next.insert(name.clone(), elected.clone());
+                    changed = true;
+                }
+                outcomes.push(TopicOutcome {
+                    name: name.clone(),
+                    result,
+                });
+            }
+        }
         ControllerRequest::AlterIsr {
             topic,
             partition,
@@ -464,6 +488,15 @@ pub fn elect_preferred_leaders(
     topics: &BTreeMap<String, Arc<TopicMetadata>>,
     live: impl Fn(u32) -> bool,
 ) -> BTreeMap<String, Arc<TopicMetadata>> {
+    elect_preferred_leaders_of(topics, live, |_| true)
+}
+
+/// [`elect_preferred_leaders`] for the partitions `wanted` accepts (ElectLeaders).
+fn elect_preferred_leaders_of(
+    topics: &BTreeMap<String, Arc<TopicMetadata>>,
+    live: impl Fn(u32) -> bool,
+    wanted: impl Fn(i32) -> bool,
+) -> BTreeMap<String, Arc<TopicMetadata>> {
     let mut changed = BTreeMap::new();
     for (name, topic) in topics {
         if topic.partition_followers.is_empty() {
@@ -478,7 +511,10 @@ pub fn elect_preferred_leaders(
             let Some(preferred) = next.preferred_leader(partition) else {
                 continue;
             };
-            if preferred == leader || !live(preferred) || !next.isr(partition).contains(&preferred)
+            if !wanted(partition)
+                || preferred == leader
+                || !live(preferred)
+                || !next.isr(partition).contains(&preferred)
             {
                 continue;
             }

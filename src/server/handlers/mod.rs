@@ -72,6 +72,7 @@ mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod group_lookup;
@@ -114,6 +115,7 @@ pub const APIS: &[Api] = &[
     delete_groups::API,
     offset_delete::API,
     init_producer_id::API,
+    elect_leaders::API,
 ];
 
 /// [`APIS`] as `(key, min version, max version)`: what ApiVersions advertises and what

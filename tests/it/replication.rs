@@ -789,6 +789,73 @@ fn seeded_faults_never_lose_duplicate_or_rewrite_an_acknowledged_message() {
         .join(",");
     // A consumer may read some offsets twice across leader changes: count distinct ones.
     let at = read_distinct(&all, PARTITIONS, sent);
+    if at.len() != sent {
+        // What the next person needs to find why: per partition, what was acknowledged
+        // and read, and how each node sees the partitions now.
+        for partition in 0..PARTITIONS {
+            let acked_here = acked.iter().filter(|(p, _, _)| *p == partition).count();
+            let read_here = at.keys().filter(|(p, _)| *p == partition).count();
+            let last_read = at
+                .keys()
+                .filter(|(p, _)| *p == partition)
+                .map(|(_, o)| *o)
+                .max();
+            eprintln!(
+                "seed {seed}: partition {partition}: {acked_here} acknowledged, {read_here} read, last read offset {last_read:?}"
+            );
+            // Ask every node's broker directly from where reading stopped: its high
+            // watermark and how many bytes it returns (or its error).
+            let next = last_read.map_or(0, |offset| offset + 1);
+            for node in 0..3 {
+                let Some(broker) = nodes[node].as_ref() else {
+                    continue;
+                };
+                let mut client = RawClient::connect(&broker.core_address(0));
+                let request = FetchRequest::default()
+                    .with_replica_id(BrokerId(-1))
+                    .with_max_wait_ms(0)
+                    .with_min_bytes(1)
+                    .with_max_bytes(1 << 20)
+                    .with_session_epoch(-1)
+                    .with_topics(vec![
+                        FetchTopic::default()
+                            .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
+                            .with_partitions(vec![
+                                FetchPartition::default()
+                                    .with_partition(partition)
+                                    .with_fetch_offset(next)
+                                    .with_partition_max_bytes(1 << 20),
+                            ]),
+                    ]);
+                let response: FetchResponse = client.call(ApiKey::Fetch, 12, &request);
+                let data = &response.responses[0].partitions[0];
+                eprintln!(
+                    "seed {seed}: partition {partition} fetched at {next} from node {node}: error {}, high watermark {}, {} bytes",
+                    data.error_code,
+                    data.high_watermark,
+                    data.records.as_ref().map_or(0, Bytes::len)
+                );
+            }
+        }
+        for node in 0..3 {
+            let response = metadata(&address(&nodes, node));
+            for topic in response
+                .topics
+                .iter()
+                .filter(|t| t.name.as_ref().is_some_and(|n| n.as_str() == TOPIC))
+            {
+                for p in &topic.partitions {
+                    eprintln!(
+                        "seed {seed}: node {node} sees partition {} led by {} (epoch {}), in sync {:?}",
+                        p.partition_index,
+                        p.leader_id.0,
+                        p.leader_epoch,
+                        p.isr_nodes.iter().map(|b| b.0).collect::<Vec<_>>()
+                    );
+                }
+            }
+        }
+    }
     assert_eq!(
         at.len(),
         sent,

@@ -16,16 +16,20 @@ use crate::common::{Broker, RawClient, temp_dir};
 const TOPIC: &str = "spread";
 const PARTITIONS: i32 = 3;
 
-#[test]
-fn a_restarted_node_leads_its_preferred_partitions_again_once_in_sync() {
-    let root = temp_dir("preferred-leader");
-    let mut cluster = Cluster::new(root.path(), 3);
+fn address(nodes: &[Option<Broker>], node: usize) -> String {
+    nodes[node].as_ref().expect("running").bootstrap.clone()
+}
+
+/// Three nodes (session timeout 1 s, `extra_args`) and the topic placed over them:
+/// `(cluster, nodes, partition -> leader)`.
+fn start_with_topic(
+    root: &std::path::Path,
+    extra_args: &[&str],
+) -> (Cluster, Vec<Option<Broker>>, BTreeMap<i32, i32>) {
+    let mut cluster = Cluster::new(root, 3);
     cluster.session_timeout_ms = Some(1000);
-    cluster.extra_args = vec!["--leader-imbalance-check-interval-ms".into(), "500".into()];
-    let mut nodes: Vec<Option<Broker>> = cluster.start_all().into_iter().map(Some).collect();
-    let address = |nodes: &[Option<Broker>], node: usize| {
-        nodes[node].as_ref().expect("running").bootstrap.clone()
-    };
+    cluster.extra_args = extra_args.iter().map(|arg| arg.to_string()).collect();
+    let nodes: Vec<Option<Broker>> = cluster.start_all().into_iter().map(Some).collect();
     wait_for("all registered", || {
         (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
     });
@@ -34,6 +38,16 @@ fn a_restarted_node_leads_its_preferred_partitions_again_once_in_sync() {
         let seen = leaders(&address(&nodes, 0), TOPIC);
         (seen.len() == PARTITIONS as usize).then_some(seen)
     });
+    (cluster, nodes, placed)
+}
+
+#[test]
+fn a_restarted_node_leads_its_preferred_partitions_again_once_in_sync() {
+    let root = temp_dir("preferred-leader");
+    let (cluster, mut nodes, placed) = start_with_topic(
+        root.path(),
+        &["--leader-imbalance-check-interval-ms", "500"],
+    );
     let on_node_2: Vec<i32> = placed
         .iter()
         .filter(|(_, leader)| **leader / 1000 == 2)
@@ -128,21 +142,8 @@ fn elect_preferred(
 #[test]
 fn elect_leaders_moves_partitions_back_on_request() {
     let root = temp_dir("elect-leaders");
-    let mut cluster = Cluster::new(root.path(), 3);
-    cluster.session_timeout_ms = Some(1000);
-    cluster.extra_args = vec!["--auto-leader-rebalance-enable".into(), "false".into()];
-    let mut nodes: Vec<Option<Broker>> = cluster.start_all().into_iter().map(Some).collect();
-    let address = |nodes: &[Option<Broker>], node: usize| {
-        nodes[node].as_ref().expect("running").bootstrap.clone()
-    };
-    wait_for("all registered", || {
-        (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
-    });
-    create_topic(&address(&nodes, 0), TOPIC, PARTITIONS, 3).expect("create");
-    let placed = wait_for("the topic placed", || {
-        let seen = leaders(&address(&nodes, 0), TOPIC);
-        (seen.len() == PARTITIONS as usize).then_some(seen)
-    });
+    let (cluster, mut nodes, placed) =
+        start_with_topic(root.path(), &["--auto-leader-rebalance-enable", "false"]);
     let (&moved, _) = placed
         .iter()
         .find(|(_, leader)| **leader / 1000 == 2)

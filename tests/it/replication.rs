@@ -189,6 +189,13 @@ pub(crate) fn produce_once_leading(client: &mut RawClient, partition: i32, value
 
 /// A consumer's fetch of `partition` from `offset`: `(high watermark, record bytes)`.
 pub(crate) fn consumer_fetch(client: &mut RawClient, partition: i32, offset: i64) -> (i64, usize) {
+    let (error_code, high_watermark, bytes) = fetch_at(client, partition, offset);
+    assert_eq!(error_code, 0);
+    (high_watermark, bytes)
+}
+
+/// A consumer's Fetch of `partition` from `offset`: `(error code, high watermark, bytes)`.
+fn fetch_at(client: &mut RawClient, partition: i32, offset: i64) -> (i16, i64, usize) {
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(0)
@@ -207,8 +214,8 @@ pub(crate) fn consumer_fetch(client: &mut RawClient, partition: i32, offset: i64
         ]);
     let response: FetchResponse = client.call(ApiKey::Fetch, 12, &request);
     let data = &response.responses[0].partitions[0];
-    assert_eq!(data.error_code, 0);
     (
+        data.error_code,
         data.high_watermark,
         data.records.as_ref().map_or(0, Bytes::len),
     )
@@ -806,35 +813,25 @@ fn seeded_faults_never_lose_duplicate_or_rewrite_an_acknowledged_message() {
             // Ask every node's broker directly from where reading stopped: its high
             // watermark and how many bytes it returns (or its error).
             let next = last_read.map_or(0, |offset| offset + 1);
-            for node in 0..3 {
-                let Some(broker) = nodes[node].as_ref() else {
+            for (node, broker) in nodes.iter().enumerate() {
+                let Some(broker) = broker.as_ref() else {
                     continue;
                 };
                 let mut client = RawClient::connect(&broker.core_address(0));
-                let request = FetchRequest::default()
-                    .with_replica_id(BrokerId(-1))
-                    .with_max_wait_ms(0)
-                    .with_min_bytes(1)
-                    .with_max_bytes(1 << 20)
-                    .with_session_epoch(-1)
-                    .with_topics(vec![
-                        FetchTopic::default()
-                            .with_topic(TopicName(StrBytes::from_static_str(TOPIC)))
-                            .with_partitions(vec![
-                                FetchPartition::default()
-                                    .with_partition(partition)
-                                    .with_fetch_offset(next)
-                                    .with_partition_max_bytes(1 << 20),
-                            ]),
-                    ]);
-                let response: FetchResponse = client.call(ApiKey::Fetch, 12, &request);
-                let data = &response.responses[0].partitions[0];
+                let (error_code, high_watermark, bytes) = fetch_at(&mut client, partition, next);
                 eprintln!(
                     "seed {seed}: partition {partition} fetched at {next} from node {node}: error {}, high watermark {}, {} bytes",
-                    data.error_code,
-                    data.high_watermark,
-                    data.records.as_ref().map_or(0, Bytes::len)
+                    error_code, high_watermark, bytes
                 );
+                // And what its files hold (written, whatever the watermarks say).
+                let files = Command::new(env!("CARGO_BIN_EXE_spindle"))
+                    .args(["dump-log", "--dir"])
+                    .arg(cluster.dirs[node].join(format!("{TOPIC}-{partition}")))
+                    .output()
+                    .expect("dump-log");
+                let text = String::from_utf8_lossy(&files.stdout);
+                let last: Vec<&str> = text.lines().rev().take(3).collect();
+                eprintln!("seed {seed}: node {node}'s files for partition {partition}: {last:?}");
             }
         }
         for node in 0..3 {

@@ -583,6 +583,21 @@ fn every_served_version_of_every_api_answers() {
                         client.call(api_key, version, &ListGroupsRequest::default());
                     assert_eq!(response.error_code, 0, "{context}");
                 }
+                ApiKey::ElectLeaders => {
+                    // One replica: its only replica is the preferred one and leads.
+                    let request = ElectLeadersRequest::default()
+                        .with_election_type(0)
+                        .with_timeout_ms(5_000)
+                        .with_topic_partitions(Some(vec![
+                            elect_leaders_request::TopicPartitions::default()
+                                .with_topic(name("versions"))
+                                .with_partitions(vec![0]),
+                        ]));
+                    let response: ElectLeadersResponse = client.call(api_key, version, &request);
+                    let result = &response.replica_election_results[0].partition_result[0];
+                    assert_eq!(result.partition_id, 0, "{context}");
+                    assert_eq!(result.error_code, 84, "{context}: ELECTION_NOT_NEEDED");
+                }
                 other => panic!("no check written for {other:?}"),
             }
             served += 1;

@@ -497,41 +497,24 @@ fn elect_preferred_leaders_of(
     live: impl Fn(u32) -> bool,
     wanted: impl Fn(i32) -> bool,
 ) -> BTreeMap<String, Arc<TopicMetadata>> {
-    let mut changed = BTreeMap::new();
-    for (name, topic) in topics {
-        if topic.partition_followers.is_empty() {
-            continue;
-        }
-        let mut next = (**topic).clone();
-        spell_out_replication(&mut next);
+    change_replicated_topics(topics, |next| {
         let mut any = false;
         for index in 0..next.partition_brokers.len() {
             let partition = index as i32;
-            let leader = next.partition_brokers[index];
             let Some(preferred) = next.preferred_leader(partition) else {
                 continue;
             };
-            if !wanted(partition)
-                || preferred == leader
-                || !live(preferred)
-                || !next.isr(partition).contains(&preferred)
+            if wanted(partition)
+                && preferred != next.partition_brokers[index]
+                && live(preferred)
+                && next.isr(partition).contains(&preferred)
             {
-                continue;
+                move_leadership(next, index, preferred);
+                any = true;
             }
-            let replicas: Vec<u32> = std::iter::once(leader)
-                .chain(next.followers(partition).iter().copied())
-                .collect();
-            next.partition_brokers[index] = preferred;
-            next.partition_followers[index] =
-                replicas.into_iter().filter(|&b| b != preferred).collect();
-            next.partition_epochs[index] += 1;
-            any = true;
         }
-        if any {
-            changed.insert(name.clone(), Arc::new(next));
-        }
-    }
-    changed
+        any
+    })
 }
 
 /// Kafka's response to a fenced broker: its replicas leave every in-sync set, and each
@@ -543,20 +526,12 @@ pub fn fail_over(
     topics: &BTreeMap<String, Arc<TopicMetadata>>,
     live: impl Fn(u32) -> bool,
 ) -> BTreeMap<String, Arc<TopicMetadata>> {
-    let mut changed = BTreeMap::new();
-    for (name, topic) in topics {
-        if topic.partition_followers.is_empty() {
-            continue;
-        }
-        let mut next = (**topic).clone();
-        spell_out_replication(&mut next);
+    change_replicated_topics(topics, |next| {
         let mut any = false;
         for index in 0..next.partition_brokers.len() {
-            let partition = index as i32;
-            let isr = next.isr(partition);
+            let isr = next.isr(index as i32);
             let live_isr: Vec<u32> = isr.iter().copied().filter(|&b| live(b)).collect();
-            let leader = next.partition_brokers[index];
-            if live(leader) {
+            if live(next.partition_brokers[index]) {
                 if live_isr != isr {
                     next.partition_isr[index] = live_isr;
                     any = true;
@@ -566,21 +541,45 @@ pub fn fail_over(
             let Some(&new_leader) = live_isr.first() else {
                 continue;
             };
-            let replicas: Vec<u32> = std::iter::once(leader)
-                .chain(next.followers(partition).iter().copied())
-                .collect();
-            next.partition_brokers[index] = new_leader;
-            next.partition_followers[index] =
-                replicas.into_iter().filter(|&b| b != new_leader).collect();
+            move_leadership(next, index, new_leader);
             next.partition_isr[index] = live_isr;
-            next.partition_epochs[index] += 1;
             any = true;
         }
-        if any {
+        any
+    })
+}
+
+/// Applies `change` to a spelled-out copy of every replicated topic (true: it changed
+/// something) and returns the changed copies.
+fn change_replicated_topics(
+    topics: &BTreeMap<String, Arc<TopicMetadata>>,
+    mut change: impl FnMut(&mut TopicMetadata) -> bool,
+) -> BTreeMap<String, Arc<TopicMetadata>> {
+    let mut changed = BTreeMap::new();
+    for (name, topic) in topics {
+        if topic.partition_followers.is_empty() {
+            continue;
+        }
+        let mut next = (**topic).clone();
+        spell_out_replication(&mut next);
+        if change(&mut next) {
             changed.insert(name.clone(), Arc::new(next));
         }
     }
     changed
+}
+
+/// `new_leader`, one of the partition's replicas, leads partition `index` in the next
+/// epoch; the old leader becomes a follower.
+fn move_leadership(topic: &mut TopicMetadata, index: usize, new_leader: u32) {
+    let partition = index as i32;
+    let replicas: Vec<u32> = std::iter::once(topic.partition_brokers[index])
+        .chain(topic.followers(partition).iter().copied())
+        .collect();
+    assert!(replicas.contains(&new_leader), "a leader must be a replica");
+    topic.partition_brokers[index] = new_leader;
+    topic.partition_followers[index] = replicas.into_iter().filter(|&b| b != new_leader).collect();
+    topic.partition_epochs[index] += 1;
 }
 
 fn add_partitions(

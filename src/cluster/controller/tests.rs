@@ -122,20 +122,7 @@ fn partitions_only_grow_and_validate_only_changes_nothing() {
 
 #[test]
 fn only_the_leader_alters_the_in_sync_set_and_only_to_its_replicas() {
-    let three = ControllerLimits {
-        nodes: vec![(0, 1), (1, 1), (2, 1)],
-        default_partitions: 1,
-        default_replication_factor: 1,
-    };
-    let mut topic = new_topic("r", 1);
-    topic.replication_factor = 3;
-    let (topics, _) = super::apply_request(
-        &BTreeMap::new(),
-        &create(vec![topic]),
-        &three,
-        &mut new_topic_id,
-    );
-    let topics = topics.unwrap();
+    let (three, topics) = replicated_topic(1);
     let leader = topics["r"].partition_brokers[0];
     let followers = topics["r"].followers(0).to_vec();
     assert_eq!(topics["r"].isr(0).len(), 3, "every replica starts in sync");
@@ -191,20 +178,7 @@ fn only_the_leader_alters_the_in_sync_set_and_only_to_its_replicas() {
 
 #[test]
 fn a_fenced_leader_is_replaced_by_the_first_live_in_sync_replica() {
-    let three = ControllerLimits {
-        nodes: vec![(0, 1), (1, 1), (2, 1)],
-        default_partitions: 3,
-        default_replication_factor: 3,
-    };
-    let mut topic = new_topic("r", 3);
-    topic.replication_factor = 3;
-    let (topics, _) = super::apply_request(
-        &BTreeMap::new(),
-        &create(vec![topic]),
-        &three,
-        &mut new_topic_id,
-    );
-    let topics = topics.unwrap();
+    let (_, topics) = replicated_topic(3);
     let before = topics["r"].clone();
     // Node 1 is fenced.
     let live = |broker: u32| broker / BROKERS_PER_NODE != 1;
@@ -239,20 +213,7 @@ fn a_fenced_leader_is_replaced_by_the_first_live_in_sync_replica() {
 
 #[test]
 fn leadership_returns_to_the_preferred_replica_once_it_is_live_and_in_sync() {
-    let three = ControllerLimits {
-        nodes: vec![(0, 1), (1, 1), (2, 1)],
-        default_partitions: 3,
-        default_replication_factor: 3,
-    };
-    let mut topic = new_topic("r", 3);
-    topic.replication_factor = 3;
-    let (topics, _) = super::apply_request(
-        &BTreeMap::new(),
-        &create(vec![topic]),
-        &three,
-        &mut new_topic_id,
-    );
-    let topics = topics.unwrap();
+    let (_, topics) = replicated_topic(3);
     let placed = topics["r"].partition_brokers.clone();
     assert!(
         super::elect_preferred_leaders(&topics, |_| true).is_empty(),
@@ -296,4 +257,22 @@ fn leadership_returns_to_the_preferred_replica_once_it_is_live_and_in_sync() {
         .collect();
     was.sort();
     assert_eq!(replicas, was);
+}
+
+/// Three one-core nodes and topic "r" with `partitions` partitions, three replicas each.
+fn replicated_topic(partitions: i32) -> (ControllerLimits, BTreeMap<String, Arc<TopicMetadata>>) {
+    let three = ControllerLimits {
+        nodes: vec![(0, 1), (1, 1), (2, 1)],
+        default_partitions: partitions,
+        default_replication_factor: 3,
+    };
+    let mut topic = new_topic("r", partitions);
+    topic.replication_factor = 3;
+    let (topics, _) = super::apply_request(
+        &BTreeMap::new(),
+        &create(vec![topic]),
+        &three,
+        &mut new_topic_id,
+    );
+    (three, topics.unwrap())
 }

@@ -58,7 +58,7 @@ impl ToErrorCode for StorageError {
             StorageError::Closed => ErrorCode::UnknownTopicOrPartition,
             // Only a follower's fetcher appends replicated batches; no client sees this.
             StorageError::NotAtLogEnd { .. } => ErrorCode::UnknownServerError,
-            StorageError::NotLeader => ErrorCode::NotLeaderOrFollower,
+            StorageError::NotLeader | StorageError::NotFollower => ErrorCode::NotLeaderOrFollower,
         }
     }
 }

@@ -121,7 +121,7 @@ async fn follow_leader(shard: &Shard, leader: u32) {
         .await;
         match outcome {
             Ok(response) => {
-                if let Err(e) = apply_response(&followed, response).await
+                if let Err(e) = apply_response(shard, &followed, response).await
                     && let Some(left_out) = errors.admit(Instant::now())
                 {
                     tracing::warn!(leader, left_out, "replicating from the leader: {e}");
@@ -155,6 +155,7 @@ async fn fetch_once(
         by_topic.entry(&partition.topic).or_default().push(
             FetchPartition::default()
                 .with_partition(partition.partition)
+                .with_current_leader_epoch(partition.epoch)
                 .with_fetch_offset(partition.log.log_end_offset())
                 .with_last_fetched_epoch(partition.log.latest_leader_epoch().unwrap_or(-1))
                 .with_log_start_offset(-1)
@@ -262,8 +263,14 @@ async fn cut_diverged_tail(
         .map_err(|e| e.to_string())
 }
 
-/// Appends each partition's batches at the leader's offsets and takes its high watermark.
+/// Appends each partition's batches at the leader's offsets and takes its high watermark,
+/// for the partitions this replica still follows from that leader in the epoch the fetch
+/// was sent in. A long-poll can outlive a role change (the leader paused, fenced and
+/// replaced, then resuming): its answer tells of an old epoch, and neither its batches
+/// nor its high watermark may touch a log that now leads or follows someone else (Kafka's
+/// fetcher drops a partition's data when its fetch state changed meanwhile).
 async fn apply_response(
+    shard: &Shard,
     followed: &[FollowedPartition],
     response: FetchResponse,
 ) -> Result<(), String> {
@@ -276,6 +283,9 @@ async fn apply_response(
             else {
                 continue;
             };
+            if !shard.still_follows(partition) {
+                continue;
+            }
             if data.diverging_epoch.epoch >= 0 {
                 let (epoch, end_offset) =
                     (data.diverging_epoch.epoch, data.diverging_epoch.end_offset);
@@ -297,13 +307,17 @@ async fn apply_response(
             while let Ok(size) = next_batch_bytes(&records) {
                 let batch = BytesMut::from(&records[..size]);
                 records.advance(size);
+                // Each append may wait, and a snapshot may change the role meanwhile.
+                if !shard.still_follows(partition) {
+                    break;
+                }
                 if let Err(e) = partition.log.append_replicated(batch).await {
                     first_error
                         .get_or_insert(format!("{}-{}: {e}", partition.topic, partition.partition));
                     break;
                 }
             }
-            if data.high_watermark >= 0 {
+            if data.high_watermark >= 0 && shard.still_follows(partition) {
                 partition
                     .log
                     .set_replication_high_watermark(Some(data.high_watermark));

@@ -79,6 +79,8 @@ pub struct FollowedPartition {
     pub topic: String,
     pub partition: i32,
     pub leader: u32,
+    /// The leader epoch this replica follows `leader` in.
+    pub epoch: i32,
     pub log: Log,
 }
 
@@ -204,6 +206,18 @@ impl Shard {
             .get(topic)
             .and_then(|logs| logs.partitions.get(&partition))
             .cloned()
+    }
+
+    /// Whether this core's replica of `followed` still copies the same leader in the same
+    /// epoch: an answer to a fetch sent before a role change is someone else's news.
+    pub fn still_follows(&self, followed: &FollowedPartition) -> bool {
+        self.replica(&followed.topic, followed.partition)
+            .is_some_and(|owned| match owned.role {
+                Role::Follower { leader, epoch } => {
+                    leader == followed.leader && epoch == followed.epoch
+                }
+                Role::Leader(_) => false,
+            })
     }
 
     /// Every replica this core holds (leading or following).

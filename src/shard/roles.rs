@@ -21,10 +21,11 @@ impl Shard {
                     .partitions
                     .iter()
                     .filter_map(move |(&partition, owned)| match owned.role {
-                        Role::Follower { leader, .. } => Some(FollowedPartition {
+                        Role::Follower { leader, epoch } => Some(FollowedPartition {
                             topic: topic.clone(),
                             partition,
                             leader,
+                            epoch,
                             log: owned.log.clone(),
                         }),
                         Role::Leader(_) => None,

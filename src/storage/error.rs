@@ -44,6 +44,8 @@ pub enum StorageError {
     },
     /// This replica no longer leads: a producer's batch was refused.
     NotLeader,
+    /// This replica leads: a batch copied from another replica was refused.
+    NotFollower,
 }
 
 impl StorageError {
@@ -70,6 +72,9 @@ impl std::fmt::Display for StorageError {
                 )
             }
             StorageError::NotLeader => write!(f, "this replica does not lead the partition"),
+            StorageError::NotFollower => {
+                write!(f, "this replica leads the partition: it copies no one")
+            }
             StorageError::NotAtLogEnd {
                 base_offset,
                 log_end_offset,

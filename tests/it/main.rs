@@ -27,6 +27,7 @@ mod replication;
 mod runtime_liveness;
 mod shutdown;
 mod spring_quickstart;
+mod stale_fetch;
 mod storage_epochs;
 mod storage_faults;
 mod storage_log;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use bytes::BytesMut;
 use spindle::runtime::run_local;
-use spindle::storage::PartitionLog;
 use spindle::storage::sim::SimStorage;
+use spindle::storage::{PartitionLog, StorageError};
 use spindle_protocol::record_batch::{set_base_offset, set_partition_leader_epoch};
 
 use crate::common::temp_dir;
@@ -56,6 +56,7 @@ fn leader_epochs_are_kept_across_reopens_and_cut_with_the_log() {
         assert_eq!(log.end_offset_for_leader_epoch(5), (-1, -1));
         // Epoch 3 batches copied in again, past where epoch 5 began: after a restart they
         // are still epoch 3's (the cut reached the file, not only memory).
+        log.set_producer_appends(false);
         let mut next = 14;
         for tag in 0..4 {
             let mut copied = make_batch(50 + tag, 3, 0);
@@ -72,6 +73,7 @@ fn leader_epochs_are_kept_across_reopens_and_cut_with_the_log() {
         assert_eq!(log.end_offset_for_leader_epoch(3), (3, 26));
 
         // A follower's copy takes the epochs of the batches it copies.
+        log.set_producer_appends(false);
         let mut copied = make_batch(99, 3, 0);
         set_base_offset(&mut copied, 26);
         set_partition_leader_epoch(&mut copied, 7);
@@ -113,6 +115,7 @@ fn a_cut_at_the_log_end_drops_an_epoch_begun_there_with_nothing_written() {
         assert_eq!(log.truncate_to(6).await.expect("cut"), 6);
         assert_eq!(log.latest_leader_epoch(), Some(1));
         // The leader's epoch 1 batches copied on: they are epoch 1's, here too.
+        log.set_producer_appends(false);
         let mut copied = make_batch(40, 2, 0);
         set_base_offset(&mut copied, 6);
         set_partition_leader_epoch(&mut copied, 1);
@@ -121,6 +124,40 @@ fn a_cut_at_the_log_end_drops_an_epoch_begun_there_with_nothing_written() {
             .expect("copy");
         assert_eq!(log.end_offset_for_leader_epoch(1), (1, 8));
         assert_eq!(log.end_offset_for_leader_epoch(2), (-1, -1), "unknown here");
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn a_log_takes_producer_batches_or_copied_ones_never_both() {
+    let temp = temp_dir("storage-epochs-roles");
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(13, 4096);
+        let dir = PathBuf::from("/data/roles-0");
+        let log = PartitionLog::open(storage.clone(), &dir, small_config())
+            .await
+            .expect("open");
+        log.append(BytesMut::from(&make_batch(1, 2, 0)[..]))
+            .await
+            .expect("a leader takes a producer's batch");
+        let mut copied = make_batch(2, 2, 0);
+        set_base_offset(&mut copied, 2);
+        // Leading: a batch from an old leader's late fetch answer must not land here.
+        assert!(matches!(
+            log.append_replicated(BytesMut::from(&copied[..])).await,
+            Err(StorageError::NotFollower)
+        ));
+        assert_eq!(log.log_end_offset(), 2);
+        // Following: copies only.
+        log.set_producer_appends(false);
+        assert!(matches!(
+            log.append(BytesMut::from(&make_batch(3, 2, 0)[..])).await,
+            Err(StorageError::NotLeader)
+        ));
+        log.append_replicated(BytesMut::from(&copied[..]))
+            .await
+            .expect("a follower takes a copied batch");
+        assert_eq!(log.log_end_offset(), 4);
         log.close().await.expect("close");
     });
 }

@@ -225,10 +225,14 @@ impl<S: Storage> PartitionLog<S> {
         Ok(())
     }
 
-    /// Whether producers' batches are taken. A replica that stops leading turns them off
+    /// Whether producers' batches are taken (this replica leads) or only batches copied
+    /// from the leader (it follows); never both. A replica that stops leading turns them off
     /// before anything else, so an append already past its leader check but still waiting
     /// (for buffer space, its turn) is refused at the moment it would write, never lands
-    /// after the cut that makes the log a copy of the new leader's.
+    /// after the cut that makes the log a copy of the new leader's. Likewise a copied batch
+    /// still waiting when the replica is promoted (its fetch answered by the old leader) is
+    /// refused rather than written into the new leader's log. On by default: a log with
+    /// one replica leads.
     pub fn set_producer_appends(&self, allowed: bool) {
         self.inner.state.borrow_mut().producer_appends = allowed;
     }
@@ -401,6 +405,9 @@ impl<S: Storage> PartitionLog<S> {
         let base_offset = state.log_end_offset;
         if !replicated && !state.producer_appends {
             return Err(StorageError::NotLeader);
+        }
+        if replicated && state.producer_appends {
+            return Err(StorageError::NotFollower);
         }
         if replicated && header.base_offset != base_offset {
             return Err(StorageError::NotAtLogEnd {

@@ -370,6 +370,9 @@ impl<S: Storage> PartitionLog<S> {
                 available: batch.len(),
             }));
         }
+        if self.inner.state.borrow().producer_appends {
+            return Err(StorageError::NotFollower);
+        }
         self.note_replicated_epoch(header.partition_leader_epoch, header.base_offset)
             .await?;
         self.append_checked(batch, header, config, true).await

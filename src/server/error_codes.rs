@@ -38,6 +38,8 @@ impl ToErrorCode for PartitionLookup {
             PartitionLookup::NotOwner => ErrorCode::NotLeaderOrFollower,
             // The owner could not open the log: an offline log directory to Kafka.
             PartitionLookup::Unavailable => ErrorCode::KafkaStorageError,
+            PartitionLookup::FencedLeaderEpoch => ErrorCode::FencedLeaderEpoch,
+            PartitionLookup::UnknownLeaderEpoch => ErrorCode::UnknownLeaderEpoch,
         }
     }
 }

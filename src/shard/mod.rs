@@ -53,6 +53,25 @@ pub enum PartitionLookup {
     NotOwner,
     /// This core owns it but its log failed to open.
     Unavailable,
+    /// The caller names an older leader epoch than this leader's (KIP-320): its metadata
+    /// is stale.
+    FencedLeaderEpoch,
+    /// The caller names a newer leader epoch than this leader's: this broker has not
+    /// learned it yet.
+    UnknownLeaderEpoch,
+}
+
+/// KIP-320's check of the leader epoch a caller names (-1: none) against `epoch`, the one
+/// this replica leads in: an older one is fenced (the caller's metadata is stale, or it
+/// follows a leader since replaced), a newer one is not known here yet.
+pub fn check_leader_epoch(current_leader_epoch: i32, epoch: i32) -> Result<(), PartitionLookup> {
+    if current_leader_epoch < 0 || current_leader_epoch == epoch {
+        Ok(())
+    } else if current_leader_epoch < epoch {
+        Err(PartitionLookup::FencedLeaderEpoch)
+    } else {
+        Err(PartitionLookup::UnknownLeaderEpoch)
+    }
 }
 
 /// A partition replica this core holds: its log, its idempotent-producer state, and
@@ -197,6 +216,28 @@ impl Shard {
             }
             Some(_) => Err(PartitionLookup::Unavailable),
         }
+    }
+
+    /// A partition this core leads, in the leader epoch the caller names
+    /// (`current_leader_epoch` of Fetch, ListOffsets and OffsetForLeaderEpoch; -1 names
+    /// none and skips the check), as Kafka's leaders check it.
+    pub fn partition_in_epoch(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<OwnedPartition, PartitionLookup> {
+        let owned = self.partition(topic, partition)?;
+        let epoch = match owned.leader_state() {
+            Some(state) => state.epoch,
+            // One replica: the epoch the metadata gives it.
+            None => self
+                .snapshot
+                .borrow()
+                .topic(topic)
+                .map_or(0, |metadata| metadata.leader_epoch(partition)),
+        };
+        check_leader_epoch(current_leader_epoch, epoch).map(|()| owned)
     }
 
     /// A replica this core holds, leading or following.

@@ -313,6 +313,39 @@ fn every_served_version_of_every_api_answers() {
                     assert_eq!(partition.error_code, 0, "{context}");
                     assert!(partition.offset > 0, "{context}");
                 }
+                ApiKey::OffsetForLeaderEpoch => {
+                    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+                        OffsetForLeaderPartition, OffsetForLeaderTopic,
+                    };
+                    // A single node leads in epoch 0, from offset 0: epoch 0 ends at the log
+                    // end, and a caller claiming epoch 1 knows a leader this one does not.
+                    let ask = |current_leader_epoch: i32| {
+                        OffsetForLeaderEpochRequest::default()
+                            .with_replica_id(BrokerId(-1))
+                            .with_topics(vec![
+                                OffsetForLeaderTopic::default()
+                                    .with_topic(name("versions"))
+                                    .with_partitions(vec![
+                                        OffsetForLeaderPartition::default()
+                                            .with_partition(0)
+                                            .with_current_leader_epoch(current_leader_epoch)
+                                            .with_leader_epoch(0),
+                                    ]),
+                            ])
+                    };
+                    let response: OffsetForLeaderEpochResponse =
+                        client.call(api_key, version, &ask(0));
+                    let partition = &response.topics[0].partitions[0];
+                    assert_eq!(partition.error_code, 0, "{context}");
+                    assert_eq!(partition.leader_epoch, 0, "{context}");
+                    assert!(partition.end_offset > 0, "{context}");
+                    let response: OffsetForLeaderEpochResponse =
+                        client.call(api_key, version, &ask(1));
+                    assert_eq!(
+                        response.topics[0].partitions[0].error_code, 75,
+                        "UNKNOWN_LEADER_EPOCH: {context}"
+                    );
+                }
                 ApiKey::CreateTopics => {
                     // One topic for DeleteTopics, one for CreatePartitions, per version.
                     let topics = [format!("created-v{version}"), format!("grow-v{version}")];

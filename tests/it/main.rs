@@ -21,6 +21,7 @@ mod interop;
 mod java_client;
 mod js_client;
 mod layers;
+mod leader_epoch_fencing;
 mod min_insync;
 mod preferred_leader;
 mod replication;

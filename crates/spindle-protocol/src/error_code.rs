@@ -50,6 +50,8 @@ pub enum ErrorCode {
     ElectionNotNeeded = 84,
     GroupIdNotFound = 69,
     FetchSessionIdNotFound = 70,
+    FencedLeaderEpoch = 74,
+    UnknownLeaderEpoch = 75,
     MemberIdRequired = 79,
     FencedInstanceId = 82,
     GroupSubscribedToTopic = 86,

@@ -94,7 +94,12 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
                     log: match metadata {
                         None => Err(missing),
                         Some(metadata) => shard
-                            .log(&metadata.name, partition.partition)
+                            .partition_in_epoch(
+                                &metadata.name,
+                                partition.partition,
+                                partition.current_leader_epoch,
+                            )
+                            .map(|owned| owned.log)
                             .map_err(|lookup| lookup.error_code()),
                     },
                 })

@@ -2,7 +2,8 @@
 //! read_uncommitted), -5 (nothing pending upload: no tiered storage) and by timestamp (the
 //! first offset whose record timestamp is at least the one asked), and -3 (v7+: the first
 //! record with the largest timestamp) for the partitions this core owns, each with the
-//! leader epoch that wrote it (v4+).
+//! leader epoch that wrote it (v4+). A caller naming another leader epoch than this
+//! leader's (`current_leader_epoch`, v4+) is fenced (KIP-320).
 
 use std::rc::Rc;
 
@@ -40,11 +41,17 @@ pub async fn list_offsets(
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
-            let answer = match shard.log(topic.name.as_str(), partition.partition_index) {
+            let lookup = shard.partition_in_epoch(
+                topic.name.as_str(),
+                partition.partition_index,
+                partition.current_leader_epoch,
+            );
+            let answer = match lookup {
                 Err(lookup) => answer
                     .with_error_code(lookup.error_code().code())
                     .with_leader_epoch(-1),
-                Ok(log) => {
+                Ok(owned) => {
+                    let log = owned.log;
                     let found = match partition.timestamp {
                         EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => {
                             answer.with_offset(log.log_start_offset())

@@ -86,6 +86,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod replica_fetch;
 mod sync_group;
@@ -115,6 +116,7 @@ pub const APIS: &[Api] = &[
     delete_groups::API,
     offset_delete::API,
     init_producer_id::API,
+    offset_for_leader_epoch::API,
     elect_leaders::API,
 ];
 

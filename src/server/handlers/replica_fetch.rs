@@ -12,7 +12,7 @@ use kafka_protocol::messages::FetchRequest;
 
 use super::{RequestContext, Response};
 use crate::server::error_codes::ToErrorCode;
-use crate::shard::{OwnedPartition, Shard};
+use crate::shard::{OwnedPartition, Shard, check_leader_epoch};
 use spindle_protocol::ErrorCode;
 use spindle_protocol::fetch_response::{FetchedPartition, FetchedTopic, encode_fetch_response};
 
@@ -60,7 +60,8 @@ pub async fn replica_fetch(
                                 .leader_state()
                                 .is_some_and(|state| state.is_follower(follower))
                         })
-                        .ok_or(ErrorCode::NotLeaderOrFollower);
+                        .ok_or(ErrorCode::NotLeaderOrFollower)
+                        .and_then(|owned| in_epoch(owned, partition.current_leader_epoch));
                     let diverging_epoch = replica.as_ref().ok().and_then(|owned| {
                         diverging_epoch(
                             &owned.log,
@@ -155,6 +156,15 @@ pub async fn replica_fetch(
         drop(fetched);
         wait_for_new_data(&shard, &topics, deadline).await;
     }
+}
+
+/// A follower's fetch naming `current_leader_epoch` is served only by the leader of that
+/// epoch: a newer one means this leader was replaced and has not heard yet.
+fn in_epoch(owned: OwnedPartition, current_leader_epoch: i32) -> Result<OwnedPartition, ErrorCode> {
+    let epoch = owned.leader_state().expect("a leader's replica").epoch;
+    check_leader_epoch(current_leader_epoch, epoch)
+        .map(|()| owned)
+        .map_err(|lookup| lookup.error_code())
 }
 
 /// Whether a follower that last fetched a batch of `last_fetched_epoch` and now asks from

@@ -1,10 +1,12 @@
 //! Kafka's own Java client (`org.apache.kafka:kafka-clients` 4.4.0) against Spindle, through
 //! `tests/interop/java` (issue 14): the default producer (idempotent, acks=all) with every
 //! compression codec, classic consumer groups with the eager and the cooperative-sticky
-//! assignor (two members share, commit, a later member resumes), and the AdminClient calls
-//! people script with. `group.protocol=consumer` (KIP-848) is not served yet and must be
-//! refused cleanly, which the client reports as UnsupportedVersionException. Every call is
-//! bounded in time, so an unserved one shows as a failed check, never a hang.
+//! assignor (two members share, commit, a later member resumes), static membership (a
+//! member restarted under its group.instance.id takes its partitions back with no
+//! rebalance of the others), and the AdminClient calls people script with.
+//! `group.protocol=consumer` (KIP-848) is not served yet and must be refused cleanly, which
+//! the client reports as UnsupportedVersionException. Every call is bounded in time, so an
+//! unserved one shows as a failed check, never a hang.
 //!
 //! Needs Maven and a JDK 17 (`.ci/run` installs them); Maven fetches the client from Maven
 //! Central into `~/.m2` on its first run. A missing tool fails the test.
@@ -24,6 +26,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("produce-consume-zstd", "PASS"),
     ("group-eager", "PASS"),
     ("group-cooperative-sticky", "PASS"),
+    ("group-static-membership", "PASS"),
     ("admin-createTopics", "PASS"),
     ("admin-describeTopics", "PASS"),
     ("admin-describeCluster", "PASS"),

@@ -54,6 +54,7 @@ public final class Interop {
                 "org.apache.kafka.clients.consumer.RangeAssignor"));
         check("group-cooperative-sticky", () -> group("group-coop-" + run,
                 "org.apache.kafka.clients.consumer.CooperativeStickyAssignor"));
+        check("group-static-membership", () -> staticMembership("group-static-" + run));
         admin(run);
         System.out.println("DONE");
     }
@@ -196,6 +197,91 @@ public final class Interop {
             require(values.size() == 100, "after the commits: " + values.size() + " records, want 100");
             for (String value : values) {
                 require(Integer.parseInt(value.substring("value-".length())) >= 400, "replayed " + value);
+            }
+        }
+    }
+
+    /** Counts a member's rebalances: how often it was given partitions or lost them. */
+    static final class Rebalances implements org.apache.kafka.clients.consumer.ConsumerRebalanceListener {
+        int assigned;
+        int revoked;
+
+        @Override
+        public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+            assigned++;
+        }
+
+        @Override
+        public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+            if (!partitions.isEmpty()) {
+                revoked++;
+            }
+        }
+    }
+
+    /**
+     * Static membership (KIP-345): two members with a group.instance.id share a topic. One
+     * is closed (a static member sends no LeaveGroup) and restarted under the same instance
+     * id within its session timeout: it gets its partitions back from the committed offsets,
+     * and the other member sees no rebalance at all.
+     */
+    static void staticMembership(String topic) throws Exception {
+        createTopic(topic, 4);
+        produce(topic, "none", 0, 400);
+        String group = "g-" + topic;
+        Map<String, Object> asA = Map.of(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "member-a",
+                ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 30_000);
+        Map<String, Object> asB = Map.of(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "member-b",
+                ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 30_000);
+        Rebalances seenByB = new Rebalances();
+        try (KafkaConsumer<String, String> b = consumer(group, asB)) {
+            b.subscribe(List.of(topic), seenByB);
+            Set<TopicPartition> assignedToA;
+            Set<String> seen = new HashSet<>();
+            try (KafkaConsumer<String, String> a = consumer(group, asA)) {
+                a.subscribe(List.of(topic));
+                long deadline = System.nanoTime() + CALL.toNanos();
+                while ((seen.size() < 400 || a.assignment().isEmpty() || b.assignment().isEmpty()
+                        || a.assignment().size() + b.assignment().size() != 4)
+                        && System.nanoTime() < deadline) {
+                    for (var record : a.poll(Duration.ofMillis(100))) {
+                        seen.add(record.value());
+                    }
+                    for (var record : b.poll(Duration.ofMillis(100))) {
+                        seen.add(record.value());
+                    }
+                }
+                require(seen.size() == 400, "the group consumed " + seen.size() + " of 400");
+                require(!a.assignment().isEmpty() && !b.assignment().isEmpty()
+                        && a.assignment().size() + b.assignment().size() == 4,
+                        "both members share 4 partitions: " + a.assignment() + " / " + b.assignment());
+                assignedToA = new HashSet<>(a.assignment());
+                a.commitSync(CALL);
+                b.commitSync(CALL);
+            }
+            int assignedBefore = seenByB.assigned;
+            int revokedBefore = seenByB.revoked;
+            produce(topic, "none", 400, 100);
+            try (KafkaConsumer<String, String> a = consumer(group, asA)) {
+                a.subscribe(List.of(topic));
+                Set<String> after = new HashSet<>();
+                long deadline = System.nanoTime() + CALL.toNanos();
+                while (after.size() < 100 && System.nanoTime() < deadline) {
+                    for (var record : a.poll(Duration.ofMillis(100))) {
+                        require(Integer.parseInt(record.value().substring("value-".length())) >= 400,
+                                "the restarted member replayed " + record.value());
+                        after.add(record.value());
+                    }
+                    for (var record : b.poll(Duration.ofMillis(100))) {
+                        after.add(record.value());
+                    }
+                }
+                require(after.size() == 100, "after the restart: " + after.size() + " of 100");
+                require(a.assignment().equals(assignedToA),
+                        "the restarted member holds " + a.assignment() + ", it held " + assignedToA);
+                require(seenByB.assigned == assignedBefore && seenByB.revoked == revokedBefore,
+                        "the other member rebalanced: assigned " + assignedBefore + " -> " + seenByB.assigned
+                                + ", revoked " + revokedBefore + " -> " + seenByB.revoked);
             }
         }
     }

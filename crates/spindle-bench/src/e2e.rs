@@ -67,7 +67,7 @@ pub fn outcome(
 ) -> Result<E2eOutcome, String> {
     args.common.plot_run(
         &format!(
-            "bench e2e ({engine}): {} B messages, acks {:?}, target {} msg/s",
+            "bench e2e ({engine}): {} B messages, {}, target {} msg/s",
             args.message_bytes, args.acks, args.throughput
         ),
         consumed,

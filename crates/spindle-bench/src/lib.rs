@@ -31,6 +31,18 @@ pub enum Acks {
     All,
 }
 
+/// As a Kafka user writes it: `acks=0`, `acks=1`, `acks=all` (titles of plots and reports).
+impl std::fmt::Display for Acks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        };
+        write!(f, "acks={value}")
+    }
+}
+
 impl Acks {
     pub fn code(self) -> i16 {
         match self {
@@ -109,6 +121,9 @@ pub struct CommonArgs {
     /// Write the latency percentile curve and throughput over time to this SVG file.
     #[arg(long)]
     pub plot: Option<std::path::PathBuf>,
+    /// The plot's latency axis: linear, or log (median and tail decades apart stay readable).
+    #[arg(long, value_enum, default_value_t = plot::LatencyScale::Linear)]
+    pub plot_latency_scale: plot::LatencyScale,
 }
 
 /// Flags shared with kafka-producer-perf-test / rdkafka_performance users' habits.
@@ -336,7 +351,9 @@ impl CommonArgs {
                 title,
                 &run.latency.lock().expect("latency"),
                 &run.timeline.buckets(),
-            );
+                self.plot_latency_scale,
+            )
+            .map_err(|e| format!("--plot {}: {e}", path.display()))?;
             std::fs::write(path, svg).map_err(|e| format!("--plot {}: {e}", path.display()))?;
         }
         Ok(())

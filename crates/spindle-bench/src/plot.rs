@@ -1,5 +1,6 @@
 //! `--plot FILE.svg`: the latency percentile curve and throughput over time of a run, as a
-//! self-contained SVG (no plotting crate: two polylines and their axes). Client threads only.
+//! self-contained SVG drawn with `plotters` (ticks, grid lines and units on both axes, a
+//! log latency axis on request). Client threads only.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -55,118 +56,169 @@ impl Timeline {
     }
 }
 
-/// An SVG with two panels: the latency percentile curve on HdrHistogram's log-scaled
-/// 1/(1-percentile) axis, and throughput over time.
-pub fn plot_svg(title: &str, latency: &Histogram<u64>, timeline: &[u64]) -> String {
-    const W: f64 = 520.0;
-    const H: f64 = 360.0;
-    const PAD: f64 = 50.0;
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"18\" font-size=\"14\">{}</text>\n",
-        2.0 * W,
-        H + 20.0,
-        escape(title)
-    );
-    // Left: latency by percentile. x = log10(1 / (1 - q)) from 0 (p0) to 5 (p99.999).
-    let decades = 5.0;
-    let points: Vec<(f64, f64)> = (0..=250)
+/// How the latency axis is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LatencyScale {
+    Linear,
+    /// Log-scaled: the median and the tail both stay readable when they are decades apart.
+    Log,
+}
+
+/// Highest percentile drawn, as decades of 1/(1-percentile): 5 is p99.999.
+const DECADES: f64 = 5.0;
+
+/// An SVG with two panels, drawn with `plotters`: the latency percentile curve on
+/// HdrHistogram's log-scaled 1/(1-percentile) axis (latency in ms, linear or log), and
+/// messages per second over time (s). Both with tick labels, grid lines and units.
+pub fn plot_svg(
+    title: &str,
+    latency: &Histogram<u64>,
+    timeline: &[u64],
+    scale: LatencyScale,
+) -> Result<String, String> {
+    use plotters::prelude::*;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1100, 440)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let root = root
+            .titled(title, ("sans-serif", 18))
+            .map_err(|e| e.to_string())?;
+        let (left, right) = root.split_horizontally(550);
+        percentile_panel(&left, latency, scale).map_err(|e| e.to_string())?;
+        throughput_panel(&right, timeline).map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+/// `(decades, latency ms)` along the percentile axis, 50 points per decade.
+fn percentile_points(latency: &Histogram<u64>) -> Vec<(f64, f64)> {
+    (0..=(50.0 * DECADES) as u32)
         .map(|i| {
-            let x = decades * f64::from(i) / 250.0;
-            let q = 1.0 - 10f64.powf(-x);
-            let value = if latency.is_empty() {
+            let x = f64::from(i) / 50.0;
+            let quantile = 1.0 - 10f64.powf(-x);
+            let micros = if latency.is_empty() {
                 0
             } else {
-                latency.value_at_quantile(q)
+                latency.value_at_quantile(quantile)
             };
-            (x, value as f64)
+            (x, micros as f64 / 1000.0)
         })
-        .collect();
-    let max_latency = points.iter().map(|p| p.1).fold(1.0, f64::max);
-    panel(
-        &mut svg,
-        0.0,
-        "latency (us) by percentile",
-        &["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"],
-        max_latency,
-    );
-    let path: Vec<String> = points
-        .iter()
-        .map(|(x, y)| {
-            format!(
-                "{:.1},{:.1}",
-                PAD + x / decades * (W - 2.0 * PAD),
-                H - PAD - y / max_latency * (H - 2.0 * PAD) + 20.0
-            )
-        })
-        .collect();
-    svg.push_str(&format!(
-        "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"2\" points=\"{}\"/>\n",
-        path.join(" ")
-    ));
-    // Right: messages per second over time.
-    let per_second: Vec<f64> = timeline
-        .iter()
-        .map(|&n| n as f64 * 1000.0 / TIMELINE_BUCKET.as_millis() as f64)
-        .collect();
-    let max_rate = per_second.iter().copied().fold(1.0, f64::max);
-    let seconds = timeline.len() as f64 * TIMELINE_BUCKET.as_secs_f64();
-    panel(
-        &mut svg,
-        W,
-        "messages/s over time (s)",
-        &["0", &format!("{seconds:.1}")],
-        max_rate,
-    );
-    let path: Vec<String> = per_second
+        .collect()
+}
+
+/// A tick on the percentile axis: decades of 1/(1-p) as the percentile they stand for.
+fn percentile_label(decades: f64) -> String {
+    let percent = 100.0 * (1.0 - 10f64.powf(-decades));
+    let digits = (decades - 2.0).ceil().clamp(0.0, 6.0) as usize;
+    format!("{percent:.digits$}%")
+}
+
+type Area<'a> =
+    plotters::drawing::DrawingArea<plotters::prelude::SVGBackend<'a>, plotters::coord::Shift>;
+type PlotResult<'a> = Result<
+    (),
+    plotters::drawing::DrawingAreaErrorKind<
+        <plotters::prelude::SVGBackend<'a> as plotters::prelude::DrawingBackend>::ErrorType,
+    >,
+>;
+
+fn percentile_panel<'a>(
+    area: &Area<'a>,
+    latency: &Histogram<u64>,
+    scale: LatencyScale,
+) -> PlotResult<'a> {
+    use plotters::prelude::*;
+    let points = percentile_points(latency);
+    let highest = points.iter().map(|p| p.1).fold(0.0, f64::max);
+    let caption = "latency by percentile";
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(caption, ("sans-serif", 14))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60);
+    let style = ShapeStyle::from(&BLUE).stroke_width(2);
+    match scale {
+        LatencyScale::Linear => {
+            let mut chart =
+                builder.build_cartesian_2d(0f64..DECADES, 0f64..(highest * 1.05).max(0.001))?;
+            chart
+                .configure_mesh()
+                .x_labels(6)
+                .x_label_formatter(&|x| percentile_label(*x))
+                .x_desc("percentile")
+                .y_desc("latency (ms)")
+                .draw()?;
+            chart.draw_series(LineSeries::new(points, style))?;
+        }
+        LatencyScale::Log => {
+            // A log axis needs a positive floor: the smallest latency drawn, or 1 us.
+            let lowest = points
+                .iter()
+                .map(|p| p.1)
+                .filter(|v| *v > 0.0)
+                .fold(f64::MAX, f64::min)
+                .min(highest)
+                .max(0.001);
+            let top = (highest * 1.2).max(lowest * 10.0);
+            let mut chart =
+                builder.build_cartesian_2d(0f64..DECADES, (lowest * 0.8..top).log_scale())?;
+            chart
+                .configure_mesh()
+                .x_labels(6)
+                .x_label_formatter(&|x| percentile_label(*x))
+                .x_desc("percentile")
+                .y_desc("latency (ms, log scale)")
+                .draw()?;
+            chart.draw_series(LineSeries::new(
+                points.into_iter().map(|(x, y)| (x, y.max(lowest))),
+                style,
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn throughput_panel<'a>(area: &Area<'a>, timeline: &[u64]) -> PlotResult<'a> {
+    use plotters::prelude::*;
+    let bucket_secs = TIMELINE_BUCKET.as_secs_f64();
+    let points: Vec<(f64, f64)> = timeline
         .iter()
         .enumerate()
-        .map(|(i, rate)| {
-            format!(
-                "{:.1},{:.1}",
-                W + PAD + i as f64 / per_second.len().max(1) as f64 * (W - 2.0 * PAD),
-                H - PAD - rate / max_rate * (H - 2.0 * PAD) + 20.0
-            )
-        })
+        .map(|(i, &n)| (i as f64 * bucket_secs, n as f64 / bucket_secs))
         .collect();
-    svg.push_str(&format!(
-        "<polyline fill=\"none\" stroke=\"#d62728\" stroke-width=\"1.5\" points=\"{}\"/>\n</svg>\n",
-        path.join(" ")
-    ));
-    svg
+    let seconds = (timeline.len() as f64 * bucket_secs).max(bucket_secs);
+    let highest = points.iter().map(|p| p.1).fold(1.0, f64::max);
+    let mut chart = ChartBuilder::on(area)
+        .caption("throughput over time", ("sans-serif", 14))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..seconds, 0f64..highest * 1.05)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("messages/s")
+        .y_label_formatter(&|v| rate_label(*v))
+        .draw()?;
+    chart.draw_series(LineSeries::new(
+        points,
+        ShapeStyle::from(&RED).stroke_width(2),
+    ))?;
+    Ok(())
 }
 
-/// Axes, x tick labels spread evenly, and the y maximum of one panel at horizontal offset
-/// `left`.
-fn panel(svg: &mut String, left: f64, label: &str, x_ticks: &[&str], y_max: f64) {
-    const W: f64 = 520.0;
-    const H: f64 = 360.0;
-    const PAD: f64 = 50.0;
-    let (x0, x1, y0, y1) = (left + PAD, left + W - PAD, H - PAD + 20.0, PAD + 20.0);
-    svg.push_str(&format!(
-        "<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x1}\" y2=\"{y0}\" stroke=\"black\"/>\n<line x1=\"{x0}\" y1=\"{y0}\" x2=\"{x0}\" y2=\"{y1}\" stroke=\"black\"/>\n<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0}</text>\n<text x=\"{}\" y=\"{y0}\" text-anchor=\"end\">0</text>\n",
-        (x0 + x1) / 2.0,
-        H + 12.0,
-        escape(label),
-        x0 - 4.0,
-        y1 + 4.0,
-        y_max,
-        x0 - 4.0,
-    ));
-    let steps = (x_ticks.len().max(2) - 1) as f64;
-    for (i, tick) in x_ticks.iter().enumerate() {
-        let x = x0 + i as f64 / steps * (x1 - x0);
-        svg.push_str(&format!(
-            "<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-            y0 + 14.0,
-            escape(tick)
-        ));
+/// A rate tick: 1.5M, 250k, 900.
+fn rate_label(rate: f64) -> String {
+    if rate >= 1e6 {
+        format!("{:.1}M", rate / 1e6)
+    } else if rate >= 1e3 {
+        format!("{:.0}k", rate / 1e3)
+    } else {
+        format!("{rate:.0}")
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
@@ -175,18 +227,46 @@ mod tests {
     use crate::stats::{latency_histogram, record};
 
     #[test]
-    fn timeline_counts_per_bucket_and_the_plot_is_an_svg() {
+    fn timeline_counts_per_bucket_and_the_plot_is_an_svg_with_labelled_axes() {
         let timeline = Timeline::new(Instant::now());
         timeline.add(5);
         timeline.add(7);
         assert_eq!(timeline.buckets().iter().sum::<u64>(), 12);
         let mut latency = latency_histogram();
         for v in 1..=1000 {
-            record(&mut latency, v);
+            record(&mut latency, v * 10);
         }
-        let svg = plot_svg("a <test>", &latency, &timeline.buckets());
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert!(svg.contains("a &lt;test&gt;"));
-        assert_eq!(svg.matches("<polyline").count(), 2);
+        for scale in [LatencyScale::Linear, LatencyScale::Log] {
+            let svg = plot_svg("a <test>", &latency, &timeline.buckets(), scale).unwrap();
+            assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+            assert!(svg.contains("a &lt;test&gt;"), "the title, escaped");
+            for text in [
+                "percentile",
+                "latency (ms",
+                "time (s)",
+                "messages/s",
+                "99.9%",
+            ] {
+                assert!(svg.contains(text), "{scale:?}: no {text:?}");
+            }
+            // The two curves, and grid lines beside them.
+            assert!(svg.matches("<polyline").count() >= 2, "{scale:?}");
+            assert!(svg.matches("<line").count() > 10, "{scale:?}: no grid");
+        }
+        assert!(plot_svg("empty", &latency_histogram(), &[], LatencyScale::Log).is_ok());
+    }
+
+    #[test]
+    fn percentile_ticks_read_as_percentiles() {
+        assert_eq!(percentile_label(0.0), "0%");
+        assert_eq!(percentile_label(1.0), "90%");
+        assert_eq!(percentile_label(2.0), "99%");
+        assert_eq!(percentile_label(3.0), "99.9%");
+        assert_eq!(percentile_label(5.0), "99.999%");
+        assert_eq!(rate_label(1_500_000.0), "1.5M");
+        assert_eq!(rate_label(250_000.0), "250k");
+        // Plot titles name acks as a Kafka user writes them, not as a debug name.
+        assert_eq!(crate::Acks::Leader.to_string(), "acks=1");
+        assert_eq!(crate::Acks::All.to_string(), "acks=all");
     }
 }

@@ -48,7 +48,7 @@ impl LoadEngine for Rdkafka {
         result?;
         args.common.plot_run(
             &format!(
-                "bench produce (rdkafka): {} B messages, acks {:?}",
+                "bench produce (rdkafka): {} B messages, {}",
                 args.message_bytes, args.acks
             ),
             &run,

@@ -423,7 +423,7 @@ pub fn run_produce(args: &ProduceArgs) -> Result<Summary, String> {
     joined?;
     args.common.plot_run(
         &format!(
-            "bench produce: {} B messages, acks {:?}",
+            "bench produce: {} B messages, {}",
             args.message_bytes, args.acks
         ),
         &run,

@@ -73,7 +73,7 @@ e2e() { # topic acks
   local acks=$2; [[ $acks == -1 ]] && acks=all
   timeout 120 "$bench" e2e --engine rdkafka --brokers "${bootstrap%%,*}" --topic "$1" --message-bytes 100 \
     --throughput "$e2e_rate" --acks "$acks" --linger-ms 1 --duration-secs 10 --warmup-secs 2 --json 2>/dev/null |
-    tail -1 | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); l=d["latency_us"]; print(l["p50"], l["p99"], l["p999"])'
+    tail -1 | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); l=d["latency_us"]; print(l["p50"], l["p99"], l["p999"], round(d["messages_per_sec"]))'
 }
 results=$(mktemp)
 cases=("rf1-acks1|1 1" "rf3-acksall|3 -1")
@@ -118,7 +118,9 @@ for name, runs in rows.items():
         shown = " / ".join(f"{float(r[0])/1e6:.2f} M msg/s, {float(r[1]):.0f} MB/s" if r else "failed" for r in runs)
         median = f"{statistics.median(float(r[0]) for r in ok)/1e6:.2f} M msg/s" if ok else "-"
     else:
-        shown = " / ".join(f"p50 {r[0]} us, p99 {r[1]} us, p99.9 {r[2]} us" if r else "failed" for r in runs)
+        shown = " / ".join(f"p50 {r[0]} us, p99 {r[1]} us, p99.9 {r[2]} us"
+                           + (f" (consumed {int(r[3]):,} msg/s)" if len(r) > 3 else "")
+                           if r else "failed" for r in runs)
         median = f"p99 {statistics.median(float(r[1]) for r in ok):.0f} us" if ok else "-"
     lines.append(f"| {name} | {shown} | {median} |")
 open(out, "w").write("\n".join(lines) + "\n")

@@ -351,6 +351,7 @@ impl CommonArgs {
                 title,
                 &run.latency.lock().expect("latency"),
                 &run.timeline.buckets(),
+                &run.timeline.p99_by_second(),
                 self.plot_latency_scale,
             )
             .map_err(|e| format!("--plot {}: {e}", path.display()))?;

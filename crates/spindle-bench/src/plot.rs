@@ -12,6 +12,9 @@ use hdrhistogram::Histogram;
 pub struct Timeline {
     start: Instant,
     buckets: Mutex<Vec<u64>>,
+    /// The p99 latency (us) of each second since the start, `None` for a second in which
+    /// nothing completed; filed by the run's progress thread.
+    p99s: Mutex<Vec<Option<u64>>>,
 }
 
 /// Width of one timeline bucket.
@@ -27,7 +30,18 @@ impl Timeline {
         Timeline {
             start,
             buckets: Mutex::new(Vec::new()),
+            p99s: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Files the p99 of the next second.
+    pub fn push_p99(&self, p99_us: Option<u64>) {
+        self.p99s.lock().expect("timeline").push(p99_us);
+    }
+
+    /// The p99 (us) of each second so far.
+    pub fn p99_by_second(&self) -> Vec<Option<u64>> {
+        self.p99s.lock().expect("timeline").clone()
     }
 
     /// Counts `messages` at the current time.
@@ -69,11 +83,13 @@ const DECADES: f64 = 5.0;
 
 /// An SVG with two panels, drawn with `plotters`: the latency percentile curve on
 /// HdrHistogram's log-scaled 1/(1-percentile) axis (latency in ms, linear or log), and
-/// messages per second over time (s). Both with tick labels, grid lines and units.
+/// messages per second over time (s) with each second's p99 on a second axis. Both with
+/// tick labels, grid lines and units.
 pub fn plot_svg(
     title: &str,
     latency: &Histogram<u64>,
     timeline: &[u64],
+    p99_by_second: &[Option<u64>],
     scale: LatencyScale,
 ) -> Result<String, String> {
     use plotters::prelude::*;
@@ -86,7 +102,7 @@ pub fn plot_svg(
             .map_err(|e| e.to_string())?;
         let (left, right) = root.split_horizontally(550);
         percentile_panel(&left, latency, scale).map_err(|e| e.to_string())?;
-        throughput_panel(&right, timeline).map_err(|e| e.to_string())?;
+        throughput_panel(&right, timeline, p99_by_second).map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -181,7 +197,11 @@ fn percentile_panel<'a>(
     Ok(())
 }
 
-fn throughput_panel<'a>(area: &Area<'a>, timeline: &[u64]) -> PlotResult<'a> {
+fn throughput_panel<'a>(
+    area: &Area<'a>,
+    timeline: &[u64],
+    p99_by_second: &[Option<u64>],
+) -> PlotResult<'a> {
     use plotters::prelude::*;
     let bucket_secs = TIMELINE_BUCKET.as_secs_f64();
     let points: Vec<(f64, f64)> = timeline
@@ -189,24 +209,56 @@ fn throughput_panel<'a>(area: &Area<'a>, timeline: &[u64]) -> PlotResult<'a> {
         .enumerate()
         .map(|(i, &n)| (i as f64 * bucket_secs, n as f64 / bucket_secs))
         .collect();
-    let seconds = (timeline.len() as f64 * bucket_secs).max(bucket_secs);
+    // Each second's p99 (ms), drawn at the middle of its second.
+    let p99s: Vec<(f64, f64)> = p99_by_second
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p99)| p99.map(|us| (i as f64 + 0.5, us as f64 / 1000.0)))
+        .collect();
+    let seconds = (timeline.len() as f64 * bucket_secs)
+        .max(p99_by_second.len() as f64)
+        .max(bucket_secs);
     let highest = points.iter().map(|p| p.1).fold(1.0, f64::max);
+    let highest_p99 = p99s.iter().map(|p| p.1).fold(0.001, f64::max);
     let mut chart = ChartBuilder::on(area)
-        .caption("throughput over time", ("sans-serif", 14))
+        .caption("throughput and p99 over time", ("sans-serif", 14))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..seconds, 0f64..highest * 1.05)?;
+        .right_y_label_area_size(60)
+        .build_cartesian_2d(0f64..seconds, 0f64..highest * 1.05)?
+        .set_secondary_coord(0f64..seconds, 0f64..highest_p99 * 1.1);
     chart
         .configure_mesh()
         .x_desc("time (s)")
         .y_desc("messages/s")
         .y_label_formatter(&|v| rate_label(*v))
         .draw()?;
-    chart.draw_series(LineSeries::new(
-        points,
-        ShapeStyle::from(&RED).stroke_width(2),
-    ))?;
+    chart
+        .configure_secondary_axes()
+        .y_desc("p99 latency (ms)")
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(
+            points,
+            ShapeStyle::from(&RED).stroke_width(2),
+        ))?
+        .label("messages/s")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+    let green = RGBColor(0, 140, 60);
+    chart
+        .draw_secondary_series(LineSeries::new(
+            p99s,
+            ShapeStyle::from(&green).stroke_width(2),
+        ))?
+        .label("p99 of each second")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], green));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
     Ok(())
 }
 
@@ -237,7 +289,8 @@ mod tests {
             record(&mut latency, v * 10);
         }
         for scale in [LatencyScale::Linear, LatencyScale::Log] {
-            let svg = plot_svg("a <test>", &latency, &timeline.buckets(), scale).unwrap();
+            let p99s = [Some(900), None, Some(2500)];
+            let svg = plot_svg("a <test>", &latency, &timeline.buckets(), &p99s, scale).unwrap();
             assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
             assert!(svg.contains("a &lt;test&gt;"), "the title, escaped");
             for text in [
@@ -249,11 +302,11 @@ mod tests {
             ] {
                 assert!(svg.contains(text), "{scale:?}: no {text:?}");
             }
-            // The two curves, and grid lines beside them.
-            assert!(svg.matches("<polyline").count() >= 2, "{scale:?}");
+            // The three curves (and the legend's two strokes), and grid lines beside them.
+            assert!(svg.matches("<polyline").count() >= 3, "{scale:?}");
             assert!(svg.matches("<line").count() > 10, "{scale:?}: no grid");
         }
-        assert!(plot_svg("empty", &latency_histogram(), &[], LatencyScale::Log).is_ok());
+        assert!(plot_svg("empty", &latency_histogram(), &[], &[], LatencyScale::Log).is_ok());
     }
 
     #[test]

@@ -160,6 +160,9 @@ pub struct Run {
     pub measure_from: Instant,
     pub timeline: Arc<Timeline>,
     pub latency: Arc<Mutex<Histogram<u64>>>,
+    /// Latencies merged since the progress thread last looked: its p99 is the second's
+    /// (two significant digits are plenty for a curve over time).
+    window: Arc<Mutex<Histogram<u64>>>,
     messages: AtomicU64,
     /// Messages completed, warm-up included.
     total: AtomicU64,
@@ -178,6 +181,9 @@ impl Run {
             measure_from,
             timeline: Arc::new(Timeline::new(measure_from)),
             latency: Arc::new(Mutex::new(latency_histogram())),
+            window: Arc::new(Mutex::new(
+                Histogram::new_with_bounds(1, LATENCY_US_MAX, 2).expect("valid histogram bounds"),
+            )),
             messages: Default::default(),
             total: Default::default(),
             bytes: Default::default(),
@@ -224,6 +230,11 @@ impl Run {
         self.latency
             .lock()
             .expect("latency")
+            .add(&*local)
+            .expect("same bounds");
+        self.window
+            .lock()
+            .expect("window")
             .add(&*local)
             .expect("same bounds");
         local.reset();
@@ -273,6 +284,7 @@ impl Run {
         let thread = spawn_progress(
             self.timeline.clone(),
             self.latency.clone(),
+            self.window.clone(),
             message_bytes,
             done.clone(),
         );
@@ -350,14 +362,22 @@ pub fn join_all(threads: Vec<std::thread::JoinHandle<Result<(), String>>>) -> Re
 }
 
 /// Prints a progress line to stderr every second until `done`: the last second's rate,
-/// MB/s, the p99 so far and the total.
+/// MB/s, the p99 so far and the total. Each second it also files that second's p99 (from
+/// `window`, the latencies merged during it) in the timeline, for the plot.
 pub fn spawn_progress(
     timeline: Arc<Timeline>,
     latency: Arc<Mutex<Histogram<u64>>>,
+    window: Arc<Mutex<Histogram<u64>>>,
     message_bytes: u64,
     done: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
+        let file_window = |timeline: &Timeline| {
+            let mut window = window.lock().expect("window");
+            let p99 = (!window.is_empty()).then(|| window.value_at_quantile(0.99));
+            window.reset();
+            timeline.push_p99(p99);
+        };
         let mut next = timeline.start() + Duration::from_secs(1);
         while !done.load(Ordering::Relaxed) {
             let now = Instant::now();
@@ -366,6 +386,7 @@ pub fn spawn_progress(
                 continue;
             }
             next += Duration::from_secs(1);
+            file_window(&timeline);
             let rate = timeline.last_second();
             let total: u64 = timeline.buckets().iter().sum();
             let p99 = {
@@ -382,12 +403,42 @@ pub fn spawn_progress(
                 (rate * message_bytes) as f64 / 1e6
             );
         }
+        // The last, partial second.
+        file_window(&timeline);
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_second_files_its_own_p99_for_the_plot() {
+        let run = Arc::new(Run::new(Duration::ZERO));
+        let progress = run.progress(100);
+        let mut local = latency_histogram();
+        for _ in 0..100 {
+            record(&mut local, 5_000);
+        }
+        run.merge(&mut local);
+        std::thread::sleep(Duration::from_millis(1_500));
+        for _ in 0..100 {
+            record(&mut local, 300);
+        }
+        run.merge(&mut local);
+        drop(progress);
+        let p99s = run.timeline.p99_by_second();
+        assert_eq!(p99s.len(), 2, "{p99s:?}");
+        // Two significant digits: within 1% of what was recorded in that second only.
+        assert!(
+            p99s[0].is_some_and(|p99| (4_950..=5_050).contains(&p99)),
+            "{p99s:?}"
+        );
+        assert!(
+            p99s[1].is_some_and(|p99| (297..=303).contains(&p99)),
+            "{p99s:?}"
+        );
+    }
 
     #[test]
     fn warm_up_work_is_not_measured() {

@@ -6,6 +6,7 @@
 //! bottleneck) and `rdkafka` (librdkafka, configured the way Kafka users configure it: the
 //! numbers compare with any broker and with other tools built on librdkafka).
 
+pub mod compare;
 pub mod e2e;
 pub mod keys;
 pub mod native;
@@ -124,6 +125,10 @@ pub struct CommonArgs {
     /// The plot's latency axis: linear, or log (median and tail decades apart stay readable).
     #[arg(long, value_enum, default_value_t = plot::LatencyScale::Linear)]
     pub plot_latency_scale: plot::LatencyScale,
+    /// Write the latency distribution to this file in HdrHistogram's percentile text
+    /// (.hgrm, ms), for `plot` to overlay runs.
+    #[arg(long, value_name = "FILE.hgrm")]
+    pub percentiles_out: Option<std::path::PathBuf>,
 }
 
 /// Flags shared with kafka-producer-perf-test / rdkafka_performance users' habits.
@@ -343,9 +348,14 @@ impl CommonArgs {
         Duration::from_secs_f64(self.warmup_secs)
     }
 
-    /// Writes the run's plot (its latency percentiles and throughput over time) if one was
-    /// asked for.
+    /// Writes the run's plot (its latency percentiles and throughput over time) and its
+    /// percentile distribution, where asked for.
     pub fn plot_run(&self, title: &str, run: &stats::Run) -> Result<(), String> {
+        if let Some(path) = &self.percentiles_out {
+            let text = compare::hgrm(&run.latency.lock().expect("latency"));
+            std::fs::write(path, text)
+                .map_err(|e| format!("--percentiles-out {}: {e}", path.display()))?;
+        }
         if let Some(path) = &self.plot {
             let svg = plot::plot_svg(
                 title,

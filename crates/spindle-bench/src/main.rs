@@ -1,12 +1,13 @@
-//! The `spindle-bench` binary: `spindle-bench produce|consume|e2e ...`. The broker's
+//! The `spindle-bench` binary: `spindle-bench produce|consume|e2e|plot ...`. The broker's
 //! `spindle bench ...` runs this program (found next to it), so the broker binary itself never
 //! links librdkafka; it then sets `SPINDLE_BENCH_AS=spindle` so that messages name the command
 //! the user typed.
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use spindle_bench::BenchCommand;
+use spindle_bench::compare::PlotArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -16,7 +17,16 @@ use spindle_bench::BenchCommand;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: BenchCommand,
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    #[command(flatten)]
+    Bench(BenchCommand),
+    /// Overlay the latency percentile curves of several runs (their --percentiles-out
+    /// files) on one SVG chart.
+    Plot(PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,7 +41,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => return report_usage_error(program, error),
     };
-    let command = cli.command;
+    let command = match cli.command {
+        Command::Bench(command) => command,
+        Command::Plot(args) => return plot(program, command_path, &args),
+    };
     if let Err(reason) = command.validate() {
         eprintln!(
             "{program}: {reason} (see {command_path} {} --help)",
@@ -49,6 +62,21 @@ fn main() -> ExitCode {
         }
         Err(reason) => {
             eprintln!("{program}: bench: {reason}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `plot`: a bad flag is one line and status 2, a file that cannot be read or written 1.
+fn plot(program: &str, command_path: &str, args: &PlotArgs) -> ExitCode {
+    if let Err(reason) = args.validate() {
+        eprintln!("{program}: {reason} (see {command_path} plot --help)");
+        return ExitCode::from(2);
+    }
+    match args.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("{program}: plot: {reason}");
             ExitCode::from(1)
         }
     }

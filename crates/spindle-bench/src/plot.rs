@@ -125,7 +125,7 @@ fn percentile_points(latency: &Histogram<u64>) -> Vec<(f64, f64)> {
 }
 
 /// A tick on the percentile axis: decades of 1/(1-p) as the percentile they stand for.
-fn percentile_label(decades: f64) -> String {
+pub(crate) fn percentile_label(decades: f64) -> String {
     let percent = 100.0 * (1.0 - 10f64.powf(-decades));
     let digits = (decades - 2.0).ceil().clamp(0.0, 6.0) as usize;
     format!("{percent:.digits$}%")

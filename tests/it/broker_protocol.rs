@@ -314,36 +314,17 @@ fn every_served_version_of_every_api_answers() {
                     assert!(partition.offset > 0, "{context}");
                 }
                 ApiKey::OffsetForLeaderEpoch => {
-                    use kafka_protocol::messages::offset_for_leader_epoch_request::{
-                        OffsetForLeaderPartition, OffsetForLeaderTopic,
-                    };
+                    use crate::leader_epoch_fencing::{UNKNOWN_LEADER_EPOCH, end_of_epoch};
                     // A single node leads in epoch 0, from offset 0: epoch 0 ends at the log
                     // end, and a caller claiming epoch 1 knows a leader this one does not.
-                    let ask = |current_leader_epoch: i32| {
-                        OffsetForLeaderEpochRequest::default()
-                            .with_replica_id(BrokerId(-1))
-                            .with_topics(vec![
-                                OffsetForLeaderTopic::default()
-                                    .with_topic(name("versions"))
-                                    .with_partitions(vec![
-                                        OffsetForLeaderPartition::default()
-                                            .with_partition(0)
-                                            .with_current_leader_epoch(current_leader_epoch)
-                                            .with_leader_epoch(0),
-                                    ]),
-                            ])
-                    };
-                    let response: OffsetForLeaderEpochResponse =
-                        client.call(api_key, version, &ask(0));
-                    let partition = &response.topics[0].partitions[0];
-                    assert_eq!(partition.error_code, 0, "{context}");
-                    assert_eq!(partition.leader_epoch, 0, "{context}");
-                    assert!(partition.end_offset > 0, "{context}");
-                    let response: OffsetForLeaderEpochResponse =
-                        client.call(api_key, version, &ask(1));
+                    let (code, epoch, end_offset) =
+                        end_of_epoch(&mut client, "versions", version, 0, 0);
+                    assert_eq!((code, epoch), (0, 0), "{context}");
+                    assert!(end_offset > 0, "{context}");
                     assert_eq!(
-                        response.topics[0].partitions[0].error_code, 75,
-                        "UNKNOWN_LEADER_EPOCH: {context}"
+                        end_of_epoch(&mut client, "versions", version, 0, 1).0,
+                        UNKNOWN_LEADER_EPOCH,
+                        "{context}"
                     );
                 }
                 ApiKey::CreateTopics => {

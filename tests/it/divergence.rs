@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cluster::{read_all, wait_for};
 use crate::common::{Broker, RawClient, temp_dir};
 use crate::leader_epoch_fencing::{
-    FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, fetch_error, list_offsets_error,
+    FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, end_of_epoch, fetch_error, list_offsets_error,
 };
 use crate::replication::{
     TOPIC, create_replicated, dump, fast_failing_cluster, in_sync, produce, produce_once_leading,
@@ -71,13 +71,20 @@ fn a_returning_leader_cuts_its_divergent_tail_back_to_the_new_leaders_log() {
     );
     // OffsetForLeaderEpoch (KIP-320): epoch 0 ends where the new leader's epoch began, and
     // a caller still naming epoch 0 as the current one is fenced.
-    assert_eq!(end_of_epoch(&mut client, 0, -1), (0, 0, next));
-    assert_eq!(end_of_epoch(&mut client, 0, 0).0, 74, "FENCED_LEADER_EPOCH");
+    assert_eq!(end_of_epoch(&mut client, TOPIC, 4, 0, -1), (0, 0, next));
+    assert_eq!(
+        end_of_epoch(&mut client, TOPIC, 4, 0, 0).0,
+        74,
+        "FENCED_LEADER_EPOCH"
+    );
     // ListOffsets names the epoch that wrote each offset it answers: the new one for the
     // latest, 0 for the earliest.
     let latest_epoch = listed_epoch(&mut client, -1);
     assert!(latest_epoch >= 1, "latest offset in epoch {latest_epoch}");
-    assert_eq!(end_of_epoch(&mut client, latest_epoch, latest_epoch).0, 0);
+    assert_eq!(
+        end_of_epoch(&mut client, TOPIC, 4, latest_epoch, latest_epoch).0,
+        0
+    );
     // Fetch and ListOffsets fence a caller naming the replaced leader's epoch, and a
     // follower still naming it (its fetch would otherwise count as caught up here).
     let other = followers
@@ -152,38 +159,6 @@ fn a_returning_leader_cuts_its_divergent_tail_back_to_the_new_leaders_log() {
         .collect();
     assert_eq!(copies[old], copies[new], "the returned leader's copy");
     assert_eq!(copies[followers[0]], copies[followers[1]]);
-}
-
-/// OffsetForLeaderEpoch v4 for partition 0: `(error code, epoch, end offset)`.
-fn end_of_epoch(
-    client: &mut RawClient,
-    leader_epoch: i32,
-    current_leader_epoch: i32,
-) -> (i16, i32, i64) {
-    use kafka_protocol::messages::offset_for_leader_epoch_request::{
-        OffsetForLeaderPartition, OffsetForLeaderTopic,
-    };
-    use kafka_protocol::messages::{
-        ApiKey, BrokerId, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
-    };
-    let request = OffsetForLeaderEpochRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![
-            OffsetForLeaderTopic::default()
-                .with_topic(TopicName(
-                    kafka_protocol::protocol::StrBytes::from_static_str(TOPIC),
-                ))
-                .with_partitions(vec![
-                    OffsetForLeaderPartition::default()
-                        .with_partition(0)
-                        .with_current_leader_epoch(current_leader_epoch)
-                        .with_leader_epoch(leader_epoch),
-                ]),
-        ]);
-    let response: OffsetForLeaderEpochResponse =
-        client.call(ApiKey::OffsetForLeaderEpoch, 4, &request);
-    let answer = &response.topics[0].partitions[0];
-    (answer.error_code, answer.leader_epoch, answer.end_offset)
 }
 
 /// The leader epoch ListOffsets v4 gives with partition 0's offset at `timestamp`.

@@ -83,12 +83,13 @@ pub(crate) fn list_offsets_error(
     response.topics[0].partitions[0].error_code
 }
 
-/// OffsetForLeaderEpoch v`version` of `topic`-0, epoch 0, naming `current_leader_epoch`:
-/// `(error code, epoch, end offset)`.
-fn end_of_epoch_0(
+/// OffsetForLeaderEpoch v`version`: where `leader_epoch` ends in `topic`-0, naming
+/// `current_leader_epoch`: `(error code, epoch, end offset)`.
+pub(crate) fn end_of_epoch(
     client: &mut RawClient,
     topic: &str,
     version: i16,
+    leader_epoch: i32,
     current_leader_epoch: i32,
 ) -> (i16, i32, i64) {
     let request = OffsetForLeaderEpochRequest::default()
@@ -100,7 +101,7 @@ fn end_of_epoch_0(
                     OffsetForLeaderPartition::default()
                         .with_partition(0)
                         .with_current_leader_epoch(current_leader_epoch)
-                        .with_leader_epoch(0),
+                        .with_leader_epoch(leader_epoch),
                 ]),
         ]);
     let response: OffsetForLeaderEpochResponse =
@@ -182,12 +183,12 @@ fn a_caller_naming_another_leader_epoch_is_fenced_by_fetch_list_offsets_and_offs
     for version in 2..=4 {
         // Epoch 0 is the newest: it ends at the log end.
         assert_eq!(
-            end_of_epoch_0(&mut client, "epochs", version, 0),
+            end_of_epoch(&mut client, "epochs", version, 0, 0),
             (0, 0, 1),
             "OffsetForLeaderEpoch v{version}"
         );
         assert_eq!(
-            end_of_epoch_0(&mut client, "epochs", version, 1).0,
+            end_of_epoch(&mut client, "epochs", version, 0, 1).0,
             UNKNOWN_LEADER_EPOCH,
             "OffsetForLeaderEpoch v{version} naming epoch 1"
         );

@@ -93,7 +93,7 @@ while IFS= read -r line; do
   # 256 KiB batches unless the case names its own size.
   [[ "$kind" == rdkperf-* || " ${args[*]} " == *" --batch-bytes "* ]] || args+=(--batch-bytes 262144)
   topic="$name-$run_id"
-  bench=(--topic "$topic" --json --plot "$artifacts/$name.svg")
+  bench=(--topic "$topic" --json --plot "$artifacts/$name.svg" --percentiles-out "$artifacts/$name.hgrm")
   target=""
   echo "== $name ($kind, flush $flush)" >&2
   start_broker "$flush"
@@ -278,8 +278,59 @@ if rows:
     for t, v, ok in rows:
         L.append(f"| {t} | {v} | {'recorded' if ok is None else ('yes' if ok else 'no')} |")
     L.append("")
-L.append(f"Per-case JSON (the bench's own `--json` line) and SVG plots (latency percentiles on a "
-         f"1/(1-p) axis, throughput over time): `{artifacts}/`.")
+L.append(f"Per-case JSON (the bench's own `--json` line), SVG plots (latency percentiles on a "
+         f"1/(1-p) axis, throughput and p99 over time) and latency distributions (`.hgrm`, for "
+         f"`spindle-bench plot` to overlay runs): `{artifacts}/`. The same tables with the "
+         f"plots inline: `{out[:-3]}.html`.")
 open(out, "w").write("\n".join(L) + "\n")
 print("\n".join(L))
+
+# The HTML report: the markdown's tables and text, then every case's plot inline, so the
+# one file opens offline anywhere.
+import html
+def inline(text):
+    text = html.escape(text)
+    parts = text.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+H = ["<!doctype html><html><head><meta charset='utf-8'>",
+     f"<title>{html.escape(L[0].lstrip('# ').strip())}</title>",
+     "<style>body{font-family:sans-serif;max-width:1200px;margin:2em auto}"
+     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+     "text-align:right}td:first-child,th:first-child{text-align:left}code{background:#f3f3f3}"
+     "figure{margin:2em 0}</style></head><body>"]
+rows = []
+def flush_rows():
+    if not rows:
+        return
+    H.append("<table>")
+    for i, row in enumerate(rows):
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        tag = "th" if i == 0 else "td"
+        H.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells) + "</tr>")
+    H.append("</table>")
+    rows.clear()
+for line in "\n".join(L).splitlines():
+    if line.startswith("|"):
+        if not set(line) <= set("|-: "):
+            rows.append(line)
+        continue
+    flush_rows()
+    if line.startswith("## "):
+        H.append(f"<h2>{inline(line[3:])}</h2>")
+    elif line.startswith("# "):
+        H.append(f"<h1>{inline(line[2:])}</h1>")
+    elif line.startswith("- "):
+        H.append(f"<p>&bull; {inline(line[2:])}</p>")
+    elif line.strip():
+        H.append(f"<p>{inline(line)}</p>")
+flush_rows()
+H.append("<h2>Plots</h2>")
+for name, kind, flush, target, flags, r in cases:
+    svg = os.path.join(artifacts, name + ".svg")
+    if os.path.exists(svg):
+        H.append(f"<figure><figcaption>{html.escape(name)} ({html.escape(kind)})</figcaption>")
+        H.append(open(svg).read())
+        H.append("</figure>")
+H.append("</body></html>")
+open(out[:-3] + ".html", "w").write("\n".join(H) + "\n")
 PY

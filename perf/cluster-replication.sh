@@ -32,7 +32,7 @@ start_cluster() {
   rm -rf "$root"; mkdir -p "$root"
   local quorum="0@127.0.0.1:19391,1@127.0.0.1:19392,2@127.0.0.1:19393"
   for node in 0 1 2; do
-    "$spindle" serve --node-id "$node" --quorum "$quorum" --listen "127.0.0.1:$((19300 + node * 10))" \
+    "$spindle" serve --node-id "$node" --quorum "$quorum" --listen "127.0.0.1:$((19300 + node * 10))" --metrics-listen 127.0.0.1:0 \
       --cores 1 --no-pin --data-dir "$root/node-$node" > "$root/node-$node.log" 2>&1 &
     pids+=($!)
   done

@@ -72,6 +72,9 @@ pub fn cluster_up(args: &ClusterUpArgs) -> ExitCode {
             .args(["--node-id", &node.to_string()])
             .args(["--quorum", &quorum])
             .args(["--listen", &format!("127.0.0.1:{client}")])
+            // Free ports, so the nodes do not contend for 9644: each node's start-up line
+            // names its own.
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(["--cores", &args.cores_per_node.to_string()])
             .arg("--no-pin")
             .arg("--data-dir")

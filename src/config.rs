@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Bootstrap listener (every core accepts on it).
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub listen: SocketAddr,
+    /// Prometheus metrics endpoint (`GET /metrics`). Port 0 takes a free port (the start-up
+    /// line names it).
+    #[arg(long, default_value = "127.0.0.1:9644")]
+    pub metrics_listen: SocketAddr,
     /// First per-core port: core i listens on this + i. Default: the bootstrap port + 1, or
     /// ephemeral ports when the bootstrap port is 0.
     #[arg(long)]
@@ -196,6 +200,7 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
     pub node_id: u32,
     /// Voters of the metadata quorum (node id -> `host:port`); `None` on a single node.
     pub quorum: Option<BTreeMap<u32, String>>,
@@ -407,6 +412,7 @@ impl BrokerConfig {
         }
         Ok(BrokerConfig {
             listen: args.listen,
+            metrics_listen: args.metrics_listen,
             node_id: args.node_id,
             quorum,
             quorum_tick: Duration::from_millis(args.quorum_tick_ms),

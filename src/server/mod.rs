@@ -34,10 +34,12 @@ use crate::runtime::{executor_builder, prepare_executor, raise_memlock_limit};
 mod connection;
 pub mod error_codes;
 pub mod handlers;
+mod metrics;
 mod offsets_topic;
 mod replica_fetcher;
 
 use crate::shard::Shard;
+use crate::shard::metrics::CoreMetrics;
 use crate::shard::tasks::TaskKind;
 
 /// How often group timeouts are checked: the slack on session and rebalance timeouts.
@@ -82,6 +84,10 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
         bootstrap.set_port(local_port(&socket)?);
         bootstrap_listeners.push(socket.into_raw_fd());
     }
+    let core_metrics: Vec<Arc<CoreMetrics>> = (0..cores)
+        .map(|core| Arc::new(CoreMetrics::new(core as u32)))
+        .collect();
+    let metrics_address = metrics::start(config.metrics_listen, core_metrics.clone())?;
     let ports: Vec<String> = core_ports.iter().map(u16::to_string).collect();
     // From here on SIGINT/SIGTERM mean "shut down cleanly": a signal that arrives before the
     // signal thread runs waits in `signals`.
@@ -110,7 +116,7 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
         let mut stdout = std::io::stdout();
         let _ = writeln!(
             stdout,
-            "spindle listening on {bootstrap} (cores {cores}, core ports {}, data {})",
+            "spindle listening on {bootstrap} (cores {cores}, core ports {}, data {}, metrics http://{metrics_address}/metrics)",
             ports.join(","),
             config.data_dir.display()
         );
@@ -128,6 +134,7 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
         let listeners = [core_listeners[core], bootstrap_listeners[core]];
         // Core 0 runs the controller, and in a quorum talks to the quorum thread.
         let quorum = if core == 0 { quorum.take() } else { None };
+        let metrics = core_metrics[core].clone();
         let handle = executor_builder(&format!("spindle-core-{core}"), cpu)
             .spawn(move || async move {
                 run_core(
@@ -136,7 +143,7 @@ pub fn serve(config: BrokerConfig) -> Result<(), String> {
                     control,
                     receivers,
                     snapshot,
-                    listeners,
+                    CoreOutside { listeners, metrics },
                     quorum,
                 )
                 .await
@@ -311,15 +318,23 @@ fn wait_for_shutdown_signal(mut signals: Signals, control: ControlHandle) {
     }
 }
 
+/// What a core is handed from the process: its two listening sockets (its own port,
+/// the shared bootstrap port) and the counters the metrics thread reads.
+struct CoreOutside {
+    listeners: [RawFd; 2],
+    metrics: Arc<CoreMetrics>,
+}
+
 async fn run_core(
     core: u32,
     config: Arc<BrokerConfig>,
     control: ControlHandle,
     receivers: CoreReceivers,
     snapshot: Arc<ClusterSnapshot>,
-    listeners: [RawFd; 2],
+    outside: CoreOutside,
     quorum: Option<(QuorumHandle, async_channel::Receiver<Applied>)>,
 ) -> Result<(), String> {
+    let CoreOutside { listeners, metrics } = outside;
     prepare_executor(&config.data_dir)
         .await
         .map_err(|e| format!("preparing direct I/O in {}: {e}", config.data_dir.display()))?;
@@ -346,6 +361,7 @@ async fn run_core(
         snapshot.clone(),
         groups,
         producer_ids,
+        metrics,
     ));
     offsets_topic::adopt_snapshot(&shard, snapshot.clone()).await;
     match (receivers.controller_inbox, quorum) {
@@ -491,6 +507,18 @@ fn spawn_maintenance(shard: &Rc<Shard>) {
         "in-sync-replicas",
         report_in_sync_replicas(shard.clone()),
     );
+    tasks.spawn_tracked(
+        TaskKind::Maintenance,
+        "partition-gauges",
+        publish_partition_gauges(shard.clone()),
+    );
+}
+
+/// Copies the partitions' offsets and sizes for the metrics endpoint, once a second.
+async fn publish_partition_gauges(shard: Rc<Shard>) {
+    while sleep_unless_shutdown(&shard, Duration::from_secs(1)).await {
+        shard.publish_partition_gauges();
+    }
 }
 
 /// Retention and segment rolling.

@@ -11,6 +11,7 @@
 //! directory belongs to, so stale directories are recognised after a crash).
 
 pub mod log_limit;
+pub mod metrics;
 pub mod replication;
 mod roles;
 pub mod tasks;
@@ -147,6 +148,8 @@ pub struct Shard {
     shutdown: Event,
     /// This core's task queues and the gate shutdown waits on.
     pub tasks: ShardTasks,
+    /// This core's counters, which the metrics endpoint's thread reads.
+    pub metrics: Arc<metrics::CoreMetrics>,
 }
 
 impl Shard {
@@ -157,6 +160,7 @@ impl Shard {
         snapshot: Arc<ClusterSnapshot>,
         groups: Rc<GroupCoordinator>,
         producer_ids: ProducerIdAllocator,
+        metrics: Arc<metrics::CoreMetrics>,
     ) -> Shard {
         let buffered = config.buffered_bytes_per_core_max as u64;
         let cache_budget = CacheBudget::new(config.cache_bytes_per_core);
@@ -181,7 +185,33 @@ impl Shard {
             shutting_down: Cell::new(false),
             shutdown: Event::default(),
             tasks: ShardTasks::new(core),
+            metrics,
         }
+    }
+
+    /// Copies every replica's offsets and size into the metrics (once a second, from the
+    /// maintenance queue: the endpoint's thread cannot read the logs themselves).
+    pub fn publish_partition_gauges(&self) {
+        let gauges = self
+            .logs
+            .borrow()
+            .iter()
+            .flat_map(|(topic, topic_logs)| {
+                topic_logs
+                    .partitions
+                    .iter()
+                    .map(move |(&partition, owned)| metrics::PartitionGauges {
+                        topic: topic.clone(),
+                        partition,
+                        leader: matches!(owned.role, Role::Leader(_)),
+                        log_start_offset: owned.log.log_start_offset(),
+                        log_end_offset: owned.log.log_end_offset(),
+                        high_watermark: owned.log.high_watermark(),
+                        size_bytes: owned.log.size_bytes(),
+                    })
+            })
+            .collect();
+        self.metrics.set_partitions(gauges);
     }
 
     pub fn snapshot(&self) -> Arc<ClusterSnapshot> {
@@ -299,6 +329,10 @@ impl Shard {
         }
         *from_ip += 1;
         self.connections.set(self.connections.get() + 1);
+        self.metrics.connections.store(
+            self.connections.get() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         Ok(())
     }
 
@@ -313,6 +347,10 @@ impl Shard {
             by_ip.remove(&ip);
         }
         self.connections.set(self.connections.get() - 1);
+        self.metrics.connections.store(
+            self.connections.get() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Counts a handler panic that closed its connection.

@@ -22,6 +22,7 @@ mod java_client;
 mod js_client;
 mod layers;
 mod leader_epoch_fencing;
+mod metrics;
 mod min_insync;
 mod preferred_leader;
 mod replication;

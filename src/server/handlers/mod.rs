@@ -23,6 +23,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, Respons
 
 use crate::cluster::control::{ControllerRequest, NewTopic};
 use crate::shard::Shard;
+use crate::shard::metrics::CoreMetrics;
 use spindle_protocol::ErrorCode;
 use spindle_protocol::api::{
     ApiVersionTable, Request, api_versions_body, encode_response, encode_unsupported,
@@ -252,7 +253,21 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: Soc
         peer,
         client_id,
     };
-    (api.serve)(shard, call).await
+    shard
+        .metrics
+        .request(context.api_key as i16, context.api_version);
+    if !CoreMetrics::is_timed(context.api_key) {
+        return (api.serve)(shard, call).await;
+    }
+    // Timed from the request's decoding to its answer, the in-order part included.
+    let started = std::time::Instant::now();
+    let reply = (api.serve)(shard, call).await;
+    let metrics = shard.metrics.clone();
+    Box::pin(async move {
+        let response = reply.await;
+        metrics.observe(context.api_key, started.elapsed());
+        response
+    })
 }
 
 /// The ApiVersions body listing [`SERVED_APIS`].

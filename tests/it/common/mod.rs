@@ -22,6 +22,8 @@ pub struct Broker {
     pub bootstrap: String,
     pub core_ports: Vec<u16>,
     pub data_dir: PathBuf,
+    /// `host:port` of the metrics endpoint.
+    pub metrics: String,
 }
 
 impl Broker {
@@ -31,11 +33,14 @@ impl Broker {
     }
 
     /// The `spindle serve` command every test broker runs: two unpinned cores (unless
-    /// `extra_args` names `--cores`), ephemeral ports on 127.0.0.1, `data_dir`, then
-    /// `extra_args`.
+    /// `extra_args` names `--cores`), ephemeral ports on 127.0.0.1 (the metrics port too,
+    /// unless `extra_args` names one), `data_dir`, then `extra_args`.
     pub fn command(data_dir: &Path, extra_args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_spindle"));
         command.args(["serve", "--listen", "127.0.0.1:0", "--no-pin"]);
+        if !extra_args.contains(&"--metrics-listen") {
+            command.args(["--metrics-listen", "127.0.0.1:0"]);
+        }
         if !extra_args.contains(&"--cores") {
             command.args(["--cores", "2"]);
         }
@@ -141,7 +146,8 @@ impl Starting {
             let _ = child.wait();
             panic!("the broker did not start listening within 60 s");
         };
-        // "spindle listening on 127.0.0.1:PORT (cores 2, core ports A,B, data D)"
+        // "spindle listening on 127.0.0.1:PORT (cores 2, core ports A,B, data D,
+        // metrics http://127.0.0.1:PORT/metrics)"
         let bootstrap = line
             .split_whitespace()
             .nth(3)
@@ -161,11 +167,18 @@ impl Starting {
                     .collect()
             })
             .unwrap_or_else(|| panic!("no core ports in {line:?}"));
+        let metrics = line
+            .split("metrics http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("no metrics address in {line:?}"))
+            .to_string();
         Broker {
             child: Some(child),
             bootstrap,
             core_ports,
             data_dir: self.data_dir.clone(),
+            metrics,
         }
     }
 }

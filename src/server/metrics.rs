@@ -1,0 +1,232 @@
+//! The Prometheus endpoint (issue 16): `GET /metrics` on `--metrics-listen`, in the text
+//! exposition format, gathered at scrape time from every core's [`CoreMetrics`] (atomics
+//! the cores write without locks; see `shard::metrics`). Runs on its own thread, off the
+//! cores' executors, serving one connection at a time with read and write timeouts, so a
+//! slow or hostile scraper holds at most that one thread for a bounded time.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::ApiKey;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::shard::metrics::CoreMetrics;
+
+/// Longest request head read from a scraper.
+const REQUEST_HEAD_BYTES_MAX: usize = 8 << 10;
+/// How long a scraper may take to send its request or read the answer.
+const SCRAPER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Binds `listen` and serves `/metrics` from a thread of its own; the bound address.
+pub fn start(listen: SocketAddr, cores: Vec<Arc<CoreMetrics>>) -> Result<SocketAddr, String> {
+    let listener = TcpListener::bind(listen)
+        .map_err(|e| format!("binding the metrics listener on {listen}: {e}"))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("the metrics listener's address: {e}"))?;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Cores(cores)));
+    std::thread::Builder::new()
+        .name("spindle-metrics".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                match stream {
+                    Ok(stream) => {
+                        if let Err(e) = serve(&stream, &registry) {
+                            tracing::debug!("metrics scrape: {e}");
+                        }
+                        close(stream);
+                    }
+                    Err(e) => tracing::warn!("metrics listener: {e}"),
+                }
+            }
+        })
+        .map_err(|e| format!("starting the metrics thread: {e}"))?;
+    Ok(bound)
+}
+
+/// Ends the answer and reads what the scraper still sends (a bounded amount, for a bounded
+/// time) before closing: closing with unread input would reset the connection, and the
+/// scraper could lose the answer, an error status included.
+fn close(mut stream: TcpStream) {
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut left = DRAIN_BYTES_MAX;
+    let mut chunk = [0u8; 4096];
+    while left > 0 {
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => left = left.saturating_sub(read),
+        }
+    }
+}
+
+/// Most bytes read and dropped after an answer.
+const DRAIN_BYTES_MAX: usize = 1 << 20;
+
+/// Answers one HTTP/1.x request.
+fn serve(mut stream: &TcpStream, registry: &Registry) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(SCRAPER_TIMEOUT))?;
+    stream.set_write_timeout(Some(SCRAPER_TIMEOUT))?;
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let read = stream.read(&mut chunk)?;
+        if read == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&chunk[..read]);
+        if head.len() > REQUEST_HEAD_BYTES_MAX {
+            return respond(stream, "431 Request Header Fields Too Large", "", "");
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let mut words = line.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some("GET"), Some("/metrics")) => {
+            let mut body = String::new();
+            match prometheus_client::encoding::text::encode(&mut body, registry) {
+                Ok(()) => respond(
+                    stream,
+                    "200 OK",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    &body,
+                ),
+                Err(_) => respond(stream, "500 Internal Server Error", "", ""),
+            }
+        }
+        (Some("GET"), Some(_)) => respond(stream, "404 Not Found", "text/plain", "/metrics\n"),
+        _ => respond(stream, "405 Method Not Allowed", "", ""),
+    }
+}
+
+fn respond(
+    mut stream: &TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if !content_type.is_empty() {
+        head.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    stream.flush()
+}
+
+/// Every core's metrics, read at scrape time.
+#[derive(Debug)]
+struct Cores(Vec<Arc<CoreMetrics>>);
+
+/// An API key's name as Kafka spells it (`Produce`, `OffsetCommit`).
+fn api_name(key: i16) -> String {
+    ApiKey::try_from(key).map_or_else(|_| format!("unknown-{key}"), |key| format!("{key:?}"))
+}
+
+impl Collector for Cores {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_requests",
+                "Requests received, per core, API and version.",
+                None,
+                MetricType::Counter,
+            )?;
+            for core in &self.0 {
+                for (key, version, count) in core.requests() {
+                    let labels = [
+                        ("core", core.core.to_string()),
+                        ("api", api_name(key)),
+                        ("version", version.to_string()),
+                    ];
+                    ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_request_latency_seconds",
+                "Time from a request's decoding to its answer, per core and API (Produce, Fetch, OffsetCommit).",
+                None,
+                MetricType::Histogram,
+            )?;
+            for core in &self.0 {
+                for (key, histogram) in core.latencies() {
+                    let (buckets, sum, count) = histogram.snapshot();
+                    let labels = [("core", core.core.to_string()), ("api", format!("{key:?}"))];
+                    family
+                        .encode_family(&labels)?
+                        .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_connections",
+                "Client connections open, per core.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for core in &self.0 {
+                let open = core.connections.load(std::sync::atomic::Ordering::Relaxed);
+                let labels = [("core", core.core.to_string())];
+                ConstGauge::new(open as i64).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        type Gauge = fn(&crate::shard::metrics::PartitionGauges) -> i64;
+        let partition_gauges: [(&str, &str, Gauge); 4] = [
+            (
+                "spindle_partition_log_start_offset",
+                "First offset of the replica's log.",
+                |g| g.log_start_offset,
+            ),
+            (
+                "spindle_partition_log_end_offset",
+                "Offset after the replica's last record.",
+                |g| g.log_end_offset,
+            ),
+            (
+                "spindle_partition_high_watermark",
+                "Offsets below this are readable (replicated, where replicas exist).",
+                |g| g.high_watermark,
+            ),
+            (
+                "spindle_partition_size_bytes",
+                "Bytes in the replica's segments.",
+                |g| g.size_bytes as i64,
+            ),
+        ];
+        let partitions: Vec<(u32, Vec<crate::shard::metrics::PartitionGauges>)> = self
+            .0
+            .iter()
+            .map(|core| (core.core, core.partitions()))
+            .collect();
+        for (name, help, value) in partition_gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (core, gauges) in &partitions {
+                for gauge in gauges {
+                    let labels = [
+                        ("topic", gauge.topic.clone()),
+                        ("partition", gauge.partition.to_string()),
+                        ("core", core.to_string()),
+                        ("leader", gauge.leader.to_string()),
+                    ];
+                    ConstGauge::new(value(gauge)).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! One core's counters for the metrics endpoint (issue 16). The core writes its own
+//! [`CoreMetrics`] with relaxed atomic adds (no lock, no other core touches those cache
+//! lines, so the data path stays lock-free); the endpoint's thread reads every core's at
+//! scrape time. Partition gauges are copied in once a second by the core's maintenance
+//! loop, behind a mutex the data path never takes. Written on the owning core, read on the
+//! metrics thread.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use kafka_protocol::messages::ApiKey;
+
+/// Request counters per API key below this, and per version below [`API_VERSIONS`];
+/// requests outside are counted in the last slot of their row.
+pub const API_KEYS: usize = 128;
+pub const API_VERSIONS: usize = 32;
+
+/// Upper bounds (seconds) of the request latency histogram's buckets; +Inf follows.
+pub const LATENCY_BUCKETS_SECONDS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The APIs whose latency is kept as a histogram (the data path and commits).
+pub const TIMED_APIS: [ApiKey; 3] = [ApiKey::Produce, ApiKey::Fetch, ApiKey::OffsetCommit];
+
+/// One latency histogram: a count per bucket (not cumulative), the sum and the count.
+pub struct LatencyHistogram {
+    buckets: [AtomicU64; LATENCY_BUCKETS_SECONDS.len() + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl LatencyHistogram {
+    fn new() -> LatencyHistogram {
+        LatencyHistogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_nanos: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS_SECONDS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(LATENCY_BUCKETS_SECONDS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(count per bucket as (upper bound, count), f64::MAX standing for +Inf last, sum in
+    /// seconds, count)`: not cumulative, as the exposition encoder wants them.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, f64, u64) {
+        let buckets = LATENCY_BUCKETS_SECONDS
+            .iter()
+            .copied()
+            .chain([f64::MAX])
+            .zip(&self.buckets)
+            .map(|(bound, count)| (bound, count.load(Ordering::Relaxed)))
+            .collect();
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        (buckets, sum, self.count.load(Ordering::Relaxed))
+    }
+}
+
+/// What one partition replica on this core looks like, as of the last copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionGauges {
+    pub topic: String,
+    pub partition: i32,
+    pub leader: bool,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub high_watermark: i64,
+    pub size_bytes: u64,
+}
+
+/// One core's counters and gauges.
+pub struct CoreMetrics {
+    pub core: u32,
+    requests: Box<[AtomicU64]>,
+    latency: [LatencyHistogram; TIMED_APIS.len()],
+    /// Client connections open on this core now.
+    pub connections: AtomicU64,
+    partitions: Mutex<Vec<PartitionGauges>>,
+}
+
+impl std::fmt::Debug for CoreMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CoreMetrics(core {})", self.core)
+    }
+}
+
+impl CoreMetrics {
+    pub fn new(core: u32) -> CoreMetrics {
+        CoreMetrics {
+            core,
+            requests: (0..API_KEYS * API_VERSIONS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            latency: std::array::from_fn(|_| LatencyHistogram::new()),
+            connections: AtomicU64::new(0),
+            partitions: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counts one request of `api_key` at `version`.
+    pub fn request(&self, api_key: i16, version: i16) {
+        let key = (api_key.max(0) as usize).min(API_KEYS - 1);
+        let version = (version.max(0) as usize).min(API_VERSIONS - 1);
+        self.requests[key * API_VERSIONS + version].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every `(api key, version, count)` seen at least once.
+    pub fn requests(&self) -> Vec<(i16, i16, u64)> {
+        self.requests
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, count)| {
+                let count = count.load(Ordering::Relaxed);
+                (count > 0).then_some((
+                    (slot / API_VERSIONS) as i16,
+                    (slot % API_VERSIONS) as i16,
+                    count,
+                ))
+            })
+            .collect()
+    }
+
+    /// Whether `api_key`'s latency is kept.
+    pub fn is_timed(api_key: ApiKey) -> bool {
+        TIMED_APIS.contains(&api_key)
+    }
+
+    /// Records one request of a timed API taking `elapsed`, from its read to its answer.
+    pub fn observe(&self, api_key: ApiKey, elapsed: Duration) {
+        if let Some(index) = TIMED_APIS.iter().position(|&timed| timed == api_key) {
+            self.latency[index].observe(elapsed);
+        }
+    }
+
+    /// The latency histogram of each timed API.
+    pub fn latencies(&self) -> impl Iterator<Item = (ApiKey, &LatencyHistogram)> {
+        TIMED_APIS.iter().copied().zip(&self.latency)
+    }
+
+    /// Replaces the partition gauges (the core's maintenance loop, once a second).
+    pub fn set_partitions(&self, partitions: Vec<PartitionGauges>) {
+        *self.partitions.lock().expect("partition gauges") = partitions;
+    }
+
+    pub fn partitions(&self) -> Vec<PartitionGauges> {
+        self.partitions.lock().expect("partition gauges").clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_count_per_key_and_version_and_latencies_fall_in_their_buckets() {
+        let metrics = CoreMetrics::new(3);
+        metrics.request(0, 9);
+        metrics.request(0, 9);
+        metrics.request(1, 12);
+        metrics.request(999, 99); // clamped into the last slot, not lost
+        assert_eq!(
+            metrics.requests(),
+            vec![
+                (0, 9, 2),
+                (1, 12, 1),
+                ((API_KEYS - 1) as i16, (API_VERSIONS - 1) as i16, 1)
+            ]
+        );
+        metrics.observe(ApiKey::Produce, Duration::from_micros(300));
+        metrics.observe(ApiKey::Produce, Duration::from_secs(60));
+        metrics.observe(ApiKey::Metadata, Duration::from_secs(1)); // not timed
+        let (_, produce) = metrics.latencies().next().unwrap();
+        let (buckets, sum, count) = produce.snapshot();
+        assert_eq!(count, 2);
+        assert!((sum - 60.0003).abs() < 1e-6, "{sum}");
+        // 300 us lands in the bucket up to 0.5 ms; 60 s only in +Inf.
+        assert_eq!(buckets[1], (0.00025, 0));
+        assert_eq!(buckets[2], (0.0005, 1));
+        assert_eq!(buckets[buckets.len() - 2].1, 0);
+        assert_eq!(*buckets.last().unwrap(), (f64::MAX, 1));
+        let total: u64 = metrics.latencies().map(|(_, h)| h.snapshot().2).sum();
+        assert_eq!(total, 2);
+    }
+}

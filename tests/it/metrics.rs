@@ -1,0 +1,143 @@
+//! The Prometheus endpoint (issue 16): `GET /metrics` answers in the text exposition
+//! format with requests per API and version, latency histograms, connections per core and
+//! each partition's offsets and size, and the numbers move with the load.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use crate::cluster::wait_for;
+use crate::common::{Broker, temp_dir};
+use crate::min_insync::produce;
+
+/// One HTTP request to the endpoint: `(status line, body)`.
+fn get(address: &str, request: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(address).expect("connect to the metrics endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+fn scrape(address: &str) -> String {
+    let (status, body) = get(address, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    body
+}
+
+/// The value of the sample whose name and labels start with `prefix`.
+fn sample(body: &str, prefix: &str) -> Option<f64> {
+    body.lines()
+        .find(|line| line.starts_with(prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[test]
+fn the_metrics_endpoint_counts_requests_connections_and_partition_offsets() {
+    let dir = temp_dir("metrics");
+    let broker = Broker::start(dir.path(), &["--cores", "1", "--default-partitions", "1"]);
+    let before = scrape(&broker.metrics);
+    assert!(
+        before.contains("# TYPE spindle_requests counter"),
+        "{before}"
+    );
+    assert!(
+        before.contains("# TYPE spindle_request_latency_seconds histogram"),
+        "{before}"
+    );
+    assert_eq!(
+        sample(&before, "spindle_connections{core=\"0\"}"),
+        Some(0.0)
+    );
+
+    let mut client = crate::common::RawClient::connect(&broker.bootstrap);
+    for _ in 0..5 {
+        assert_eq!(produce(&mut client, "observed", 1), 0);
+    }
+    // One client connection open; five Produce v9 requests and their latencies; the
+    // partition's log end at 5 once the core has copied its gauges (each second).
+    let after = wait_for("the partition's gauges", || {
+        let body = scrape(&broker.metrics);
+        let end = sample(
+            &body,
+            "spindle_partition_log_end_offset{topic=\"observed\",partition=\"0\"",
+        )?;
+        (end == 5.0).then_some(body)
+    });
+    assert_eq!(sample(&after, "spindle_connections{core=\"0\"}"), Some(1.0));
+    assert_eq!(
+        sample(
+            &after,
+            "spindle_requests_total{core=\"0\",api=\"Produce\",version=\"9\"}"
+        ),
+        Some(5.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "spindle_request_latency_seconds_count{core=\"0\",api=\"Produce\"}"
+        ),
+        Some(5.0)
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "spindle_request_latency_seconds_bucket{le=\"+Inf\",core=\"0\",api=\"Produce\"}"
+        ),
+        Some(5.0)
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "spindle_partition_high_watermark{topic=\"observed\",partition=\"0\""
+        ),
+        Some(5.0)
+    );
+    assert!(
+        sample(
+            &after,
+            "spindle_partition_size_bytes{topic=\"observed\",partition=\"0\""
+        )
+        .is_some_and(|bytes| bytes > 0.0)
+    );
+    drop(client);
+
+    // Anything else gets a clear HTTP answer, and the endpoint keeps serving.
+    assert_eq!(
+        get(&broker.metrics, "GET / HTTP/1.1\r\n\r\n").0,
+        "HTTP/1.1 404 Not Found"
+    );
+    assert_eq!(
+        get(&broker.metrics, "POST /metrics HTTP/1.1\r\n\r\n").0,
+        "HTTP/1.1 405 Method Not Allowed"
+    );
+    let huge = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(20_000));
+    assert_eq!(
+        get(&broker.metrics, &huge).0,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    assert!(scrape(&broker.metrics).contains("spindle_requests_total"));
+    assert!(broker.stop().success());
+}
+
+#[test]
+fn a_metrics_port_in_use_is_a_one_line_error_at_start() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = temp_dir("metrics-port-taken");
+    let output = Broker::command(dir.path(), &["--metrics-listen", &address])
+        .output()
+        .expect("run spindle");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("binding the metrics listener"), "{stderr}");
+}

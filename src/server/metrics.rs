@@ -213,6 +213,36 @@ impl Collector for Cores {
             .iter()
             .map(|core| (core.core, core.partitions()))
             .collect();
+        // Client traffic per topic: every partition of it on every core of this node.
+        type Counter = fn(&crate::shard::metrics::PartitionGauges) -> u64;
+        let topic_counters: [(&str, &str, Counter); 3] = [
+            (
+                "spindle_topic_bytes_in",
+                "Bytes of record batches produced to the topic.",
+                |g| g.bytes_in,
+            ),
+            (
+                "spindle_topic_records_in",
+                "Records produced to the topic.",
+                |g| g.records_in,
+            ),
+            (
+                "spindle_topic_bytes_out",
+                "Bytes of record batches fetched by consumers.",
+                |g| g.bytes_out,
+            ),
+        ];
+        for (name, help, value) in topic_counters {
+            let mut by_topic: std::collections::BTreeMap<&str, u64> = Default::default();
+            for gauge in partitions.iter().flat_map(|(_, gauges)| gauges) {
+                *by_topic.entry(&gauge.topic).or_default() += value(gauge);
+            }
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (topic, total) in by_topic {
+                let labels = [("topic", topic)];
+                ConstCounter::new(total).encode(family.encode_family(&labels)?)?;
+            }
+        }
         for (name, help, value) in partition_gauges {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for (core, gauges) in &partitions {

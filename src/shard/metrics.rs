@@ -5,6 +5,7 @@
 //! loop, behind a mutex the data path never takes. Written on the owning core, read on the
 //! metrics thread.
 
+use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -78,6 +79,32 @@ pub struct PartitionGauges {
     pub log_end_offset: i64,
     pub high_watermark: i64,
     pub size_bytes: u64,
+    /// Client traffic since the replica was opened (counters).
+    pub bytes_in: u64,
+    pub records_in: u64,
+    pub bytes_out: u64,
+}
+
+/// Client traffic through one partition replica, counted on its core: plain cells, since
+/// only that core touches them; copied out once a second with the gauges.
+#[derive(Debug, Default)]
+pub struct PartitionTraffic {
+    pub bytes_in: Cell<u64>,
+    pub records_in: Cell<u64>,
+    pub bytes_out: Cell<u64>,
+}
+
+impl PartitionTraffic {
+    /// A producer's batch of `records` records, `bytes` long, was appended.
+    pub fn produced(&self, bytes: usize, records: u64) {
+        self.bytes_in.set(self.bytes_in.get() + bytes as u64);
+        self.records_in.set(self.records_in.get() + records);
+    }
+
+    /// A consumer was sent `bytes` of batches.
+    pub fn fetched(&self, bytes: usize) {
+        self.bytes_out.set(self.bytes_out.get() + bytes as u64);
+    }
 }
 
 /// One core's counters and gauges.

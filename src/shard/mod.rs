@@ -82,6 +82,8 @@ pub struct OwnedPartition {
     pub log: Log,
     pub producers: Rc<RefCell<ProducerStateTable>>,
     pub role: Role,
+    /// Client bytes and records through this replica, for the metrics.
+    pub traffic: Rc<metrics::PartitionTraffic>,
 }
 
 impl OwnedPartition {
@@ -208,6 +210,9 @@ impl Shard {
                         log_end_offset: owned.log.log_end_offset(),
                         high_watermark: owned.log.high_watermark(),
                         size_bytes: owned.log.size_bytes(),
+                        bytes_in: owned.traffic.bytes_in.get(),
+                        records_in: owned.traffic.records_in.get(),
+                        bytes_out: owned.traffic.bytes_out.get(),
                     })
             })
             .collect();
@@ -538,6 +543,7 @@ impl Shard {
             log,
             producers: Rc::new(RefCell::new(producers)),
             role: Role::Leader(None),
+            traffic: Rc::default(),
         })
     }
 

@@ -40,6 +40,34 @@ fn sample(body: &str, prefix: &str) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// A consumer's Fetch (v12) of `topic`-0 from offset 0: the record bytes answered.
+fn fetched_bytes(client: &mut crate::common::RawClient, topic: &str) -> usize {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                    topic.to_string(),
+                )))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let response: FetchResponse = client.call(ApiKey::Fetch, 12, &request);
+    let data = &response.responses[0].partitions[0];
+    assert_eq!(data.error_code, 0);
+    data.records.as_ref().map_or(0, |records| records.len())
+}
+
 #[test]
 fn the_metrics_endpoint_counts_requests_connections_and_partition_offsets() {
     let dir = temp_dir("metrics");
@@ -102,13 +130,29 @@ fn the_metrics_endpoint_counts_requests_connections_and_partition_offsets() {
         ),
         Some(5.0)
     );
-    assert!(
-        sample(
-            &after,
-            "spindle_partition_size_bytes{topic=\"observed\",partition=\"0\""
-        )
-        .is_some_and(|bytes| bytes > 0.0)
+    let size = sample(
+        &after,
+        "spindle_partition_size_bytes{topic=\"observed\",partition=\"0\"",
+    )
+    .unwrap();
+    assert!(size > 0.0);
+    // Five one-record batches in: their bytes are what the log holds.
+    assert_eq!(
+        sample(&after, "spindle_topic_records_in_total{topic=\"observed\"}"),
+        Some(5.0)
     );
+    assert_eq!(
+        sample(&after, "spindle_topic_bytes_in_total{topic=\"observed\"}"),
+        Some(size)
+    );
+    // A consumer reads them all back: the same bytes out.
+    let fetched = fetched_bytes(&mut client, "observed");
+    assert_eq!(fetched as f64, size);
+    wait_for("the bytes out", || {
+        let body = scrape(&broker.metrics);
+        (sample(&body, "spindle_topic_bytes_out_total{topic=\"observed\"}") == Some(size))
+            .then_some(())
+    });
     drop(client);
 
     // Anything else gets a clear HTTP answer, and the endpoint keeps serving.

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use super::{RequestContext, Response};
 use crate::server::error_codes::ToErrorCode;
+use crate::shard::metrics::PartitionTraffic;
 use crate::shard::{Log, Shard};
 use crate::storage::StorageError;
 use spindle_protocol::ErrorCode;
@@ -38,7 +39,8 @@ struct Wanted {
     partition: i32,
     fetch_offset: i64,
     partition_max_bytes: usize,
-    log: Result<Log, ErrorCode>,
+    /// The partition's log and its traffic counters.
+    log: Result<(Log, Rc<PartitionTraffic>), ErrorCode>,
 }
 
 struct WantedTopic {
@@ -99,7 +101,7 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
                                 partition.partition,
                                 partition.current_leader_epoch,
                             )
-                            .map(|owned| owned.log)
+                            .map(|owned| (owned.log, owned.traffic))
                             .map_err(|lookup| lookup.error_code()),
                     },
                 })
@@ -192,7 +194,7 @@ async fn read_all(
                     any_error = true;
                     data.error_code = code.code();
                 }
-                Ok(log) => {
+                Ok((log, traffic)) => {
                     data.high_watermark = log.high_watermark();
                     data.last_stable_offset = data.high_watermark;
                     data.log_start_offset = log.log_start_offset();
@@ -204,7 +206,9 @@ async fn read_all(
                     if budget > 0 || total_bytes == 0 {
                         match log.read(wanted.fetch_offset, budget.max(1)).await {
                             Ok(batches) => {
-                                total_bytes += batches.iter().map(Bytes::len).sum::<usize>();
+                                let bytes = batches.iter().map(Bytes::len).sum::<usize>();
+                                traffic.fetched(bytes);
+                                total_bytes += bytes;
                                 data.records = Some(batches);
                             }
                             Err(error) => {
@@ -247,7 +251,7 @@ fn visible_bytes(topics: &[WantedTopic]) -> Vec<Option<i64>> {
     topics
         .iter()
         .flat_map(|topic| topic.partitions.iter())
-        .map(|wanted| wanted.log.as_ref().ok().map(Log::visible_bytes))
+        .map(|wanted| wanted.log.as_ref().ok().map(|(log, _)| log.visible_bytes()))
         .collect()
 }
 
@@ -267,7 +271,7 @@ async fn wait_for_data(
         .flat_map(|topic| topic.partitions.iter())
         .zip(visible_before)
         .filter_map(|(wanted, before)| {
-            let log = wanted.log.as_ref().ok()?;
+            let (log, _) = wanted.log.as_ref().ok()?;
             Some(Box::pin(log.wait_visible_bytes((*before)? + share)) as Pin<Box<_>>)
         })
         .collect();

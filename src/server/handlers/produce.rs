@@ -406,25 +406,32 @@ async fn append_all(owned: &OwnedPartition, index: i32, records: Option<BytesMut
                     log_start_offset: log.log_start_offset(),
                 }
             }
-            SequenceCheck::Append | SequenceCheck::NotIdempotent => match log.append(batch).await {
-                Ok(info) => {
-                    if check == SequenceCheck::Append {
-                        let header = header.as_ref().expect("checked");
-                        owned
-                            .producers
-                            .borrow_mut()
-                            .complete(header, info.base_offset);
+            SequenceCheck::Append | SequenceCheck::NotIdempotent => {
+                let (bytes, records) = (
+                    batch.len(),
+                    header.as_ref().map_or(0, |h| h.records_count.max(0) as u64),
+                );
+                match log.append(batch).await {
+                    Ok(info) => {
+                        owned.traffic.produced(bytes, records);
+                        if check == SequenceCheck::Append {
+                            let header = header.as_ref().expect("checked");
+                            owned
+                                .producers
+                                .borrow_mut()
+                                .complete(header, info.base_offset);
+                        }
+                        info
                     }
-                    info
-                }
-                Err(error) => {
-                    if check == SequenceCheck::Append {
-                        let header = header.as_ref().expect("checked");
-                        owned.producers.borrow_mut().abandon(header);
+                    Err(error) => {
+                        if check == SequenceCheck::Append {
+                            let header = header.as_ref().expect("checked");
+                            owned.producers.borrow_mut().abandon(header);
+                        }
+                        return Outcome::failed(index, error.error_code(), Some(error.to_string()));
                     }
-                    return Outcome::failed(index, error.error_code(), Some(error.to_string()));
                 }
-            },
+            }
         };
         if base_offset < 0 {
             base_offset = info.base_offset;

@@ -2,13 +2,14 @@
 //! start their own.
 //!
 //! `serve` (also what no subcommand means) runs the broker; `cluster up` starts a local
-//! cluster of nodes; `dump-log` is a read-only check of a partition directory (like
-//! Kafka's DumpLogSegments).
+//! cluster of nodes; `top` watches a broker's metrics endpoint; `dump-log` is a read-only
+//! check of a partition directory (like Kafka's DumpLogSegments).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod cluster_up;
+mod top;
 
 use clap::{Parser, Subcommand};
 use spindle::config::{BrokerConfig, ServeArgs};
@@ -50,6 +51,9 @@ enum Command {
     /// A local cluster: `spindle cluster up --nodes 3` starts three nodes on 127.0.0.1.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// A live view of a broker's metrics endpoint: requests/s and p99 per API, traffic per
+    /// topic, connections, refreshed every second.
+    Top(top::TopArgs),
     /// Reads every segment of a partition directory and checks each batch (framing, CRC-32C,
     /// offset continuity) without modifying anything. Exits 1 if any segment has bytes
     /// after its last valid batch that are not zeros (a torn tail or corruption).
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
             init_tracing();
             cluster_up::cluster_up(&args)
         }
+        Command::Top(args) => top::top(&args),
         Command::DumpLog { dir, batches } => match dump_log(&dir, batches) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

@@ -1,6 +1,7 @@
 //! The Prometheus endpoint (issue 16): `GET /metrics` answers in the text exposition
-//! format with requests per API and version, latency histograms, connections per core and
-//! each partition's offsets and size, and the numbers move with the load.
+//! format with requests per API and version, latency histograms, connections per core,
+//! traffic per topic and each partition's offsets and size, and the numbers move with the
+//! load; `spindle top` shows them live.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -184,4 +185,49 @@ fn a_metrics_port_in_use_is_a_one_line_error_at_start() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("binding the metrics listener"), "{stderr}");
+}
+
+#[test]
+fn spindle_top_shows_rates_per_api_and_topic_from_the_endpoint() {
+    let dir = temp_dir("metrics-top");
+    let broker = Broker::start(dir.path(), &["--cores", "1", "--default-partitions", "1"]);
+    let mut client = crate::common::RawClient::connect(&broker.bootstrap);
+    assert_eq!(produce(&mut client, "watched", 1), 0);
+    // Wait for the gauges' copy, so the topic shows from the first refresh.
+    wait_for("the topic's counters", || {
+        sample(
+            &scrape(&broker.metrics),
+            "spindle_topic_records_in_total{topic=\"watched\"}",
+        )
+        .filter(|&records| records == 1.0)
+    });
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "top",
+            "--plain",
+            "--iterations",
+            "2",
+            "--interval-ms",
+            "300",
+        ])
+        .args(["--metrics", &broker.metrics])
+        .output()
+        .expect("run spindle top");
+    assert!(output.status.success());
+    let view = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(view.matches("spindle top: ").count(), 2, "{view}");
+    assert!(view.contains("connections 1"), "{view}");
+    assert!(view.contains("Produce"), "{view}");
+    assert!(view.contains("watched"), "{view}");
+
+    // An endpoint that is not there: one line, status 1.
+    drop(client);
+    assert!(broker.stop().success());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["top", "--iterations", "1", "--metrics", "127.0.0.1:1"])
+        .output()
+        .expect("run spindle top");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }

@@ -16,6 +16,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The binary's `cluster up` launcher (beside main.rs): it runs `spindle serve`
     // processes and uses no library module.
     ("cluster_up", &[]),
+    // The binary's `top` (beside main.rs): it reads the metrics endpoint over HTTP, like
+    // any scraper, and uses no library module.
+    ("top", &[]),
     (
         "shard",
         &[

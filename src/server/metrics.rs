@@ -213,6 +213,57 @@ impl Collector for Cores {
             .iter()
             .map(|core| (core.core, core.partitions()))
             .collect();
+        // Consumer groups: each committed offset, and the lag behind the partition's high
+        // watermark where this node holds the partition's leader.
+        let committed: Vec<(String, String, i32, i64)> =
+            self.0.iter().flat_map(|core| core.committed()).collect();
+        let leaders: std::collections::HashMap<(&str, i32), i64> = partitions
+            .iter()
+            .flat_map(|(_, gauges)| gauges)
+            .filter(|gauge| gauge.leader)
+            .map(|gauge| {
+                (
+                    (gauge.topic.as_str(), gauge.partition),
+                    gauge.high_watermark,
+                )
+            })
+            .collect();
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_group_committed_offset",
+                "A consumer group's committed offset, per partition (groups coordinated on this node).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (group, topic, partition, offset) in &committed {
+                let labels = [
+                    ("group", group.clone()),
+                    ("topic", topic.clone()),
+                    ("partition", partition.to_string()),
+                ];
+                ConstGauge::new(*offset).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_group_lag",
+                "Records between a group's committed offset and the partition's high watermark (partitions led on this node).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (group, topic, partition, offset) in &committed {
+                let Some(high_watermark) = leaders.get(&(topic.as_str(), *partition)) else {
+                    continue;
+                };
+                let labels = [
+                    ("group", group.clone()),
+                    ("topic", topic.clone()),
+                    ("partition", partition.to_string()),
+                ];
+                ConstGauge::new((high_watermark - offset).max(0))
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
         // Client traffic per topic: every partition of it on every core of this node.
         type Counter = fn(&crate::shard::metrics::PartitionGauges) -> u64;
         let topic_counters: [(&str, &str, Counter); 3] = [

@@ -115,6 +115,8 @@ pub struct CoreMetrics {
     /// Client connections open on this core now.
     pub connections: AtomicU64,
     partitions: Mutex<Vec<PartitionGauges>>,
+    /// `(group, topic, partition, committed offset)` of the groups this core coordinates.
+    committed: Mutex<Vec<(String, String, i32, i64)>>,
 }
 
 impl std::fmt::Debug for CoreMetrics {
@@ -133,6 +135,7 @@ impl CoreMetrics {
             latency: std::array::from_fn(|_| LatencyHistogram::new()),
             connections: AtomicU64::new(0),
             partitions: Mutex::new(Vec::new()),
+            committed: Mutex::new(Vec::new()),
         }
     }
 
@@ -183,6 +186,16 @@ impl CoreMetrics {
 
     pub fn partitions(&self) -> Vec<PartitionGauges> {
         self.partitions.lock().expect("partition gauges").clone()
+    }
+
+    /// Replaces the committed offsets of the groups this core coordinates (with the
+    /// partition gauges, once a second).
+    pub fn set_committed(&self, committed: Vec<(String, String, i32, i64)>) {
+        *self.committed.lock().expect("committed offsets") = committed;
+    }
+
+    pub fn committed(&self) -> Vec<(String, String, i32, i64)> {
+        self.committed.lock().expect("committed offsets").clone()
     }
 }
 

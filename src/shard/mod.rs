@@ -191,8 +191,9 @@ impl Shard {
         }
     }
 
-    /// Copies every replica's offsets and size into the metrics (once a second, from the
-    /// maintenance queue: the endpoint's thread cannot read the logs themselves).
+    /// Copies every replica's offsets, size and traffic, and the committed offsets of the
+    /// groups this core coordinates, into the metrics (once a second, from the maintenance
+    /// queue: the endpoint's thread cannot read the logs or groups themselves).
     pub fn publish_partition_gauges(&self) {
         let gauges = self
             .logs
@@ -217,6 +218,7 @@ impl Shard {
             })
             .collect();
         self.metrics.set_partitions(gauges);
+        self.metrics.set_committed(self.groups.all_committed());
     }
 
     pub fn snapshot(&self) -> Arc<ClusterSnapshot> {

@@ -41,6 +41,32 @@ fn sample(body: &str, prefix: &str) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// OffsetCommit v8 of `offset` for `topic`-0 by `group`, outside any generation (as admin
+/// tools commit).
+fn commit(client: &mut crate::common::RawClient, group: &str, topic: &str, offset: i64) {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        ApiKey, GroupId, OffsetCommitRequest, OffsetCommitResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset),
+                ]),
+        ]);
+    let response: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, 8, &request);
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+}
+
 /// A consumer's Fetch (v12) of `topic`-0 from offset 0: the record bytes answered.
 fn fetched_bytes(client: &mut crate::common::RawClient, topic: &str) -> usize {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -153,6 +179,16 @@ fn the_metrics_endpoint_counts_requests_connections_and_partition_offsets() {
         let body = scrape(&broker.metrics);
         (sample(&body, "spindle_topic_bytes_out_total{topic=\"observed\"}") == Some(size))
             .then_some(())
+    });
+    // A group commits offset 2 of the five: its committed offset and lag (to the high
+    // watermark, 5) show.
+    commit(&mut client, "watchers", "observed", 2);
+    wait_for("the group's lag", || {
+        let body = scrape(&broker.metrics);
+        let labels = "{group=\"watchers\",topic=\"observed\",partition=\"0\"}";
+        let lag = sample(&body, &format!("spindle_group_lag{labels}"))?;
+        let committed = sample(&body, &format!("spindle_group_committed_offset{labels}"))?;
+        ((lag, committed) == (3.0, 2.0)).then_some(())
     });
     drop(client);
 

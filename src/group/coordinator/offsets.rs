@@ -79,6 +79,20 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// Every committed offset of every group on this core: `(group, topic, partition,
+    /// offset)`, for the metrics.
+    pub fn all_committed(&self) -> Vec<(String, String, i32, i64)> {
+        self.offsets
+            .borrow()
+            .iter()
+            .flat_map(|(group, offsets)| {
+                offsets.iter().map(move |((topic, partition), committed)| {
+                    (group.clone(), topic.clone(), *partition, committed.offset)
+                })
+            })
+            .collect()
+    }
+
     /// The committed offset of each asked partition (`None`: nothing committed), or of every
     /// partition the group committed when `partitions` is `None`.
     pub fn committed(

@@ -213,6 +213,44 @@ impl Collector for Cores {
             .iter()
             .map(|core| (core.core, core.partitions()))
             .collect();
+        // Replication health of the partitions led here (Kafka's UnderReplicatedPartitions):
+        // per core, the led partitions with fewer replicas in sync than placed.
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_under_replicated_partitions",
+                "Partitions led on this core with fewer in-sync replicas than replicas.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (core, gauges) in &partitions {
+                let under = gauges
+                    .iter()
+                    .filter(|g| g.leader && g.in_sync_replicas < g.replicas)
+                    .count();
+                let labels = [("core", core.to_string())];
+                ConstGauge::new(under as i64).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_partition_in_sync_replicas",
+                "In-sync replicas of a partition led here, the leader included.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for gauge in partitions.iter().flat_map(|(_, gauges)| gauges) {
+                if !gauge.leader {
+                    continue;
+                }
+                let labels = [
+                    ("topic", gauge.topic.clone()),
+                    ("partition", gauge.partition.to_string()),
+                    ("replicas", gauge.replicas.to_string()),
+                ];
+                ConstGauge::new(gauge.in_sync_replicas as i64)
+                    .encode(family.encode_family(&labels)?)?;
+            }
+        }
         // Consumer groups: each committed offset, and the lag behind the partition's high
         // watermark where this node holds the partition's leader.
         let committed: Vec<(String, String, i32, i64)> =

@@ -79,6 +79,10 @@ pub struct PartitionGauges {
     pub log_end_offset: i64,
     pub high_watermark: i64,
     pub size_bytes: u64,
+    /// For a leader: its partition's replicas and how many are in sync (both 1 for a
+    /// partition with one replica); 0 for a follower.
+    pub replicas: u64,
+    pub in_sync_replicas: u64,
     /// Client traffic since the replica was opened (counters).
     pub bytes_in: u64,
     pub records_in: u64,

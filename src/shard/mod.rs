@@ -211,6 +211,16 @@ impl Shard {
                         log_end_offset: owned.log.log_end_offset(),
                         high_watermark: owned.log.high_watermark(),
                         size_bytes: owned.log.size_bytes(),
+                        replicas: match &owned.role {
+                            Role::Leader(Some(state)) => state.replica_count() as u64,
+                            Role::Leader(None) => 1,
+                            Role::Follower { .. } => 0,
+                        },
+                        in_sync_replicas: match &owned.role {
+                            Role::Leader(Some(state)) => state.in_sync_count() as u64,
+                            Role::Leader(None) => 1,
+                            Role::Follower { .. } => 0,
+                        },
                         bytes_in: owned.traffic.bytes_in.get(),
                         records_in: owned.traffic.records_in.get(),
                         bytes_out: owned.traffic.bytes_out.get(),

@@ -98,6 +98,11 @@ impl LeaderState {
         self.followers.borrow().contains_key(&broker)
     }
 
+    /// Replicas of the partition, the leader included.
+    pub fn replica_count(&self) -> usize {
+        1 + self.followers.borrow().len()
+    }
+
     /// Replicas in sync, the leader included.
     pub fn in_sync_count(&self) -> usize {
         1 + self.in_sync.borrow().len()

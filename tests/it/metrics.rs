@@ -267,3 +267,40 @@ fn spindle_top_shows_rates_per_api_and_topic_from_the_endpoint() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn a_lost_follower_shows_as_an_under_replicated_partition() {
+    use crate::replication::{TOPIC, create_replicated, fast_failing_cluster, in_sync};
+    let root = temp_dir("metrics-under-replicated");
+    let (_cluster, mut nodes) = fast_failing_cluster(root.path());
+    let address =
+        |nodes: &[Option<Broker>], node: usize| nodes[node].as_ref().unwrap().bootstrap.clone();
+    create_replicated(&address(&nodes, 0), 1, 1);
+    let leader = wait_for("three in sync", || {
+        let (isr, leader) = in_sync(&address(&nodes, 0));
+        (isr.len() == 3).then_some(leader)
+    });
+    let leading = (leader / 1000) as usize;
+    let metrics = nodes[leading].as_ref().unwrap().metrics.clone();
+    let series = format!("{{topic=\"{TOPIC}\",partition=\"0\",replicas=\"3\"}}");
+    let health = |metrics: &str| {
+        let body = scrape(metrics);
+        Some((
+            sample(
+                &body,
+                &format!("spindle_partition_in_sync_replicas{series}"),
+            )?,
+            sample(&body, "spindle_under_replicated_partitions{core=\"0\"}")?,
+        ))
+    };
+    wait_for("three in sync, as the leader's metrics say", || {
+        (health(&metrics)? == (3.0, 0.0)).then_some(())
+    });
+    // A follower dies: once it is fenced and dropped from the in-sync set, the leader's
+    // metrics show the partition under-replicated.
+    let follower = (0..3).find(|&node| node != leading).unwrap();
+    nodes[follower].take().unwrap().kill();
+    wait_for("two in sync, under-replicated", || {
+        (health(&metrics)? == (2.0, 1.0)).then_some(())
+    });
+}

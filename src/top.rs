@@ -1,6 +1,6 @@
 //! `spindle top`: a live terminal view of a broker's metrics endpoint (issue 16): requests
-//! per second and the interval's p99 per API, traffic per topic, connections and
-//! partitions, refreshed every interval. It reads `GET /metrics` like any scraper, so it
+//! per second and the interval's p99 per API, traffic per topic, lag per group,
+//! connections, partitions and under-replicated ones, refreshed every interval. It reads `GET /metrics` like any scraper, so it
 //! runs anywhere that reaches the endpoint. Runs on the main thread of the `spindle`
 //! process; nothing of the broker is linked in.
 
@@ -289,6 +289,19 @@ fn render(address: &str, previous: Option<&Scrape>, now: &Scrape) -> String {
             shown(bytes_out.get(topic).copied().flatten(), &human_bytes),
         ));
     }
+    let lag = sum_by(&now.samples, "spindle_group_lag", "group");
+    if !lag.is_empty() {
+        out.push_str(&format!("\n{:<30} {:>12}\n", "group", "lag"));
+        for (group, records) in lag {
+            out.push_str(&format!("{group:<30} {records:>12.0}\n"));
+        }
+    }
+    let under: f64 = sum_by(&now.samples, "spindle_under_replicated_partitions", "core")
+        .values()
+        .sum();
+    if under > 0.0 {
+        out.push_str(&format!("\nunder-replicated partitions: {under:.0}\n"));
+    }
     out
 }
 
@@ -304,12 +317,14 @@ mod tests {
         spindle_request_latency_seconds_bucket{le=\"0.01\",core=\"0\",api=\"Produce\"} 99\n\
         spindle_request_latency_seconds_bucket{le=\"+Inf\",core=\"0\",api=\"Produce\"} 100\n\
         spindle_topic_bytes_in_total{topic=\"a.b-c\"} 2000000\n\
-        spindle_connections{core=\"0\"} 3\n";
+        spindle_connections{core=\"0\"} 3\n\
+        spindle_group_lag{group=\"g1\",topic=\"a.b-c\",partition=\"0\"} 7\n\
+        spindle_group_lag{group=\"g1\",topic=\"a.b-c\",partition=\"1\"} 5\n";
 
     #[test]
     fn the_exposition_text_parses_into_samples_and_sums() {
         let samples = parse(TEXT);
-        assert_eq!(samples.len(), 7);
+        assert_eq!(samples.len(), 9);
         assert_eq!(samples[0].labels["api"], "Produce");
         assert_eq!(
             sum_by(&samples, "spindle_requests_total", "api")["Produce"],
@@ -346,6 +361,13 @@ mod tests {
         };
         let first = render("x", None, &before);
         assert!(first.contains("connections 3"), "{first}");
+        // A group's lag is summed over its partitions.
+        assert!(
+            first
+                .lines()
+                .any(|l| l.starts_with("g1") && l.ends_with(" 12")),
+            "{first}"
+        );
         let view = render("x", Some(&before), &now);
         // 2 MB more over 2 s.
         assert!(view.contains("1.0 MB/s"), "{view}");

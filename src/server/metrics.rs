@@ -213,6 +213,57 @@ impl Collector for Cores {
             .iter()
             .map(|core| (core.core, core.partitions()))
             .collect();
+        // Per core: the logs' fdatasyncs (summed over the open logs), the request bytes
+        // held against the backpressure budget, the bytes kept for reads.
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_log_fsyncs",
+                "fdatasyncs of active segments, over the logs open on the core.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (core, gauges) in &partitions {
+                let syncs: u64 = gauges.iter().map(|g| g.syncs).sum();
+                let labels = [("core", core.to_string())];
+                ConstCounter::new(syncs).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_log_fsync_seconds",
+                "Time spent in those fdatasyncs (divide by the count for their mean).",
+                None,
+                MetricType::Counter,
+            )?;
+            for (core, gauges) in &partitions {
+                let seconds: f64 = gauges.iter().map(|g| g.sync_seconds).sum();
+                let labels = [("core", core.to_string())];
+                ConstCounter::new(seconds).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        type CoreGauge = fn(&CoreMetrics) -> u64;
+        let core_gauges: [(&str, &str, CoreGauge); 2] = [
+            (
+                "spindle_request_bytes_held",
+                "Bytes of requests held against the core's budget (backpressure past it).",
+                |core| {
+                    core.request_bytes_held
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                },
+            ),
+            (
+                "spindle_cache_bytes",
+                "Bytes the core's logs keep in memory for reads.",
+                |core| core.cache_bytes.load(std::sync::atomic::Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, value) in core_gauges {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for core in &self.0 {
+                let labels = [("core", core.core.to_string())];
+                ConstGauge::new(value(core) as i64).encode(family.encode_family(&labels)?)?;
+            }
+        }
         // Replication health of the partitions led here (Kafka's UnderReplicatedPartitions):
         // per core, the led partitions with fewer replicas in sync than placed.
         {

@@ -83,6 +83,9 @@ pub struct PartitionGauges {
     /// partition with one replica); 0 for a follower.
     pub replicas: u64,
     pub in_sync_replicas: u64,
+    /// fdatasyncs of the replica's log since it was opened, and their total seconds.
+    pub syncs: u64,
+    pub sync_seconds: f64,
     /// Client traffic since the replica was opened (counters).
     pub bytes_in: u64,
     pub records_in: u64,
@@ -119,6 +122,10 @@ pub struct CoreMetrics {
     /// Client connections open on this core now.
     pub connections: AtomicU64,
     partitions: Mutex<Vec<PartitionGauges>>,
+    /// Bytes of requests held now against the core's budget (`--max-buffered-bytes-per-core`
+    /// backpressure) and bytes the core's logs keep for reads, as of the last copy.
+    pub request_bytes_held: AtomicU64,
+    pub cache_bytes: AtomicU64,
     /// `(group, topic, partition, committed offset)` of the groups this core coordinates.
     committed: Mutex<Vec<(String, String, i32, i64)>>,
 }
@@ -139,6 +146,8 @@ impl CoreMetrics {
             latency: std::array::from_fn(|_| LatencyHistogram::new()),
             connections: AtomicU64::new(0),
             partitions: Mutex::new(Vec::new()),
+            request_bytes_held: AtomicU64::new(0),
+            cache_bytes: AtomicU64::new(0),
             committed: Mutex::new(Vec::new()),
         }
     }

@@ -221,6 +221,8 @@ impl Shard {
                             Role::Leader(None) => 1,
                             Role::Follower { .. } => 0,
                         },
+                        syncs: owned.log.sync_stats().0,
+                        sync_seconds: owned.log.sync_stats().1.as_secs_f64(),
                         bytes_in: owned.traffic.bytes_in.get(),
                         records_in: owned.traffic.records_in.get(),
                         bytes_out: owned.traffic.bytes_out.get(),
@@ -229,6 +231,13 @@ impl Shard {
             .collect();
         self.metrics.set_partitions(gauges);
         self.metrics.set_committed(self.groups.all_committed());
+        let held = (self.config.buffered_bytes_per_core_max as u64)
+            .saturating_sub(self.buffered_bytes.available());
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        self.metrics.request_bytes_held.store(held, relaxed);
+        self.metrics
+            .cache_bytes
+            .store(self.cache_budget.bytes() as u64, relaxed);
     }
 
     pub fn snapshot(&self) -> Arc<ClusterSnapshot> {

@@ -190,6 +190,18 @@ fn the_metrics_endpoint_counts_requests_connections_and_partition_offsets() {
         let committed = sample(&body, &format!("spindle_group_committed_offset{labels}"))?;
         ((lag, committed) == (3.0, 2.0)).then_some(())
     });
+    // The log synced what it wrote (the interval policy, within its interval), its batches
+    // are kept for reads, and no request holds bytes now.
+    let body = wait_for("an fsync", || {
+        let body = scrape(&broker.metrics);
+        (sample(&body, "spindle_log_fsyncs_total{core=\"0\"}")? > 0.0).then_some(body)
+    });
+    assert!(sample(&body, "spindle_log_fsync_seconds_total{core=\"0\"}").is_some_and(|s| s > 0.0));
+    assert!(sample(&body, "spindle_cache_bytes{core=\"0\"}").is_some_and(|bytes| bytes > 0.0));
+    assert_eq!(
+        sample(&body, "spindle_request_bytes_held{core=\"0\"}"),
+        Some(0.0)
+    );
     drop(client);
 
     // Anything else gets a clear HTTP answer, and the endpoint keeps serving.

@@ -333,7 +333,12 @@ pub(super) async fn sync_active<S: Storage>(inner: &Inner<S>) -> Result<()> {
         (file, inner.written.get())
     };
     if let Some(file) = file {
+        let started = Instant::now();
         let synced = file.fdatasync().await;
+        inner.syncs.set(inner.syncs.get() + 1);
+        inner
+            .sync_time
+            .set(inner.sync_time.get() + started.elapsed());
         if let Err(e) = synced {
             inner.state.borrow_mut().syncing = false;
             inner.progress.notify();

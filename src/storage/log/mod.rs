@@ -38,7 +38,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::BytesMut;
 use tracing::warn;
@@ -185,6 +185,8 @@ impl<S: Storage> PartitionLog<S> {
             state: RefCell::new(state),
             written: Watermark::new(log_end_offset),
             durable: Watermark::new(log_end_offset),
+            syncs: Cell::new(0),
+            sync_time: Cell::new(Duration::ZERO),
             flusher_wake: Event::default(),
             progress: Event::default(),
             recovery_point: Cell::new(recovery_point),
@@ -254,6 +256,11 @@ impl<S: Storage> PartitionLog<S> {
     /// Offsets below this have been made durable by fdatasync.
     pub fn durable_offset(&self) -> i64 {
         self.inner.durable.get()
+    }
+
+    /// fdatasyncs of the active segment since the log was opened, and their total time.
+    pub fn sync_stats(&self) -> (u64, Duration) {
+        (self.inner.syncs.get(), self.inner.sync_time.get())
     }
 
     /// Offsets below this are visible to readers.

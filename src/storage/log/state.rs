@@ -223,6 +223,9 @@ pub(super) struct Inner<S: Storage> {
     /// The first offset of each leader epoch here, and the sequence of its last slot write.
     pub(super) leader_epochs: RefCell<LeaderEpochs>,
     pub(super) leader_epochs_sequence: Cell<u64>,
+    /// fdatasyncs of the active segment since open, and the time they took (for metrics).
+    pub(super) syncs: Cell<u64>,
+    pub(super) sync_time: Cell<std::time::Duration>,
 }
 
 impl<S: Storage> Inner<S> {

@@ -6,13 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{Broker, RawClient, raw_request_frame, temp_dir};
+use crate::common::{Broker, RawClient, fetch_request, raw_request_frame, temp_dir};
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -84,26 +83,6 @@ fn batch(values: &[&str]) -> Bytes {
     let records: Vec<(Option<&[u8]>, &[u8])> =
         values.iter().map(|v| (None, v.as_bytes())).collect();
     Bytes::from(build_batch(1_700_000_000_000, &records))
-}
-
-fn fetch_request(topic: &str, topic_id: uuid::Uuid, partition: i32, offset: i64) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(name(topic))
-                .with_topic_id(topic_id)
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(partition)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ])
 }
 
 /// A connection to the core coordinating `group`, found through FindCoordinator.

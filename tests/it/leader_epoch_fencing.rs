@@ -6,7 +6,6 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
@@ -33,29 +32,16 @@ pub(crate) fn fetch_error(
     current_leader_epoch: i32,
     replica_id: i32,
 ) -> i16 {
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(replica_id))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(if version < 13 { name(topic) } else { name("") })
-                .with_topic_id(if version < 13 {
-                    uuid::Uuid::nil()
-                } else {
-                    topic_id
-                })
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_current_leader_epoch(current_leader_epoch)
-                        .with_fetch_offset(0)
-                        .with_last_fetched_epoch(-1)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ]);
+    let (name, id) = if version < 13 {
+        (topic, uuid::Uuid::nil())
+    } else {
+        ("", topic_id)
+    };
+    let mut request =
+        crate::common::fetch_request(name, id, 0, 0).with_replica_id(BrokerId(replica_id));
+    let partition = &mut request.topics[0].partitions[0];
+    partition.current_leader_epoch = current_leader_epoch;
+    partition.last_fetched_epoch = -1;
     let response: FetchResponse = client.call(ApiKey::Fetch, version, &request);
     response.responses[0].partitions[0].error_code
 }

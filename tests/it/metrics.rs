@@ -69,26 +69,8 @@ fn commit(client: &mut crate::common::RawClient, group: &str, topic: &str, offse
 
 /// A consumer's Fetch (v12) of `topic`-0 from offset 0: the record bytes answered.
 fn fetched_bytes(client: &mut crate::common::RawClient, topic: &str) -> usize {
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
-    let request = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(TopicName(kafka_protocol::protocol::StrBytes::from_string(
-                    topic.to_string(),
-                )))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(0)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ]);
+    use kafka_protocol::messages::{ApiKey, FetchResponse};
+    let request = crate::common::fetch_request(topic, uuid::Uuid::nil(), 0, 0);
     let response: FetchResponse = client.call(ApiKey::Fetch, 12, &request);
     let data = &response.responses[0].partitions[0];
     assert_eq!(data.error_code, 0);

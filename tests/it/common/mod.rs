@@ -490,3 +490,34 @@ pub fn maven(project: &Path, goals: &[&str]) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A consumer's Fetch (replica -1, no wait, 1 MiB) of one partition from `offset`, naming the
+/// topic by `topic` and `topic_id` (v13+ read the id, older versions the name).
+pub fn fetch_request(
+    topic: &str,
+    topic_id: uuid::Uuid,
+    partition: i32,
+    offset: i64,
+) -> kafka_protocol::messages::FetchRequest {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(TopicName(kafka_protocol::protocol::StrBytes::from_string(
+                    topic.to_string(),
+                )))
+                .with_topic_id(topic_id)
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ])
+}

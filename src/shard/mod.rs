@@ -203,29 +203,31 @@ impl Shard {
                 topic_logs
                     .partitions
                     .iter()
-                    .map(move |(&partition, owned)| metrics::PartitionGauges {
-                        topic: topic.clone(),
-                        partition,
-                        leader: matches!(owned.role, Role::Leader(_)),
-                        log_start_offset: owned.log.log_start_offset(),
-                        log_end_offset: owned.log.log_end_offset(),
-                        high_watermark: owned.log.high_watermark(),
-                        size_bytes: owned.log.size_bytes(),
-                        replicas: match &owned.role {
-                            Role::Leader(Some(state)) => state.replica_count() as u64,
-                            Role::Leader(None) => 1,
-                            Role::Follower { .. } => 0,
-                        },
-                        in_sync_replicas: match &owned.role {
-                            Role::Leader(Some(state)) => state.in_sync_count() as u64,
-                            Role::Leader(None) => 1,
-                            Role::Follower { .. } => 0,
-                        },
-                        syncs: owned.log.sync_stats().0,
-                        sync_seconds: owned.log.sync_stats().1.as_secs_f64(),
-                        bytes_in: owned.traffic.bytes_in.get(),
-                        records_in: owned.traffic.records_in.get(),
-                        bytes_out: owned.traffic.bytes_out.get(),
+                    .map(move |(&partition, owned)| {
+                        let (replicas, in_sync_replicas) = match &owned.role {
+                            Role::Leader(Some(state)) => {
+                                (state.replica_count() as u64, state.in_sync_count() as u64)
+                            }
+                            Role::Leader(None) => (1, 1),
+                            Role::Follower { .. } => (0, 0),
+                        };
+                        let (syncs, sync_time) = owned.log.sync_stats();
+                        metrics::PartitionGauges {
+                            topic: topic.clone(),
+                            partition,
+                            leader: matches!(owned.role, Role::Leader(_)),
+                            log_start_offset: owned.log.log_start_offset(),
+                            log_end_offset: owned.log.log_end_offset(),
+                            high_watermark: owned.log.high_watermark(),
+                            size_bytes: owned.log.size_bytes(),
+                            replicas,
+                            in_sync_replicas,
+                            syncs,
+                            sync_seconds: sync_time.as_secs_f64(),
+                            bytes_in: owned.traffic.bytes_in.get(),
+                            records_in: owned.traffic.records_in.get(),
+                            bytes_out: owned.traffic.bytes_out.get(),
+                        }
                     })
             })
             .collect();

@@ -20,7 +20,38 @@ pub enum FlushPolicy {
     Never,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What happens to old data (Kafka `cleanup.policy`): deleted by retention, compacted to
+/// the latest record per key, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+
+    /// Kafka's spellings: `delete`, `compact`, or both separated by a comma in any order.
+    pub fn parse(value: &str) -> Option<CleanupPolicy> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for part in value.split(',').map(str::trim) {
+            match part {
+                "delete" if !policy.delete => policy.delete = true,
+                "compact" if !policy.compact => policy.compact = true,
+                _ => return None,
+            }
+        }
+        Some(policy)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Roll to a new segment before this size is exceeded (Kafka `segment.bytes`).
     pub segment_bytes: u64,
@@ -56,6 +87,18 @@ pub struct LogConfig {
     /// acks=all is refused while fewer replicas are in sync. Read by the partition's
     /// leader when it answers a producer; the log itself does not use it.
     pub min_insync_replicas: usize,
+    /// Kafka `cleanup.policy`: retention deletes old segments only under `delete`; the
+    /// cleaner compacts only under `compact`.
+    pub cleanup_policy: CleanupPolicy,
+    /// Kafka `delete.retention.ms`: a tombstone stays this long after its segment's newest
+    /// record, so a consumer reading the topic from the start sees the delete.
+    pub delete_retention_ms: i64,
+    /// Kafka `min.cleanable.dirty.ratio`: the cleaner runs once this share of the sealed
+    /// bytes was written since it last cleaned.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Memory one cleaning pass's key map may take (Kafka `log.cleaner.dedupe.buffer.size`,
+    /// here per pass, and a pass runs one log at a time on each core).
+    pub cleaner_dedupe_bytes: usize,
 }
 
 /// The broker's default flush interval (`--flush-interval-ms`).
@@ -90,6 +133,10 @@ impl LogConfig {
         batch_bytes_max: 1_048_588,
         validate_compressed_records: true,
         min_insync_replicas: 1,
+        cleanup_policy: CleanupPolicy::DELETE,
+        delete_retention_ms: 24 * 3600 * 1000,
+        min_cleanable_dirty_ratio: 0.5,
+        cleaner_dedupe_bytes: 32 << 20,
     };
 
     /// Checks the limits once, at open. Returns a one-line reason.
@@ -132,6 +179,12 @@ impl LogConfig {
         if self.batch_bytes_max == 0 || self.batch_bytes_max as u64 > self.segment_bytes {
             return Err("batch_bytes_max must be positive and at most segment_bytes".into());
         }
+        if self.delete_retention_ms < 0 {
+            return Err("delete_retention_ms must be non-negative".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err("min_cleanable_dirty_ratio must be in [0, 1]".into());
+        }
         if let FlushPolicy::Interval { interval, bytes } = self.flush
             && (interval.is_zero() || bytes == 0)
         {
@@ -144,6 +197,24 @@ impl LogConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cleanup_policies_parse_as_kafka_spells_them() {
+        let both = CleanupPolicy {
+            delete: true,
+            compact: true,
+        };
+        assert_eq!(CleanupPolicy::parse("delete"), Some(CleanupPolicy::DELETE));
+        assert_eq!(CleanupPolicy::parse("compact,delete"), Some(both));
+        assert_eq!(CleanupPolicy::parse("delete, compact"), Some(both));
+        assert_eq!(
+            CleanupPolicy::parse("compact").map(|p| p.delete),
+            Some(false)
+        );
+        for bad in ["", "compact,compact", "purge", "delete,"] {
+            assert_eq!(CleanupPolicy::parse(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn default_is_valid_and_bad_limits_are_refused() {

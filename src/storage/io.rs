@@ -100,7 +100,11 @@ pub trait Storage: 'static {
 
     async fn remove(&self, path: &Path) -> io::Result<()>;
 
-    /// Makes creations and removals in `dir` durable.
+    /// Renames `from` to `to` in one step, replacing `to` if it exists (a reader sees the
+    /// old file or the new one under `to`, never neither). Durable after `sync_dir`.
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Makes creations, renames and removals in `dir` durable.
     async fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
@@ -177,6 +181,11 @@ impl Storage for DmaStorage {
     async fn remove(&self, path: &Path) -> io::Result<()> {
         // Rare (retention, truncation, topic deletion): a plain syscall is fine here.
         std::fs::remove_file(path)
+    }
+
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        // Rare (a cleaned segment swapped in): a plain syscall is fine here.
+        std::fs::rename(from, to)
     }
 
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {

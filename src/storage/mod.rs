@@ -33,7 +33,7 @@ pub mod sim;
 pub(crate) mod wait;
 
 pub use cache_budget::CacheBudget;
-pub use config::{FlushPolicy, LogConfig};
+pub use config::{CleanupPolicy, FlushPolicy, LogConfig};
 pub use error::StorageError;
 pub use io::{DmaStorage, SegmentFile, Storage};
-pub use log::{AppendInfo, PartitionLog, TimestampOffset};
+pub use log::{AppendInfo, CompactionStats, PartitionLog, TimestampOffset};

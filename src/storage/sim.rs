@@ -67,11 +67,16 @@ pub struct SimFaults {
     /// This fdatasync (1-based, like the others) takes this long: a timer, so other tasks
     /// run meanwhile, as they do while a real device syncs.
     pub slow_fsync: Option<(u64, std::time::Duration)>,
+    /// The machine crashes just before this directory operation (a remove, a rename or a
+    /// directory sync; 1-based): it and everything after fail.
+    pub crash_at_dir_op: Option<u64>,
 }
 
 /// Counters a test can assert on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SimStats {
+    /// Removes, renames and directory syncs begun.
+    pub dir_ops: u64,
     pub writes: u64,
     pub bytes_written: u64,
     pub fsyncs: u64,
@@ -235,6 +240,20 @@ impl SimStorage {
     fn check_alive(&self) -> io::Result<()> {
         if self.state.borrow().crashed {
             return Err(io::Error::other("simulated machine crashed"));
+        }
+        Ok(())
+    }
+
+    /// Counts a directory operation, crashing the machine before it if the faults say so.
+    fn dir_op(&self) -> io::Result<()> {
+        self.check_alive()?;
+        let mut state = self.state.borrow_mut();
+        state.stats.dir_ops += 1;
+        if state.faults.crash_at_dir_op == Some(state.stats.dir_ops) {
+            state.crashed = true;
+            return Err(io::Error::other(
+                "simulated crash before a directory operation",
+            ));
         }
         Ok(())
     }
@@ -417,15 +436,32 @@ impl Storage for SimStorage {
     }
 
     async fn remove(&self, path: &Path) -> io::Result<()> {
-        self.check_alive()?;
+        self.dir_op()?;
         match self.state.borrow_mut().files.remove(path) {
             Some(_) => Ok(()),
             None => Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
         }
     }
 
+    /// Like a remove, the model makes a rename durable at once (a crash image never shows
+    /// it undone); a test crashes before or after it with `crash_at_dir_op`.
+    async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.dir_op()?;
+        let mut state = self.state.borrow_mut();
+        let parent = to.parent().unwrap_or(Path::new("")).to_path_buf();
+        if !state.dirs.contains(&parent) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no such directory"));
+        }
+        let file = state
+            .files
+            .remove(from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
+        state.files.insert(to.to_path_buf(), file);
+        Ok(())
+    }
+
     async fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.check_alive()?;
+        self.dir_op()?;
         let state = self.state.borrow();
         for (path, file) in &state.files {
             if path.parent() == Some(dir) {

@@ -30,6 +30,7 @@ mod runtime_liveness;
 mod shutdown;
 mod spring_quickstart;
 mod stale_fetch;
+mod storage_compaction;
 mod storage_epochs;
 mod storage_faults;
 mod storage_log;

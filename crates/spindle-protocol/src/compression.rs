@@ -1,7 +1,8 @@
 //! Record-batch compression codecs (the low three bits of a batch's attributes). Pure
-//! functions over byte slices. The broker decompresses a produced batch only to validate
-//! its records (it stores what producers send, never recompresses); the bench's native
-//! engine compresses its batches with lz4 or zstd and reads them back.
+//! functions over byte slices. The broker decompresses a produced batch to validate its
+//! records and stores what producers send; only the log cleaner recompresses, a batch it
+//! filtered, with that batch's own codec. The bench's native engine compresses its batches
+//! with lz4 or zstd and reads them back.
 //!
 //! Kafka compresses the records section only (everything after the 61-byte batch header);
 //! the header's `records_count`, offsets and timestamps stay readable.
@@ -104,6 +105,51 @@ fn decompress_snappy(compressed: &[u8], bytes_max: usize, out: &mut Vec<u8>) -> 
     Ok(())
 }
 
+/// Uncompressed bytes per block of the xerial snappy stream, as snappy-java writes them.
+const XERIAL_BLOCK_BYTES: usize = 32 << 10;
+
+/// `records` (an uncompressed records section) compressed with codec `id` (attribute bits
+/// 0-2) as Kafka's clients write it: gzip, snappy in the Java client's xerial framing (which
+/// librdkafka and the Java client both read), lz4 frames, zstd. The log cleaner uses it to
+/// recompress a batch it filtered with the batch's own codec.
+pub fn compress_records(id: u16, records: &[u8]) -> Result<Vec<u8>, String> {
+    match id {
+        0 => Ok(records.to_vec()),
+        1 => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder
+                .write_all(records)
+                .map_err(|e| format!("gzip: {e}"))?;
+            encoder.finish().map_err(|e| format!("gzip: {e}"))
+        }
+        2 => {
+            let mut out = Vec::with_capacity(XERIAL_HEADER_BYTES + records.len());
+            out.extend_from_slice(XERIAL_MAGIC);
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            let mut encoder = snap::raw::Encoder::new();
+            for block in records.chunks(XERIAL_BLOCK_BYTES) {
+                let raw = encoder
+                    .compress_vec(block)
+                    .map_err(|e| format!("snappy: {e}"))?;
+                out.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+                out.extend_from_slice(&raw);
+            }
+            Ok(out)
+        }
+        3 => {
+            let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            encoder
+                .write_all(records)
+                .map_err(|e| format!("lz4: {e}"))?;
+            encoder.finish().map_err(|e| format!("lz4: {e}"))
+        }
+        4 => zstd::bulk::compress(records, 1).map_err(|e| format!("zstd: {e}")),
+        other => Err(format!("unknown compression codec {other}")),
+    }
+}
+
 impl Codec {
     /// The attribute bits Kafka uses for this codec.
     pub fn id(self) -> u16 {
@@ -125,15 +171,10 @@ pub fn compress_batch(batch: &[u8], codec: Codec) -> Result<Vec<u8>, String> {
     let records = batch
         .get(RECORD_BATCH_HEADER_BYTES..header.size_bytes())
         .ok_or("batch shorter than its length")?;
-    let compressed = match codec {
-        Codec::None => return Ok(batch[..header.size_bytes()].to_vec()),
-        Codec::Lz4 => {
-            let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
-            encoder.write_all(records).map_err(|e| e.to_string())?;
-            encoder.finish().map_err(|e| e.to_string())?
-        }
-        Codec::Zstd => zstd::bulk::compress(records, 1).map_err(|e| e.to_string())?,
-    };
+    if codec == Codec::None {
+        return Ok(batch[..header.size_bytes()].to_vec());
+    }
+    let compressed = compress_records(codec.id(), records)?;
     let attributes = (header.attributes as u16 & !CODEC_MASK) | codec.id();
     Ok(reframe(batch, attributes, &compressed))
 }

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod compaction;
 pub mod compression;
 pub mod error_code;
 pub mod fetch_response;

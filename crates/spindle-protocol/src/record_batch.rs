@@ -34,7 +34,7 @@ const MAX_TIMESTAMP_POS: usize = 35;
 const PRODUCER_ID_POS: usize = 43;
 const PRODUCER_EPOCH_POS: usize = 51;
 const BASE_SEQUENCE_POS: usize = 53;
-const RECORDS_COUNT_POS: usize = 57;
+pub(crate) const RECORDS_COUNT_POS: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
 const TRANSACTIONAL_FLAG: i16 = 0x10;
@@ -465,6 +465,20 @@ pub fn build_batch(base_timestamp: i64, records: &[(Option<&[u8]>, &[u8])]) -> V
 pub type TimedRecord<'a> = (i64, Option<&'a [u8]>, &'a [u8]);
 
 pub fn build_batch_with_timestamps(records: &[TimedRecord<'_>]) -> Vec<u8> {
+    build_batch_of(
+        &records
+            .iter()
+            .map(|&(timestamp, key, value)| (timestamp, key, Some(value)))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// One record for [`build_batch_of`]: (timestamp, key, value), a `None` value being a
+/// tombstone.
+pub type NullableRecord<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// Like [`build_batch_with_timestamps`], with null values (tombstones) allowed.
+pub fn build_batch_of(records: &[NullableRecord<'_>]) -> Vec<u8> {
     assert!(!records.is_empty(), "a batch holds at least one record");
     let base_timestamp = records.iter().map(|r| r.0).min().expect("non-empty");
     let max_timestamp = records.iter().map(|r| r.0).max().expect("non-empty");
@@ -482,8 +496,13 @@ pub fn build_batch_with_timestamps(records: &[TimedRecord<'_>]) -> Vec<u8> {
             }
             None => write_varlong(&mut body, -1),
         }
-        write_varlong(&mut body, value.len() as i64);
-        body.extend_from_slice(value);
+        match value {
+            Some(value) => {
+                write_varlong(&mut body, value.len() as i64);
+                body.extend_from_slice(value);
+            }
+            None => write_varlong(&mut body, -1),
+        }
         write_varlong(&mut body, 0); // header count
         write_varlong(&mut out, body.len() as i64);
         out.extend_from_slice(&body);

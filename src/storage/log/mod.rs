@@ -17,12 +17,14 @@
 //! below `durable_offset` to a power loss.
 //!
 //! On-disk invariants: segment files hold whole batches back to back from position 0, each
-//! with `base_offset` equal to the previous batch's last offset + 1. A segment other than the
+//! with `base_offset` above the previous batch's last offset (equal to it + 1 unless
+//! compaction removed the batches between, see `compact`). A segment other than the
 //! last is sealed: truncated to its exact size, synced, with `.index`/`.timeindex` files
 //! written. The last segment may end in zeros or a torn batch; recovery scans it, keeps the
 //! valid prefix, cuts the rest and rebuilds its indexes.
 
 mod cache;
+mod compact;
 mod epochs;
 mod flusher;
 mod read;
@@ -59,6 +61,7 @@ use spindle_protocol::record_batch::{
     validate_produced_with,
 };
 
+pub use self::compact::{CLEANED_SUFFIX, CompactionStats, SWAP_SUFFIX};
 pub use self::scan::{SegmentScan, scan_segment_file};
 pub use self::segment::{
     INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, parse_segment_file_name, segment_file_name,
@@ -177,6 +180,7 @@ impl<S: Storage> PartitionLog<S> {
             unpublished_bytes: VecDeque::new(),
             read_ahead: None,
             truncations: 0,
+            cleaning: false,
         };
         let inner = Rc::new(Inner {
             storage,
@@ -185,6 +189,7 @@ impl<S: Storage> PartitionLog<S> {
             state: RefCell::new(state),
             written: Watermark::new(log_end_offset),
             durable: Watermark::new(log_end_offset),
+            cleaned_below: Cell::new(0),
             syncs: Cell::new(0),
             sync_time: Cell::new(Duration::ZERO),
             flusher_wake: Event::default(),
@@ -365,7 +370,8 @@ impl<S: Storage> PartitionLog<S> {
 
     /// Appends one batch copied from the partition's leader, as the leader stored it: its
     /// offsets and leader epoch kept, so a follower's log is the leader's byte for byte.
-    /// It must start at this log's end ([`StorageError::NotAtLogEnd`] otherwise). The
+    /// It must start at this log's end ([`StorageError::NotAtLogEnd`] otherwise), or past
+    /// it in a compacted log, whose leader's cleaner may have removed the batches between. The
     /// leader checked the records; the CRC and framing are checked again here.
     pub async fn append_replicated(&self, batch: BytesMut) -> Result<AppendInfo> {
         glommio::yield_if_needed().await;
@@ -412,7 +418,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         let inner = &*self.inner;
         let mut state = inner.state.borrow_mut();
-        let base_offset = state.log_end_offset;
+        let mut base_offset = state.log_end_offset;
         if !replicated && !state.producer_appends {
             return Err(StorageError::NotLeader);
         }
@@ -420,10 +426,16 @@ impl<S: Storage> PartitionLog<S> {
             return Err(StorageError::NotFollower);
         }
         if replicated && header.base_offset != base_offset {
-            return Err(StorageError::NotAtLogEnd {
-                base_offset: header.base_offset,
-                log_end_offset: base_offset,
-            });
+            // A compacted leader's log has gaps where whole batches were cleaned away; a
+            // follower copying that range takes the gap. Anywhere else a gap is a batch
+            // that is not the next one.
+            if header.base_offset < base_offset || !config.cleanup_policy.compact {
+                return Err(StorageError::NotAtLogEnd {
+                    base_offset: header.base_offset,
+                    log_end_offset: base_offset,
+                });
+            }
+            base_offset = header.base_offset;
         }
         let last_offset = base_offset + i64::from(header.last_offset_delta);
         let roll = {

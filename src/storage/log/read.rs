@@ -38,6 +38,39 @@ impl<S: Storage> PartitionLog<S> {
         max_bytes: usize,
         high_watermark: i64,
     ) -> Result<Vec<Bytes>> {
+        let mut from_offset = from_offset;
+        loop {
+            let out = self
+                .read_in_segment(from_offset, max_bytes, high_watermark)
+                .await?;
+            if !out.is_empty() {
+                return Ok(out);
+            }
+            // Nothing at or after `from_offset` in its segment: compaction can leave a
+            // segment's end (or a whole segment) without batches. Read on from the next
+            // segment, as Kafka does, rather than answer empty forever.
+            let next_base = self
+                .inner
+                .state
+                .borrow()
+                .segments
+                .iter()
+                .map(|segment| segment.base_offset)
+                .find(|&base| base > from_offset);
+            match next_base {
+                Some(base) if base < high_watermark => from_offset = base,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// [`Self::read_below`] within the segment holding `from_offset` (or the cache).
+    async fn read_in_segment(
+        &self,
+        from_offset: i64,
+        max_bytes: usize,
+        high_watermark: i64,
+    ) -> Result<Vec<Bytes>> {
         if let Some(seat) = self.inner.budget_seat.get() {
             seat.touch();
         }

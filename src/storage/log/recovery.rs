@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use tracing::{error, warn};
 
+use super::compact::finish_interrupted_cleaning;
 use super::flusher::{read_whole_file, write_whole_file};
 use super::scan::scan_recovering;
 use super::segment::{
@@ -76,6 +77,7 @@ pub(super) async fn recover<S: Storage>(
     dir: &Path,
     config: &LogConfig,
 ) -> Result<Recovered<S::File>> {
+    finish_interrupted_cleaning(storage, dir).await?;
     let names = storage
         .list(dir)
         .map_err(|e| StorageError::io("list log dir", e))?;

@@ -31,14 +31,19 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     /// Deletes whole old segments beyond `retention_bytes` or older than `retention_ms`
-    /// (by their newest timestamp, relative to `now_ms`). The active segment is never
-    /// deleted. Returns the number of segments deleted.
+    /// (by their newest timestamp, relative to `now_ms`), when the cleanup policy has
+    /// `delete`. The active segment is never deleted, nor a segment the cleaner is
+    /// swapping. Returns the number of segments deleted.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<usize> {
         let config = &self.inner.config();
         let doomed: Vec<Segment<S::File>> = {
             let mut state = self.inner.state.borrow_mut();
             state.check_usable()?;
-            if state.exclusive {
+            if state.exclusive || state.cleaning {
+                return Ok(0);
+            }
+            // A compacted topic without `delete` keeps its (cleaned) segments for good.
+            if !config.cleanup_policy.delete {
                 return Ok(0);
             }
             let high_watermark = self.inner.high_watermark();
@@ -124,6 +129,7 @@ impl<S: Storage> PartitionLog<S> {
                 if state.ops.is_empty()
                     && !state.writer.has_new_bytes()
                     && !state.syncing
+                    && !state.cleaning
                     && inner.written.get() == state.log_end_offset
                 {
                     break;

@@ -54,9 +54,11 @@ pub(super) struct LogState<F: SegmentFile> {
     pub(super) unpublished_bytes: VecDeque<(i64, i64)>,
     /// The next chunk of a sequential cold reader, read before it asks (see `read_ahead`).
     pub(super) read_ahead: Option<ReadAhead>,
-    /// Truncations so far: a read that began before one must not leave a read-ahead of
-    /// positions that may since hold other offsets.
+    /// Truncations and cleaned-segment swaps so far: a read that began before one must not
+    /// leave a read-ahead of positions that may since hold other offsets.
     pub(super) truncations: u64,
+    /// The cleaner is swapping a cleaned segment in: retention and truncation wait.
+    pub(super) cleaning: bool,
 }
 
 impl<F: SegmentFile> Drop for LogState<F> {
@@ -224,6 +226,9 @@ pub(super) struct Inner<S: Storage> {
     pub(super) leader_epochs: RefCell<LeaderEpochs>,
     pub(super) leader_epochs_sequence: Cell<u64>,
     /// fdatasyncs of the active segment since open, and the time they took (for metrics).
+    /// The cleaner's last pass cleaned the segments below this offset (0 after open: the
+    /// first pass treats everything as dirty).
+    pub(super) cleaned_below: Cell<i64>,
     pub(super) syncs: Cell<u64>,
     pub(super) sync_time: Cell<std::time::Duration>,
 }

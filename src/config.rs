@@ -176,6 +176,14 @@ pub struct ServeArgs {
     /// How often each core rolls aged segments and applies retention.
     #[arg(long, default_value_t = 30_000)]
     pub retention_check_interval_ms: u64,
+    /// Kafka `log.cleaner.backoff.ms`: how often each core's cleaner looks for compacted
+    /// logs whose dirty ratio reached `min.cleanable.dirty.ratio`.
+    #[arg(long, default_value_t = 15_000)]
+    pub log_cleaner_backoff_ms: u64,
+    /// Kafka `log.cleaner.dedupe.buffer.size`: memory one cleaning pass's key map may take
+    /// (about 32 bytes a key; each core cleans one log at a time).
+    #[arg(long, default_value_t = LogConfig::DEFAULT.cleaner_dedupe_bytes as u64)]
+    pub log_cleaner_dedupe_bytes: u64,
     /// Testing only: close the connection instead of sending every Nth produce response
     /// (after the append), so clients retry batches the log already holds. 0 = off.
     #[arg(long, default_value_t = 0, hide = true)]
@@ -233,6 +241,7 @@ pub struct BrokerConfig {
     pub cache_bytes_per_core: usize,
     pub log: LogConfig,
     pub retention_check_interval: Duration,
+    pub log_cleaner_backoff: Duration,
     pub groups: GroupConfig,
     pub fault_drop_produce_response_every: u64,
     pub fault_panic_client_id: Option<String>,
@@ -398,6 +407,7 @@ impl BrokerConfig {
             cache_bytes_max: args.partition_cache_bytes as usize,
             preallocate_bytes: args.segment_preallocate_bytes_max,
             min_insync_replicas: args.min_insync_replicas,
+            cleaner_dedupe_bytes: args.log_cleaner_dedupe_bytes as usize,
             ..LogConfig::default()
         };
         log.validate()?;
@@ -409,6 +419,12 @@ impl BrokerConfig {
         }
         if args.retention_check_interval_ms == 0 {
             return Err("--retention-check-interval-ms must be positive".into());
+        }
+        if args.log_cleaner_backoff_ms == 0 {
+            return Err("--log-cleaner-backoff-ms must be positive".into());
+        }
+        if args.log_cleaner_dedupe_bytes < 1 << 20 {
+            return Err("--log-cleaner-dedupe-bytes must be at least 1048576".into());
         }
         Ok(BrokerConfig {
             listen: args.listen,
@@ -442,6 +458,7 @@ impl BrokerConfig {
             cache_bytes_per_core,
             log,
             retention_check_interval: Duration::from_millis(args.retention_check_interval_ms),
+            log_cleaner_backoff: Duration::from_millis(args.log_cleaner_backoff_ms),
             fault_drop_produce_response_every: args.fault_drop_produce_response_every,
             fault_panic_client_id: args.fault_panic_client_id.clone(),
             fault_panic_core: args.fault_panic_core,

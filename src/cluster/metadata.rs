@@ -563,7 +563,8 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "-1").is_ok());
         assert!(validate_topic_config("retention.ms", "-2").is_err());
         assert!(validate_topic_config("segment.bytes", "100").is_err());
-        assert!(validate_topic_config("cleanup.policy", "compact").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "archive").is_err());
         assert!(validate_topic_config("no.such.key", "1").is_err());
         let config = topic_log_config(
             &LogConfig::default(),

@@ -6,8 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::storage::LogConfig;
 use crate::storage::config::BLOCK_BYTES;
+use crate::storage::{CleanupPolicy, LogConfig};
 
 /// Spindle's topic config (no Kafka equivalent: Kafka always validates): `false` checks
 /// compressed batches by their header and CRC only, without decompressing their records.
@@ -24,6 +24,8 @@ pub enum ConfigType {
     String,
     Int,
     Long,
+    Double,
+    List,
 }
 
 impl ConfigType {
@@ -33,6 +35,8 @@ impl ConfigType {
             ConfigType::String => 2,
             ConfigType::Int => 3,
             ConfigType::Long => 5,
+            ConfigType::Double => 6,
+            ConfigType::List => 7,
         }
     }
 }
@@ -53,13 +57,38 @@ pub struct TopicConfig {
 pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: "cleanup.policy",
-        config_type: ConfigType::String,
-        default: |_| "delete".into(),
-        validate: |value| match value {
-            "delete" => Ok(()),
-            _ => Err("only 'delete' is supported (compaction is not implemented)".into()),
+        config_type: ConfigType::List,
+        default: |log| match (log.cleanup_policy.compact, log.cleanup_policy.delete) {
+            (true, true) => "compact,delete".into(),
+            (true, false) => "compact".into(),
+            _ => "delete".into(),
         },
-        apply: None,
+        validate: |value| match CleanupPolicy::parse(value) {
+            Some(_) => Ok(()),
+            None => Err("expected delete, compact or compact,delete".into()),
+        },
+        apply: Some(|log, value| {
+            log.cleanup_policy = CleanupPolicy::parse(value).expect("validated when stored");
+        }),
+    },
+    TopicConfig {
+        name: "delete.retention.ms",
+        config_type: ConfigType::Long,
+        default: |log| log.delete_retention_ms.to_string(),
+        validate: |value| integer_within(value, 0, i64::MAX),
+        apply: Some(|log, value| log.delete_retention_ms = parsed(value)),
+    },
+    TopicConfig {
+        name: "min.cleanable.dirty.ratio",
+        config_type: ConfigType::Double,
+        default: |log| log.min_cleanable_dirty_ratio.to_string(),
+        validate: |value| match value.parse::<f64>() {
+            Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(()),
+            _ => Err("expected a number in [0, 1]".into()),
+        },
+        apply: Some(|log, value| {
+            log.min_cleanable_dirty_ratio = value.parse().expect("validated when stored");
+        }),
     },
     TopicConfig {
         name: "retention.ms",
@@ -219,6 +248,13 @@ mod tests {
         assert_eq!(log.retention_ms, 1000);
         assert_eq!(log.segment_bytes, 65536);
         assert!(!log.validate_compressed_records);
+        let compacted = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("min.cleanable.dirty.ratio".to_string(), "0.1".to_string()),
+        ]);
+        let log = topic_log_config(&LogConfig::default(), &compacted);
+        assert!(log.cleanup_policy.compact && !log.cleanup_policy.delete);
+        assert_eq!(log.min_cleanable_dirty_ratio, 0.1);
     }
 
     #[test]
@@ -229,5 +265,9 @@ mod tests {
         );
         assert!(validate_topic_config("segment.bytes", "99999999999").is_err());
         assert!(validate_topic_config("no.such.config", "1").is_err());
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
+        assert!(validate_topic_config("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate_topic_config("delete.retention.ms", "-1").is_err());
     }
 }

@@ -23,9 +23,9 @@ impl ToErrorCode for BatchError {
             | BatchError::BadCrc { .. }
             | BatchError::BadCompression(_)
             | BatchError::BadRecord(_) => ErrorCode::CorruptMessage,
-            BatchError::BadRecordCount { .. } | BatchError::BadOffsetDelta { .. } => {
-                ErrorCode::InvalidRecord
-            }
+            BatchError::BadRecordCount { .. }
+            | BatchError::BadOffsetDelta { .. }
+            | BatchError::KeylessRecord { .. } => ErrorCode::InvalidRecord,
         }
     }
 }

@@ -264,6 +264,57 @@ impl Collector for Cores {
                 ConstGauge::new(value(core) as i64).encode(family.encode_family(&labels)?)?;
             }
         }
+        type CoreCounter = fn(&CoreMetrics) -> f64;
+        let cleaner_counters: [(&str, &str, CoreCounter); 5] = [
+            (
+                "spindle_log_cleaner_passes",
+                "Cleaning passes over compacted logs.",
+                |core| {
+                    core.cleaner_passes
+                        .load(std::sync::atomic::Ordering::Relaxed) as f64
+                },
+            ),
+            (
+                "spindle_log_cleaner_read_bytes",
+                "Bytes of sealed segments the cleaner read.",
+                |core| {
+                    core.cleaner_bytes_read
+                        .load(std::sync::atomic::Ordering::Relaxed) as f64
+                },
+            ),
+            (
+                "spindle_log_cleaner_removed_bytes",
+                "Bytes the cleaner removed from compacted logs.",
+                |core| {
+                    core.cleaner_bytes_removed
+                        .load(std::sync::atomic::Ordering::Relaxed) as f64
+                },
+            ),
+            (
+                "spindle_log_cleaner_removed_records",
+                "Superseded records and expired tombstones the cleaner removed.",
+                |core| {
+                    core.cleaner_records_removed
+                        .load(std::sync::atomic::Ordering::Relaxed) as f64
+                },
+            ),
+            (
+                "spindle_log_cleaner_seconds",
+                "Time the cleaner spent in its passes.",
+                |core| {
+                    core.cleaner_nanos
+                        .load(std::sync::atomic::Ordering::Relaxed) as f64
+                        / 1e9
+                },
+            ),
+        ];
+        for (name, help, value) in cleaner_counters {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for core in &self.0 {
+                let labels = [("core", core.core.to_string())];
+                ConstCounter::new(value(core)).encode(family.encode_family(&labels)?)?;
+            }
+        }
         // Replication health of the partitions led here (Kafka's UnderReplicatedPartitions):
         // per core, the led partitions with fewer replicas in sync than placed.
         {

@@ -492,6 +492,7 @@ fn spawn_maintenance(shard: &Rc<Shard>) {
         "housekeeping",
         housekeeping(shard.clone()),
     );
+    tasks.spawn_tracked(TaskKind::Cleaner, "log-cleaner", log_cleaner(shard.clone()));
     tasks.spawn_tracked(
         TaskKind::Maintenance,
         "reopen-failed-logs",
@@ -525,6 +526,13 @@ async fn publish_partition_gauges(shard: Rc<Shard>) {
 async fn housekeeping(shard: Rc<Shard>) {
     while sleep_unless_shutdown(&shard, shard.config.retention_check_interval).await {
         shard.housekeeping(now_ms()).await;
+    }
+}
+
+/// Compaction: every `--log-cleaner-backoff-ms`, cleans the compacted logs that are due.
+async fn log_cleaner(shard: Rc<Shard>) {
+    while sleep_unless_shutdown(&shard, shard.config.log_cleaner_backoff).await {
+        shard.clean_logs(now_ms()).await;
     }
 }
 

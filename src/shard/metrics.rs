@@ -128,6 +128,13 @@ pub struct CoreMetrics {
     pub cache_bytes: AtomicU64,
     /// `(group, topic, partition, committed offset)` of the groups this core coordinates.
     committed: Mutex<Vec<(String, String, i32, i64)>>,
+    /// The cleaner's work on this core: passes, bytes it read, bytes and records it
+    /// removed, and its time in nanoseconds.
+    pub cleaner_passes: AtomicU64,
+    pub cleaner_bytes_read: AtomicU64,
+    pub cleaner_bytes_removed: AtomicU64,
+    pub cleaner_records_removed: AtomicU64,
+    pub cleaner_nanos: AtomicU64,
 }
 
 impl std::fmt::Debug for CoreMetrics {
@@ -149,7 +156,25 @@ impl CoreMetrics {
             request_bytes_held: AtomicU64::new(0),
             cache_bytes: AtomicU64::new(0),
             committed: Mutex::new(Vec::new()),
+            cleaner_passes: AtomicU64::new(0),
+            cleaner_bytes_read: AtomicU64::new(0),
+            cleaner_bytes_removed: AtomicU64::new(0),
+            cleaner_records_removed: AtomicU64::new(0),
+            cleaner_nanos: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one cleaning pass.
+    pub fn cleaned(&self, stats: &crate::storage::CompactionStats, took: std::time::Duration) {
+        let add = |counter: &AtomicU64, value: u64| counter.fetch_add(value, Ordering::Relaxed);
+        add(&self.cleaner_passes, 1);
+        add(&self.cleaner_bytes_read, stats.bytes_before);
+        add(
+            &self.cleaner_bytes_removed,
+            stats.bytes_before.saturating_sub(stats.bytes_after),
+        );
+        add(&self.cleaner_records_removed, stats.records_removed);
+        add(&self.cleaner_nanos, took.as_nanos() as u64);
     }
 
     /// Counts one request of `api_key` at `version`.

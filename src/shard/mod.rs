@@ -657,6 +657,30 @@ impl Shard {
         }
     }
 
+    /// Runs a cleaning pass on each compacted log of this core whose dirty ratio reached
+    /// its `min.cleanable.dirty.ratio`, one log at a time.
+    pub async fn clean_logs(&self, now_ms: i64) {
+        for owned in self.all_partitions() {
+            let log = &owned.log;
+            if !log.compaction_due() {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            match log.compact(now_ms).await {
+                Ok(stats) => {
+                    self.metrics.cleaned(&stats, started.elapsed());
+                    tracing::debug!(
+                        core = self.core,
+                        "cleaned {}: {stats:?} in {:?}",
+                        log.dir().display(),
+                        started.elapsed()
+                    );
+                }
+                Err(e) => tracing::warn!(core = self.core, "cleaning {}: {e}", log.dir().display()),
+            }
+        }
+    }
+
     /// Flushes and closes every log (shutdown).
     pub async fn close_all(&self) {
         self.groups.close().await;

@@ -1,7 +1,7 @@
 //! The shard's tasks by name and kind. Each kind runs in its own glommio task queue with CPU
 //! shares, so a busy stretch of one kind cannot starve the others: requests (connections and
 //! their replies), flush (every log's flusher) and maintenance (retention, group timeouts,
-//! reopening failed logs; compaction next). A gate tracks the tasks that must end before
+//! reopening failed logs) and the cleaner (compaction). A gate tracks the tasks that must end before
 //! the shard's logs close (connections, unanswered acks=0 appends, maintenance loops), so
 //! shutdown waits for exactly those, without polling. Runs on the shard's core.
 
@@ -20,6 +20,9 @@ pub enum TaskKind {
     Flush,
     /// Periodic upkeep that no request waits for.
     Maintenance,
+    /// The log cleaner (compaction): the most CPU and device time of any upkeep, and the
+    /// least urgent.
+    Cleaner,
 }
 
 /// CPU shares per kind when several are runnable. Flushing gets as much as requests: an
@@ -27,11 +30,14 @@ pub enum TaskKind {
 const REQUESTS_SHARES: usize = 1000;
 const FLUSH_SHARES: usize = 1000;
 const MAINTENANCE_SHARES: usize = 100;
+/// The cleaner gets half of upkeep's share: a busy core gives it about 2% of its time.
+const CLEANER_SHARES: usize = 50;
 
 pub struct ShardTasks {
     requests: TaskQueueHandle,
     flush: TaskQueueHandle,
     maintenance: TaskQueueHandle,
+    cleaner: TaskQueueHandle,
     gate: Gate,
 }
 
@@ -51,6 +57,7 @@ impl ShardTasks {
             requests: queue("requests", REQUESTS_SHARES),
             flush: queue("flush", FLUSH_SHARES),
             maintenance: queue("maintenance", MAINTENANCE_SHARES),
+            cleaner: queue("cleaner", CLEANER_SHARES),
             gate: Gate::new(),
         }
     }
@@ -60,6 +67,7 @@ impl ShardTasks {
             TaskKind::Requests => self.requests,
             TaskKind::Flush => self.flush,
             TaskKind::Maintenance => self.maintenance,
+            TaskKind::Cleaner => self.cleaner,
         }
     }
 

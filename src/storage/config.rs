@@ -176,8 +176,10 @@ impl LogConfig {
                 "preallocate_bytes must be a multiple of {BLOCK_BYTES}"
             ));
         }
-        if self.batch_bytes_max == 0 || self.batch_bytes_max as u64 > self.segment_bytes {
-            return Err("batch_bytes_max must be positive and at most segment_bytes".into());
+        // A batch larger than segment_bytes is allowed (Kafka allows it too): it starts a
+        // segment of its own. Index positions stay 32-bit as long as it fits in i32.
+        if self.batch_bytes_max == 0 || self.batch_bytes_max as u64 > i32::MAX as u64 {
+            return Err(format!("batch_bytes_max must be in [1, {}]", i32::MAX));
         }
         if self.delete_retention_ms < 0 {
             return Err("delete_retention_ms must be non-negative".into());
@@ -234,5 +236,12 @@ mod tests {
             ..LogConfig::default()
         };
         assert!(bad.validate().is_err());
+        // A topic may set segment.bytes below max.message.bytes (a large batch then gets a
+        // segment of its own): such a log must open.
+        let small_segments = LogConfig {
+            segment_bytes: 16 << 10,
+            ..LogConfig::default()
+        };
+        assert_eq!(small_segments.validate(), Ok(()));
     }
 }

@@ -12,7 +12,8 @@
 
 use crate::compression::{DECOMPRESSED_RECORDS_BYTES_MAX, compress_records, decompress_records};
 use crate::record_batch::{
-    RECORD_BATCH_HEADER_BYTES, RECORDS_COUNT_POS, RecordBatchHeader, read_varlong, seal_batch,
+    BatchError, RECORD_BATCH_HEADER_BYTES, RECORDS_COUNT_POS, RecordBatchHeader, read_varlong,
+    seal_batch,
 };
 
 /// One record as the cleaner sees it.
@@ -46,6 +47,27 @@ pub fn for_each_keyed_record(
 ) -> Result<(), String> {
     let (header, records) = plain_records(batch)?;
     walk_records(&header, &records, |_, record| visit(record))
+}
+
+/// Checks that every record of a produced `batch` has a key, as a compacted topic demands
+/// (Kafka's INVALID_RECORD otherwise). The batch passed `validate_produced` already.
+pub fn check_keys(batch: &[u8]) -> Result<(), BatchError> {
+    let mut keyless = None;
+    for_each_keyed_record(batch, |record| {
+        if record.key.is_none() && keyless.is_none() {
+            keyless = Some(record.offset);
+        }
+    })
+    .map_err(BatchError::BadRecord)?;
+    let base_offset = RecordBatchHeader::decode(batch)
+        .map(|header| header.base_offset)
+        .unwrap_or(0);
+    match keyless {
+        Some(offset) => Err(BatchError::KeylessRecord {
+            offset_delta: offset - base_offset,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// `batch` with only the records `keep` answers true for (see the module header). Control
@@ -273,6 +295,24 @@ mod tests {
                 vec![(2, b"a".to_vec()), (3, b"c".to_vec())]
             );
         }
+    }
+
+    #[test]
+    fn a_compacted_topic_wants_a_key_on_every_record() {
+        assert_eq!(check_keys(&keyed_batch(0)), Ok(()));
+        let keyless = crate::record_batch::build_batch_of(&[
+            (1, Some(&b"k"[..]), Some(&b"v"[..])),
+            (2, None, Some(&b"v"[..])),
+        ]);
+        assert_eq!(
+            check_keys(&keyless),
+            Err(BatchError::KeylessRecord { offset_delta: 1 })
+        );
+        let compressed = compress_batch(&keyless, Codec::Zstd).expect("compresses");
+        assert!(matches!(
+            check_keys(&compressed),
+            Err(BatchError::KeylessRecord { .. })
+        ));
     }
 
     #[test]

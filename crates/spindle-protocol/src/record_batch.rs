@@ -61,6 +61,8 @@ pub enum BatchError {
     BadRecord(String),
     /// A record's offset delta is not its position in the batch.
     BadOffsetDelta { index: i32, offset_delta: i64 },
+    /// A record without a key, sent to a compacted topic (which keeps records by key).
+    KeylessRecord { offset_delta: i64 },
 }
 
 impl std::fmt::Display for BatchError {
@@ -95,6 +97,10 @@ impl std::fmt::Display for BatchError {
                 index,
                 offset_delta,
             } => write!(f, "record {index} has offset delta {offset_delta}"),
+            BatchError::KeylessRecord { offset_delta } => write!(
+                f,
+                "a compacted topic cannot accept a record without a key (offset delta {offset_delta})"
+            ),
         }
     }
 }

@@ -89,8 +89,8 @@ pub(super) fn refusal(error: ErrorCode) -> Option<StrBytes> {
 }
 
 /// In a cluster, creates `__consumer_offsets` if it does not exist yet, as Kafka does at
-/// the first group lookup. It is not compacted yet, so it keeps every record (retention
-/// off); it fails while fewer nodes are live than its replication factor.
+/// the first group lookup: compacted, so it keeps the latest record of each group and
+/// committed offset; it fails while fewer nodes are live than its replication factor.
 async fn create_offsets_topic(shard: &Shard) {
     if shard.config.quorum.is_none() || shard.snapshot().topic(OFFSETS_TOPIC).is_some() {
         return;
@@ -101,8 +101,7 @@ async fn create_offsets_topic(shard: &Shard) {
         replication_factor: shard.config.offsets_topic_replication_factor,
         assignments: Vec::new(),
         configs: vec![
-            ("retention.ms".into(), Some("-1".into())),
-            ("retention.bytes".into(), Some("-1".into())),
+            ("cleanup.policy".into(), Some("compact".into())),
             // Kafka's `offsets.topic.segment.bytes`.
             ("segment.bytes".into(), Some((100 << 20).to_string())),
         ],

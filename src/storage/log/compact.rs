@@ -30,7 +30,7 @@ use super::segment::{
     INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, align_down, align_up,
     parse_segment_file_name, segment_file_name,
 };
-use super::state::Inner;
+use super::state::{Inner, LogState};
 use crate::storage::error::Result;
 use crate::storage::{PartitionLog, SegmentFile, Storage, StorageError};
 use spindle_protocol::RecordBatchHeader;
@@ -360,6 +360,7 @@ async fn clean_segment<S: Storage>(
                 .segment_mut(base)
                 .expect("a claimed segment stays until released");
             *slot = cleaned;
+            drop_cached_below(&mut state, candidate.next_offset);
             // Positions in this segment now hold other batches.
             state.read_ahead_take();
             state.truncations += 1;
@@ -469,13 +470,7 @@ async fn remove_emptied<S: Storage>(
                 .leader_epochs
                 .borrow_mut()
                 .truncate_from_start(log_start_offset);
-            while state
-                .cache
-                .front()
-                .is_some_and(|cached| cached.base_offset < log_start_offset)
-            {
-                state.cache_pop_front();
-            }
+            drop_cached_below(&mut state, candidate.next_offset);
             state.read_ahead_take();
             state.truncations += 1;
         }
@@ -484,6 +479,18 @@ async fn remove_emptied<S: Storage>(
     }
     inner.progress.notify();
     removed.map(|()| Outcome::Removed)
+}
+
+/// Drops the cached batches of the offsets below `offset`: they are the segment's records
+/// as appended, and readers must see it as cleaned.
+fn drop_cached_below<F: SegmentFile>(state: &mut LogState<F>, offset: i64) {
+    while state
+        .cache
+        .front()
+        .is_some_and(|cached| cached.base_offset < offset)
+    {
+        state.cache_pop_front();
+    }
 }
 
 async fn open_output<S: Storage>(

@@ -365,6 +365,10 @@ impl<S: Storage> PartitionLog<S> {
         // One copy of the settings for the whole append, even if they change meanwhile.
         let config = self.inner.config();
         let header = validate_produced_with(&batch, config.validate_compressed_records)?;
+        if config.cleanup_policy.compact {
+            // The cleaner keeps records by key; Kafka refuses one without.
+            spindle_protocol::compaction::check_keys(&batch)?;
+        }
         self.append_checked(batch, header, config, false).await
     }
 

@@ -25,7 +25,7 @@ use std::rc::Rc;
 use tracing::{debug, warn};
 
 use super::flusher::{remove_if_present, remove_segment_files, write_whole_file};
-use super::scan::{SCAN_CHUNK_BYTES, scan_segment};
+use super::scan::scan_segment;
 use super::segment::{
     INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, align_down, align_up,
     parse_segment_file_name, segment_file_name,
@@ -46,6 +46,17 @@ const MAP_ENTRY_BYTES: usize = 32;
 
 /// Bytes of cleaned output gathered before they are written (one direct write each).
 const OUTPUT_CHUNK_BYTES: usize = 1 << 20;
+
+/// Bytes of a segment the cleaner takes in one step before it lets the core's other task
+/// queues run: decompressing, hashing and filtering them takes well under a millisecond,
+/// so a producer's request never waits behind the cleaner for longer.
+const STEP_BYTES: usize = 128 << 10;
+
+/// Lets every other task queue of the core run before the cleaner's next step (the
+/// executor would otherwise keep running it for its whole task quota).
+async fn step_aside() {
+    glommio::executor().yield_task_queue_now().await;
+}
 
 /// What one cleaning pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -138,39 +149,46 @@ impl<S: Storage> PartitionLog<S> {
         'segments: for candidate in &candidates {
             let mut full = false;
             let mut unreadable = None;
-            let end = scan_segment(
-                &*candidate.file,
-                candidate.base_offset,
-                0,
-                candidate.size_bytes,
-                SCAN_CHUNK_BYTES,
-                |_, header, bytes| {
-                    if header.is_control() {
-                        return true;
-                    }
-                    let mapped = for_each_keyed_record(&bytes, |record| {
-                        let Some(key) = record.key else { return };
-                        let hash = key_hash(key);
-                        if map.len() < entries_max || map.contains_key(&hash) {
-                            map.insert(hash, record.offset);
-                        } else {
-                            full = true;
+            let mut position = 0;
+            while position < candidate.size_bytes {
+                let mut step = 0;
+                let end = scan_segment(
+                    &*candidate.file,
+                    candidate.base_offset,
+                    position,
+                    candidate.size_bytes,
+                    STEP_BYTES,
+                    |_, header, bytes| {
+                        step += bytes.len();
+                        if header.is_control() {
+                            return step < STEP_BYTES;
                         }
-                    });
-                    if let Err(reason) = mapped {
-                        unreadable = Some(reason);
-                        return false;
-                    }
-                    !full
-                },
-            )
-            .await?;
-            if let Some(reason) = unreadable.or(end.error) {
-                warn!(dir = %inner.dir.display(), segment = candidate.base_offset, "compaction stops before a segment it cannot read: {reason}");
-                break 'segments;
-            }
-            if full {
-                break 'segments;
+                        let mapped = for_each_keyed_record(&bytes, |record| {
+                            let Some(key) = record.key else { return };
+                            let hash = key_hash(key);
+                            if map.len() < entries_max || map.contains_key(&hash) {
+                                map.insert(hash, record.offset);
+                            } else {
+                                full = true;
+                            }
+                        });
+                        if let Err(reason) = mapped {
+                            unreadable = Some(reason);
+                            return false;
+                        }
+                        !full && step < STEP_BYTES
+                    },
+                )
+                .await?;
+                if let Some(reason) = unreadable.take().or(end.error) {
+                    warn!(dir = %inner.dir.display(), segment = candidate.base_offset, "compaction stops before a segment it cannot read: {reason}");
+                    break 'segments;
+                }
+                if full {
+                    break 'segments;
+                }
+                position = end.position;
+                step_aside().await;
             }
             covered += 1;
         }
@@ -252,13 +270,15 @@ async fn clean_segment<S: Storage>(
     let mut changed = false;
     let mut position = 0;
     while position < candidate.size_bytes {
+        let mut step = 0;
         let end = scan_segment(
             &*candidate.file,
             base,
             position,
             candidate.size_bytes,
-            SCAN_CHUNK_BYTES,
+            STEP_BYTES,
             |_, header, bytes| {
+                step += bytes.len();
                 let retained = if header.is_control() {
                     Ok(Retained::All)
                 } else {
@@ -293,7 +313,7 @@ async fn clean_segment<S: Storage>(
                     cleaned.index_batch(&kept_header, at, config.index_interval_bytes);
                     pending.extend_from_slice(kept);
                 }
-                pending.len() < OUTPUT_CHUNK_BYTES
+                step < STEP_BYTES && pending.len() < OUTPUT_CHUNK_BYTES
             },
         )
         .await?;
@@ -315,6 +335,7 @@ async fn clean_segment<S: Storage>(
             flushed_bytes +=
                 write_aligned(inner, &file, &mut pending, flushed_bytes, false).await?;
         }
+        step_aside().await;
     }
     stats.bytes_before += candidate.size_bytes;
     if !changed {

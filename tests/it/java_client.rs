@@ -3,7 +3,9 @@
 //! compression codec, classic consumer groups with the eager and the cooperative-sticky
 //! assignor (two members share, commit, a later member resumes), static membership (a
 //! member restarted under its group.instance.id takes its partitions back with no
-//! rebalance of the others), and the AdminClient calls people script with.
+//! rebalance of the others), Kafka Streams' word count (at_least_once, through the
+//! repartition and compacted changelog topics Streams creates), and the AdminClient calls
+//! people script with.
 //! `group.protocol=consumer` (KIP-848) is not served yet and must be refused cleanly, which
 //! the client reports as UnsupportedVersionException. Every call is bounded in time, so an
 //! unserved one shows as a failed check, never a hang.
@@ -27,6 +29,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("group-eager", "PASS"),
     ("group-cooperative-sticky", "PASS"),
     ("group-static-membership", "PASS"),
+    ("streams-word-count", "PASS"),
     ("admin-createTopics", "PASS"),
     ("admin-describeTopics", "PASS"),
     ("admin-describeCluster", "PASS"),

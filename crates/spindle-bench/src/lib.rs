@@ -169,7 +169,8 @@ pub struct ProduceArgs {
     /// Use 64 to measure capacity in bytes, as perf/scenarios/standard.txt does.
     #[arg(long, default_value_t = 8)]
     pub in_flight: usize,
-    /// Give every message a distinct key, placed by Kafka's default partitioner (murmur2).
+    /// Key every message, from a pool of 4096 keys a partition taken in turn (so a compacted
+    /// topic sees each key superseded), placed by Kafka's default partitioner (murmur2).
     #[arg(long)]
     pub keys: bool,
     #[arg(long, value_enum, default_value_t = Compression::None)]

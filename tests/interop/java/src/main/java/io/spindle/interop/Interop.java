@@ -55,6 +55,7 @@ public final class Interop {
         check("group-cooperative-sticky", () -> group("group-coop-" + run,
                 "org.apache.kafka.clients.consumer.CooperativeStickyAssignor"));
         check("group-static-membership", () -> staticMembership("group-static-" + run));
+        check("streams-word-count", () -> WordCount.run(bootstrap, run));
         admin(run);
         System.out.println("DONE");
     }

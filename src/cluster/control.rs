@@ -29,6 +29,27 @@ pub struct NewTopic {
     pub configs: Vec<(String, Option<String>)>,
 }
 
+/// One change of IncrementalAlterConfigs, with Kafka's operations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ConfigOp {
+    Set(String, String),
+    /// Back to the default.
+    Delete(String),
+    /// Adds an item to a list config (`cleanup.policy`).
+    Append(String, String),
+    /// Removes an item from a list config.
+    Subtract(String, String),
+}
+
+/// How a topic's overrides change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TopicConfigChange {
+    /// AlterConfigs: these become the topic's overrides, all others are dropped.
+    Replace(Vec<(String, String)>),
+    /// IncrementalAlterConfigs: these operations, in order, on the current overrides.
+    Incremental(Vec<ConfigOp>),
+}
+
 /// A change only the controller makes (in a quorum, a command in the metadata log).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControllerRequest {
@@ -59,6 +80,12 @@ pub enum ControllerRequest {
         leader_epoch: i32,
         isr: Vec<u32>,
     },
+    /// AlterConfigs and IncrementalAlterConfigs on topics: the new overrides reach every
+    /// open log of the topic with the snapshot.
+    AlterTopicConfigs {
+        topics: Vec<(String, TopicConfigChange)>,
+        validate_only: bool,
+    },
 }
 
 impl ControllerRequest {
@@ -75,6 +102,9 @@ impl ControllerRequest {
             ControllerRequest::AlterIsr { topic, .. } => vec![topic.clone()],
             ControllerRequest::ElectPreferredLeaders { partitions } => {
                 partitions.iter().map(|(name, _)| name.clone()).collect()
+            }
+            ControllerRequest::AlterTopicConfigs { topics, .. } => {
+                topics.iter().map(|(name, _)| name.clone()).collect()
             }
         }
     }

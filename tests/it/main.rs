@@ -3,6 +3,7 @@
 
 mod common;
 
+mod admin_configs;
 mod bench_cli;
 mod broker_e2e;
 mod broker_protocol;

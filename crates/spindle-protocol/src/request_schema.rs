@@ -100,6 +100,8 @@ pub fn request_schema(api_key: ApiKey) -> Option<RequestSchema> {
         ApiKey::CreateTopics => (CREATE_TOPICS_REQUEST, Some(5)),
         ApiKey::DeleteTopics => (DELETE_TOPICS_REQUEST, Some(4)),
         ApiKey::DescribeConfigs => (DESCRIBE_CONFIGS_REQUEST, Some(4)),
+        ApiKey::AlterConfigs => (ALTER_CONFIGS_REQUEST, Some(2)),
+        ApiKey::IncrementalAlterConfigs => (INCREMENTAL_ALTER_CONFIGS_REQUEST, Some(1)),
         ApiKey::CreatePartitions => (CREATE_PARTITIONS_REQUEST, Some(2)),
         ApiKey::DescribeCluster => (DESCRIBE_CLUSTER_REQUEST, Some(0)),
         ApiKey::FindCoordinator => (FIND_COORDINATOR_REQUEST, Some(3)),
@@ -291,6 +293,53 @@ const DESCRIBE_CONFIGS_REQUEST: &[Field] = &[
     Field::new(1, 4, Kind::Array(&Kind::Struct(DESCRIBE_CONFIGS_RESOURCE))), // resources
     Field::new(1, 4, Kind::Bool),                                            // include_synonyms
     Field::new(3, 4, Kind::Bool), // include_documentation
+];
+
+// AlterableConfig (AlterConfigs), versions 0-2.
+const ALTERABLE_CONFIG: &[Field] = &[
+    Field::new(0, 2, Kind::Str), // name
+    Field::new(0, 2, Kind::Str), // value
+];
+
+// AlterConfigsResource, versions 0-2.
+const ALTER_CONFIGS_RESOURCE: &[Field] = &[
+    Field::new(0, 2, Kind::I8),  // resource_type
+    Field::new(0, 2, Kind::Str), // resource_name
+    Field::new(0, 2, Kind::Array(&Kind::Struct(ALTERABLE_CONFIG))), // configs
+];
+
+// AlterConfigsRequest, versions 0-2.
+const ALTER_CONFIGS_REQUEST: &[Field] = &[
+    Field::new(0, 2, Kind::Array(&Kind::Struct(ALTER_CONFIGS_RESOURCE))), // resources
+    Field::new(0, 2, Kind::Bool),                                         // validate_only
+];
+
+// AlterableConfig (IncrementalAlterConfigs), versions 0-1.
+const INCREMENTAL_ALTERABLE_CONFIG: &[Field] = &[
+    Field::new(0, 1, Kind::Str), // name
+    Field::new(0, 1, Kind::I8),  // config_operation
+    Field::new(0, 1, Kind::Str), // value
+];
+
+// AlterConfigsResource (IncrementalAlterConfigs), versions 0-1.
+const INCREMENTAL_ALTER_CONFIGS_RESOURCE: &[Field] = &[
+    Field::new(0, 1, Kind::I8),  // resource_type
+    Field::new(0, 1, Kind::Str), // resource_name
+    Field::new(
+        0,
+        1,
+        Kind::Array(&Kind::Struct(INCREMENTAL_ALTERABLE_CONFIG)),
+    ), // configs
+];
+
+// IncrementalAlterConfigsRequest, versions 0-1.
+const INCREMENTAL_ALTER_CONFIGS_REQUEST: &[Field] = &[
+    Field::new(
+        0,
+        1,
+        Kind::Array(&Kind::Struct(INCREMENTAL_ALTER_CONFIGS_RESOURCE)),
+    ), // resources
+    Field::new(0, 1, Kind::Bool), // validate_only
 ];
 
 // CreatePartitionsAssignment, versions 0-3.

@@ -23,6 +23,8 @@ use crate::cluster::metadata::{
 use crate::cluster::topic_config::validate_topic_config;
 use spindle_protocol::ErrorCode;
 
+mod alter_configs;
+
 /// The metadata file in the data directory.
 pub const METADATA_FILE_NAME: &str = "spindle-metadata.txt";
 
@@ -253,6 +255,30 @@ pub fn apply_request(
                 name: topic.clone(),
                 result,
             });
+        }
+        ControllerRequest::AlterTopicConfigs {
+            topics: requested,
+            validate_only,
+        } => {
+            let mut seen = HashSet::new();
+            for (name, change) in requested {
+                let result = if !seen.insert(name.clone()) {
+                    error(
+                        ErrorCode::InvalidRequest,
+                        "topic named twice in one request",
+                    )
+                } else {
+                    alter_configs::alter_topic_configs(&next, name, change)
+                };
+                if let (Ok(Some(topic)), false) = (&result, validate_only) {
+                    next.insert(name.clone(), topic.clone());
+                    changed = true;
+                }
+                outcomes.push(TopicOutcome {
+                    name: name.clone(),
+                    result,
+                });
+            }
         }
         ControllerRequest::CreatePartitions {
             topics: requested,

@@ -65,6 +65,7 @@ macro_rules! served {
     };
 }
 
+mod alter_configs;
 mod api_versions;
 mod configs;
 mod create_partitions;
@@ -78,6 +79,7 @@ mod fetch;
 mod find_coordinator;
 mod group_lookup;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -103,6 +105,8 @@ pub const APIS: &[Api] = &[
     create_topics::API,
     delete_topics::API,
     configs::API,
+    alter_configs::API,
+    incremental_alter_configs::API,
     create_partitions::API,
     describe_cluster::API,
     find_coordinator::API,

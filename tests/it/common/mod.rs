@@ -521,3 +521,67 @@ pub fn fetch_request(
                 ]),
         ])
 }
+
+/// A topic's name as requests carry it.
+pub fn topic_name(topic: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(StrBytes::from_string(topic.to_string()))
+}
+
+/// Produce v9 of `records` to `topic`-`partition` with `acks`: `(error code, base offset)`.
+pub fn produce_records(
+    client: &mut RawClient,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+    acks: i16,
+) -> (i16, i64) {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+    let response: ProduceResponse = client.call(
+        ApiKey::Produce,
+        9,
+        &ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic_name(topic))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(partition)
+                            .with_records(Some(records)),
+                    ]),
+            ]),
+    );
+    let answer = &response.responses[0].partition_responses[0];
+    (answer.error_code, answer.base_offset)
+}
+
+/// ListOffsets v7 of `topic`-`partition` at `timestamp` (-2 earliest, -1 latest):
+/// `(error code, offset)`.
+pub fn list_offset(
+    client: &mut RawClient,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> (i16, i64) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{BrokerId, ListOffsetsRequest, ListOffsetsResponse};
+    let response: ListOffsetsResponse = client.call(
+        ApiKey::ListOffsets,
+        7,
+        &ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(partition)
+                            .with_timestamp(timestamp),
+                    ]),
+            ]),
+    );
+    let answer = &response.topics[0].partitions[0];
+    (answer.error_code, answer.offset)
+}

@@ -13,6 +13,8 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterConfigOp;
+import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -334,6 +336,18 @@ public final class Interop {
                 var configs = admin.describeConfigs(List.of(new ConfigResource(ConfigResource.Type.TOPIC, topic)))
                         .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
                 require(!configs.isEmpty(), "no configs");
+            });
+            check("admin-incrementalAlterConfigs", () -> {
+                ConfigResource resource = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+                admin.incrementalAlterConfigs(Map.of(resource, List.of(
+                        new AlterConfigOp(new ConfigEntry("retention.ms", "86400000"), AlterConfigOp.OpType.SET),
+                        new AlterConfigOp(new ConfigEntry("cleanup.policy", "compact"), AlterConfigOp.OpType.APPEND))))
+                        .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                var config = admin.describeConfigs(List.of(resource)).all()
+                        .get(CALL.toMillis(), TimeUnit.MILLISECONDS).get(resource);
+                require(config.get("retention.ms").value().equals("86400000"), "retention.ms " + config.get("retention.ms"));
+                require(config.get("cleanup.policy").value().equals("delete,compact"),
+                        "cleanup.policy " + config.get("cleanup.policy"));
             });
             check("admin-createPartitions", () -> {
                 Map<String, NewPartitions> more = new HashMap<>();

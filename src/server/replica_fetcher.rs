@@ -321,6 +321,16 @@ async fn apply_response(
                 partition
                     .log
                     .set_replication_high_watermark(Some(data.high_watermark));
+                // The leader's DeleteRecords reach this replica too (as far as it holds).
+                let start = data.log_start_offset.min(partition.log.high_watermark());
+                if start > partition.log.log_start_offset()
+                    && let Err(e) = partition.log.delete_records_before(start).await
+                {
+                    first_error.get_or_insert(format!(
+                        "{}-{}: raising the log start to {start}: {e}",
+                        partition.topic, partition.partition
+                    ));
+                }
             }
         }
     }

@@ -44,6 +44,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("admin-deleteConsumerGroupOffsets", "PASS"),
     ("admin-describeConfigs", "PASS"),
     ("admin-incrementalAlterConfigs", "PASS"),
+    ("admin-deleteRecords", "PASS"),
     ("admin-createPartitions", "PASS"),
     ("admin-deleteTopics", "PASS"),
     // KIP-848 is not served: ApiVersions does not list ConsumerGroupHeartbeat, and the

@@ -99,6 +99,7 @@ pub fn request_schema(api_key: ApiKey) -> Option<RequestSchema> {
         ApiKey::ApiVersions => (API_VERSIONS_REQUEST, Some(3)),
         ApiKey::CreateTopics => (CREATE_TOPICS_REQUEST, Some(5)),
         ApiKey::DeleteTopics => (DELETE_TOPICS_REQUEST, Some(4)),
+        ApiKey::DeleteRecords => (DELETE_RECORDS_REQUEST, Some(2)),
         ApiKey::DescribeConfigs => (DESCRIBE_CONFIGS_REQUEST, Some(4)),
         ApiKey::AlterConfigs => (ALTER_CONFIGS_REQUEST, Some(2)),
         ApiKey::IncrementalAlterConfigs => (INCREMENTAL_ALTER_CONFIGS_REQUEST, Some(1)),
@@ -279,6 +280,24 @@ const DELETE_TOPICS_REQUEST: &[Field] = &[
     Field::new(6, 6, Kind::Array(&Kind::Struct(DELETE_TOPIC_STATE))), // topics
     Field::new(1, 5, Kind::Array(&Kind::Str)),                        // topic_names
     Field::new(1, 6, Kind::I32),                                      // timeout_ms
+];
+
+// DeleteRecordsPartition, versions 0-2.
+const DELETE_RECORDS_PARTITION: &[Field] = &[
+    Field::new(0, 2, Kind::I32), // partition_index
+    Field::new(0, 2, Kind::I64), // offset
+];
+
+// DeleteRecordsTopic, versions 0-2.
+const DELETE_RECORDS_TOPIC: &[Field] = &[
+    Field::new(0, 2, Kind::Str), // name
+    Field::new(0, 2, Kind::Array(&Kind::Struct(DELETE_RECORDS_PARTITION))), // partitions
+];
+
+// DeleteRecordsRequest, versions 0-2.
+const DELETE_RECORDS_REQUEST: &[Field] = &[
+    Field::new(0, 2, Kind::Array(&Kind::Struct(DELETE_RECORDS_TOPIC))), // topics
+    Field::new(0, 2, Kind::I32),                                        // timeout_ms
 ];
 
 // DescribeConfigsResource, versions 1-4.

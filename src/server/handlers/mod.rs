@@ -71,6 +71,7 @@ mod configs;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
@@ -104,6 +105,7 @@ pub const APIS: &[Api] = &[
     api_versions::API,
     create_topics::API,
     delete_topics::API,
+    delete_records::API,
     configs::API,
     alter_configs::API,
     incremental_alter_configs::API,

@@ -25,6 +25,7 @@
 
 mod cache;
 mod compact;
+mod delete_records;
 mod epochs;
 mod flusher;
 mod read;
@@ -62,6 +63,7 @@ use spindle_protocol::record_batch::{
 };
 
 pub use self::compact::{CLEANED_SUFFIX, CompactionStats, SWAP_SUFFIX};
+pub use self::delete_records::LOG_START_FILE_NAME;
 pub use self::scan::{SegmentScan, scan_segment_file};
 pub use self::segment::{
     INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, parse_segment_file_name, segment_file_name,
@@ -149,7 +151,16 @@ impl<S: Storage> PartitionLog<S> {
             .back()
             .map(|s| s.next_offset)
             .unwrap_or(0);
-        let log_start_offset = recovered.segments.front().map_or(0, |s| s.base_offset);
+        // DeleteRecords' start, if any, within what the segments hold.
+        let log_start_floor = delete_records::read_log_start(&storage, dir)
+            .await?
+            .unwrap_or(0)
+            .min(log_end_offset);
+        let log_start_offset = recovered
+            .segments
+            .front()
+            .map_or(0, |s| s.base_offset)
+            .max(log_start_floor);
         let leader_epochs_sequence = stored_epochs.as_ref().map_or(0, |(sequence, _)| *sequence);
         let leader_epochs = epochs::opened_leader_epochs(
             stored_epochs.map(|(_, epochs)| epochs),
@@ -181,6 +192,7 @@ impl<S: Storage> PartitionLog<S> {
             read_ahead: None,
             truncations: 0,
             cleaning: false,
+            log_start_floor,
         };
         let inner = Rc::new(Inner {
             storage,

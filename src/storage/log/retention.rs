@@ -236,6 +236,9 @@ impl<S: Storage> PartitionLog<S> {
             state.segments.push_back(segment);
             state.writer = writer;
             state.log_end_offset = new_end;
+            // A cut below a DeleteRecords start (a follower's divergence) keeps the start
+            // within the log, as the offsets' order demands.
+            state.log_start_floor = state.log_start_floor.min(new_end);
             state.sync_requested = state.sync_requested.min(new_end);
             while state.cache.back().is_some_and(|c| c.next_offset > new_end) {
                 state.cache_pop_back();

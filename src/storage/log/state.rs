@@ -59,6 +59,9 @@ pub(super) struct LogState<F: SegmentFile> {
     pub(super) truncations: u64,
     /// The cleaner is swapping a cleaned segment in: retention and truncation wait.
     pub(super) cleaning: bool,
+    /// The log start offset DeleteRecords asked for (persisted): the log starts at this or
+    /// at its first segment's base, whichever is higher.
+    pub(super) log_start_floor: i64,
 }
 
 impl<F: SegmentFile> Drop for LogState<F> {
@@ -169,6 +172,7 @@ impl<F: SegmentFile> LogState<F> {
             .front()
             .expect("a log always has a segment")
             .base_offset
+            .max(self.log_start_floor)
     }
 
     /// Index of the segment holding `offset` (the last with base <= offset).

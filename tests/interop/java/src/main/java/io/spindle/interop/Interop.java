@@ -19,6 +19,7 @@ import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.RecordsToDelete;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -348,6 +349,17 @@ public final class Interop {
                 require(config.get("retention.ms").value().equals("86400000"), "retention.ms " + config.get("retention.ms"));
                 require(config.get("cleanup.policy").value().equals("delete,compact"),
                         "cleanup.policy " + config.get("cleanup.policy"));
+            });
+            check("admin-deleteRecords", () -> {
+                long end = admin.listOffsets(Map.of(tp0, OffsetSpec.latest())).partitionResult(tp0)
+                        .get(CALL.toMillis(), TimeUnit.MILLISECONDS).offset();
+                require(end >= 2, "records in " + tp0 + ": " + end);
+                long low = admin.deleteRecords(Map.of(tp0, RecordsToDelete.beforeOffset(end / 2)))
+                        .lowWatermarks().get(tp0).get(CALL.toMillis(), TimeUnit.MILLISECONDS).lowWatermark();
+                require(low == end / 2, "low watermark " + low + ", asked " + end / 2);
+                long earliest = admin.listOffsets(Map.of(tp0, OffsetSpec.earliest())).partitionResult(tp0)
+                        .get(CALL.toMillis(), TimeUnit.MILLISECONDS).offset();
+                require(earliest == end / 2, "earliest " + earliest);
             });
             check("admin-createPartitions", () -> {
                 Map<String, NewPartitions> more = new HashMap<>();

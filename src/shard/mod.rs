@@ -320,6 +320,29 @@ impl Shard {
     }
 
     /// Every replica this core holds (leading or following).
+    /// Every replica this core holds, sorted: `(topic, partition, bytes on disk, offset
+    /// lag)`, the lag being how far its log end trails the high watermark it knows
+    /// (DescribeLogDirs).
+    pub fn replica_sizes(&self) -> Vec<(String, i32, u64, i64)> {
+        let mut sizes: Vec<(String, i32, u64, i64)> = self
+            .logs
+            .borrow()
+            .iter()
+            .flat_map(|(topic, topic_logs)| {
+                topic_logs
+                    .partitions
+                    .iter()
+                    .map(move |(&partition, owned)| {
+                        let log = &owned.log;
+                        let lag = (log.high_watermark() - log.log_end_offset()).max(0);
+                        (topic.clone(), partition, log.size_bytes(), lag)
+                    })
+            })
+            .collect();
+        sizes.sort();
+        sizes
+    }
+
     fn all_partitions(&self) -> Vec<OwnedPartition> {
         self.logs
             .borrow()

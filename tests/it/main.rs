@@ -13,6 +13,7 @@ mod compaction_e2e;
 mod connection_limits;
 mod data_dir;
 mod delete_records;
+mod describe_log_dirs;
 mod disk_full;
 mod divergence;
 mod go_clients;

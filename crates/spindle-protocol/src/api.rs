@@ -50,6 +50,7 @@ pub const DECODABLE_APIS: &ApiVersionTable = &[
     (ApiKey::InitProducerId, 0, 5),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// The versions of `api_key` in `table`, if any.

@@ -119,6 +119,7 @@ pub fn request_schema(api_key: ApiKey) -> Option<RequestSchema> {
         ApiKey::InitProducerId => (INIT_PRODUCER_ID_REQUEST, Some(2)),
         ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH_REQUEST, Some(4)),
         ApiKey::ElectLeaders => (ELECT_LEADERS_REQUEST, Some(2)),
+        ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS_REQUEST, Some(2)),
         _ => return None,
     };
     Some(RequestSchema {
@@ -298,6 +299,17 @@ const DELETE_RECORDS_TOPIC: &[Field] = &[
 const DELETE_RECORDS_REQUEST: &[Field] = &[
     Field::new(0, 2, Kind::Array(&Kind::Struct(DELETE_RECORDS_TOPIC))), // topics
     Field::new(0, 2, Kind::I32),                                        // timeout_ms
+];
+
+// DescribableLogDirTopic, versions 1-4.
+const DESCRIBABLE_LOG_DIR_TOPIC: &[Field] = &[
+    Field::new(1, 4, Kind::Str),               // topic
+    Field::new(1, 4, Kind::Array(&Kind::I32)), // partitions
+];
+
+// DescribeLogDirsRequest, versions 1-4.
+const DESCRIBE_LOG_DIRS_REQUEST: &[Field] = &[
+    Field::new(1, 4, Kind::Array(&Kind::Struct(DESCRIBABLE_LOG_DIR_TOPIC))), // topics
 ];
 
 // DescribeConfigsResource, versions 1-4.

@@ -75,6 +75,7 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_groups;
+mod describe_log_dirs;
 mod elect_leaders;
 mod fetch;
 mod find_coordinator;
@@ -125,6 +126,7 @@ pub const APIS: &[Api] = &[
     init_producer_id::API,
     offset_for_leader_epoch::API,
     elect_leaders::API,
+    describe_log_dirs::API,
 ];
 
 /// [`APIS`] as `(key, min version, max version)`: what ApiVersions advertises and what

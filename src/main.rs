@@ -2,12 +2,14 @@
 //! start their own.
 //!
 //! `serve` (also what no subcommand means) runs the broker; `cluster up` starts a local
-//! cluster of nodes; `top` watches a broker's metrics endpoint; `dump-log` is a read-only
-//! check of a partition directory (like Kafka's DumpLogSegments).
+//! cluster of nodes; `top` watches a broker's metrics endpoint; `topic`, `group` and
+//! `cluster info` administer any Kafka-compatible cluster (`admin`); `dump-log` is a
+//! read-only check of a partition directory (like Kafka's DumpLogSegments).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod admin;
 mod cluster_up;
 mod top;
 
@@ -54,6 +56,21 @@ enum Command {
     /// A live view of a broker's metrics endpoint: requests/s and p99 per API, traffic per
     /// topic, connections, refreshed every second.
     Top(top::TopArgs),
+    /// Topics of any Kafka-compatible cluster: create, list, describe, delete,
+    /// add-partitions, alter-config.
+    Topic {
+        #[command(subcommand)]
+        command: admin::TopicCommand,
+        #[command(flatten)]
+        connection: admin::Connection,
+    },
+    /// Consumer groups: list, describe (members, committed offsets, lag), delete.
+    Group {
+        #[command(subcommand)]
+        command: admin::GroupCommand,
+        #[command(flatten)]
+        connection: admin::Connection,
+    },
     /// Reads every segment of a partition directory and checks each batch (framing, CRC-32C,
     /// offset continuity) without modifying anything. Exits 1 if any segment has bytes
     /// after its last valid batch that are not zeros (a torn tail or corruption).
@@ -72,6 +89,8 @@ enum ClusterCommand {
     /// Starts nodes that form one cluster, prints their bootstrap addresses, and stops them
     /// all on Ctrl-C.
     Up(cluster_up::ClusterUpArgs),
+    /// The cluster's id, controller and brokers.
+    Info(admin::Connection),
 }
 
 fn main() -> ExitCode {
@@ -133,7 +152,22 @@ fn main() -> ExitCode {
             init_tracing();
             cluster_up::cluster_up(&args)
         }
+        Command::Cluster(ClusterCommand::Info(connection)) => admin::cluster_info(&connection),
         Command::Top(args) => top::top(&args),
+        Command::Topic {
+            command,
+            connection,
+        } => admin::print(
+            connection.format,
+            admin::topic::run(&command, &connection.brokers),
+        ),
+        Command::Group {
+            command,
+            connection,
+        } => admin::print(
+            connection.format,
+            admin::group::run(&command, &connection.brokers),
+        ),
         Command::DumpLog { dir, batches } => match dump_log(&dir, batches) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),

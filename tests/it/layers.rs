@@ -19,6 +19,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The binary's `top` (beside main.rs): it reads the metrics endpoint over HTTP, like
     // any scraper, and uses no library module.
     ("top", &[]),
+    // The binary's admin CLI (beside main.rs): it talks the Kafka protocol to a broker, as
+    // any client does, and uses no library module.
+    ("admin", &[]),
     (
         "shard",
         &[

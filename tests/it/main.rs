@@ -3,6 +3,7 @@
 
 mod common;
 
+mod admin_cli;
 mod admin_configs;
 mod bench_cli;
 mod broker_e2e;

@@ -43,7 +43,7 @@ pub(crate) fn sample(body: &str, prefix: &str) -> Option<f64> {
 
 /// OffsetCommit v8 of `offset` for `topic`-0 by `group`, outside any generation (as admin
 /// tools commit).
-fn commit(client: &mut crate::common::RawClient, group: &str, topic: &str, offset: i64) {
+pub(crate) fn commit(client: &mut crate::common::RawClient, group: &str, topic: &str, offset: i64) {
     use kafka_protocol::messages::offset_commit_request::{
         OffsetCommitRequestPartition, OffsetCommitRequestTopic,
     };

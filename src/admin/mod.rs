@@ -1,0 +1,179 @@
+//! `spindle topic|group|cluster info`: an admin CLI in the style of Redpanda's `rpk`, noun
+//! then verb, talking the Kafka protocol to any Kafka-compatible broker (`--brokers`,
+//! default 127.0.0.1:9092). Human tables by default, `--format json` for scripts. A bad
+//! argument gets one line and exit 2; an unreachable broker or a refused change exits 1.
+//! Part of the binary, beside `main.rs`: it uses no broker module, only the protocol
+//! crates. Runs on the main thread.
+
+mod client;
+pub mod group;
+pub mod topic;
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+
+pub use group::GroupCommand;
+pub use topic::TopicCommand;
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// What every admin command takes.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// A broker of the cluster (host:port).
+    #[arg(long, global = true, default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// `text` (tables) or `json` (one document).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// What a command produced: a JSON document, and its tables for people.
+pub struct Output {
+    pub json: Value,
+    pub sections: Vec<Table>,
+    /// Some item failed (a refused topic, a group not found): exit 1 after printing.
+    pub failed: bool,
+}
+
+/// A titled table of text cells.
+pub struct Table {
+    pub title: Option<String>,
+    pub header: Vec<&'static str>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(title: Option<&str>, header: Vec<&'static str>) -> Table {
+        Table {
+            title: title.map(str::to_string),
+            header,
+            rows: Vec::new(),
+        }
+    }
+
+    fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.len()).collect();
+        for row in &self.rows {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        let line = |cells: Vec<&str>| {
+            let mut text = String::new();
+            for (index, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+                if index + 1 == cells.len() {
+                    text.push_str(cell);
+                } else {
+                    text.push_str(&format!("{cell:<width$}  "));
+                }
+            }
+            text.trim_end().to_string()
+        };
+        let mut out = String::new();
+        if let Some(title) = &self.title {
+            out.push_str(title);
+            out.push('\n');
+        }
+        out.push_str(&line(self.header.clone()));
+        out.push('\n');
+        for row in &self.rows {
+            out.push_str(&line(row.iter().map(String::as_str).collect()));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Prints `output` as asked; the exit code says whether everything succeeded.
+pub fn print(format: Format, result: Result<Output, String>) -> ExitCode {
+    match result {
+        Err(reason) => {
+            eprintln!("spindle: {reason}");
+            ExitCode::from(1)
+        }
+        Ok(output) => {
+            match format {
+                Format::Json => println!("{}", output.json),
+                Format::Text => {
+                    let text: Vec<String> = output.sections.iter().map(Table::render).collect();
+                    print!("{}", text.join("\n"));
+                }
+            }
+            if output.failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+    }
+}
+
+/// A Kafka error code as people read it: `OK`, or the error's name.
+pub fn error_text(code: i16) -> String {
+    if code == 0 {
+        return "OK".into();
+    }
+    use kafka_protocol::error::ParseResponseErrorCode;
+    match code.err() {
+        Some(error) => format!("{error:?}"),
+        None => format!("error {code}"),
+    }
+}
+
+/// `key=value` from the command line.
+pub fn key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("expected key=value, got '{text}'")),
+    }
+}
+
+/// `spindle cluster info`: the cluster id, controller and brokers.
+pub fn cluster_info(connection: &Connection) -> ExitCode {
+    print(connection.format, cluster_info_output(connection))
+}
+
+fn cluster_info_output(connection: &Connection) -> Result<Output, String> {
+    let mut cluster = client::Cluster::connect(&connection.brokers)?;
+    let metadata = cluster.metadata(Some(Vec::new()))?;
+    let cluster_id = metadata.cluster_id.as_ref().map(|id| id.to_string());
+    let mut summary = Table::new(Some("CLUSTER"), vec!["ID", "CONTROLLER"]);
+    summary.rows.push(vec![
+        cluster_id.clone().unwrap_or_default(),
+        metadata.controller_id.0.to_string(),
+    ]);
+    let mut brokers = Table::new(Some("BROKERS"), vec!["ID", "HOST", "PORT", "RACK"]);
+    let mut json_brokers = Vec::new();
+    for broker in &metadata.brokers {
+        let rack = broker.rack.as_ref().map(|r| r.to_string());
+        brokers.rows.push(vec![
+            broker.node_id.0.to_string(),
+            broker.host.to_string(),
+            broker.port.to_string(),
+            rack.clone().unwrap_or_default(),
+        ]);
+        json_brokers.push(serde_json::json!({
+            "id": broker.node_id.0,
+            "host": broker.host.to_string(),
+            "port": broker.port,
+            "rack": rack,
+        }));
+    }
+    Ok(Output {
+        json: serde_json::json!({
+            "cluster_id": cluster_id,
+            "controller": metadata.controller_id.0,
+            "brokers": json_brokers,
+        }),
+        sections: vec![summary, brokers],
+        failed: false,
+    })
+}

@@ -265,7 +265,22 @@ impl Collector for Cores {
             }
         }
         type CoreCounter = fn(&CoreMetrics) -> f64;
-        let cleaner_counters: [(&str, &str, CoreCounter); 5] = [
+        let cleaner_counters: [(&str, &str, CoreCounter); 8] = [
+            (
+                "spindle_isr_shrinks",
+                "In-sync set changes accepted that dropped a follower (leaders on this core).",
+                |core| core.isr_shrinks.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            ),
+            (
+                "spindle_isr_expands",
+                "In-sync set changes accepted that took a follower back.",
+                |core| core.isr_expands.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            ),
+            (
+                "spindle_executor_busy_seconds",
+                "Time the core's executor spent running tasks (busy = its rate).",
+                |core| core.busy_nanos.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9,
+            ),
             (
                 "spindle_log_cleaner_passes",
                 "Cleaning passes over compacted logs.",
@@ -313,6 +328,58 @@ impl Collector for Cores {
             for core in &self.0 {
                 let labels = [("core", core.core.to_string())];
                 ConstCounter::new(value(core)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_task_queue_busy_seconds",
+                "Time each of the core's task queues ran (requests, flush, maintenance, cleaner).",
+                None,
+                MetricType::Counter,
+            )?;
+            for core in &self.0 {
+                for (index, queue) in crate::shard::metrics::TASK_QUEUES.iter().enumerate() {
+                    let labels = [
+                        ("core", core.core.to_string()),
+                        ("queue", queue.to_string()),
+                    ];
+                    let nanos =
+                        core.queue_busy_nanos[index].load(std::sync::atomic::Ordering::Relaxed);
+                    ConstCounter::new(nanos as f64 / 1e9).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_errors",
+                "Error codes answered, per API and Kafka error code (as Kafka's ErrorsPerSec).",
+                None,
+                MetricType::Counter,
+            )?;
+            for core in &self.0 {
+                for (key, code, count) in core.errors() {
+                    let labels = [
+                        ("core", core.core.to_string()),
+                        ("api", api_name(key)),
+                        ("error", code.to_string()),
+                    ];
+                    ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
+                }
+            }
+        }
+        {
+            let mut family = encoder.encode_descriptor(
+                "spindle_offline_partitions",
+                "Partitions this core leads by the metadata whose log is not serving.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for core in &self.0 {
+                let labels = [("core", core.core.to_string())];
+                let offline = core
+                    .offline_partitions
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                ConstGauge::new(offline as i64).encode(family.encode_family(&labels)?)?;
             }
         }
         // Replication health of the partitions led here (Kafka's UnderReplicatedPartitions):

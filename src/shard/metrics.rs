@@ -6,6 +6,7 @@
 //! metrics thread.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -135,7 +136,61 @@ pub struct CoreMetrics {
     pub cleaner_bytes_removed: AtomicU64,
     pub cleaner_records_removed: AtomicU64,
     pub cleaner_nanos: AtomicU64,
+    /// In-sync set changes this core's leaders took from the quorum: some follower dropped,
+    /// some taken back (Kafka's IsrShrinksPerSec and IsrExpandsPerSec).
+    pub isr_shrinks: AtomicU64,
+    pub isr_expands: AtomicU64,
+    /// Partitions this core leads by the metadata whose log is not serving: it could not
+    /// be opened, or a write failed (Kafka's OfflinePartitionsCount, per core).
+    pub offline_partitions: AtomicU64,
+    /// Nanoseconds the core's executor spent running tasks, in all, and per task queue in
+    /// [`TASK_QUEUES`] order.
+    pub busy_nanos: AtomicU64,
+    pub queue_busy_nanos: [AtomicU64; TASK_QUEUES.len()],
+    /// Errors answered, per API key and error code ([`ERROR_SLOTS`] per key).
+    errors: Box<[AtomicU64]>,
 }
+
+/// Error codes counted apart, per API: Kafka's run from -1 to about 130. A code outside
+/// shares the last slot.
+pub const ERROR_SLOTS: usize = 160;
+
+fn error_slot(code: i16) -> usize {
+    // -1 (UNKNOWN_SERVER_ERROR) takes slot 0, which no error uses (0 is success).
+    if code == -1 {
+        0
+    } else {
+        (code.max(1) as usize).min(ERROR_SLOTS - 1)
+    }
+}
+
+fn slot_code(slot: usize) -> i16 {
+    if slot == 0 { -1 } else { slot as i16 }
+}
+
+thread_local! {
+    /// The metrics of the core this thread runs (a shard's executor is one thread), so
+    /// code that answers requests can count errors without the shard at hand.
+    static CORE_METRICS: std::cell::RefCell<Option<Arc<CoreMetrics>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Makes `metrics` this thread's (the shard does it when it is built on its core).
+pub fn install(metrics: Arc<CoreMetrics>) {
+    CORE_METRICS.with(|core| *core.borrow_mut() = Some(metrics));
+}
+
+/// Counts the error codes `codes` visits as `api_key`'s on this thread's core, if any.
+pub fn count_errors(api_key: i16, codes: impl FnOnce(&mut dyn FnMut(i16))) {
+    CORE_METRICS.with(|core| {
+        if let Some(metrics) = core.borrow().as_ref() {
+            codes(&mut |code| metrics.error(api_key, code));
+        }
+    });
+}
+
+/// The task queues whose busy time is counted, by name (see `shard::tasks`).
+pub const TASK_QUEUES: [&str; 4] = ["requests", "flush", "maintenance", "cleaner"];
 
 impl std::fmt::Debug for CoreMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,7 +216,36 @@ impl CoreMetrics {
             cleaner_bytes_removed: AtomicU64::new(0),
             cleaner_records_removed: AtomicU64::new(0),
             cleaner_nanos: AtomicU64::new(0),
+            isr_shrinks: AtomicU64::new(0),
+            isr_expands: AtomicU64::new(0),
+            offline_partitions: AtomicU64::new(0),
+            busy_nanos: AtomicU64::new(0),
+            queue_busy_nanos: std::array::from_fn(|_| AtomicU64::new(0)),
+            errors: (0..API_KEYS * ERROR_SLOTS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
+    }
+
+    /// Counts one error `code` answered to an `api_key` request.
+    pub fn error(&self, api_key: i16, code: i16) {
+        let key = (api_key.max(0) as usize).min(API_KEYS - 1);
+        self.errors[key * ERROR_SLOTS + error_slot(code)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every `(api key, error code, count)` counted so far.
+    pub fn errors(&self) -> Vec<(i16, i16, u64)> {
+        self.errors
+            .iter()
+            .enumerate()
+            .filter_map(|(index, count)| {
+                let count = count.load(Ordering::Relaxed);
+                (count > 0).then(|| {
+                    let (key, slot) = (index / ERROR_SLOTS, index % ERROR_SLOTS);
+                    (key as i16, slot_code(slot), count)
+                })
+            })
+            .collect()
     }
 
     /// Counts one cleaning pass.

@@ -166,6 +166,7 @@ impl Shard {
     ) -> Shard {
         let buffered = config.buffered_bytes_per_core_max as u64;
         let cache_budget = CacheBudget::new(config.cache_bytes_per_core);
+        metrics::install(metrics.clone());
         Shard {
             core,
             config,
@@ -240,6 +241,43 @@ impl Shard {
         self.metrics
             .cache_bytes
             .store(self.cache_budget.bytes() as u64, relaxed);
+        self.metrics
+            .offline_partitions
+            .store(self.offline_partitions(), relaxed);
+        // glommio hands out the time since the last ask: add it up.
+        let executor = glommio::executor();
+        let busy = executor.executor_stats().executor_runtime();
+        self.metrics
+            .busy_nanos
+            .fetch_add(busy.as_nanos() as u64, relaxed);
+        for (index, kind) in tasks::TaskKind::ALL.into_iter().enumerate() {
+            if let Ok(stats) = executor.task_queue_stats(self.tasks.queue(kind)) {
+                self.metrics.queue_busy_nanos[index]
+                    .fetch_add(stats.runtime().as_nanos() as u64, relaxed);
+            }
+        }
+    }
+
+    /// Partitions the metadata has this core lead whose log is not serving: never opened
+    /// (the open failed) or stopped after a write failure.
+    fn offline_partitions(&self) -> u64 {
+        let snapshot = self.snapshot();
+        let local = snapshot.local_broker(self.core);
+        let logs = self.logs.borrow();
+        let mut offline = 0;
+        for topic in snapshot.topics.values() {
+            for partition in 0..topic.partition_count() {
+                if snapshot.owner(topic, partition) != Some(local) {
+                    continue;
+                }
+                let serving = logs
+                    .get(&topic.name)
+                    .and_then(|topic_logs| topic_logs.partitions.get(&partition))
+                    .is_some_and(|owned| !owned.log.is_failed());
+                offline += u64::from(!serving);
+            }
+        }
+        offline
     }
 
     pub fn snapshot(&self) -> Arc<ClusterSnapshot> {

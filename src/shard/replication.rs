@@ -184,16 +184,19 @@ impl LeaderState {
     }
 
     /// The quorum's in-sync set for this partition (leader included, or not) now holds.
-    pub fn set_in_sync(&self, in_sync: &[u32], log: &Log) {
+    /// Returns how it changed: followers dropped, followers taken back.
+    pub fn set_in_sync(&self, in_sync: &[u32], log: &Log) -> (usize, usize) {
         let followers = self.followers.borrow();
-        *self.in_sync.borrow_mut() = in_sync
+        let new: BTreeSet<u32> = in_sync
             .iter()
             .copied()
             .filter(|f| followers.contains_key(f))
             .collect();
         drop(followers);
+        let old = std::mem::replace(&mut *self.in_sync.borrow_mut(), new.clone());
         self.altering.set(false);
         self.refresh(log);
+        (old.difference(&new).count(), new.difference(&old).count())
     }
 
     /// The in-sync followers this leader should report now, if they differ from the

@@ -110,7 +110,17 @@ impl Shard {
         let role = match (&owned.role, leader == local) {
             (Role::Leader(None), true) => return,
             (Role::Leader(Some(state)), true) if state.epoch == epoch => {
-                state.set_in_sync(&snapshot.isr(topic, partition), &owned.log);
+                let (dropped, taken_back) =
+                    state.set_in_sync(&snapshot.isr(topic, partition), &owned.log);
+                // Counted where the leader takes the quorum's set, whoever changed it (this
+                // leader's report, or the controller fencing a lost node).
+                let relaxed = std::sync::atomic::Ordering::Relaxed;
+                if dropped > 0 {
+                    self.metrics.isr_shrinks.fetch_add(1, relaxed);
+                }
+                if taken_back > 0 {
+                    self.metrics.isr_expands.fetch_add(1, relaxed);
+                }
                 return;
             }
             (

@@ -33,6 +33,17 @@ const MAINTENANCE_SHARES: usize = 100;
 /// The cleaner gets half of upkeep's share: a busy core gives it about 2% of its time.
 const CLEANER_SHARES: usize = 50;
 
+impl TaskKind {
+    /// Every kind, in the order the metrics name their queues
+    /// (`shard::metrics::TASK_QUEUES`).
+    pub const ALL: [TaskKind; 4] = [
+        TaskKind::Requests,
+        TaskKind::Flush,
+        TaskKind::Maintenance,
+        TaskKind::Cleaner,
+    ];
+}
+
 pub struct ShardTasks {
     requests: TaskQueueHandle,
     flush: TaskQueueHandle,

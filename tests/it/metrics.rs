@@ -184,6 +184,49 @@ fn the_metrics_endpoint_counts_requests_connections_and_partition_offsets() {
         sample(&body, "spindle_request_bytes_held{core=\"0\"}"),
         Some(0.0)
     );
+    // Errors per API and code: a produce to a partition that does not exist, and a fetch
+    // past the log's end.
+    let records: Vec<(Option<&[u8]>, &[u8])> = vec![(None, b"v")];
+    let batch = bytes::Bytes::from(spindle_protocol::record_batch::build_batch(1, &records));
+    let (code, _) = crate::common::produce_records(&mut client, "observed", 9, batch, 1);
+    assert_eq!(code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    let fetched: kafka_protocol::messages::FetchResponse = client.call(
+        kafka_protocol::messages::ApiKey::Fetch,
+        12,
+        &crate::common::fetch_request("observed", uuid::Uuid::nil(), 0, 500),
+    );
+    assert_eq!(fetched.responses[0].partitions[0].error_code, 1);
+    let body = scrape(&broker.metrics);
+    assert_eq!(
+        sample(
+            &body,
+            "spindle_errors_total{core=\"0\",api=\"Produce\",error=\"3\"}"
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "spindle_errors_total{core=\"0\",api=\"Fetch\",error=\"1\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(!body.contains("error=\"0\""), "successes are not errors");
+    // The core worked, its request queue among others, and every partition it leads serves.
+    let busy = |body: &str, series: &str| sample(body, series).is_some_and(|s| s > 0.0);
+    assert!(
+        busy(&body, "spindle_executor_busy_seconds_total{core=\"0\"}"),
+        "{body}"
+    );
+    assert!(busy(
+        &body,
+        "spindle_task_queue_busy_seconds_total{core=\"0\",queue=\"requests\"}"
+    ));
+    assert_eq!(
+        sample(&body, "spindle_offline_partitions{core=\"0\"}"),
+        Some(0.0)
+    );
     drop(client);
 
     // Anything else gets a clear HTTP answer, and the endpoint keeps serving.
@@ -297,4 +340,10 @@ fn a_lost_follower_shows_as_an_under_replicated_partition() {
     wait_for("two in sync, under-replicated", || {
         (health(&metrics)? == (2.0, 1.0)).then_some(())
     });
+    let body = scrape(&metrics);
+    assert_eq!(
+        sample(&body, "spindle_isr_shrinks_total{core=\"0\"}"),
+        Some(1.0),
+        "one shrink counted"
+    );
 }

@@ -62,6 +62,7 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
     }
     if version >= 7 && request.session_id != 0 && request.session_epoch > 0 {
         // An incremental fetch for a session we never created.
+        count_fetch_errors(ErrorCode::FetchSessionIdNotFound.code(), &[]);
         return Ok(Some(encode_fetch_response(
             version,
             context.correlation_id,
@@ -129,6 +130,7 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
             || now >= deadline
             || shard.is_shutting_down()
         {
+            count_fetch_errors(0, &fetched);
             return Ok(Some(encode_fetch_response(
                 version,
                 context.correlation_id,
@@ -141,6 +143,7 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
         // and ask the client (throttle_time_ms, KIP-219) to wait out the rest itself.
         let Some(_parked) = ParkedFetch::take(&shard) else {
             let throttle_ms = deadline.saturating_duration_since(now).as_millis() as i32;
+            count_fetch_errors(0, &fetched);
             return Ok(Some(encode_fetch_response(
                 version,
                 context.correlation_id,
@@ -306,3 +309,18 @@ pub(super) async fn wait_for_any(
 served!(Fetch, 4..=18, |shard, call, body| {
     Box::pin(fetch(shard.clone(), call.context, body))
 });
+
+/// Counts a consumer fetch's errors for the metrics (its answer is encoded here, zero-copy,
+/// not through `RequestContext::respond`, which counts the other APIs').
+fn count_fetch_errors(top_level: i16, fetched: &[FetchedTopic]) {
+    crate::shard::metrics::count_errors(kafka_protocol::messages::ApiKey::Fetch as i16, |visit| {
+        if top_level != 0 {
+            visit(top_level);
+        }
+        for partition in fetched.iter().flat_map(|topic| &topic.partitions) {
+            if partition.error_code != 0 {
+                visit(partition.error_code);
+            }
+        }
+    });
+}

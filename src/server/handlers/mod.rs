@@ -77,6 +77,7 @@ mod describe_cluster;
 mod describe_groups;
 mod describe_log_dirs;
 mod elect_leaders;
+mod error_counts;
 mod fetch;
 mod find_coordinator;
 mod group_lookup;
@@ -223,6 +224,9 @@ impl RequestContext {
     }
 
     pub fn respond(&self, body: ResponseKind) -> Response {
+        crate::shard::metrics::count_errors(self.api_key as i16, |visit| {
+            error_counts::error_codes(&body, visit)
+        });
         encode_response(self.api_key, self.api_version, self.correlation_id, &body)
             .map(|frame| Some(ChunkedFrame::from(frame)))
     }

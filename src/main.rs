@@ -157,15 +157,12 @@ fn main() -> ExitCode {
         Command::Topic {
             command,
             connection,
-        } => admin::print(
-            connection.format,
-            admin::topic::run(&command, &connection.brokers),
-        ),
+        } => admin::topic::run_command(&command, &connection),
         Command::Group {
             command,
             connection,
         } => admin::print(
-            connection.format,
+            &connection.format,
             admin::group::run(&command, &connection.brokers),
         ),
         Command::DumpLog { dir, batches } => match dump_log(&dir, batches) {

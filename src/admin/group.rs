@@ -24,6 +24,14 @@ pub enum GroupCommand {
     List,
     /// A group's state, members, and committed offsets with their lag.
     Describe { name: String },
+    /// Moves an (empty) group's committed offsets of a topic: --to start|end|N|@timestamp-ms.
+    Seek {
+        name: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long, value_parser = super::records::StartAt::parse)]
+        to: super::records::StartAt,
+    },
     /// Deletes groups (empty ones: Kafka refuses a group with members).
     Delete {
         #[arg(required = true)]
@@ -36,7 +44,10 @@ fn group_id(name: &str) -> GroupId {
 }
 
 /// A connection to `group`'s coordinator.
-fn coordinator<'a>(cluster: &'a mut Cluster, group: &str) -> Result<&'a mut Client, String> {
+pub(super) fn coordinator<'a>(
+    cluster: &'a mut Cluster,
+    group: &str,
+) -> Result<&'a mut Client, String> {
     let response: FindCoordinatorResponse = cluster.bootstrap.call(
         ApiKey::FindCoordinator,
         3,
@@ -117,6 +128,7 @@ pub fn run(command: &GroupCommand, brokers: &str) -> Result<Output, String> {
             })
         }
         GroupCommand::Describe { name } => describe(&mut cluster, name),
+        GroupCommand::Seek { name, topic, to } => seek(&mut cluster, name, topic, to),
         GroupCommand::Delete { names } => {
             let mut table = Table::new(None, vec!["GROUP", "RESULT"]);
             let mut json = Vec::new();
@@ -269,5 +281,60 @@ fn describe(cluster: &mut Cluster, group: &str) -> Result<Output, String> {
         }),
         sections: vec![summary, table],
         failed: false,
+    })
+}
+
+/// Commits, for every partition of `topic`, the offset `to` names, as `group`'s.
+fn seek(
+    cluster: &mut Cluster,
+    group: &str,
+    topic: &str,
+    to: &super::records::StartAt,
+) -> Result<Output, String> {
+    use super::records::StartAt;
+    let metadata = cluster.metadata(Some(vec![topic.to_string()]))?;
+    let found = metadata
+        .topics
+        .first()
+        .filter(|t| t.error_code == 0)
+        .ok_or_else(|| format!("no topic '{topic}'"))?;
+    let mut targets = BTreeMap::new();
+    let partitions: Vec<(i32, i32)> = found
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_id.0))
+        .collect();
+    for (partition, leader) in partitions {
+        let (start, end) = offsets(cluster, topic, partition, leader)?;
+        let target = match to {
+            StartAt::Start => start,
+            StartAt::End => end,
+            StartAt::Offset(offset) => (*offset).clamp(start, end),
+            StartAt::Timestamp(ms) => {
+                super::records::offset_for_timestamp(cluster, topic, partition, leader, *ms)?
+                    .unwrap_or(end)
+            }
+        };
+        targets.insert(partition, target);
+    }
+    let answers = super::records::commit(cluster, group, topic, &targets)?;
+    let mut table = Table::new(None, vec!["TOPIC", "PARTITION", "OFFSET", "RESULT"]);
+    let mut json = Vec::new();
+    let mut failed = false;
+    for (partition, code) in answers {
+        failed |= code != 0;
+        let offset = targets.get(&partition).copied().unwrap_or(-1);
+        table.rows.push(vec![
+            topic.to_string(),
+            partition.to_string(),
+            offset.to_string(),
+            error_text(code),
+        ]);
+        json.push(json!({"topic": topic, "partition": partition, "offset": offset, "error": (code != 0).then(|| error_text(code))}));
+    }
+    Ok(Output {
+        json: json.into(),
+        sections: vec![table],
+        failed,
     })
 }

@@ -7,21 +7,37 @@
 
 mod client;
 pub mod group;
+mod records;
 pub mod topic;
 
 use std::process::ExitCode;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::Value;
 
 pub use group::GroupCommand;
 pub use topic::TopicCommand;
 
 /// How results are printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     Text,
     Json,
+    /// `topic consume` only: each record through this template (`%v`, `%k`, ...).
+    Template(String),
+}
+
+impl Format {
+    fn parse(text: &str) -> Result<Format, String> {
+        match text {
+            "text" => Ok(Format::Text),
+            "json" => Ok(Format::Json),
+            template if template.contains('%') => Ok(Format::Template(template.to_string())),
+            other => Err(format!(
+                "'{other}' is neither text, json nor a record template (%v, %k, %p, %o, %d, %t)"
+            )),
+        }
+    }
 }
 
 /// What every admin command takes.
@@ -30,8 +46,10 @@ pub struct Connection {
     /// A broker of the cluster (host:port).
     #[arg(long, global = true, default_value = "127.0.0.1:9092")]
     pub brokers: String,
-    /// `text` (tables) or `json` (one document).
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    /// `text` (tables), `json` (one document; one line per record for `topic consume`),
+    /// or for `topic consume` a record template: %v value, %k key, %p partition, %o
+    /// offset, %d timestamp (ms), %t topic, \n and \t.
+    #[arg(long, global = true, value_parser = Format::parse, default_value = "text")]
     pub format: Format,
 }
 
@@ -93,7 +111,7 @@ impl Table {
 }
 
 /// Prints `output` as asked; the exit code says whether everything succeeded.
-pub fn print(format: Format, result: Result<Output, String>) -> ExitCode {
+pub fn print(format: &Format, result: Result<Output, String>) -> ExitCode {
     match result {
         Err(reason) => {
             eprintln!("spindle: {reason}");
@@ -102,7 +120,7 @@ pub fn print(format: Format, result: Result<Output, String>) -> ExitCode {
         Ok(output) => {
             match format {
                 Format::Json => println!("{}", output.json),
-                Format::Text => {
+                Format::Text | Format::Template(_) => {
                     let text: Vec<String> = output.sections.iter().map(Table::render).collect();
                     print!("{}", text.join("\n"));
                 }
@@ -138,7 +156,7 @@ pub fn key_value(text: &str) -> Result<(String, String), String> {
 
 /// `spindle cluster info`: the cluster id, controller and brokers.
 pub fn cluster_info(connection: &Connection) -> ExitCode {
-    print(connection.format, cluster_info_output(connection))
+    print(&connection.format, cluster_info_output(connection))
 }
 
 fn cluster_info_output(connection: &Connection) -> Result<Output, String> {

@@ -20,8 +20,11 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
 
+use std::process::ExitCode;
+
 use super::client::Cluster;
-use super::{Output, Table, error_text, key_value};
+use super::records;
+use super::{Connection, Format, Output, Table, error_text, key_value, print};
 
 #[derive(Subcommand, Debug)]
 pub enum TopicCommand {
@@ -55,6 +58,40 @@ pub enum TopicCommand {
         #[arg(long)]
         num: i32,
     },
+    /// Sends each line of stdin as a record (to the key's partition, or in turn).
+    Produce {
+        name: String,
+        /// The key of every record.
+        #[arg(short, long, conflicts_with = "separator")]
+        key: Option<String>,
+        /// Each line is KEY SEPARATOR VALUE.
+        #[arg(long)]
+        separator: Option<String>,
+        /// Every record to this partition.
+        #[arg(short, long)]
+        partition: Option<i32>,
+        /// all, 1 or 0.
+        #[arg(long, default_value = "all", value_parser = parse_acks)]
+        acks: i16,
+    },
+    /// Prints records: from --offset start|end|N|@timestamp-ms (or the --group's committed
+    /// offsets, committing where it stops), up to the end there was at start (--follow: keep
+    /// waiting), or --num records. --format text (values), json (a line per record), or a
+    /// template: %v %k %p %o %d (timestamp) %t (topic), \n, \t.
+    Consume {
+        name: String,
+        #[arg(short, long, default_value = "start", value_parser = records::StartAt::parse)]
+        offset: records::StartAt,
+        /// Only these partitions (repeatable).
+        #[arg(short, long)]
+        partition: Vec<i32>,
+        #[arg(short, long)]
+        num: Option<u64>,
+        #[arg(short, long)]
+        group: Option<String>,
+        #[arg(long)]
+        follow: bool,
+    },
     /// Changes a topic's configs live: --set key=value, --delete key (back to the default).
     AlterConfig {
         name: String,
@@ -63,6 +100,74 @@ pub enum TopicCommand {
         #[arg(long = "delete")]
         delete: Vec<String>,
     },
+}
+
+fn parse_acks(text: &str) -> Result<i16, String> {
+    match text {
+        "all" | "-1" => Ok(-1),
+        "1" => Ok(1),
+        "0" => Ok(0),
+        other => Err(format!("'{other}' is not all, 1 or 0")),
+    }
+}
+
+/// Runs a topic command and prints what it produced; `consume` prints records as they come.
+pub fn run_command(command: &TopicCommand, connection: &Connection) -> ExitCode {
+    let format = &connection.format;
+    if let Format::Template(_) = format
+        && !matches!(command, TopicCommand::Consume { .. })
+    {
+        eprintln!("spindle: a record template only applies to topic consume");
+        return ExitCode::from(2);
+    }
+    match command {
+        TopicCommand::Produce {
+            name: topic,
+            key,
+            separator,
+            partition,
+            acks,
+        } => {
+            let options = records::ProduceOptions {
+                key: key.as_deref(),
+                separator: separator.as_deref(),
+                partition: *partition,
+                acks: *acks,
+            };
+            let result = Cluster::connect(&connection.brokers).and_then(|mut cluster| {
+                records::produce(&mut cluster, topic, &options, &mut std::io::stdin().lock())
+            });
+            print(format, result)
+        }
+        TopicCommand::Consume {
+            name: topic,
+            offset,
+            partition,
+            num,
+            group,
+            follow,
+        } => {
+            let options = records::ConsumeOptions {
+                start: offset.clone(),
+                partitions: partition,
+                num: *num,
+                group: group.as_deref(),
+                follow: *follow,
+            };
+            let stdout = std::io::stdout();
+            let result = Cluster::connect(&connection.brokers).and_then(|mut cluster| {
+                records::consume(&mut cluster, topic, &options, format, &mut stdout.lock())
+            });
+            match result {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(reason) => {
+                    eprintln!("spindle: {reason}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        _ => print(format, run(command, &connection.brokers)),
+    }
 }
 
 fn name(text: &str) -> TopicName {
@@ -174,6 +279,9 @@ pub fn run(command: &TopicCommand, brokers: &str) -> Result<Output, String> {
             })
         }
         TopicCommand::Describe { name: topic } => describe(&mut cluster, topic),
+        TopicCommand::Produce { .. } | TopicCommand::Consume { .. } => {
+            unreachable!("run_command runs these")
+        }
         TopicCommand::Delete { names } => {
             let response: DeleteTopicsResponse = cluster.bootstrap.call(
                 ApiKey::DeleteTopics,

@@ -1,8 +1,10 @@
 //! The admin CLI (issue 16): `spindle topic|group|cluster info` against a running broker,
-//! each verb's effect checked through the broker and its output through both formats;
+//! each verb's effect checked through the broker and its output through both formats
+//! (records through `topic produce|consume` and `group seek` too);
 //! bad arguments get one line and exit 2, refusals and unreachable brokers exit 1.
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -146,9 +148,78 @@ fn topics_groups_and_the_cluster_are_administered_from_the_command_line() {
     let (code, _, _) = admin(brokers, &["group", "delete", "billing"]);
     assert_eq!(code, 0);
 
+    // Records in and out: lines as records, a template, a group's offsets, a seek.
+    assert_eq!(
+        admin(brokers, &["topic", "create", "lines", "-p", "1"]).0,
+        0
+    );
+    let mut producer = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "topic",
+            "produce",
+            "lines",
+            "--separator",
+            ":",
+            "--format",
+            "json",
+        ])
+        .args(["--brokers", brokers])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spindle runs");
+    producer
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"k1:v1\nk2:v2\nk1:v3\n")
+        .expect("lines written");
+    let produced = producer.wait_with_output().expect("produce ends");
+    assert!(produced.status.success());
+    let produced: Value = serde_json::from_slice(&produced.stdout).expect("json");
+    assert_eq!(produced[0]["records"], 3);
+    assert_eq!(produced[0]["first_offset"], 0);
+    let consume = |args: &[&str]| {
+        let mut all = vec!["topic", "consume", "lines"];
+        all.extend_from_slice(args);
+        let (code, stdout, stderr) = admin(brokers, &all);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        stdout
+    };
+    assert_eq!(
+        consume(&["--format", "%k=%v@%o\\n"]),
+        "k1=v1@0\nk2=v2@1\nk1=v3@2\n"
+    );
+    assert_eq!(consume(&["-n", "1", "-g", "readers"]), "v1\n");
+    let group = json(brokers, &["group", "describe", "readers"]);
+    assert_eq!(group["offsets"][0]["committed_offset"], 1);
+    assert_eq!(group["offsets"][0]["lag"], 2);
+    assert_eq!(
+        consume(&["-g", "readers"]),
+        "v2\nv3\n",
+        "on from the committed offset"
+    );
+    assert_eq!(
+        admin(
+            brokers,
+            &["group", "seek", "readers", "--topic", "lines", "--to", "1"]
+        )
+        .0,
+        0
+    );
+    assert_eq!(consume(&["-g", "readers", "-n", "1"]), "v2\n");
+    assert_eq!(consume(&["-o", "end"]), "");
+    assert_eq!(
+        consume(&["-o", "@99999999999999"]),
+        "",
+        "no record that late"
+    );
+    let (code, _, stderr) = admin(brokers, &["topic", "list", "--format", "%v"]);
+    assert_eq!(code, 2, "{stderr}");
+
     let info = json(brokers, &["cluster", "info"]);
     assert_eq!(info["brokers"].as_array().map(Vec::len), Some(2));
-    let (code, _, _) = admin(brokers, &["topic", "delete", "orders"]);
+    let (code, _, _) = admin(brokers, &["topic", "delete", "orders", "lines"]);
     assert_eq!(code, 0);
     assert_eq!(json(brokers, &["topic", "list"]), Value::Array(Vec::new()));
 

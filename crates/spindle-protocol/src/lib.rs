@@ -13,6 +13,7 @@ pub mod compaction;
 pub mod compression;
 pub mod error_code;
 pub mod fetch_response;
+pub mod partitioner;
 pub mod record_batch;
 pub mod record_validation;
 pub mod request_bounds;

@@ -228,7 +228,7 @@ impl StartAt {
 }
 
 /// ListOffsets of `partition` at `timestamp` on its leader.
-fn offset_at(
+pub(super) fn offset_at(
     client: &mut Client,
     topic: &str,
     partition: i32,

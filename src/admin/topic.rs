@@ -10,12 +10,11 @@ use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest,
     CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
     DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    ListOffsetsRequest, ListOffsetsResponse, TopicName,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use serde_json::json;
@@ -399,32 +398,10 @@ pub(super) fn offsets(
     leader: i32,
 ) -> Result<(i64, i64), String> {
     let client = cluster.broker(leader)?;
-    let mut at = |timestamp: i64| -> Result<i64, String> {
-        let response: ListOffsetsResponse = client.call(
-            ApiKey::ListOffsets,
-            7,
-            &ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![
-                    ListOffsetsTopic::default()
-                        .with_name(name(topic))
-                        .with_partitions(vec![
-                            ListOffsetsPartition::default()
-                                .with_partition_index(partition)
-                                .with_timestamp(timestamp),
-                        ]),
-                ]),
-        )?;
-        let answer = &response.topics[0].partitions[0];
-        if answer.error_code != 0 {
-            return Err(format!(
-                "ListOffsets of {topic}-{partition}: {}",
-                error_text(answer.error_code)
-            ));
-        }
-        Ok(answer.offset)
-    };
-    Ok((at(-2)?, at(-1)?))
+    Ok((
+        records::offset_at(client, topic, partition, -2)?,
+        records::offset_at(client, topic, partition, -1)?,
+    ))
 }
 
 fn describe(cluster: &mut Cluster, topic: &str) -> Result<Output, String> {

@@ -71,6 +71,9 @@ enum Command {
         #[command(flatten)]
         connection: admin::Connection,
     },
+    /// Prints a completion script for SHELL (bash, zsh, fish, elvish, powershell), e.g.
+    /// `spindle completions bash > /etc/bash_completion.d/spindle`.
+    Completions { shell: clap_complete::Shell },
     /// Reads every segment of a partition directory and checks each batch (framing, CRC-32C,
     /// offset continuity) without modifying anything. Exits 1 if any segment has bytes
     /// after its last valid batch that are not zeros (a torn tail or corruption).
@@ -91,6 +94,13 @@ enum ClusterCommand {
     Up(cluster_up::ClusterUpArgs),
     /// The cluster's id, controller and brokers.
     Info(admin::Connection),
+    /// A broker's configs: get [KEY...], set KEY=VALUE...
+    Config {
+        #[command(subcommand)]
+        command: admin::cluster::ConfigCommand,
+        #[command(flatten)]
+        connection: admin::Connection,
+    },
 }
 
 fn main() -> ExitCode {
@@ -152,8 +162,24 @@ fn main() -> ExitCode {
             init_tracing();
             cluster_up::cluster_up(&args)
         }
-        Command::Cluster(ClusterCommand::Info(connection)) => admin::cluster_info(&connection),
+        Command::Cluster(ClusterCommand::Info(connection)) => {
+            admin::cluster::cluster_info(&connection)
+        }
+        Command::Cluster(ClusterCommand::Config {
+            command,
+            connection,
+        }) => admin::cluster::config(&command, &connection),
         Command::Top(args) => top::top(&args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "spindle",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
         Command::Topic {
             command,
             connection,

@@ -6,6 +6,7 @@
 //! crates. Runs on the main thread.
 
 mod client;
+pub mod cluster;
 pub mod group;
 mod records;
 pub mod topic;
@@ -152,46 +153,4 @@ pub fn key_value(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
         _ => Err(format!("expected key=value, got '{text}'")),
     }
-}
-
-/// `spindle cluster info`: the cluster id, controller and brokers.
-pub fn cluster_info(connection: &Connection) -> ExitCode {
-    print(&connection.format, cluster_info_output(connection))
-}
-
-fn cluster_info_output(connection: &Connection) -> Result<Output, String> {
-    let mut cluster = client::Cluster::connect(&connection.brokers)?;
-    let metadata = cluster.metadata(Some(Vec::new()))?;
-    let cluster_id = metadata.cluster_id.as_ref().map(|id| id.to_string());
-    let mut summary = Table::new(Some("CLUSTER"), vec!["ID", "CONTROLLER"]);
-    summary.rows.push(vec![
-        cluster_id.clone().unwrap_or_default(),
-        metadata.controller_id.0.to_string(),
-    ]);
-    let mut brokers = Table::new(Some("BROKERS"), vec!["ID", "HOST", "PORT", "RACK"]);
-    let mut json_brokers = Vec::new();
-    for broker in &metadata.brokers {
-        let rack = broker.rack.as_ref().map(|r| r.to_string());
-        brokers.rows.push(vec![
-            broker.node_id.0.to_string(),
-            broker.host.to_string(),
-            broker.port.to_string(),
-            rack.clone().unwrap_or_default(),
-        ]);
-        json_brokers.push(serde_json::json!({
-            "id": broker.node_id.0,
-            "host": broker.host.to_string(),
-            "port": broker.port,
-            "rack": rack,
-        }));
-    }
-    Ok(Output {
-        json: serde_json::json!({
-            "cluster_id": cluster_id,
-            "controller": metadata.controller_id.0,
-            "brokers": json_brokers,
-        }),
-        sections: vec![summary, brokers],
-        failed: false,
-    })
 }

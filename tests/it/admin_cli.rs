@@ -217,6 +217,16 @@ fn topics_groups_and_the_cluster_are_administered_from_the_command_line() {
     let (code, _, stderr) = admin(brokers, &["topic", "list", "--format", "%v"]);
     assert_eq!(code, 2, "{stderr}");
 
+    // A broker's configs: read; a change refused (start-time flags), in one line.
+    let configs = json(brokers, &["cluster", "config", "get", "log.segment.bytes"]);
+    assert_eq!(
+        configs,
+        serde_json::json!({"log.segment.bytes": "1073741824"})
+    );
+    let (code, stdout, _) = admin(brokers, &["cluster", "config", "set", "log.retention.ms=5"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("InvalidRequest"), "{stdout}");
+
     let info = json(brokers, &["cluster", "info"]);
     assert_eq!(info["brokers"].as_array().map(Vec::len), Some(2));
     let (code, _, _) = admin(brokers, &["topic", "delete", "orders", "lines"]);
@@ -250,4 +260,22 @@ fn topics_groups_and_the_cluster_are_administered_from_the_command_line() {
         "{stderr}"
     );
     broker.stop();
+}
+
+#[test]
+fn shell_completions_know_the_admin_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = spindle(&["completions", shell]);
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        for word in ["topic", "consume", "alter-config", "seek"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let output = spindle(&["completions", "tcsh"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "an unknown shell is a bad argument"
+    );
 }

@@ -128,12 +128,18 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
     TopicConfig {
         name: "message.timestamp.type",
         config_type: ConfigType::String,
-        default: |_| "CreateTime".into(),
-        validate: |value| match value {
-            "CreateTime" => Ok(()),
-            _ => Err("only CreateTime is supported".into()),
+        default: |log| {
+            if log.log_append_time {
+                "LogAppendTime".into()
+            } else {
+                "CreateTime".into()
+            }
         },
-        apply: None,
+        validate: |value| match value {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => Err("expected CreateTime or LogAppendTime".into()),
+        },
+        apply: Some(|log, value| log.log_append_time = value == "LogAppendTime"),
     },
     TopicConfig {
         name: MIN_INSYNC_REPLICAS,

@@ -99,6 +99,9 @@ pub struct LogConfig {
     /// Memory one cleaning pass's key map may take (Kafka `log.cleaner.dedupe.buffer.size`,
     /// here per pass, and a pass runs one log at a time on each core).
     pub cleaner_dedupe_bytes: usize,
+    /// Kafka `message.timestamp.type=LogAppendTime`: the leader stamps each appended batch
+    /// with its append time (retention and time lookups then go by arrival).
+    pub log_append_time: bool,
 }
 
 /// The broker's default flush interval (`--flush-interval-ms`).
@@ -137,6 +140,7 @@ impl LogConfig {
         delete_retention_ms: 24 * 3600 * 1000,
         min_cleanable_dirty_ratio: 0.5,
         cleaner_dedupe_bytes: 32 << 20,
+        log_append_time: false,
     };
 
     /// Checks the limits once, at open. Returns a one-line reason.

@@ -591,6 +591,73 @@ fn every_served_version_of_every_api_answers() {
                     assert_eq!(result.partition_id, 0, "{context}");
                     assert_eq!(result.error_code, 84, "{context}: ELECTION_NOT_NEEDED");
                 }
+                ApiKey::DeleteRecords => {
+                    use kafka_protocol::messages::delete_records_request::{
+                        DeleteRecordsPartition, DeleteRecordsTopic,
+                    };
+                    // Before offset 0: nothing to delete, the low watermark stays 0.
+                    let request = DeleteRecordsRequest::default()
+                        .with_timeout_ms(5_000)
+                        .with_topics(vec![
+                            DeleteRecordsTopic::default()
+                                .with_name(name("versions"))
+                                .with_partitions(vec![
+                                    DeleteRecordsPartition::default()
+                                        .with_partition_index(0)
+                                        .with_offset(0),
+                                ]),
+                        ]);
+                    let response: DeleteRecordsResponse = client.call(api_key, version, &request);
+                    let partition = &response.topics[0].partitions[0];
+                    assert_eq!(partition.error_code, 0, "{context}");
+                    assert_eq!(partition.low_watermark, 0, "{context}");
+                }
+                ApiKey::AlterConfigs => {
+                    use kafka_protocol::messages::alter_configs_request::{
+                        AlterConfigsResource, AlterableConfig,
+                    };
+                    let request = AlterConfigsRequest::default()
+                        .with_validate_only(true)
+                        .with_resources(vec![
+                            AlterConfigsResource::default()
+                                .with_resource_type(2)
+                                .with_resource_name(StrBytes::from_static_str("versions"))
+                                .with_configs(vec![
+                                    AlterableConfig::default()
+                                        .with_name(StrBytes::from_static_str("retention.ms"))
+                                        .with_value(Some(StrBytes::from_static_str("1000"))),
+                                ]),
+                        ]);
+                    let response: AlterConfigsResponse = client.call(api_key, version, &request);
+                    assert_eq!(response.responses[0].error_code, 0, "{context}");
+                }
+                ApiKey::IncrementalAlterConfigs => {
+                    use kafka_protocol::messages::incremental_alter_configs_request::{
+                        AlterConfigsResource, AlterableConfig,
+                    };
+                    let request = IncrementalAlterConfigsRequest::default()
+                        .with_validate_only(true)
+                        .with_resources(vec![
+                            AlterConfigsResource::default()
+                                .with_resource_type(2)
+                                .with_resource_name(StrBytes::from_static_str("versions"))
+                                .with_configs(vec![
+                                    AlterableConfig::default()
+                                        .with_name(StrBytes::from_static_str("retention.ms"))
+                                        .with_config_operation(0)
+                                        .with_value(Some(StrBytes::from_static_str("1000"))),
+                                ]),
+                        ]);
+                    let response: IncrementalAlterConfigsResponse =
+                        client.call(api_key, version, &request);
+                    assert_eq!(response.responses[0].error_code, 0, "{context}");
+                }
+                ApiKey::DescribeLogDirs => {
+                    let response: DescribeLogDirsResponse =
+                        client.call(api_key, version, &DescribeLogDirsRequest::default());
+                    assert_eq!(response.results.len(), 1, "{context}");
+                    assert_eq!(response.results[0].error_code, 0, "{context}");
+                }
                 other => panic!("no check written for {other:?}"),
             }
             served += 1;

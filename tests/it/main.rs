@@ -27,6 +27,7 @@ mod java_client;
 mod js_client;
 mod layers;
 mod leader_epoch_fencing;
+mod log_append_time;
 mod metrics;
 mod min_insync;
 mod preferred_leader;

@@ -37,6 +37,9 @@ const BASE_SEQUENCE_POS: usize = 53;
 pub(crate) const RECORDS_COUNT_POS: usize = 57;
 
 const COMPRESSION_MASK: i16 = 0x07;
+/// Attribute bit 3: the batch's records take `max_timestamp` (LogAppendTime), not their
+/// own (CreateTime).
+const LOG_APPEND_TIME_FLAG: i16 = 0x08;
 const TRANSACTIONAL_FLAG: i16 = 0x10;
 const CONTROL_FLAG: i16 = 0x20;
 
@@ -183,6 +186,12 @@ impl RecordBatchHeader {
     /// Compression codec id (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
     pub fn compression(&self) -> i16 {
         self.attributes & COMPRESSION_MASK
+    }
+
+    /// Whether every record's timestamp is the batch's `max_timestamp`, the time the
+    /// broker appended it (a topic with `message.timestamp.type=LogAppendTime`).
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & LOG_APPEND_TIME_FLAG != 0
     }
 
     pub fn is_transactional(&self) -> bool {
@@ -343,6 +352,17 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[BASE_OFFSET_POS..BASE_OFFSET_POS + 8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Stamps a whole batch with the broker's append time, as Kafka does for a topic with
+/// `message.timestamp.type=LogAppendTime`: the timestamp-type bit set, `max_timestamp` =
+/// `now_ms`, and the CRC (which covers both) recomputed.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    let attributes = be_i16(batch, ATTRIBUTES_POS) | LOG_APPEND_TIME_FLAG;
+    batch[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_POS..MAX_TIMESTAMP_POS + 8].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[CRC_POS..CRC_POS + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Writes the leader epoch into a batch in place (the CRC stays valid).
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
     batch[PARTITION_LEADER_EPOCH_POS..PARTITION_LEADER_EPOCH_POS + 4]
@@ -384,6 +404,8 @@ pub fn record_timestamps(batch: &[u8]) -> Option<Vec<(i64, i64)>> {
     let mut out = Vec::with_capacity(header.records_count.max(0) as usize);
     let mut pos = RECORD_BATCH_HEADER_BYTES;
     let end = header.size_bytes();
+    // LogAppendTime: every record carries the batch's append time.
+    let append_time = header.is_log_append_time().then_some(header.max_timestamp);
     for _ in 0..header.records_count {
         let (length, used) = read_varlong(batch.get(pos..end)?)?;
         let body_start = pos + used;
@@ -394,7 +416,7 @@ pub fn record_timestamps(batch: &[u8]) -> Option<Vec<(i64, i64)>> {
         let (offset_delta, _) = read_varlong(body.get(1 + used_ts..)?)?;
         out.push((
             header.base_offset + offset_delta,
-            header.base_timestamp + timestamp_delta,
+            append_time.unwrap_or(header.base_timestamp + timestamp_delta),
         ));
         pos = body_end;
     }
@@ -541,6 +563,22 @@ pub(crate) fn seal_batch(batch: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_append_time_stamps_the_batch_and_keeps_it_valid() {
+        let mut batch = build_batch(1_000, &[(None, b"a"), (None, b"b")]);
+        assert!(!validate_framing(&batch).unwrap().is_log_append_time());
+        set_log_append_time(&mut batch, 77_000);
+        let header = validate_framing(&batch).expect("the CRC was recomputed");
+        assert!(header.is_log_append_time());
+        assert_eq!(header.max_timestamp, 77_000);
+        assert_eq!(
+            record_timestamps(&batch),
+            Some(vec![(0, 77_000), (1, 77_000)]),
+            "every record takes the append time"
+        );
+        assert_eq!(validate_produced(&batch).map(|_| ()), Ok(()));
+    }
 
     #[test]
     fn a_record_set_splits_into_its_batches_and_stops_at_a_cut_one() {

@@ -58,8 +58,8 @@ use super::io::{SegmentFile, Storage};
 use super::recovery_point::RecoveryPoint;
 use super::wait::{Event, Watermark};
 use spindle_protocol::record_batch::{
-    BatchError, RecordBatchHeader, set_base_offset, set_partition_leader_epoch, validate_framing,
-    validate_produced_with,
+    BatchError, RecordBatchHeader, set_base_offset, set_log_append_time,
+    set_partition_leader_epoch, validate_framing, validate_produced_with,
 };
 
 pub use self::compact::{CLEANED_SUFFIX, CompactionStats, SWAP_SUFFIX};
@@ -376,10 +376,16 @@ impl<S: Storage> PartitionLog<S> {
         glommio::yield_if_needed().await;
         // One copy of the settings for the whole append, even if they change meanwhile.
         let config = self.inner.config();
-        let header = validate_produced_with(&batch, config.validate_compressed_records)?;
+        let mut header = validate_produced_with(&batch, config.validate_compressed_records)?;
         if config.cleanup_policy.compact {
             // The cleaner keeps records by key; Kafka refuses one without.
             spindle_protocol::compaction::check_keys(&batch)?;
+        }
+        if config.log_append_time {
+            let mut batch = batch;
+            set_log_append_time(&mut batch, now_ms());
+            header = RecordBatchHeader::decode(&batch)?;
+            return self.append_checked(batch, header, config, false).await;
         }
         self.append_checked(batch, header, config, false).await
     }

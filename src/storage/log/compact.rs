@@ -374,22 +374,16 @@ async fn clean_segment<S: Storage>(
         return Ok(Outcome::Gone);
     }
     let swapped = swap_in(inner, base, &cleaned_path, &cleaned).await;
-    {
-        let mut state = inner.state.borrow_mut();
-        if swapped.is_ok() {
+    release(
+        inner,
+        candidate.next_offset,
+        swapped.is_ok().then_some(|state: &mut LogState<S::File>| {
             let slot = state
                 .segment_mut(base)
                 .expect("a claimed segment stays until released");
             *slot = cleaned;
-            drop_cached_below(&mut state, candidate.next_offset);
-            // Positions in this segment now hold other batches.
-            state.read_ahead_take();
-            state.truncations += 1;
-        }
-        state.cleaning = false;
-        inner.assert_offsets_ordered(&state);
-    }
-    inner.progress.notify();
+        }),
+    );
     swapped.map(|()| Outcome::Swapped)
 }
 
@@ -482,16 +476,34 @@ async fn remove_emptied<S: Storage>(
             .map_err(|e| StorageError::io("sync log dir", e))
     }
     .await;
-    {
-        let mut state = inner.state.borrow_mut();
-        if removed.is_ok() {
+    release(
+        inner,
+        candidate.next_offset,
+        removed.is_ok().then_some(|state: &mut LogState<S::File>| {
             state.segments.retain(|segment| segment.base_offset != base);
             let log_start_offset = state.log_start_offset();
             inner
                 .leader_epochs
                 .borrow_mut()
                 .truncate_from_start(log_start_offset);
-            drop_cached_below(&mut state, candidate.next_offset);
+        }),
+    );
+    removed.map(|()| Outcome::Removed)
+}
+
+/// Ends a claim. `changed` (given when the disk step succeeded) edits the segments; then the
+/// cached batches below `cleaned_below` go (they are the records as appended) and so does
+/// any read-ahead (positions now hold other batches), and retention and truncation may go on.
+fn release<S: Storage>(
+    inner: &Inner<S>,
+    cleaned_below: i64,
+    changed: Option<impl FnOnce(&mut LogState<S::File>)>,
+) {
+    {
+        let mut state = inner.state.borrow_mut();
+        if let Some(change) = changed {
+            change(&mut state);
+            drop_cached_below(&mut state, cleaned_below);
             state.read_ahead_take();
             state.truncations += 1;
         }
@@ -499,7 +511,6 @@ async fn remove_emptied<S: Storage>(
         inner.assert_offsets_ordered(&state);
     }
     inner.progress.notify();
-    removed.map(|()| Outcome::Removed)
 }
 
 /// Drops the cached batches of the offsets below `offset`: they are the segment's records

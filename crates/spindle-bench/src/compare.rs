@@ -18,8 +18,8 @@ pub struct PlotArgs {
     /// HdrHistogram percentile distribution in ms).
     #[arg(required = true, value_name = "LABEL=FILE")]
     pub runs: Vec<String>,
-    /// The SVG file to write.
-    #[arg(long, value_name = "FILE.svg")]
+    /// The chart to write: FILE.svg, or FILE.png.
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
     pub out: PathBuf,
     /// The chart's title.
     #[arg(long, default_value = "latency by percentile")]
@@ -35,12 +35,7 @@ pub type Curve = Vec<(f64, f64)>;
 impl PlotArgs {
     /// Checks the flags; `Err` is a one-line reason.
     pub fn validate(&self) -> Result<(), String> {
-        if self.out.extension().and_then(|e| e.to_str()) != Some("svg") {
-            return Err(format!(
-                "--out {}: only .svg files are drawn",
-                self.out.display()
-            ));
-        }
+        crate::chart::check_extension(&self.out)?;
         for run in &self.runs {
             match run.split_once('=') {
                 Some((label, file)) if !label.is_empty() && !file.is_empty() => {}
@@ -62,7 +57,7 @@ impl PlotArgs {
             ));
         }
         let svg = overlay_svg(&self.title, &curves, self.latency_scale)?;
-        std::fs::write(&self.out, svg).map_err(|e| format!("{}: {e}", self.out.display()))
+        crate::chart::write(&self.out, &svg)
     }
 }
 
@@ -277,6 +272,7 @@ mod tests {
         };
         assert!(args(&["a=x.hgrm"], "o.svg").validate().is_ok());
         assert!(args(&["x.hgrm"], "o.svg").validate().is_err());
-        assert!(args(&["a=x.hgrm"], "o.png").validate().is_err());
+        assert!(args(&["a=x.hgrm"], "o.png").validate().is_ok());
+        assert!(args(&["a=x.hgrm"], "o.jpg").validate().is_err());
     }
 }

@@ -6,6 +6,8 @@
 //! bottleneck) and `rdkafka` (librdkafka, configured the way Kafka users configure it: the
 //! numbers compare with any broker and with other tools built on librdkafka).
 
+pub mod bars;
+pub mod chart;
 pub mod compare;
 pub mod e2e;
 pub mod keys;
@@ -119,7 +121,8 @@ pub struct CommonArgs {
     /// Print one JSON object as the last line.
     #[arg(long)]
     pub json: bool,
-    /// Write the latency percentile curve and throughput over time to this SVG file.
+    /// Write the latency percentile curve and throughput over time to this chart (.svg or
+    /// .png).
     #[arg(long)]
     pub plot: Option<std::path::PathBuf>,
     /// The plot's latency axis: linear, or log (median and tail decades apart stay readable).
@@ -337,11 +340,10 @@ impl CommonArgs {
             return Err("--topic must not be empty".into());
         }
         match &self.plot {
-            Some(path) if path.extension().and_then(|e| e.to_str()) != Some("svg") => Err(format!(
-                "--plot {}: only .svg files are drawn",
-                path.display()
-            )),
-            _ => Ok(()),
+            Some(path) => {
+                chart::check_extension(path).map_err(|reason| reason.replacen("--out", "--plot", 1))
+            }
+            None => Ok(()),
         }
     }
 
@@ -366,7 +368,7 @@ impl CommonArgs {
                 self.plot_latency_scale,
             )
             .map_err(|e| format!("--plot {}: {e}", path.display()))?;
-            std::fs::write(path, svg).map_err(|e| format!("--plot {}: {e}", path.display()))?;
+            chart::write(path, &svg).map_err(|e| format!("--plot: {e}"))?;
         }
         Ok(())
     }

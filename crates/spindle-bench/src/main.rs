@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use spindle_bench::BenchCommand;
+use spindle_bench::bars::BarsArgs;
 use spindle_bench::compare::PlotArgs;
 
 #[derive(Parser, Debug)]
@@ -27,6 +28,9 @@ enum Command {
     /// Overlay the latency percentile curves of several runs (their --percentiles-out
     /// files) on one SVG chart.
     Plot(PlotArgs),
+    /// Draw the runs perf/peer-compare.sh records (LABEL.tsv) as bars per case and broker,
+    /// each run a dot, the whisker its spread.
+    Bars(BarsArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
     let command = match cli.command {
         Command::Bench(command) => command,
         Command::Plot(args) => return plot(program, command_path, &args),
+        Command::Bars(args) => return bars(program, command_path, &args),
     };
     if let Err(reason) = command.validate() {
         eprintln!(
@@ -77,6 +82,21 @@ fn plot(program: &str, command_path: &str, args: &PlotArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
             eprintln!("{program}: plot: {reason}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `bars`: as `plot`, a bad flag is status 2, an unreadable or unwritable file 1.
+fn bars(program: &str, command_path: &str, args: &BarsArgs) -> ExitCode {
+    if let Err(reason) = args.validate() {
+        eprintln!("{program}: {reason} (see {command_path} bars --help)");
+        return ExitCode::from(2);
+    }
+    match args.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("{program}: bars: {reason}");
             ExitCode::from(1)
         }
     }

@@ -150,8 +150,14 @@ fn topic_configs_change_live_through_both_alter_apis() {
         ("4096".into(), true)
     );
     let value = vec![b'v'; 1500];
+    // Stamped now: under the default retention.ms (7 days) an older timestamp would let
+    // the retention check delete the sealed segments before the config below asks it to.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     for _ in 0..30 {
-        let batch = Bytes::from(build_batch(1_700_000_000_000, &[(None, &value[..])]));
+        let batch = Bytes::from(build_batch(now_ms, &[(None, &value[..])]));
         assert_eq!(produce_records(&mut client, "live", 0, batch, -1).0, 0);
     }
     assert_eq!(list_offset(&mut client, "live", 0, -2), (0, 0));

@@ -61,6 +61,21 @@ java_e2e() { # topic size count
     "$3" 1 "$2" 2>&1 | awk '/^Avg latency/ { avg = $3 } /^Percentiles/ {
       gsub(/,/, ""); p50 = $4; p99 = $7 } END { if (avg > 0) printf "%.0f 0 %s %s\n", 1000 / avg, p50, p99 }'
 }
+# The same fixed rate against every broker, through librdkafka (spindle-bench's rdkafka
+# engine: a paced producer and a consumer in one process, linger.ms=0, acks=1, each value
+# stamped with its send time). Prints the rate reached, MB/s and produce-to-consume p50,
+# p99 and p99.9 in milliseconds (microsecond resolution).
+rdk_e2e() { # topic size rate
+  timeout 120 target/release/spindle-bench e2e --engine rdkafka --brokers "$bootstrap" \
+    --topic "$1" --partitions 2 --message-bytes "$2" --acks 1 --linger-ms 0 --throughput "$3" \
+    --duration-secs 20 --warmup-secs 3 --json 2>/dev/null | tail -1 | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+l = r["latency_us"]
+rate, mbs = r["messages_per_sec"], r["bytes_per_sec"] / 1e6
+p50, p99, p999 = (l[k] / 1e3 for k in ("p50", "p99", "p999"))
+print(f"{rate:.0f} {mbs:.1f} {p50:.3f} {p99:.3f} {p999:.3f}")'
+}
 rdk_produce() { # topic size count acks
   timeout 300 "$rdkperf" -P -t "$1" -b "$bootstrap" -s "$2" -c "$3" -a "$4" -q -X linger.ms=5 2>&1 |
     grep 'messages produced' | tail -1 | sed -E 's/.* ([0-9]+) msgs\/s and ([0-9.]+) MB\/s.*/\1 \2/'
@@ -78,6 +93,9 @@ cases=(
   "java-produce-1kib-acks1|512000000|-|java_produce TOPIC 1024 500000 1"
   "java-consume-1kib|512000000|java_produce TOPIC 1024 500000 1|java_consume TOPIC 500000"
   "java-e2e-latency-100b|1000000|-|java_e2e TOPIC 100 10000"
+  "e2e-100b-at-10k|23000000|-|rdk_e2e TOPIC 100 10000"
+  "e2e-100b-at-50k|115000000|-|rdk_e2e TOPIC 100 50000"
+  "e2e-1kib-at-20k|471000000|-|rdk_e2e TOPIC 1024 20000"
   "rdkperf-produce-100b-acks1|200000000|-|rdk_produce TOPIC 100 2000000 1"
   "rdkperf-produce-1000b-acks1|1000000000|-|rdk_produce TOPIC 1000 1000000 1"
   "rdkperf-consume-1000b|1000000000|rdk_produce TOPIC 1000 1000000 1|rdk_consume TOPIC 1000000"
@@ -122,10 +140,14 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 L = [f"# Brokers side by side: {', '.join(brokers)}\n", f"Command: `{command}`\n",
      f"- cores: {os.cpu_count()}, {cpu}; kernel {platform.release()}; commit {commit}",
      "- generators: Kafka's ProducerPerformance/ConsumerPerformance (Java client defaults unless the case says acks=1), librdkafka's rdkafka_performance (-X linger.ms=5); every topic created with 2 partitions",
-     "- brokers, each started fresh for every run:", described, "",
-     "| case | broker | runs: msg/s | runs: MB/s | median msg/s | median MB/s | p99 ms (median) | broker CPU s/GB | peak RSS MiB | ratio " + brokers[0] + "/this |",
-     "|---|---|---|---|---|---|---|---|---|---|"]
+     "- brokers, each started fresh for every run:", described]
+latency_cases = [n for n, per in runs.items() if any(v and len(v) == 5 for vs in per.values() for v, _, _ in vs)]
+if any(n not in latency_cases for n in runs):
+    L += ["", "| case | broker | runs: msg/s | runs: MB/s | median msg/s | median MB/s | p99 ms (median) | broker CPU s/GB | peak RSS MiB | ratio " + brokers[0] + "/this |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
 for name, per in runs.items():
+    if name in latency_cases:
+        continue
     medians = {}
     for broker, values in per.items():
         ok = [v for v, _, _ in values if v]
@@ -146,7 +168,35 @@ for name, per in runs.items():
             L.append(f"| {name} | {broker} | {msgs} | {mbs} | {m:,.0f} | {b:.0f} | {p99s} | {cpu_gb:.2f} | {rss} | {ratio} |")
         else:
             L.append(f"| {name} | {broker} | {msgs} | {mbs} | failed | failed | - | - | - | - |")
+if latency_cases:
+    L += ["", "Produce-to-consume latency at a fixed rate (spindle-bench's rdkafka engine: librdkafka, linger.ms=0, acks=1, 20 s after 3 s of warm-up; every value stamped with its send time):", "",
+          "| case | broker | rate reached msg/s (runs) | runs: p50 / p99 / p99.9 ms | median p50 ms | median p99 ms | median p99.9 ms | broker CPU s/GB | peak RSS MiB | p99 ratio " + brokers[0] + "/this |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in latency_cases:
+        per = runs[name]
+        p99_first = None
+        for broker, values in per.items():
+            ok = [v for v, _, _ in values if v and len(v) == 5]
+            if broker == brokers[0] and ok:
+                p99_first = statistics.median(v[3] for v in ok)
+        for broker, values in per.items():
+            ok = [(v, c) for v, c, _ in values if v and len(v) == 5]
+            rates = " / ".join(f"{v[0]:,.0f}" if v else "failed" for v, _, _ in values)
+            if not ok:
+                L.append(f"| {name} | {broker} | {rates} | failed | - | - | - | - | - | - |")
+                continue
+            each = " ; ".join(f"{v[2]:.2f} / {v[3]:.2f} / {v[4]:.2f}" for v, _ in ok)
+            p50, p99, p999 = (statistics.median(v[i] for v, _ in ok) for i in (2, 3, 4))
+            cpu_gb = statistics.median(c for _, c in ok)
+            rss = max(int(r) for _, _, r in values)
+            ratio = f"{p99_first / p99:.2f}" if p99_first is not None and broker != brokers[0] and p99 > 0 else "-"
+            L.append(f"| {name} | {broker} | {rates} | {each} | {p50:.2f} | {p99:.2f} | {p999:.2f} | {cpu_gb:.2f} | {rss} | {ratio} |")
 L += ["", "Broker CPU s/GB: the broker process's CPU seconds (user + system) during the measured command, per GB of record payload it moved. p99: the Java producer's own send-to-ack latency at full speed (queueing included), not e2e latency at a fixed rate; for java-e2e-latency, Kafka's EndToEndLatency (one record in flight, acks=1): msg/s is round trips per second and p99 is produce-to-consume, in the whole milliseconds that tool reports."]
 open(out, "w").write("\n".join(L) + "\n")
 print("\n".join(L))
 PY
+# Every run's figures, and the chart drawn from them: one panel per case, a bar per broker
+# at its median, each run a dot, the whisker spanning the runs.
+cp "$results" "perf/results/$label.tsv"
+target/release/spindle-bench bars "perf/results/$label.tsv" --out "perf/results/$label.svg" \
+  --title "$label" && echo "chart: perf/results/$label.svg"

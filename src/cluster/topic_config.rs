@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::storage::config::BLOCK_BYTES;
 use crate::storage::{CleanupPolicy, LogConfig};
+use spindle_protocol::compression::codec_id_by_name;
 
 /// Spindle's topic config (no Kafka equivalent: Kafka always validates): `false` checks
 /// compressed batches by their header and CRC only, without decompressing their records.
@@ -70,6 +71,24 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         apply: Some(|log, value| {
             log.cleanup_policy = CleanupPolicy::parse(value).expect("validated when stored");
         }),
+    },
+    TopicConfig {
+        name: "compression.type",
+        config_type: ConfigType::String,
+        default: |log| match log.compression_codec {
+            None => "producer".into(),
+            Some(id) => ["uncompressed", "gzip", "snappy", "lz4", "zstd"]
+                .into_iter()
+                .find(|name| codec_id_by_name(name) == Some(id))
+                .unwrap_or("producer")
+                .into(),
+        },
+        validate: |value| match value {
+            "producer" => Ok(()),
+            _ if codec_id_by_name(value).is_some() => Ok(()),
+            _ => Err("expected producer, uncompressed, gzip, snappy, lz4 or zstd".into()),
+        },
+        apply: Some(|log, value| log.compression_codec = codec_id_by_name(value)),
     },
     TopicConfig {
         name: "delete.retention.ms",
@@ -140,6 +159,20 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
             _ => Err("expected CreateTime or LogAppendTime".into()),
         },
         apply: Some(|log, value| log.log_append_time = value == "LogAppendTime"),
+    },
+    TopicConfig {
+        name: "message.timestamp.before.max.ms",
+        config_type: ConfigType::Long,
+        default: |log| log.message_timestamp_before_max_ms.to_string(),
+        validate: |value| integer_within(value, 0, i64::MAX),
+        apply: Some(|log, value| log.message_timestamp_before_max_ms = parsed(value)),
+    },
+    TopicConfig {
+        name: "message.timestamp.after.max.ms",
+        config_type: ConfigType::Long,
+        default: |log| log.message_timestamp_after_max_ms.to_string(),
+        validate: |value| integer_within(value, 0, i64::MAX),
+        apply: Some(|log, value| log.message_timestamp_after_max_ms = parsed(value)),
     },
     TopicConfig {
         name: MIN_INSYNC_REPLICAS,

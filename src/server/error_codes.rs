@@ -26,6 +26,7 @@ impl ToErrorCode for BatchError {
             BatchError::BadRecordCount { .. }
             | BatchError::BadOffsetDelta { .. }
             | BatchError::KeylessRecord { .. } => ErrorCode::InvalidRecord,
+            BatchError::TimestampOutOfRange { .. } => ErrorCode::InvalidTimestamp,
         }
     }
 }

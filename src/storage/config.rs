@@ -102,6 +102,16 @@ pub struct LogConfig {
     /// Kafka `message.timestamp.type=LogAppendTime`: the leader stamps each appended batch
     /// with its append time (retention and time lookups then go by arrival).
     pub log_append_time: bool,
+    /// Kafka `message.timestamp.before.max.ms`: under CreateTime, a record older than this
+    /// (against the broker's clock) is refused with INVALID_TIMESTAMP.
+    pub message_timestamp_before_max_ms: i64,
+    /// Kafka `message.timestamp.after.max.ms`: under CreateTime, a record this far in the
+    /// future is refused.
+    pub message_timestamp_after_max_ms: i64,
+    /// Kafka `compression.type`: `None` keeps each batch as the producer compressed it
+    /// (`producer`); `Some(codec)` stores every produced batch with that codec (attribute
+    /// bits; 0 is `uncompressed`), recompressing on append where it differs.
+    pub compression_codec: Option<u16>,
 }
 
 /// The broker's default flush interval (`--flush-interval-ms`).
@@ -141,6 +151,10 @@ impl LogConfig {
         min_cleanable_dirty_ratio: 0.5,
         cleaner_dedupe_bytes: 32 << 20,
         log_append_time: false,
+        // Kafka 4.x: no bound into the past, one hour into the future.
+        message_timestamp_before_max_ms: i64::MAX,
+        message_timestamp_after_max_ms: 3_600_000,
+        compression_codec: None,
     };
 
     /// Checks the limits once, at open. Returns a one-line reason.

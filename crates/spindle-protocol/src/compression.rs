@@ -192,6 +192,44 @@ pub fn decompress_batch(batch: &[u8]) -> Result<Vec<u8>, String> {
     Ok(reframe(batch, attributes, &plain))
 }
 
+/// A topic's `compression.type` other than `producer`: the codec its batches are stored
+/// with, by Kafka's name.
+pub fn codec_id_by_name(name: &str) -> Option<u16> {
+    match name {
+        "uncompressed" => Some(0),
+        "gzip" => Some(1),
+        "snappy" => Some(2),
+        "lz4" => Some(3),
+        "zstd" => Some(4),
+        _ => None,
+    }
+}
+
+/// `batch` (a whole produced batch, already validated) stored with codec `id` instead of
+/// the producer's: its records decompressed and compressed again, attributes, length and
+/// CRC rewritten; every other header field (offsets, timestamps, producer id, sequence)
+/// kept. `None` when the batch already uses that codec.
+pub fn recompress_batch(batch: &[u8], id: u16) -> Result<Option<Vec<u8>>, String> {
+    let header = RecordBatchHeader::decode(batch).map_err(|e| e.to_string())?;
+    let codec = header.attributes as u16 & CODEC_MASK;
+    if codec == id {
+        return Ok(None);
+    }
+    let records = batch
+        .get(RECORD_BATCH_HEADER_BYTES..header.size_bytes())
+        .ok_or("batch shorter than its length")?;
+    let plain;
+    let records = if codec == 0 {
+        records
+    } else {
+        plain = decompress_records(codec, records, DECOMPRESSED_RECORDS_BYTES_MAX)?;
+        &plain[..]
+    };
+    let compressed = compress_records(id, records)?;
+    let attributes = (header.attributes as u16 & !CODEC_MASK) | id;
+    Ok(Some(reframe(batch, attributes, &compressed)))
+}
+
 /// The header of `batch` followed by `records`, with `attributes`, the batch length and
 /// the CRC rewritten to match.
 fn reframe(batch: &[u8], attributes: u16, records: &[u8]) -> Vec<u8> {
@@ -207,6 +245,59 @@ fn reframe(batch: &[u8], attributes: u16, records: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::record_batch::{build_batch, record_keys_and_values, validate_produced};
+
+    #[test]
+    fn a_batch_recompressed_to_any_codec_keeps_its_records_and_header() {
+        let records: Vec<(Option<&[u8]>, &[u8])> = (0..50)
+            .map(|_| {
+                (
+                    Some(&b"key"[..]),
+                    &b"a value that compresses well, well, well"[..],
+                )
+            })
+            .collect();
+        let plain = build_batch(1_700_000_000_000, &records);
+        let expected = record_keys_and_values(&plain).unwrap();
+        for from in 0..=4u16 {
+            let source = if from == 0 {
+                plain.clone()
+            } else {
+                recompress_batch(&plain, from)
+                    .unwrap()
+                    .expect("a new codec")
+            };
+            for to in ["uncompressed", "gzip", "snappy", "lz4", "zstd"] {
+                let id = codec_id_by_name(to).unwrap();
+                let Some(stored) = recompress_batch(&source, id).unwrap() else {
+                    assert_eq!(from, id, "only the same codec is left alone");
+                    continue;
+                };
+                let header = validate_produced(&stored).expect("a valid batch");
+                assert_eq!(header.compression() as u16, id, "{from} -> {to}");
+                let opened = decompress_batch(&stored).unwrap();
+                assert_eq!(record_keys_and_values(&opened).unwrap(), expected);
+                let before = RecordBatchHeader::decode(&source).unwrap();
+                assert_eq!(
+                    (
+                        header.base_timestamp,
+                        header.max_timestamp,
+                        header.records_count
+                    ),
+                    (
+                        before.base_timestamp,
+                        before.max_timestamp,
+                        before.records_count
+                    )
+                );
+                assert_eq!(
+                    (header.producer_id, header.base_sequence),
+                    (before.producer_id, before.base_sequence)
+                );
+            }
+        }
+        assert_eq!(codec_id_by_name("producer"), None);
+        assert_eq!(codec_id_by_name("brotli"), None);
+    }
 
     #[test]
     fn compressed_batches_validate_and_decompress_to_the_same_records() {

@@ -31,6 +31,7 @@ pub enum ErrorCode {
     InvalidSessionTimeout = 26,
     RebalanceInProgress = 27,
     InvalidCommitOffsetSize = 28,
+    InvalidTimestamp = 32,
     UnsupportedVersion = 35,
     OutOfOrderSequenceNumber = 45,
     InvalidProducerEpoch = 47,

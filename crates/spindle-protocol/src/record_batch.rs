@@ -12,6 +12,8 @@
 //! which is why the broker may rewrite `base_offset` and `partition_leader_epoch` in place
 //! without recomputing it.
 
+use crate::record_validation::RecordTimestamps;
+
 /// Bytes of the fixed header, up to and including `records_count`.
 pub const RECORD_BATCH_HEADER_BYTES: usize = 61;
 /// `base_offset` + `batch_length`: the prefix not counted by `batch_length`.
@@ -66,6 +68,14 @@ pub enum BatchError {
     BadOffsetDelta { index: i32, offset_delta: i64 },
     /// A record without a key, sent to a compacted topic (which keeps records by key).
     KeylessRecord { offset_delta: i64 },
+    /// A record's timestamp lies outside what the topic's `message.timestamp.before.max.ms`
+    /// and `message.timestamp.after.max.ms` allow now.
+    TimestampOutOfRange {
+        index: i32,
+        timestamp: i64,
+        low: i64,
+        high: i64,
+    },
 }
 
 impl std::fmt::Display for BatchError {
@@ -103,6 +113,15 @@ impl std::fmt::Display for BatchError {
             BatchError::KeylessRecord { offset_delta } => write!(
                 f,
                 "a compacted topic cannot accept a record without a key (offset delta {offset_delta})"
+            ),
+            BatchError::TimestampOutOfRange {
+                index,
+                timestamp,
+                low,
+                high,
+            } => write!(
+                f,
+                "timestamp {timestamp} of record {index} is out of range: the topic takes [{low}, {high}] now"
             ),
         }
     }
@@ -287,6 +306,15 @@ pub fn validate_produced_with(
     batch: &[u8],
     check_compressed_records: bool,
 ) -> Result<RecordBatchHeader, BatchError> {
+    validate_produced_timestamps(batch, check_compressed_records).map(|(header, _)| header)
+}
+
+/// [`validate_produced_with`], also returning the records' timestamp range: as the walk
+/// found it, or as the header says where the records were not walked.
+pub fn validate_produced_timestamps(
+    batch: &[u8],
+    check_compressed_records: bool,
+) -> Result<(RecordBatchHeader, Option<RecordTimestamps>), BatchError> {
     let header = validate_framing(batch)?;
     if batch.len() != header.size_bytes() {
         return Err(BatchError::BadLength {
@@ -310,10 +338,12 @@ pub fn validate_produced_with(
     {
         return Err(bad_count);
     }
-    if header.compression() == 0 || check_compressed_records {
-        super::record_validation::validate_records(batch, &header)?;
-    }
-    Ok(header)
+    let timestamps = if header.compression() == 0 || check_compressed_records {
+        super::record_validation::validate_records(batch, &header)?
+    } else {
+        RecordTimestamps::from_header(&header)
+    };
+    Ok((header, timestamps))
 }
 
 /// Checks the framing of the batch at the start of `bytes` (which may hold more after it):

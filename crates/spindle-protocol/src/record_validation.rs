@@ -11,21 +11,112 @@
 use super::compression::{DECOMPRESSED_RECORDS_BYTES_MAX, decompress_records};
 use super::record_batch::{BatchError, RECORD_BATCH_HEADER_BYTES, RecordBatchHeader};
 
+/// The earliest and the latest timestamp among a batch's records, each with the index of
+/// a record that carries it. Records without a timestamp (-1) are left out, as Kafka's
+/// timestamp checks leave them out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordTimestamps {
+    /// `(timestamp ms, record index)`.
+    pub min: (i64, i32),
+    pub max: (i64, i32),
+}
+
+impl RecordTimestamps {
+    /// What the header alone says, for a batch whose records were not walked: the first
+    /// record's timestamp and the batch's maximum.
+    pub fn from_header(header: &RecordBatchHeader) -> Option<RecordTimestamps> {
+        let last = header.records_count.saturating_sub(1).max(0);
+        match (header.base_timestamp, header.max_timestamp) {
+            (NO_TIMESTAMP, NO_TIMESTAMP) => None,
+            (NO_TIMESTAMP, max) => Some(RecordTimestamps {
+                min: (max, last),
+                max: (max, last),
+            }),
+            (base, max) => Some(RecordTimestamps {
+                min: (base.min(max), 0),
+                max: (max.max(base), last),
+            }),
+        }
+    }
+
+    fn add(this: &mut Option<RecordTimestamps>, timestamp: i64, index: i32) {
+        if timestamp == NO_TIMESTAMP {
+            return;
+        }
+        match this {
+            None => {
+                *this = Some(RecordTimestamps {
+                    min: (timestamp, index),
+                    max: (timestamp, index),
+                })
+            }
+            Some(range) => {
+                if timestamp < range.min.0 {
+                    range.min = (timestamp, index);
+                }
+                if timestamp > range.max.0 {
+                    range.max = (timestamp, index);
+                }
+            }
+        }
+    }
+}
+
+/// Kafka's `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms` for a
+/// CreateTime topic: every record's timestamp must lie within
+/// `[now - before_max_ms, now + after_max_ms]`; the first record found outside refuses the
+/// batch (INVALID_TIMESTAMP).
+pub fn check_timestamp_bounds(
+    timestamps: Option<RecordTimestamps>,
+    now_ms: i64,
+    before_max_ms: i64,
+    after_max_ms: i64,
+) -> Result<(), BatchError> {
+    let Some(range) = timestamps else {
+        return Ok(());
+    };
+    let low = now_ms.saturating_sub(before_max_ms);
+    let high = now_ms.saturating_add(after_max_ms);
+    for (timestamp, index) in [range.min, range.max] {
+        if timestamp < low || timestamp > high {
+            return Err(BatchError::TimestampOutOfRange {
+                index,
+                timestamp,
+                low,
+                high,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A record's timestamp when it has none.
+const NO_TIMESTAMP: i64 = -1;
+
 /// Checks every record of `batch` (whose header is `header`, already validated) against
-/// the header: decompresses its records section if needed, then walks it.
-pub fn validate_records(batch: &[u8], header: &RecordBatchHeader) -> Result<(), BatchError> {
+/// the header: decompresses its records section if needed, then walks it. Returns the
+/// records' timestamp range (`None`: no record has a timestamp).
+pub fn validate_records(
+    batch: &[u8],
+    header: &RecordBatchHeader,
+) -> Result<Option<RecordTimestamps>, BatchError> {
     let records = &batch[RECORD_BATCH_HEADER_BYTES..header.size_bytes()];
     let codec = header.compression() as u16;
     if codec == 0 {
-        return walk_records(records, header.records_count);
+        return walk_records(records, header);
     }
     let plain = decompress_records(codec, records, DECOMPRESSED_RECORDS_BYTES_MAX)
         .map_err(BatchError::BadCompression)?;
-    walk_records(&plain, header.records_count)
+    walk_records(&plain, header)
 }
 
-/// Walks `count` records that must fill `records` exactly.
-fn walk_records(records: &[u8], count: i32) -> Result<(), BatchError> {
+/// Walks the header's `records_count` records, which must fill `records` exactly.
+fn walk_records(
+    records: &[u8],
+    header: &RecordBatchHeader,
+) -> Result<Option<RecordTimestamps>, BatchError> {
+    let count = header.records_count;
+    let mut timestamps = None;
     let mut cursor = Cursor { rest: records };
     for index in 0..count {
         let record = |reason: &str| BatchError::BadRecord(format!("record {index}: {reason}"));
@@ -36,12 +127,16 @@ fn walk_records(records: &[u8], count: i32) -> Result<(), BatchError> {
         let body = cursor
             .take(length)
             .ok_or_else(|| record("longer than the batch"))?;
-        let offset_delta = walk_record(body).map_err(record)?;
+        let (timestamp_delta, offset_delta) = walk_record(body).map_err(record)?;
         if offset_delta != i64::from(index) {
             return Err(BatchError::BadOffsetDelta {
                 index,
                 offset_delta,
             });
+        }
+        if header.base_timestamp != NO_TIMESTAMP {
+            let timestamp = header.base_timestamp.saturating_add(timestamp_delta);
+            RecordTimestamps::add(&mut timestamps, timestamp, index);
         }
     }
     if !cursor.rest.is_empty() {
@@ -50,15 +145,15 @@ fn walk_records(records: &[u8], count: i32) -> Result<(), BatchError> {
             cursor.rest.len()
         )));
     }
-    Ok(())
+    Ok(timestamps)
 }
 
-/// Walks one record's body (after its length), which it must fill exactly; its offset
-/// delta.
-fn walk_record(body: &[u8]) -> Result<i64, &'static str> {
+/// Walks one record's body (after its length), which it must fill exactly; its timestamp
+/// delta and offset delta.
+fn walk_record(body: &[u8]) -> Result<(i64, i64), &'static str> {
     let mut cursor = Cursor { rest: body };
     cursor.take(1).ok_or("no attributes")?;
-    cursor.varint().ok_or("a truncated timestamp delta")?;
+    let timestamp_delta = cursor.varint().ok_or("a truncated timestamp delta")?;
     let offset_delta = cursor.varint().ok_or("a truncated offset delta")?;
     // Key and value: -1 is null.
     for _ in 0..2 {
@@ -78,7 +173,7 @@ fn walk_record(body: &[u8]) -> Result<i64, &'static str> {
     if !cursor.rest.is_empty() {
         return Err("bytes after its last field");
     }
-    Ok(offset_delta)
+    Ok((timestamp_delta, offset_delta))
 }
 
 struct Cursor<'a> {
@@ -183,6 +278,77 @@ mod tests {
         out[57..61].copy_from_slice(&count.to_be_bytes());
         seal_batch(&mut out);
         out
+    }
+
+    #[test]
+    fn the_walk_finds_the_records_timestamp_range_and_the_bounds_refuse_outside_it() {
+        use crate::record_batch::{build_batch_with_timestamps, validate_produced_timestamps};
+        let plain = build_batch_with_timestamps(&[
+            (5_000, Some(&b"a"[..]), &b"1"[..]),
+            (9_000, Some(&b"b"[..]), &b"2"[..]),
+            (1_000, Some(&b"c"[..]), &b"3"[..]),
+        ]);
+        let walked = Some(RecordTimestamps {
+            min: (1_000, 2),
+            max: (9_000, 1),
+        });
+        for codec in 0..=4u16 {
+            let batch = if codec == 0 {
+                plain.clone()
+            } else {
+                compressed_with(&plain, codec)
+            };
+            let (_, found) = validate_produced_timestamps(&batch, true).unwrap();
+            assert_eq!(found, walked, "codec {codec}");
+        }
+        // Records not walked: the header's first and maximum timestamps stand for them.
+        let (header, from_header) =
+            validate_produced_timestamps(&compressed_with(&plain, 1), false).unwrap();
+        assert_eq!(header.base_timestamp, 1_000);
+        assert_eq!(
+            from_header,
+            Some(RecordTimestamps {
+                min: (1_000, 0),
+                max: (9_000, 2),
+            })
+        );
+
+        assert_eq!(check_timestamp_bounds(walked, 10_000, 9_000, 0), Ok(()));
+        assert_eq!(
+            check_timestamp_bounds(walked, 10_000, 5_000, i64::MAX),
+            Err(BatchError::TimestampOutOfRange {
+                index: 2,
+                timestamp: 1_000,
+                low: 5_000,
+                high: i64::MAX,
+            }),
+            "too old"
+        );
+        assert_eq!(
+            check_timestamp_bounds(walked, 8_000, i64::MAX, 500),
+            Err(BatchError::TimestampOutOfRange {
+                index: 1,
+                timestamp: 9_000,
+                low: 8_000 - i64::MAX,
+                high: 8_500,
+            }),
+            "too new"
+        );
+        assert_eq!(check_timestamp_bounds(None, 0, 0, 0), Ok(()));
+    }
+
+    #[test]
+    fn records_without_a_timestamp_have_no_range() {
+        use crate::record_batch::validate_produced_timestamps;
+        let mut batch = records(3);
+        // base_timestamp -1 (NO_TIMESTAMP), as a producer without timestamps sends.
+        batch[27..35].copy_from_slice(&(-1i64).to_be_bytes());
+        seal_batch(&mut batch);
+        let header = RecordBatchHeader::decode(&batch).unwrap();
+        assert_eq!(validate_produced_timestamps(&batch, true).unwrap().1, None);
+        let mut both = header;
+        both.max_timestamp = -1;
+        assert_eq!(RecordTimestamps::from_header(&both), None);
     }
 
     #[test]

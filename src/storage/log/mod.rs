@@ -57,10 +57,12 @@ use super::error::{Result, StorageError};
 use super::io::{SegmentFile, Storage};
 use super::recovery_point::RecoveryPoint;
 use super::wait::{Event, Watermark};
+use spindle_protocol::compression::recompress_batch;
 use spindle_protocol::record_batch::{
     BatchError, RecordBatchHeader, set_base_offset, set_log_append_time,
-    set_partition_leader_epoch, validate_framing, validate_produced_with,
+    set_partition_leader_epoch, validate_framing, validate_produced_timestamps,
 };
+use spindle_protocol::record_validation::check_timestamp_bounds;
 
 pub use self::compact::{CLEANED_SUFFIX, CompactionStats, SWAP_SUFFIX};
 pub use self::delete_records::LOG_START_FILE_NAME;
@@ -376,16 +378,34 @@ impl<S: Storage> PartitionLog<S> {
         glommio::yield_if_needed().await;
         // One copy of the settings for the whole append, even if they change meanwhile.
         let config = self.inner.config();
-        let mut header = validate_produced_with(&batch, config.validate_compressed_records)?;
+        let (mut header, timestamps) =
+            validate_produced_timestamps(&batch, config.validate_compressed_records)?;
+        if !config.log_append_time {
+            check_timestamp_bounds(
+                timestamps,
+                now_ms(),
+                config.message_timestamp_before_max_ms,
+                config.message_timestamp_after_max_ms,
+            )?;
+        }
         if config.cleanup_policy.compact {
             // The cleaner keeps records by key; Kafka refuses one without.
             spindle_protocol::compaction::check_keys(&batch)?;
         }
+        let mut batch = batch;
+        if let Some(codec) = config.compression_codec {
+            // compression.type names a codec: the batch is stored with it, whatever the
+            // producer used (Kafka recompresses on append too). Only topics that ask pay.
+            if let Some(recompressed) = recompress_batch(&batch, codec)
+                .map_err(|e| StorageError::InvalidBatch(BatchError::BadCompression(e)))?
+            {
+                batch = BytesMut::from(&recompressed[..]);
+                header = RecordBatchHeader::decode(&batch)?;
+            }
+        }
         if config.log_append_time {
-            let mut batch = batch;
             set_log_append_time(&mut batch, now_ms());
             header = RecordBatchHeader::decode(&batch)?;
-            return self.append_checked(batch, header, config, false).await;
         }
         self.append_checked(batch, header, config, false).await
     }

@@ -130,6 +130,10 @@ pub struct ServeArgs {
     /// clients honour before fetching again.
     #[arg(long, default_value_t = 16_384)]
     pub max_parked_fetches_per_core: usize,
+    /// Client ids whose byte rates each core measures for client quotas at once; past it,
+    /// the one idle longest is forgotten (its rate starts again from zero).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_quota_clients_per_core: usize,
     /// Request bytes each core holds at once across its connections (backpressure).
     #[arg(long, default_value_t = 512 << 20)]
     pub max_buffered_bytes_per_core: usize,
@@ -235,6 +239,7 @@ pub struct BrokerConfig {
     pub connections_per_core_max: usize,
     pub connections_per_ip_max: usize,
     pub parked_fetches_per_core_max: usize,
+    pub quota_clients_per_core_max: usize,
     pub connections_max_idle: Duration,
     pub request_read_timeout: Duration,
     pub buffered_bytes_per_core_max: usize,
@@ -372,9 +377,10 @@ impl BrokerConfig {
         if args.max_in_flight_requests == 0
             || args.max_connections_per_core == 0
             || args.max_connections_per_ip == 0
+            || args.max_quota_clients_per_core == 0
         {
             return Err(
-                "--max-in-flight-requests, --max-connections-per-core and --max-connections-per-ip must be positive".into(),
+                "--max-in-flight-requests, --max-connections-per-core, --max-connections-per-ip and --max-quota-clients-per-core must be positive".into(),
             );
         }
         if args.connections_max_idle_ms == 0 || args.request_read_timeout_ms == 0 {
@@ -452,6 +458,7 @@ impl BrokerConfig {
             connections_per_core_max: args.max_connections_per_core,
             connections_per_ip_max: args.max_connections_per_ip,
             parked_fetches_per_core_max: args.max_parked_fetches_per_core,
+            quota_clients_per_core_max: args.max_quota_clients_per_core,
             connections_max_idle: Duration::from_millis(args.connections_max_idle_ms),
             request_read_timeout: Duration::from_millis(args.request_read_timeout_ms),
             buffered_bytes_per_core_max: args.max_buffered_bytes_per_core,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::client_quotas::{ClientQuotas, QuotaAlteration, apply_alterations};
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata};
 use spindle_protocol::ErrorCode;
 
@@ -86,9 +87,40 @@ pub enum ControllerRequest {
         topics: Vec<(String, TopicConfigChange)>,
         validate_only: bool,
     },
+    /// AlterClientQuotas: client-id quotas set or removed, already validated by the
+    /// handler. One outcome per alteration, named by its entity.
+    AlterClientQuotas {
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    },
 }
 
 impl ControllerRequest {
+    /// For AlterClientQuotas: the quotas after it (`None` for any other request, or when
+    /// it only validates), and its outcome for each alteration, all accepted.
+    pub fn apply_client_quotas(
+        &self,
+        quotas: &ClientQuotas,
+    ) -> Option<(Option<ClientQuotas>, Vec<TopicOutcome>)> {
+        let ControllerRequest::AlterClientQuotas {
+            alterations,
+            validate_only,
+        } = self
+        else {
+            return None;
+        };
+        let outcomes = self
+            .topic_names()
+            .into_iter()
+            .map(|name| TopicOutcome {
+                name,
+                result: Ok(None),
+            })
+            .collect();
+        let next = (!validate_only).then(|| apply_alterations(quotas, alterations));
+        Some((next.filter(|next| next != quotas), outcomes))
+    }
+
     /// The topics named, in request order: one outcome each.
     pub fn topic_names(&self) -> Vec<String> {
         match self {
@@ -106,6 +138,10 @@ impl ControllerRequest {
             ControllerRequest::AlterTopicConfigs { topics, .. } => {
                 topics.iter().map(|(name, _)| name.clone()).collect()
             }
+            ControllerRequest::AlterClientQuotas { alterations, .. } => alterations
+                .iter()
+                .map(|alteration| alteration.entity.describe())
+                .collect(),
         }
     }
 

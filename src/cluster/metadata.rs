@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::cluster::client_quotas::{ClientQuotas, decode_quota_line, encode_quota_line};
 use crate::cluster::topic_config::validate_topic_config;
 
 /// A topic as every core sees it.
@@ -140,6 +141,9 @@ pub struct ClusterSnapshot {
     /// Registered nodes the quorum has fenced (no heartbeat within the session timeout):
     /// not advertised, given no new partitions, their partitions leaderless.
     pub fenced: Arc<BTreeSet<u32>>,
+    /// Client quotas in force (`client_quotas`); empty on most brokers, which is the
+    /// only check the data path makes then.
+    pub client_quotas: Arc<ClientQuotas>,
 }
 
 impl ClusterSnapshot {
@@ -163,6 +167,7 @@ impl ClusterSnapshot {
             local_node: 0,
             nodes: Arc::default(),
             fenced: Arc::default(),
+            client_quotas: Arc::default(),
         }
     }
 
@@ -196,6 +201,13 @@ impl ClusterSnapshot {
         )
         .with_nodes(self.local_node, self.nodes.clone())
         .with_fenced(self.fenced.clone())
+        .with_client_quotas(self.client_quotas.clone())
+    }
+
+    /// This snapshot with `client_quotas` in force.
+    pub fn with_client_quotas(mut self, client_quotas: Arc<ClientQuotas>) -> ClusterSnapshot {
+        self.client_quotas = client_quotas;
+        self
     }
 
     /// The broker id of this node's `core`.
@@ -396,7 +408,25 @@ pub fn encode_metadata_file(snapshot: &ClusterSnapshot) -> String {
         }
         out.push('\n');
     }
+    for (entity, values) in snapshot.client_quotas.iter() {
+        out.push_str(&encode_quota_line(entity, values));
+        out.push('\n');
+    }
     out
+}
+
+/// The client quotas of [`encode_metadata_file`]'s text (its `quota` lines).
+pub fn decode_client_quotas(text: &str) -> Result<ClientQuotas, String> {
+    let mut quotas = ClientQuotas::new();
+    for (number, line) in text.lines().enumerate() {
+        let mut words = line.split(' ');
+        if words.next() == Some("quota") {
+            let (entity, values) =
+                decode_quota_line(words).map_err(|e| format!("line {}: {e}", number + 1))?;
+            quotas.insert(entity, values);
+        }
+    }
+    Ok(quotas)
 }
 
 /// Decodes [`encode_metadata_file`]'s text: `(cluster_id, topics)`.
@@ -454,6 +484,8 @@ pub fn decode_metadata_file(
                 };
                 topics.insert(name.to_string(), Arc::new(topic));
             }
+            // Read by decode_client_quotas.
+            Some("quota") => {}
             Some("") | None => {}
             Some(_) => return Err(bad("unknown line")),
         }

@@ -22,7 +22,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt, FutureExt};
@@ -244,7 +244,13 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
     peer: SocketAddr,
 ) -> Result<ReaderEnd, String> {
     let mut buffer = BytesMut::new();
+    // Set by a request that took its client past a quota: no request is read before then.
+    let muted_until = Rc::new(Cell::new(None::<Instant>));
     loop {
+        if let Some(until) = muted_until.take() {
+            let wait = until.saturating_duration_since(Instant::now());
+            futures_lite::future::or(glommio::timer::sleep(wait), shard.shutdown_started()).await;
+        }
         let body_bytes = loop {
             match frame_body_bytes(&buffer, shard.config.request_bytes_max)? {
                 Some(size) => break size,
@@ -286,7 +292,7 @@ async fn read_requests<R: futures_lite::AsyncRead + Unpin>(
                 shard.fault_panic_for(request.header.client_id.as_deref());
                 // Boxed: the handlers' in-order state lives on the heap only while a request
                 // is handled, not in every idle connection's future.
-                Box::pin(handlers::handle(shard, request, frame, peer)).await
+                Box::pin(handlers::handle(shard, request, frame, peer, &muted_until)).await
             }
             Err(RequestError::Malformed(reason)) => return Err(reason),
             Err(RequestError::Unsupported {

@@ -13,6 +13,7 @@
 mod gauges;
 pub mod log_limit;
 pub mod metrics;
+pub mod quotas;
 pub mod replication;
 mod roles;
 pub mod tasks;
@@ -153,6 +154,8 @@ pub struct Shard {
     pub tasks: ShardTasks,
     /// This core's counters, which the metrics endpoint's thread reads.
     pub metrics: Arc<metrics::CoreMetrics>,
+    /// Byte rates of the client ids that have quotas, on this core.
+    pub quotas: Rc<quotas::QuotaTracker>,
 }
 
 impl Shard {
@@ -167,6 +170,7 @@ impl Shard {
     ) -> Shard {
         let buffered = config.buffered_bytes_per_core_max as u64;
         let cache_budget = CacheBudget::new(config.cache_bytes_per_core);
+        let quotas = Rc::new(quotas::QuotaTracker::new(config.quota_clients_per_core_max));
         metrics::install(metrics.clone());
         Shard {
             core,
@@ -189,6 +193,7 @@ impl Shard {
             shutting_down: Cell::new(false),
             shutdown: Event::default(),
             tasks: ShardTasks::new(core),
+            quotas,
             metrics,
         }
     }

@@ -658,6 +658,40 @@ fn every_served_version_of_every_api_answers() {
                     assert_eq!(response.results.len(), 1, "{context}");
                     assert_eq!(response.results[0].error_code, 0, "{context}");
                 }
+                ApiKey::AlterClientQuotas => {
+                    use kafka_protocol::messages::alter_client_quotas_request::{
+                        EntityData, EntryData, OpData,
+                    };
+                    use kafka_protocol::messages::{
+                        AlterClientQuotasRequest, AlterClientQuotasResponse,
+                    };
+                    let request = AlterClientQuotasRequest::default().with_entries(vec![
+                        EntryData::default()
+                            .with_entity(vec![
+                                EntityData::default()
+                                    .with_entity_type(StrBytes::from_static_str("client-id"))
+                                    .with_entity_name(Some(StrBytes::from_static_str("v"))),
+                            ])
+                            .with_ops(vec![
+                                OpData::default()
+                                    .with_key(StrBytes::from_static_str("consumer_byte_rate"))
+                                    .with_value(1e9),
+                            ]),
+                    ]);
+                    let response: AlterClientQuotasResponse =
+                        client.call(api_key, version, &request);
+                    assert_eq!(response.entries.len(), 1, "{context}");
+                    assert_eq!(response.entries[0].error_code, 0, "{context}");
+                }
+                ApiKey::DescribeClientQuotas => {
+                    use kafka_protocol::messages::{
+                        DescribeClientQuotasRequest, DescribeClientQuotasResponse,
+                    };
+                    let response: DescribeClientQuotasResponse =
+                        client.call(api_key, version, &DescribeClientQuotasRequest::default());
+                    assert_eq!(response.error_code, 0, "{context}");
+                    assert!(response.entries.is_some(), "{context}");
+                }
                 other => panic!("no check written for {other:?}"),
             }
             served += 1;

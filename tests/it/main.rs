@@ -9,6 +9,7 @@ mod bench_cli;
 mod broker_e2e;
 mod broker_protocol;
 mod cli;
+mod client_quotas;
 mod cluster;
 mod compaction_e2e;
 mod connection_limits;

@@ -120,6 +120,8 @@ pub fn request_schema(api_key: ApiKey) -> Option<RequestSchema> {
         ApiKey::OffsetForLeaderEpoch => (OFFSET_FOR_LEADER_EPOCH_REQUEST, Some(4)),
         ApiKey::ElectLeaders => (ELECT_LEADERS_REQUEST, Some(2)),
         ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS_REQUEST, Some(2)),
+        ApiKey::DescribeClientQuotas => (DESCRIBE_CLIENT_QUOTAS_REQUEST, Some(1)),
+        ApiKey::AlterClientQuotas => (ALTER_CLIENT_QUOTAS_REQUEST, Some(1)),
         _ => return None,
     };
     Some(RequestSchema {
@@ -310,6 +312,45 @@ const DESCRIBABLE_LOG_DIR_TOPIC: &[Field] = &[
 // DescribeLogDirsRequest, versions 1-4.
 const DESCRIBE_LOG_DIRS_REQUEST: &[Field] = &[
     Field::new(1, 4, Kind::Array(&Kind::Struct(DESCRIBABLE_LOG_DIR_TOPIC))), // topics
+];
+
+// ComponentData (DescribeClientQuotas), versions 0-1.
+const CLIENT_QUOTA_COMPONENT: &[Field] = &[
+    Field::new(0, 1, Kind::Str), // entity_type
+    Field::new(0, 1, Kind::I8),  // match_type
+    Field::new(0, 1, Kind::Str), // match (nullable)
+];
+
+// DescribeClientQuotasRequest, versions 0-1.
+const DESCRIBE_CLIENT_QUOTAS_REQUEST: &[Field] = &[
+    Field::new(0, 1, Kind::Array(&Kind::Struct(CLIENT_QUOTA_COMPONENT))), // components
+    Field::new(0, 1, Kind::Bool),                                         // strict
+];
+
+// EntityData (AlterClientQuotas), versions 0-1.
+const CLIENT_QUOTA_ENTITY: &[Field] = &[
+    Field::new(0, 1, Kind::Str), // entity_type
+    Field::new(0, 1, Kind::Str), // entity_name (nullable)
+];
+
+// OpData (AlterClientQuotas), versions 0-1.
+const CLIENT_QUOTA_OP: &[Field] = &[
+    Field::new(0, 1, Kind::Str), // key
+    // value: a float64, eight bytes like an int64 (only its size matters here).
+    Field::new(0, 1, Kind::I64),
+    Field::new(0, 1, Kind::Bool), // remove
+];
+
+// EntryData (AlterClientQuotas), versions 0-1.
+const CLIENT_QUOTA_ENTRY: &[Field] = &[
+    Field::new(0, 1, Kind::Array(&Kind::Struct(CLIENT_QUOTA_ENTITY))), // entity
+    Field::new(0, 1, Kind::Array(&Kind::Struct(CLIENT_QUOTA_OP))),     // ops
+];
+
+// AlterClientQuotasRequest, versions 0-1.
+const ALTER_CLIENT_QUOTAS_REQUEST: &[Field] = &[
+    Field::new(0, 1, Kind::Array(&Kind::Struct(CLIENT_QUOTA_ENTRY))), // entries
+    Field::new(0, 1, Kind::Bool),                                     // validate_only
 ];
 
 // DescribeConfigsResource, versions 1-4.

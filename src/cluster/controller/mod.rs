@@ -17,8 +17,9 @@ use crate::cluster::control::{
     ControlHandle, ControllerMessage, ControllerRequest, NewTopic, TopicOutcome,
 };
 use crate::cluster::metadata::{
-    BROKERS_PER_NODE, ClusterSnapshot, TopicMetadata, decode_metadata_file, encode_metadata_file,
-    getrandom_bytes, new_topic_id, place_replicas_on_nodes, validate_topic_name,
+    BROKERS_PER_NODE, ClusterSnapshot, TopicMetadata, decode_client_quotas, decode_metadata_file,
+    encode_metadata_file, getrandom_bytes, new_topic_id, place_replicas_on_nodes,
+    validate_topic_name,
 };
 use crate::cluster::topic_config::validate_topic_config;
 use spindle_protocol::ErrorCode;
@@ -38,7 +39,10 @@ pub fn load_metadata(data_dir: &Path, cores: u32) -> Result<ClusterSnapshot, Str
         Ok(text) => {
             let (cluster_id, topics) =
                 decode_metadata_file(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-            Ok(ClusterSnapshot::new(1, cluster_id, cores, topics))
+            let quotas =
+                decode_client_quotas(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(ClusterSnapshot::new(1, cluster_id, cores, topics)
+                .with_client_quotas(Arc::new(quotas)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let snapshot = ClusterSnapshot::new(1, new_cluster_id(), cores, BTreeMap::new());
@@ -279,6 +283,14 @@ pub fn apply_request(
                     result,
                 });
             }
+        }
+        ControllerRequest::AlterClientQuotas { .. } => {
+            // Not a topic change: the controller applies it to the snapshot's quotas
+            // (`ControllerRequest::apply_client_quotas`) before it gets here.
+            outcomes = request.refuse(
+                ErrorCode::UnknownServerError,
+                "client quotas are not a topic change",
+            );
         }
         ControllerRequest::CreatePartitions {
             topics: requested,
@@ -695,14 +707,28 @@ pub async fn run_controller(
         default_replication_factor: 1,
     };
     while let Ok(message) = inbox.recv().await {
-        let (next, mut outcomes) = apply_request(
-            &snapshot.topics,
-            &message.request,
-            &limits,
-            &mut new_topic_id,
-        );
-        if let Some(topics) = next {
-            let candidate = Arc::new(snapshot.with_topics(topics));
+        let (candidate, mut outcomes) =
+            match message.request.apply_client_quotas(&snapshot.client_quotas) {
+                Some((quotas, outcomes)) => (
+                    quotas.map(|quotas| {
+                        snapshot
+                            .with_topics(snapshot.topics.clone())
+                            .with_client_quotas(Arc::new(quotas))
+                    }),
+                    outcomes,
+                ),
+                None => {
+                    let (next, outcomes) = apply_request(
+                        &snapshot.topics,
+                        &message.request,
+                        &limits,
+                        &mut new_topic_id,
+                    );
+                    (next.map(|topics| snapshot.with_topics(topics)), outcomes)
+                }
+            };
+        if let Some(candidate) = candidate {
+            let candidate = Arc::new(candidate);
             match store_metadata(&data_dir, &candidate) {
                 Ok(()) => {
                     control.publish(candidate.clone()).await;

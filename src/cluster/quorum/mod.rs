@@ -490,7 +490,8 @@ impl Driver {
                     self.state.topics.clone(),
                 )
                 .with_nodes(self.node_id, Arc::new(self.state.nodes.clone()))
-                .with_fenced(Arc::new(self.state.fenced.clone())),
+                .with_fenced(Arc::new(self.state.fenced.clone()))
+                .with_client_quotas(Arc::new(self.state.client_quotas.clone())),
             )),
             _ => None,
         };

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cluster::client_quotas::ClientQuotas;
 use crate::cluster::control::{ControllerRequest, TopicOutcome};
 use crate::cluster::controller::{
     ControllerLimits, apply_request, elect_preferred_leaders, fail_over,
@@ -84,6 +85,7 @@ pub struct MetadataState {
     /// Each registered node's current process (see `Command::RegisterNode`).
     pub incarnations: BTreeMap<u32, u64>,
     pub topics: BTreeMap<String, Arc<TopicMetadata>>,
+    pub client_quotas: ClientQuotas,
 }
 
 impl MetadataState {
@@ -173,6 +175,13 @@ impl MetadataState {
                 default_partitions,
                 default_replication_factor,
             } => {
+                if let Some((quotas, outcomes)) = request.apply_client_quotas(&self.client_quotas) {
+                    let changed = quotas.is_some();
+                    if let Some(quotas) = quotas {
+                        self.client_quotas = quotas;
+                    }
+                    return (changed, outcomes);
+                }
                 let limits = ControllerLimits {
                     nodes: self
                         .nodes

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use super::{RequestContext, Response};
 use crate::server::error_codes::ToErrorCode;
 use crate::shard::metrics::PartitionTraffic;
+use crate::shard::quotas::QuotaCharge;
 use crate::shard::{Log, Shard};
 use crate::storage::StorageError;
 use spindle_protocol::ErrorCode;
@@ -49,7 +50,12 @@ struct WantedTopic {
     partitions: Vec<Wanted>,
 }
 
-pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequest) -> Response {
+pub async fn fetch(
+    shard: Rc<Shard>,
+    context: RequestContext,
+    request: FetchRequest,
+    quota: Option<QuotaCharge>,
+) -> Response {
     let version = context.api_version;
     let replica_id = if version >= 15 {
         request.replica_state.replica_id.0
@@ -131,10 +137,13 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
             || shard.is_shutting_down()
         {
             count_fetch_errors(0, &fetched);
+            // A client past its consumer_byte_rate gets its data with a throttle time,
+            // and its next request is not read before that.
+            let throttle_ms = quota.as_ref().map_or(0, |quota| quota.charge(total_bytes));
             return Ok(Some(encode_fetch_response(
                 version,
                 context.correlation_id,
-                0,
+                throttle_ms,
                 ErrorCode::None.code(),
                 &fetched,
             )));
@@ -142,7 +151,9 @@ pub async fn fetch(shard: Rc<Shard>, context: RequestContext, request: FetchRequ
         // Parked fetches are bounded per core: past the bound, answer now with what there is
         // and ask the client (throttle_time_ms, KIP-219) to wait out the rest itself.
         let Some(_parked) = ParkedFetch::take(&shard) else {
-            let throttle_ms = deadline.saturating_duration_since(now).as_millis() as i32;
+            let parked_ms = deadline.saturating_duration_since(now).as_millis() as i32;
+            let quota_ms = quota.as_ref().map_or(0, |quota| quota.charge(total_bytes));
+            let throttle_ms = parked_ms.max(quota_ms);
             count_fetch_errors(0, &fetched);
             return Ok(Some(encode_fetch_response(
                 version,
@@ -307,7 +318,7 @@ pub(super) async fn wait_for_any(
 }
 
 served!(Fetch, 4..=18, |shard, call, body| {
-    Box::pin(fetch(shard.clone(), call.context, body))
+    Box::pin(fetch(shard.clone(), call.context, body, call.quota))
 });
 
 /// Counts a consumer fetch's errors for the metrics (its answer is encoded here, zero-copy,

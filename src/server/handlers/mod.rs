@@ -13,17 +13,21 @@
 // (what may overlap with later requests): yielding a future is the design.
 #![allow(clippy::async_yields_async)]
 
+use std::cell::Cell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
 
+use crate::cluster::client_quotas::{CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE, quota_for};
 use crate::cluster::control::{ControllerRequest, NewTopic};
 use crate::shard::Shard;
 use crate::shard::metrics::CoreMetrics;
+use crate::shard::quotas::{QuotaCharge, QuotaKind};
 use spindle_protocol::ErrorCode;
 use spindle_protocol::api::{
     ApiVersionTable, Request, api_versions_body, encode_response, encode_unsupported,
@@ -65,6 +69,7 @@ macro_rules! served {
     };
 }
 
+mod alter_client_quotas;
 mod alter_configs;
 mod api_versions;
 mod configs;
@@ -73,6 +78,7 @@ mod create_topics;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_groups;
 mod describe_log_dirs;
@@ -128,6 +134,8 @@ pub const APIS: &[Api] = &[
     offset_for_leader_epoch::API,
     elect_leaders::API,
     describe_log_dirs::API,
+    describe_client_quotas::API,
+    alter_client_quotas::API,
 ];
 
 /// [`APIS`] as `(key, min version, max version)`: what ApiVersions advertises and what
@@ -186,6 +194,8 @@ pub struct Call {
     pub peer: SocketAddr,
     /// The header's client id, for APIs that ask for it.
     pub client_id: Option<String>,
+    /// Produce and Fetch from a client id with a byte-rate quota: its charge.
+    pub quota: Option<QuotaCharge>,
 }
 
 /// The in-order part of a request: it runs before the next request of the connection is
@@ -238,7 +248,13 @@ fn ready(response: Response) -> Reply {
 
 /// Runs the in-order part of `request` and returns its reply. `frame` is the request's
 /// body buffer; Produce takes its record batches out of it without copying.
-pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: SocketAddr) -> Reply {
+pub async fn handle(
+    shard: &Rc<Shard>,
+    request: Request,
+    frame: Bytes,
+    peer: SocketAddr,
+    muted_until: &Rc<Cell<Option<Instant>>>,
+) -> Reply {
     let context = RequestContext {
         api_key: request.api_key,
         api_version: request.api_version,
@@ -256,6 +272,7 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: Soc
             .unwrap_or("")
             .to_string()
     });
+    let quota = quota_charge(shard, &request, muted_until);
     // The header's strings are slices of `frame`; drop them so Produce can own it.
     drop(request.header);
     let call = Call {
@@ -264,6 +281,7 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: Soc
         frame,
         peer,
         client_id,
+        quota,
     };
     shard
         .metrics
@@ -279,6 +297,33 @@ pub async fn handle(shard: &Rc<Shard>, request: Request, frame: Bytes, peer: Soc
         let response = reply.await;
         metrics.observe(context.api_key, started.elapsed());
         response
+    })
+}
+
+/// The quota a Produce or Fetch counts against, if its client id has one. One emptiness
+/// check when no quota is set, which is the usual case.
+fn quota_charge(
+    shard: &Rc<Shard>,
+    request: &Request,
+    muted_until: &Rc<Cell<Option<Instant>>>,
+) -> Option<QuotaCharge> {
+    let (kind, key) = match request.api_key {
+        ApiKey::Produce => (QuotaKind::Produce, PRODUCER_BYTE_RATE),
+        ApiKey::Fetch => (QuotaKind::Fetch, CONSUMER_BYTE_RATE),
+        _ => return None,
+    };
+    let snapshot = shard.snapshot();
+    if snapshot.client_quotas.is_empty() {
+        return None;
+    }
+    let client_id = request.header.client_id.as_deref().unwrap_or("");
+    let quota = quota_for(&snapshot.client_quotas, client_id, key)?;
+    Some(QuotaCharge {
+        tracker: shard.quotas.clone(),
+        client_id: client_id.to_string(),
+        kind,
+        quota,
+        muted_until: muted_until.clone(),
     })
 }
 

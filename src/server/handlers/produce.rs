@@ -92,6 +92,7 @@ pub async fn produce(
     context: RequestContext,
     request: ProduceRequest,
     frame: Bytes,
+    throttle_ms: i32,
 ) -> Reply {
     let acks = request.acks;
     let timeout = Duration::from_millis(request.timeout_ms.clamp(0, 300_000) as u64);
@@ -313,7 +314,9 @@ pub async fn produce(
             })
             .collect();
         context.respond(ResponseKind::Produce(
-            ProduceResponse::default().with_responses(responses),
+            ProduceResponse::default()
+                .with_responses(responses)
+                .with_throttle_time_ms(throttle_ms),
         ))
     })
 }
@@ -452,5 +455,8 @@ async fn append_all(owned: &OwnedPartition, index: i32, records: Option<BytesMut
 }
 
 served!(Produce, 3..=13, |shard, call, body| {
-    produce(shard, call.context, body, call.frame).await
+    // A client past its producer_byte_rate is answered with a throttle time and not read
+    // from until it has passed; the request itself is served.
+    let throttle_ms = call.quota.map_or(0, |quota| quota.charge(call.frame.len()));
+    produce(shard, call.context, body, call.frame, throttle_ms).await
 });

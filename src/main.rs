@@ -101,6 +101,14 @@ enum ClusterCommand {
         #[command(flatten)]
         connection: admin::Connection,
     },
+    /// Client quotas: describe [--name TYPE=NAME|--default TYPE|--any TYPE], alter
+    /// (--name TYPE=NAME|--default TYPE) --add KEY=VALUE --delete KEY.
+    Quotas {
+        #[command(subcommand)]
+        command: admin::quotas::QuotasCommand,
+        #[command(flatten)]
+        connection: admin::Connection,
+    },
 }
 
 fn main() -> ExitCode {
@@ -169,6 +177,10 @@ fn main() -> ExitCode {
             command,
             connection,
         }) => admin::cluster::config(&command, &connection),
+        Command::Cluster(ClusterCommand::Quotas {
+            command,
+            connection,
+        }) => admin::quotas::quotas(&command, &connection),
         Command::Top(args) => top::top(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

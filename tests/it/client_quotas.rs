@@ -224,3 +224,93 @@ fn client_quotas_are_kept_described_and_a_producer_past_its_rate_is_throttled() 
     drop(client);
     broker.stop();
 }
+
+/// `spindle cluster quotas ...` against `brokers`: (exit code, stdout, stderr).
+fn quotas_cli(brokers: &str, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["cluster", "quotas"])
+        .args(args)
+        .args(["--brokers", brokers])
+        .output()
+        .expect("spindle runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn client_quotas_are_set_and_described_from_the_command_line() {
+    let dir = temp_dir("client-quotas-cli");
+    let broker = Broker::start(dir.path(), &["--cores", "1"]);
+    let brokers = broker.bootstrap.as_str();
+    let alter = |args: &[&str]| {
+        let mut all = vec!["alter"];
+        all.extend_from_slice(args);
+        quotas_cli(brokers, &all)
+    };
+    let (code, stdout, _) = alter(&[
+        "--name",
+        "client-id=app",
+        "--add",
+        "producer_byte_rate=2048",
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(stdout, "ENTITY         RESULT\nclient-id=app  OK\n");
+    let (code, _, _) = alter(&["--default", "client-id", "--add", "consumer_byte_rate=4096"]);
+    assert_eq!(code, 0);
+    // --dry checks without changing.
+    let (code, _, _) = alter(&[
+        "--name",
+        "client-id=dry",
+        "--add",
+        "producer_byte_rate=1",
+        "--dry",
+    ]);
+    assert_eq!(code, 0);
+
+    let (code, stdout, _) = quotas_cli(brokers, &["describe"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stdout,
+        "ENTITY               KEY                 VALUE\n\
+         client-id=<default>  consumer_byte_rate  4096\n\
+         client-id=app        producer_byte_rate  2048\n"
+    );
+    let (code, stdout, _) = quotas_cli(
+        brokers,
+        &["describe", "--name", "client-id=app", "--format", "json"],
+    );
+    assert_eq!(code, 0);
+    let described: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        described,
+        serde_json::json!([{"entity": "client-id=app", "values": {"producer_byte_rate": 2048.0}}])
+    );
+
+    // A refused change fails the command with the broker's reason.
+    let (code, stdout, _) = alter(&["--name", "user=alice", "--add", "producer_byte_rate=1"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("InvalidRequest"), "{stdout}");
+    // Bad arguments: one line, exit 2.
+    for args in [
+        &["--name", "client-id=app"][..],
+        &["--add", "producer_byte_rate=1"][..],
+        &[
+            "--name",
+            "client-id=app",
+            "--add",
+            "producer_byte_rate=fast",
+        ][..],
+    ] {
+        let (code, _, stderr) = alter(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    }
+    let (code, _, _) = alter(&["--name", "client-id=app", "--delete", "producer_byte_rate"]);
+    assert_eq!(code, 0);
+    let (_, stdout, _) = quotas_cli(brokers, &["describe", "--any", "client-id"]);
+    assert_eq!(stdout, "ENTITY  KEY  VALUE\n", "no named entity left");
+    broker.stop();
+}

@@ -5,9 +5,10 @@
 //! that are already open (`PartitionLog::set_topic_config`). Pure: runs on any core.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::storage::config::BLOCK_BYTES;
-use crate::storage::{CleanupPolicy, LogConfig};
+use crate::storage::{CleanupPolicy, FlushPolicy, LogConfig};
 use spindle_protocol::compression::codec_id_by_name;
 
 /// Spindle's topic config (no Kafka equivalent: Kafka always validates): `false` checks
@@ -138,6 +139,52 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         apply: Some(|log, value| log.segment_ms = parsed(value)),
     },
     TopicConfig {
+        name: "flush.messages",
+        config_type: ConfigType::Long,
+        default: |log| match (log.flush, log.flush_messages) {
+            (FlushPolicy::Always, _) => "1".into(),
+            (_, Some(messages)) => messages.to_string(),
+            _ => i64::MAX.to_string(),
+        },
+        validate: |value| integer_within(value, 1, i64::MAX),
+        // 1: every record synced before it is acknowledged, as Kafka's flush in the append
+        // path does; more: a sync once that many records wait for one.
+        apply: Some(|log, value| match parsed(value) {
+            1 => log.flush = FlushPolicy::Always,
+            i64::MAX => log.flush_messages = None,
+            messages => log.flush_messages = Some(messages as u64),
+        }),
+    },
+    TopicConfig {
+        name: "flush.ms",
+        config_type: ConfigType::Long,
+        default: |log| match log.flush {
+            FlushPolicy::Always => "0".into(),
+            FlushPolicy::Interval { interval, .. } => interval.as_millis().to_string(),
+            FlushPolicy::Never => i64::MAX.to_string(),
+        },
+        validate: |value| integer_within(value, 0, i64::MAX),
+        // Replaces the broker's interval; 0 syncs every write, as Always does. A topic
+        // already syncing every record (flush.messages=1) stays so.
+        apply: Some(|log, value| {
+            // Kafka's default, Long.MAX_VALUE, means never by time; intervals are kept
+            // within ten years so that no deadline overflows the clock.
+            let ms = parsed(value).min(FLUSH_MS_NEVER);
+            log.flush = match (log.flush, ms) {
+                (FlushPolicy::Always, _) | (_, 0) => FlushPolicy::Always,
+                (FlushPolicy::Never, FLUSH_MS_NEVER) => FlushPolicy::Never,
+                (FlushPolicy::Interval { bytes, .. }, ms) => FlushPolicy::Interval {
+                    interval: Duration::from_millis(ms as u64),
+                    bytes,
+                },
+                (FlushPolicy::Never, ms) => FlushPolicy::Interval {
+                    interval: Duration::from_millis(ms as u64),
+                    bytes: u64::MAX,
+                },
+            }
+        }),
+    },
+    TopicConfig {
         name: "max.message.bytes",
         config_type: ConfigType::Int,
         default: |log| log.batch_bytes_max.to_string(),
@@ -240,6 +287,9 @@ fn integer_within(value: &str, min: i64, max: i64) -> Result<(), String> {
 }
 
 /// A validated integer config's value.
+/// `flush.ms` at or above this (ten years) is "never by time".
+const FLUSH_MS_NEVER: i64 = 10 * 365 * 24 * 3600 * 1000;
+
 fn parsed(value: &str) -> i64 {
     value.parse().expect("validated when stored")
 }
@@ -247,6 +297,58 @@ fn parsed(value: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flush_configs_map_to_the_logs_flush_policy() {
+        let defaults = LogConfig::default();
+        let with = |pairs: &[(&str, &str)]| {
+            let configs = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            topic_log_config(&defaults, &configs)
+        };
+        assert_eq!(with(&[("flush.messages", "1")]).flush, FlushPolicy::Always);
+        let batched = with(&[("flush.messages", "500")]);
+        assert_eq!(
+            (batched.flush, batched.flush_messages),
+            (defaults.flush, Some(500))
+        );
+        let FlushPolicy::Interval { bytes, .. } = defaults.flush else {
+            panic!("the default is an interval");
+        };
+        assert_eq!(
+            with(&[("flush.ms", "250")]).flush,
+            FlushPolicy::Interval {
+                interval: Duration::from_millis(250),
+                bytes,
+            }
+        );
+        assert_eq!(with(&[("flush.ms", "0")]).flush, FlushPolicy::Always);
+        // Every record synced stays so whatever the interval says.
+        let both = with(&[("flush.messages", "1"), ("flush.ms", "5000")]);
+        assert_eq!(both.flush, FlushPolicy::Always);
+        // Long.MAX_VALUE on a broker that never syncs by itself: still never.
+        let never = LogConfig {
+            flush: FlushPolicy::Never,
+            ..LogConfig::default()
+        };
+        let configs = BTreeMap::from([("flush.ms".to_string(), i64::MAX.to_string())]);
+        assert_eq!(topic_log_config(&never, &configs).flush, FlushPolicy::Never);
+        let configs = BTreeMap::from([("flush.ms".to_string(), "1000".to_string())]);
+        assert_eq!(
+            topic_log_config(&never, &configs).flush,
+            FlushPolicy::Interval {
+                interval: Duration::from_secs(1),
+                bytes: u64::MAX,
+            }
+        );
+        // Kafka's default value on an interval broker: a valid, ten-year interval.
+        let longest = with(&[("flush.ms", &i64::MAX.to_string())]);
+        assert_eq!(longest.validate(), Ok(()));
+        assert!((topic_config("flush.messages").unwrap().validate)("0").is_err());
+        assert!((topic_config("flush.ms").unwrap().validate)("-1").is_err());
+    }
 
     #[test]
     fn each_config_is_in_the_table_once() {

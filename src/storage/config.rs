@@ -112,6 +112,9 @@ pub struct LogConfig {
     /// (`producer`); `Some(codec)` stores every produced batch with that codec (attribute
     /// bits; 0 is `uncompressed`), recompressing on append where it differs.
     pub compression_codec: Option<u16>,
+    /// Kafka `flush.messages` above 1: an fdatasync as soon as this many records are
+    /// written and not yet synced, whatever `flush` says (1 is `FlushPolicy::Always`).
+    pub flush_messages: Option<u64>,
 }
 
 /// The broker's default flush interval (`--flush-interval-ms`).
@@ -155,6 +158,7 @@ impl LogConfig {
         message_timestamp_before_max_ms: i64::MAX,
         message_timestamp_after_max_ms: 3_600_000,
         compression_codec: None,
+        flush_messages: None,
     };
 
     /// Checks the limits once, at open. Returns a one-line reason.
@@ -204,6 +208,9 @@ impl LogConfig {
         }
         if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
             return Err("min_cleanable_dirty_ratio must be in [0, 1]".into());
+        }
+        if self.flush_messages == Some(0) {
+            return Err("flush_messages must be positive".into());
         }
         if let FlushPolicy::Interval { interval, bytes } = self.flush
             && (interval.is_zero() || bytes == 0)

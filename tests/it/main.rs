@@ -42,6 +42,7 @@ mod storage_compaction;
 mod storage_delete_records;
 mod storage_epochs;
 mod storage_faults;
+mod storage_flush;
 mod storage_log;
 mod storage_segments;
 mod topic_compression;

@@ -314,7 +314,15 @@ pub(super) fn sync_due<S: Storage>(inner: &Inner<S>, state: &LogState<S::File>) 
     if state.sync_requested > inner.durable.get() || state.closing {
         return true;
     }
-    match inner.config().flush {
+    let config = inner.config();
+    // Offsets count records: this many written since the last sync (flush.messages).
+    if config
+        .flush_messages
+        .is_some_and(|messages| (written - inner.durable.get()) as u64 >= messages)
+    {
+        return true;
+    }
+    match config.flush {
         FlushPolicy::Always => true,
         FlushPolicy::Interval { interval, bytes } => {
             state.unsynced_bytes >= bytes || state.last_sync.elapsed() >= interval

@@ -8,6 +8,7 @@
 mod client;
 pub mod cluster;
 pub mod group;
+mod member;
 pub mod quotas;
 mod records;
 pub mod topic;

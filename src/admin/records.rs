@@ -1,8 +1,8 @@
 //! `spindle topic produce` (lines from stdin, one record each) and `spindle topic consume`
 //! (records to stdout through a template or as JSON lines). Plain Produce and Fetch
-//! requests to each partition's leader; `--group` reads a group's committed offsets and
-//! commits where consuming stopped, as admin tools do (outside any generation). Main
-//! thread.
+//! requests to each partition's leader. `--group` joins the group (`member`) and reads the
+//! partitions it is assigned from their committed offsets; with `--partition` it reads
+//! those and commits from outside the group, as admin tools do. Main thread.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -31,6 +31,7 @@ use spindle_protocol::record_batch::{
 };
 
 use super::client::{Client, Cluster};
+use super::member::Member;
 use super::{Format, Output, Table, error_text};
 
 /// A record to send: its key (if any) and value.
@@ -417,6 +418,63 @@ pub(super) fn commit(
         .collect())
 }
 
+/// Per partition: the next offset to print (the group's committed offset, else where
+/// `options` start), and the end there is now.
+fn start_positions(
+    cluster: &mut Cluster,
+    topic: &str,
+    leaders: &BTreeMap<i32, i32>,
+    partitions: &[i32],
+    options: &ConsumeOptions<'_>,
+) -> Result<BTreeMap<i32, (i64, i64)>, String> {
+    let from_group = match options.group {
+        Some(group) if !partitions.is_empty() => committed(cluster, group, topic, partitions)?,
+        _ => BTreeMap::new(),
+    };
+    let mut positions = BTreeMap::new();
+    for &partition in partitions {
+        let leader = *leaders
+            .get(&partition)
+            .ok_or_else(|| format!("topic '{topic}' has no partition {partition}"))?;
+        let client = cluster.broker(leader)?;
+        let end = offset_at(client, topic, partition, -1)?;
+        let start = match (from_group.get(&partition), &options.start) {
+            (Some(&committed), _) => committed,
+            (None, StartAt::Start) => offset_at(client, topic, partition, -2)?,
+            (None, StartAt::End) => end,
+            (None, StartAt::Offset(offset)) => *offset,
+            (None, StartAt::Timestamp(ms)) => match offset_at(client, topic, partition, *ms)? {
+                -1 => end,
+                found => found,
+            },
+        };
+        positions.insert(partition, (start, end));
+    }
+    Ok(positions)
+}
+
+/// Commits where this member stopped in each of its partitions.
+fn commit_as_member(
+    member: &mut Member,
+    cluster: &mut Cluster,
+    topic: &str,
+    positions: &BTreeMap<i32, (i64, i64)>,
+) -> Result<(), String> {
+    if positions.is_empty() {
+        return Ok(());
+    }
+    let stopped: BTreeMap<i32, i64> = positions.iter().map(|(&p, &(next, _))| (p, next)).collect();
+    for (partition, code) in member.commit(cluster, &stopped)? {
+        if code != 0 {
+            return Err(format!(
+                "committing {topic}-{partition}: {}",
+                error_text(code)
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Prints `topic`'s records from where `options` say; returns how many it printed.
 pub fn consume(
     cluster: &mut Cluster,
@@ -436,30 +494,27 @@ pub fn consume(
         }
         options.partitions.to_vec()
     };
-    let from_group = match options.group {
-        Some(group) => committed(cluster, group, topic, &partitions)?,
-        None => BTreeMap::new(),
+    // --group without --partition: a member of the group, reading what it is assigned.
+    // With --partition, those partitions, committing for the group from outside it.
+    let (mut member, partitions) = match options.group {
+        Some(group) if options.partitions.is_empty() => {
+            let (member, assigned) = Member::join(cluster, group, topic)?;
+            (Some(member), assigned)
+        }
+        _ => (None, partitions),
     };
-    // Per partition: the next offset to print, and the end there was at start.
-    let mut positions: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
-    for &partition in &partitions {
-        let client = cluster.broker(leaders[&partition])?;
-        let end = offset_at(client, topic, partition, -1)?;
-        let start = match (from_group.get(&partition), &options.start) {
-            (Some(&committed), _) => committed,
-            (None, StartAt::Start) => offset_at(client, topic, partition, -2)?,
-            (None, StartAt::End) => end,
-            (None, StartAt::Offset(offset)) => *offset,
-            (None, StartAt::Timestamp(ms)) => match offset_at(client, topic, partition, *ms)? {
-                -1 => end,
-                found => found,
-            },
-        };
-        positions.insert(partition, (start, end));
-    }
+    let mut positions = start_positions(cluster, topic, &leaders, &partitions, options)?;
     let mut printed = 0u64;
     let done = |printed: u64| options.num.is_some_and(|num| printed >= num);
     loop {
+        if let Some(member) = member.as_mut()
+            && member.heartbeat(cluster)?
+        {
+            // The group is rebalancing: hand back what was read, take the new share.
+            commit_as_member(member, cluster, topic, &positions)?;
+            let assigned = member.rejoin(cluster)?;
+            positions = start_positions(cluster, topic, &leaders, &assigned, options)?;
+        }
         let waiting: Vec<i32> = positions
             .iter()
             .filter(|(_, (next, end))| options.follow || next < end)
@@ -552,7 +607,10 @@ pub fn consume(
         }
     }
     let _ = out.flush();
-    if let Some(group) = options.group {
+    if let Some(mut member) = member {
+        commit_as_member(&mut member, cluster, topic, &positions)?;
+        member.leave(cluster)?;
+    } else if let Some(group) = options.group {
         let stopped: BTreeMap<i32, i64> =
             positions.iter().map(|(&p, &(next, _))| (p, next)).collect();
         for (partition, code) in commit(cluster, group, topic, &stopped)? {

@@ -86,6 +86,9 @@ pub enum TopicCommand {
         partition: Vec<i32>,
         #[arg(short, long)]
         num: Option<u64>,
+        /// Consume as a member of this group: it reads the partitions the group assigns
+        /// it, from the committed offsets, and commits where it stops. With --partition it
+        /// reads those instead and commits for the group without joining it.
         #[arg(short, long)]
         group: Option<String>,
         #[arg(long)]

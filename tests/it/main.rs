@@ -5,6 +5,7 @@ mod common;
 
 mod admin_cli;
 mod admin_configs;
+mod admin_consume_group;
 mod bench_cli;
 mod broker_e2e;
 mod broker_protocol;

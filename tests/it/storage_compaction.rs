@@ -242,10 +242,17 @@ fn a_compacted_log_serves_the_latest_record_per_key_and_everything_after_the_cle
         assert!(!log.compaction_due());
         check_compacted(&read_all(&log).await, &appended, cleaned_below, false);
 
-        // The same after a restart: the cleaned segments are what is on disk.
+        // The same after a restart: the cleaned segments are what is on disk, and the
+        // cleaner's position is kept, so nothing reads as dirty.
         log.close().await.expect("close");
         let log = open().await.expect("reopen");
         check_compacted(&read_all(&log).await, &appended, cleaned_below, false);
+        assert_eq!(
+            log.dirty_ratio(),
+            0.0,
+            "the cleaner's position survives a restart"
+        );
+        assert!(!log.compaction_due());
 
         // More writes, then a pass past delete.retention.ms: old tombstones go too.
         appended.extend(append_workload(&log, &mut rng, 200, 60).await);

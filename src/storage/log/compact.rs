@@ -25,6 +25,7 @@ use std::rc::Rc;
 use tracing::{debug, warn};
 
 use super::flusher::{remove_if_present, remove_segment_files, write_whole_file};
+use super::offset_file::write_offset_file;
 use super::scan::scan_segment;
 use super::segment::{
     INDEX_SUFFIX, LOG_SUFFIX, Segment, TIME_INDEX_SUFFIX, align_down, align_up,
@@ -40,6 +41,11 @@ use spindle_protocol::compaction::{KeyedRecord, Retained, for_each_keyed_record,
 pub const CLEANED_SUFFIX: &str = ".log.cleaned";
 /// A cleaned segment's copy once committed, until it replaces the segment.
 pub const SWAP_SUFFIX: &str = ".log.swap";
+
+/// Where the cleaner's last pass stopped, in the partition's directory (Kafka keeps a
+/// `cleaner-offset-checkpoint` per log directory), so a restart does not find the whole
+/// log dirty and clean it all again.
+pub const CLEANER_OFFSET_FILE_NAME: &str = "cleaner-offset";
 
 /// Bytes of a map entry: a 128-bit key hash and an offset, plus the table's overhead.
 const MAP_ENTRY_BYTES: usize = 32;
@@ -223,6 +229,15 @@ impl<S: Storage> PartitionLog<S> {
                 stats.segments_removed += 1;
             }
         }
+        // Only scheduling reads it: a crash before this write leaves an older position,
+        // and the next pass merely finds more to clean.
+        write_offset_file(
+            &inner.storage,
+            &inner.dir,
+            CLEANER_OFFSET_FILE_NAME,
+            inner.cleaned_below.get(),
+        )
+        .await?;
         debug!(dir = %inner.dir.display(), ?stats, "compacted");
         Ok(stats)
     }

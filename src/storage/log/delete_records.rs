@@ -8,15 +8,15 @@
 
 use std::path::Path;
 
-use tracing::{debug, warn};
+use tracing::debug;
 
-use super::flusher::{read_whole_file, remove_if_present, remove_segment_files, write_whole_file};
+use super::flusher::remove_segment_files;
+use super::offset_file::{read_offset_file, write_offset_file};
 use crate::storage::error::Result;
 use crate::storage::{PartitionLog, Storage, StorageError};
 
 /// The persisted log start offset, in the partition's directory.
 pub const LOG_START_FILE_NAME: &str = "log-start-offset";
-const LOG_START_TEMP_FILE_NAME: &str = "log-start-offset.tmp";
 
 impl<S: Storage> PartitionLog<S> {
     /// Raises the log start offset to `offset` (DeleteRecords; -1 means the high
@@ -89,32 +89,12 @@ impl<S: Storage> PartitionLog<S> {
     }
 }
 
-/// Writes `offset` as the log start: a temporary file, synced, renamed over the old one.
+/// Writes `offset` as the log start, crash-safely.
 async fn write_log_start<S: Storage>(storage: &S, dir: &Path, offset: i64) -> Result<()> {
-    let temp = dir.join(LOG_START_TEMP_FILE_NAME);
-    write_whole_file(storage, &temp, format!("{offset}\n").as_bytes()).await?;
-    storage
-        .rename(&temp, &dir.join(LOG_START_FILE_NAME))
-        .await
-        .map_err(|e| StorageError::io("rename log start", e))?;
-    storage
-        .sync_dir(dir)
-        .await
-        .map_err(|e| StorageError::io("sync log dir", e))
+    write_offset_file(storage, dir, LOG_START_FILE_NAME, offset).await
 }
 
-/// The persisted log start offset, if the directory holds a readable one (a leftover
-/// temporary file is removed: its rename never happened).
+/// The persisted log start offset, if the directory holds a readable one.
 pub(super) async fn read_log_start<S: Storage>(storage: &S, dir: &Path) -> Result<Option<i64>> {
-    remove_if_present(storage, &dir.join(LOG_START_TEMP_FILE_NAME)).await?;
-    let Some(bytes) = read_whole_file(storage, &dir.join(LOG_START_FILE_NAME)).await else {
-        return Ok(None);
-    };
-    let parsed = std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(|text| text.trim().parse::<i64>().ok());
-    if parsed.is_none() {
-        warn!(dir = %dir.display(), "ignoring an unreadable {LOG_START_FILE_NAME}");
-    }
-    Ok(parsed)
+    read_offset_file(storage, dir, LOG_START_FILE_NAME).await
 }

@@ -28,6 +28,7 @@ mod compact;
 mod delete_records;
 mod epochs;
 mod flusher;
+mod offset_file;
 mod read;
 mod read_ahead;
 mod recovery;
@@ -64,7 +65,7 @@ use spindle_protocol::record_batch::{
 };
 use spindle_protocol::record_validation::check_timestamp_bounds;
 
-pub use self::compact::{CLEANED_SUFFIX, CompactionStats, SWAP_SUFFIX};
+pub use self::compact::{CLEANED_SUFFIX, CLEANER_OFFSET_FILE_NAME, CompactionStats, SWAP_SUFFIX};
 pub use self::delete_records::LOG_START_FILE_NAME;
 pub use self::scan::{SegmentScan, scan_segment_file};
 pub use self::segment::{
@@ -153,6 +154,11 @@ impl<S: Storage> PartitionLog<S> {
             .back()
             .map(|s| s.next_offset)
             .unwrap_or(0);
+        // Where the cleaner stopped, within what the segments hold.
+        let cleaned_below = offset_file::read_offset_file(&storage, dir, CLEANER_OFFSET_FILE_NAME)
+            .await?
+            .unwrap_or(0)
+            .clamp(0, log_end_offset);
         // DeleteRecords' start, if any, within what the segments hold.
         let log_start_floor = delete_records::read_log_start(&storage, dir)
             .await?
@@ -203,7 +209,7 @@ impl<S: Storage> PartitionLog<S> {
             state: RefCell::new(state),
             written: Watermark::new(log_end_offset),
             durable: Watermark::new(log_end_offset),
-            cleaned_below: Cell::new(0),
+            cleaned_below: Cell::new(cleaned_below),
             syncs: Cell::new(0),
             sync_time: Cell::new(Duration::ZERO),
             flusher_wake: Event::default(),

@@ -229,10 +229,10 @@ pub(super) struct Inner<S: Storage> {
     /// The first offset of each leader epoch here, and the sequence of its last slot write.
     pub(super) leader_epochs: RefCell<LeaderEpochs>,
     pub(super) leader_epochs_sequence: Cell<u64>,
-    /// fdatasyncs of the active segment since open, and the time they took (for metrics).
-    /// The cleaner's last pass cleaned the segments below this offset (0 after open: the
-    /// first pass treats everything as dirty).
+    /// The cleaner's last pass cleaned the segments below this offset (persisted as
+    /// `compact::CLEANER_OFFSET_FILE_NAME`; 0 for a log never cleaned).
     pub(super) cleaned_below: Cell<i64>,
+    /// fdatasyncs of the active segment since open, and the time they took (for metrics).
     pub(super) syncs: Cell<u64>,
     pub(super) sync_time: Cell<std::time::Duration>,
 }

@@ -12,7 +12,8 @@
 # (target/bench-compare); the load generator is always the first binary's `spindle bench`,
 # so only the broker differs. Cases: `name | bench produce flags` or
 # `name | consume fill=BYTES [--partitions N] [--passes P]`, default
-# perf/scenarios/compare-produce.txt. Results: perf/results/NAME.md.
+# perf/scenarios/compare-produce.txt. Results: perf/results/NAME.md, every run in NAME.tsv,
+# drawn as NAME.svg (spindle-bench bars).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command_line="perf/compare-binaries.sh $*"
@@ -133,5 +134,18 @@ for case, by_name in rows.items():
                  f"{median:.2f} | {median / base:.2f} |")
 open(out, "w").write("\n".join(L) + "\n")
 print("\n".join(L))
+# Every run for `spindle-bench bars`: case, binary, round, "msg/s MB/s p50 p99", -, -.
+with open(out[:-3] + ".tsv", "w") as tsv:
+    for case, by_name in rows.items():
+        for name in names:
+            for rnd, r in sorted(by_name.get(name, []), key=lambda x: x[0]):
+                figures = (f"{r['messages_per_sec']:.0f} {r['bytes_per_sec'] / 1e6:.1f} "
+                           f"{r['latency_us']['p50'] / 1e3:.3f} {r['latency_us']['p99'] / 1e3:.3f}") if r else ""
+                tsv.write(f"{case}\t{name}\t{rnd}\t{figures}\t0\t0\n")
 PY
 rm -f "$results"
+# The runs as one chart: a panel per case, a bar per binary, each run a dot.
+if [[ -x target/release/spindle-bench ]]; then
+  target/release/spindle-bench bars "${out%.md}.tsv" --out "${out%.md}.svg" --title "$label" &&
+    echo "chart: ${out%.md}.svg"
+fi

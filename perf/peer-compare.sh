@@ -68,7 +68,8 @@ java_e2e() { # topic size count
 rdk_e2e() { # topic size rate
   timeout 120 target/release/spindle-bench e2e --engine rdkafka --brokers "$bootstrap" \
     --topic "$1" --partitions 2 --message-bytes "$2" --acks 1 --linger-ms 0 --throughput "$3" \
-    --duration-secs 20 --warmup-secs 3 --json 2>/dev/null | tail -1 | python3 -c '
+    --duration-secs 20 --warmup-secs 3 --percentiles-out "$hgrm_out" --json 2>/dev/null |
+    tail -1 | python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 l = r["latency_us"]
@@ -101,6 +102,7 @@ cases=(
   "rdkperf-consume-1000b|1000000000|rdk_produce TOPIC 1000 1000000 1|rdk_consume TOPIC 1000000"
 )
 results=$(mktemp)
+mkdir -p "perf/results/$label"
 for ((round = 1; round <= rounds; round++)); do
   order=("${brokers[@]}")
   if ((round % 2 == 0)); then
@@ -111,6 +113,8 @@ for ((round = 1; round <= rounds; round++)); do
     [[ -z "$only" || $name =~ $only ]] || continue
     for broker in "${order[@]}"; do
       topic="$name-$round-$(date +%s%N)"
+      # Where a fixed-rate case keeps its latency distribution (for the overlay below).
+      hgrm_out="perf/results/$label/$name-${broker%%=*}-$round.hgrm"
       broker_start "$broker"
       create_topic "$bootstrap" "$topic"
       [[ $fill == - ]] || ${fill//TOPIC/$topic} > /dev/null
@@ -200,3 +204,17 @@ PY
 cp "$results" "perf/results/$label.tsv"
 target/release/spindle-bench bars "perf/results/$label.tsv" --out "perf/results/$label.svg" \
   --title "$label" && echo "chart: perf/results/$label.svg"
+# Each fixed-rate case's latency curves, every broker and round on one log-scaled chart.
+for case_ in "${cases[@]}"; do
+  name=${case_%%|*}
+  files=("perf/results/$label/$name"-*.hgrm)
+  [[ -e ${files[0]} ]] || continue
+  runs=()
+  for file in "${files[@]}"; do
+    run=${file##*/}; run=${run#"$name"-}; runs+=("${run%.hgrm}=$file")
+  done
+  target/release/spindle-bench plot "${runs[@]}" --out "perf/results/$label/$name.svg" \
+    --title "$name: produce-to-consume latency" --latency-scale log &&
+    echo "chart: perf/results/$label/$name.svg"
+done
+rmdir "perf/results/$label" 2>/dev/null || true

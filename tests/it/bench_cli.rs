@@ -433,7 +433,7 @@ fn bad_bench_flags_get_one_line_and_exit_2() {
         vec!["produce", "--compression", "gzip"],
         vec!["e2e", "--message-bytes", "4"],
         vec!["produce", "--warmup-secs", "-1"],
-        vec!["produce", "--plot", "x.png"],
+        vec!["produce", "--plot", "x.jpg"],
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
             .arg("bench")
@@ -448,4 +448,55 @@ fn bad_bench_flags_get_one_line_and_exit_2() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+#[test]
+fn bars_draw_recorded_runs_as_svg_or_png() {
+    let dir = temp_dir("bench-bars");
+    let runs = dir.path().join("runs.tsv");
+    std::fs::write(
+        &runs,
+        "produce\tspindle\t1\t300 30 1 2\t1\t90\n\
+         produce\tkafka\t1\t200 20 1 2\t2\t500\n\
+         e2e\tspindle\t1\t10000 1.0 0.4 1.2 3.0\t4\t30\n",
+    )
+    .unwrap();
+    let bars = |out: &std::path::Path, input: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(["bench", "bars"])
+            .arg(input)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .expect("run spindle bench bars")
+    };
+    let svg = dir.path().join("chart.svg");
+    let output = bars(&svg, &runs);
+    assert!(output.status.success(), "{output:?}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        text.contains("messages/s") && text.contains("kafka"),
+        "{text}"
+    );
+    let png = dir.path().join("chart.png");
+    let output = bars(&png, &runs);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.success() {
+        let bytes = std::fs::read(&png).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    } else {
+        // A host without a sans font: the reason, on one line.
+        assert!(stderr.contains("no sans font"), "{stderr}");
+    }
+    // A file that is not runs: one line, exit 1.
+    std::fs::write(&runs, "not a runs file\n").unwrap();
+    let output = bars(&svg, &runs);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr)
+            .trim()
+            .lines()
+            .count(),
+        1
+    );
 }

@@ -12,14 +12,11 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
-use kafka_protocol::messages::offset_commit_request::{
-    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, ConsumerProtocolAssignment, ConsumerProtocolSubscription, GroupId, HeartbeatRequest,
     HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
-    OffsetCommitRequest, OffsetCommitResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+    SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -288,35 +285,14 @@ impl Member {
         cluster: &mut Cluster,
         positions: &BTreeMap<i32, i64>,
     ) -> Result<Vec<(i32, i16)>, String> {
-        let response: OffsetCommitResponse = super::group::coordinator(cluster, &self.group)?
-            .call(
-                ApiKey::OffsetCommit,
-                8,
-                &OffsetCommitRequest::default()
-                    .with_group_id(GroupId(s(&self.group)))
-                    .with_generation_id_or_member_epoch(self.generation)
-                    .with_member_id(s(&self.member_id))
-                    .with_topics(vec![
-                        OffsetCommitRequestTopic::default()
-                            .with_name(TopicName(s(&self.topic)))
-                            .with_partitions(
-                                positions
-                                    .iter()
-                                    .map(|(&partition, &offset)| {
-                                        OffsetCommitRequestPartition::default()
-                                            .with_partition_index(partition)
-                                            .with_committed_offset(offset)
-                                    })
-                                    .collect(),
-                            ),
-                    ]),
-            )?;
-        Ok(response
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .map(|p| (p.partition_index, p.error_code))
-            .collect())
+        super::records::commit_as(
+            cluster,
+            &self.group,
+            &self.topic,
+            positions,
+            self.generation,
+            &self.member_id,
+        )
     }
 
     /// Leaves the group, so its partitions go to the other members at once.

@@ -388,13 +388,27 @@ pub(super) fn commit(
     topic: &str,
     positions: &BTreeMap<i32, i64>,
 ) -> Result<Vec<(i32, i16)>, String> {
+    commit_as(cluster, group, topic, positions, -1, "")
+}
+
+/// Commits `positions` for `group` as `member_id` of `generation` (-1 and "": from
+/// outside the group). Per partition, its error code.
+pub(super) fn commit_as(
+    cluster: &mut Cluster,
+    group: &str,
+    topic: &str,
+    positions: &BTreeMap<i32, i64>,
+    generation: i32,
+    member_id: &str,
+) -> Result<Vec<(i32, i16)>, String> {
     let client = super::group::coordinator(cluster, group)?;
     let response: OffsetCommitResponse = client.call(
         ApiKey::OffsetCommit,
         8,
         &OffsetCommitRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
-            .with_generation_id_or_member_epoch(-1)
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(StrBytes::from_string(member_id.to_string()))
             .with_topics(vec![
                 OffsetCommitRequestTopic::default()
                     .with_name(name(topic))

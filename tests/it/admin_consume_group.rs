@@ -12,20 +12,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use spindle_protocol::record_batch::build_batch;
 
-use crate::common::{Broker, RawClient, produce_records, temp_dir};
-
-fn spindle(brokers: &str, args: &[&str]) -> (i32, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .args(args)
-        .args(["--brokers", brokers])
-        .output()
-        .expect("spindle runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use crate::common::{Broker, RawClient, produce_records, spindle_cli, temp_dir};
 
 #[test]
 fn consume_with_a_group_reads_only_its_share_beside_another_member() {
@@ -33,7 +20,7 @@ fn consume_with_a_group_reads_only_its_share_beside_another_member() {
     let broker = Broker::start(dir.path(), &["--cores", "1"]);
     let brokers = broker.bootstrap.clone();
     assert_eq!(
-        spindle(&brokers, &["topic", "create", "shared", "-p", "2"]).0,
+        spindle_cli(&brokers, &["topic", "create", "shared", "-p", "2"]).0,
         0
     );
     let mut client = RawClient::connect(&brokers);
@@ -88,7 +75,7 @@ fn consume_with_a_group_reads_only_its_share_beside_another_member() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let (code, stdout, stderr) = spindle(
+    let (code, stdout, stderr) = spindle_cli(
         &brokers,
         &[
             "topic", "consume", "shared", "-g", "members", "--format", "%p %v\\n",
@@ -122,7 +109,7 @@ fn consume_with_a_group_reads_only_its_share_beside_another_member() {
     }
     stop.store(true, Ordering::Relaxed);
     other.join().unwrap();
-    let (code, stdout, _) = spindle(
+    let (code, stdout, _) = spindle_cli(
         &brokers,
         &["group", "describe", "members", "--format", "json"],
     );

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use spindle_protocol::record_batch::build_batch;
 
-use crate::common::{Broker, RawClient, temp_dir, topic_name};
+use crate::common::{Broker, RawClient, spindle_cli, spindle_cli_ok, temp_dir, topic_name};
 
 /// The client id RawClient sends.
 const CLIENT: &str = "spindle-test";
@@ -115,16 +115,6 @@ fn produce(client: &mut RawClient, bytes: usize) -> (i16, i32, Duration) {
     (code, response.throttle_time_ms, started.elapsed())
 }
 
-fn spindle_cli(brokers: &str, args: &[&str]) {
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .args(args)
-        .args(["--brokers", brokers])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("spindle runs");
-    assert!(status.success(), "spindle {args:?}");
-}
-
 #[test]
 fn client_quotas_are_kept_described_and_a_producer_past_its_rate_is_throttled() {
     let dir = temp_dir("client-quotas");
@@ -180,7 +170,7 @@ fn client_quotas_are_kept_described_and_a_producer_past_its_rate_is_throttled() 
 
     // 100 kB/s over Kafka's 10 s window: the first 1 MB passes unthrottled, then a
     // throttle comes back, growing with the excess, and the next request waits it out.
-    spindle_cli(&broker.bootstrap, &["topic", "create", "quoted", "-p", "1"]);
+    spindle_cli_ok(&broker.bootstrap, &["topic", "create", "quoted", "-p", "1"]);
     let mut first_throttled = None;
     let mut throttle_ms = 0;
     for sent in 1..=12 {
@@ -227,17 +217,9 @@ fn client_quotas_are_kept_described_and_a_producer_past_its_rate_is_throttled() 
 
 /// `spindle cluster quotas ...` against `brokers`: (exit code, stdout, stderr).
 fn quotas_cli(brokers: &str, args: &[&str]) -> (i32, String, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .args(["cluster", "quotas"])
-        .args(args)
-        .args(["--brokers", brokers])
-        .output()
-        .expect("spindle runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let mut all = vec!["cluster", "quotas"];
+    all.extend_from_slice(args);
+    spindle_cli(brokers, &all)
 }
 
 #[test]

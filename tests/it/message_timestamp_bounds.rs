@@ -13,23 +13,13 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 
-use crate::common::{Broker, temp_dir};
+use crate::common::{Broker, spindle_cli_ok, temp_dir};
 
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-fn spindle(brokers: &str, args: &[&str]) {
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .args(args)
-        .args(["--brokers", brokers])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("spindle runs");
-    assert!(status.success(), "spindle {args:?}");
 }
 
 /// Keeps each delivery's outcome: `None` acknowledged, or the broker's error code.
@@ -82,8 +72,8 @@ fn records_outside_the_topics_timestamp_bounds_are_refused() {
     let broker = Broker::start(dir.path(), &["--cores", "1"]);
     let brokers = broker.bootstrap.as_str();
     let hour_ms = 3_600_000;
-    spindle(brokers, &["topic", "create", "open", "-p", "1"]);
-    spindle(
+    spindle_cli_ok(brokers, &["topic", "create", "open", "-p", "1"]);
+    spindle_cli_ok(
         brokers,
         &[
             "topic",
@@ -121,7 +111,7 @@ fn records_outside_the_topics_timestamp_bounds_are_refused() {
     assert_eq!(produce(&producer, "recent", now_ms() - 1_000), None);
 
     // Live: widening the bound lets the same old record in.
-    spindle(
+    spindle_cli_ok(
         brokers,
         &[
             "topic",
@@ -133,7 +123,7 @@ fn records_outside_the_topics_timestamp_bounds_are_refused() {
     );
     assert_eq!(produce(&producer, "recent", now_ms() - 10 * 60_000), None);
     // LogAppendTime ignores the producer's timestamp, and so the bounds.
-    spindle(
+    spindle_cli_ok(
         brokers,
         &[
             "topic",

@@ -13,17 +13,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use spindle_protocol::compression::{decompress_batch, recompress_batch};
 use spindle_protocol::record_batch::{RecordBatchHeader, build_batch, record_keys_and_values};
 
-use crate::common::{Broker, RawClient, fetch_request, produce_records, temp_dir};
-
-fn spindle(brokers: &str, args: &[&str]) {
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .args(args)
-        .args(["--brokers", brokers])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("spindle runs");
-    assert!(status.success(), "spindle {args:?}");
-}
+use crate::common::{
+    Broker, RawClient, fetch_request, produce_records, spindle_cli, spindle_cli_ok, temp_dir,
+};
 
 /// Every stored batch of partition 0 from offset 0: `(codec, values)`.
 fn stored_batches(client: &mut RawClient, topic: &str) -> Vec<(i16, Vec<String>)> {
@@ -69,7 +61,7 @@ fn a_topics_compression_type_is_the_codec_its_batches_are_stored_with() {
     let dir = temp_dir("topic-compression");
     let broker = Broker::start(dir.path(), &["--cores", "1"]);
     let brokers = broker.bootstrap.as_str();
-    spindle(
+    spindle_cli_ok(
         brokers,
         &[
             "topic",
@@ -92,7 +84,7 @@ fn a_topics_compression_type_is_the_codec_its_batches_are_stored_with() {
         (0, 2)
     );
     // Live: `producer` keeps what the producer sent (lz4 here).
-    spindle(
+    spindle_cli_ok(
         brokers,
         &[
             "topic",
@@ -107,7 +99,7 @@ fn a_topics_compression_type_is_the_codec_its_batches_are_stored_with() {
         (0, 3)
     );
     // `uncompressed` opens a compressed batch.
-    spindle(
+    spindle_cli_ok(
         brokers,
         &[
             "topic",
@@ -133,14 +125,18 @@ fn a_topics_compression_type_is_the_codec_its_batches_are_stored_with() {
     );
 
     // A bad codec name is INVALID_CONFIG, and the topic keeps its setting.
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
-        .args(["topic", "alter-config", "squeezed", "--set"])
-        .args(["compression.type=brotli", "--brokers", brokers])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("spindle runs");
-    assert!(!status.success(), "brotli is refused");
+    let (code, stdout, _) = spindle_cli(
+        brokers,
+        &[
+            "topic",
+            "alter-config",
+            "squeezed",
+            "--set",
+            "compression.type=brotli",
+        ],
+    );
+    assert_eq!(code, 1, "brotli is refused");
+    assert!(stdout.contains("InvalidConfig"), "{stdout}");
 
     // librdkafka reads every stored codec back.
     let consumer: BaseConsumer = ClientConfig::new()

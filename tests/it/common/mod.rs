@@ -347,6 +347,26 @@ impl RawClient {
     }
 }
 
+/// Runs the admin CLI, `spindle ARGS --brokers BROKERS`: its exit code, stdout and stderr.
+pub fn spindle_cli(brokers: &str, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(args)
+        .args(["--brokers", brokers])
+        .output()
+        .expect("spindle runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// [`spindle_cli`], which must succeed.
+pub fn spindle_cli_ok(brokers: &str, args: &[&str]) {
+    let (code, stdout, stderr) = spindle_cli(brokers, args);
+    assert_eq!(code, 0, "spindle {args:?}: {stdout}{stderr}");
+}
+
 pub fn temp_dir(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix(&format!("spindle-{name}-"))

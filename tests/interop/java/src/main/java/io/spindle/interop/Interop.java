@@ -29,6 +29,10 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.quota.ClientQuotaAlteration;
+import org.apache.kafka.common.quota.ClientQuotaEntity;
+import org.apache.kafka.common.quota.ClientQuotaFilter;
+import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 
@@ -360,6 +364,18 @@ public final class Interop {
                 long earliest = admin.listOffsets(Map.of(tp0, OffsetSpec.earliest())).partitionResult(tp0)
                         .get(CALL.toMillis(), TimeUnit.MILLISECONDS).offset();
                 require(earliest == end / 2, "earliest " + earliest);
+            });
+            check("admin-clientQuotas", () -> {
+                ClientQuotaEntity entity = new ClientQuotaEntity(
+                        Map.of(ClientQuotaEntity.CLIENT_ID, "interop-" + run));
+                admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity,
+                        List.of(new ClientQuotaAlteration.Op("producer_byte_rate", 1048576.0)))))
+                        .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                var quotas = admin.describeClientQuotas(ClientQuotaFilter.containsOnly(List.of(
+                        ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.CLIENT_ID, "interop-" + run))))
+                        .entities().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                Double rate = quotas.getOrDefault(entity, Map.of()).get("producer_byte_rate");
+                require(rate != null && rate == 1048576.0, "quotas " + quotas);
             });
             check("admin-createPartitions", () -> {
                 Map<String, NewPartitions> more = new HashMap<>();

@@ -265,7 +265,24 @@ impl Collector for Cores {
             }
         }
         type CoreCounter = fn(&CoreMetrics) -> f64;
-        let cleaner_counters: [(&str, &str, CoreCounter); 8] = [
+        let cleaner_counters: [(&str, &str, CoreCounter); 10] = [
+            (
+                "spindle_quota_throttled_requests",
+                "Requests answered with a client-quota throttle (producer or consumer byte rate).",
+                |core| {
+                    core.quota_throttled_requests
+                        .load(std::sync::atomic::Ordering::Relaxed) as f64
+                },
+            ),
+            (
+                "spindle_quota_throttle_seconds",
+                "Throttle time given to clients past their byte-rate quotas.",
+                |core| {
+                    core.quota_throttle_nanos
+                        .load(std::sync::atomic::Ordering::Relaxed) as f64
+                        / 1e9
+                },
+            ),
             (
                 "spindle_isr_shrinks",
                 "In-sync set changes accepted that dropped a follower (leaders on this core).",

@@ -140,6 +140,10 @@ pub struct CoreMetrics {
     /// some taken back (Kafka's IsrShrinksPerSec and IsrExpandsPerSec).
     pub isr_shrinks: AtomicU64,
     pub isr_expands: AtomicU64,
+    /// Requests answered with a client-quota throttle, and the throttle time given, in
+    /// nanoseconds (Kafka's per-client throttle-time, summed over this core's clients).
+    pub quota_throttled_requests: AtomicU64,
+    pub quota_throttle_nanos: AtomicU64,
     /// Partitions this core leads by the metadata whose log is not serving: it could not
     /// be opened, or a write failed (Kafka's OfflinePartitionsCount, per core).
     pub offline_partitions: AtomicU64,
@@ -189,6 +193,20 @@ pub fn count_errors(api_key: i16, codes: impl FnOnce(&mut dyn FnMut(i16))) {
     });
 }
 
+/// Counts a request throttled for `throttle_ms` by a client quota on this thread's core.
+pub fn count_throttle(throttle_ms: u32) {
+    CORE_METRICS.with(|core| {
+        if let Some(metrics) = core.borrow().as_ref() {
+            metrics
+                .quota_throttled_requests
+                .fetch_add(1, Ordering::Relaxed);
+            metrics
+                .quota_throttle_nanos
+                .fetch_add(u64::from(throttle_ms) * 1_000_000, Ordering::Relaxed);
+        }
+    });
+}
+
 /// The task queues whose busy time is counted, by name (see `shard::tasks`).
 pub const TASK_QUEUES: [&str; 4] = ["requests", "flush", "maintenance", "cleaner"];
 
@@ -217,6 +235,8 @@ impl CoreMetrics {
             cleaner_records_removed: AtomicU64::new(0),
             cleaner_nanos: AtomicU64::new(0),
             isr_shrinks: AtomicU64::new(0),
+            quota_throttled_requests: AtomicU64::new(0),
+            quota_throttle_nanos: AtomicU64::new(0),
             isr_expands: AtomicU64::new(0),
             offline_partitions: AtomicU64::new(0),
             busy_nanos: AtomicU64::new(0),

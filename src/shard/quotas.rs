@@ -141,6 +141,7 @@ impl QuotaCharge {
             self.tracker
                 .record(&self.client_id, self.kind, self.quota, bytes as u64, now);
         if throttle > 0 {
+            super::metrics::count_throttle(throttle);
             let until = now + Duration::from_millis(u64::from(throttle));
             if self.muted_until.get().is_none_or(|muted| muted < until) {
                 self.muted_until.set(Some(until));

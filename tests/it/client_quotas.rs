@@ -195,6 +195,19 @@ fn client_quotas_are_kept_described_and_a_producer_past_its_rate_is_throttled() 
         took >= Duration::from_millis(throttle_ms as u64 * 9 / 10),
         "the next request was read after {took:?}, before the {throttle_ms} ms throttle"
     );
+    // The metrics endpoint counts the throttled requests and the time given.
+    let metrics = crate::metrics::scrape(&broker.metrics);
+    let throttled = crate::metrics::sample(
+        &metrics,
+        "spindle_quota_throttled_requests_total{core=\"0\"}",
+    );
+    assert!(throttled.is_some_and(|n| n >= 2.0), "{throttled:?}");
+    let seconds =
+        crate::metrics::sample(&metrics, "spindle_quota_throttle_seconds_total{core=\"0\"}");
+    assert!(
+        seconds.is_some_and(|s| s >= throttle_ms as f64 / 1000.0),
+        "{seconds:?} after a {throttle_ms} ms throttle"
+    );
 
     // Removed: the same client is no longer throttled.
     let codes = alter(

@@ -249,14 +249,10 @@ fn draw_case<'a>(area: &Area<'a>, case: &Case) -> PanelResult<'a> {
     Ok(())
 }
 
-/// A value tick: 1.5M, 250k, 900, 3.2.
+/// A value tick: a rate's (1.5M, 250k, 900), or one decimal below 100 (3.2 ms).
 fn value_label(value: f64) -> String {
-    if value >= 1e6 {
-        format!("{:.1}M", value / 1e6)
-    } else if value >= 1e4 {
-        format!("{:.0}k", value / 1e3)
-    } else if value >= 100.0 {
-        format!("{value:.0}")
+    if value >= 100.0 {
+        crate::plot::rate_label(value)
     } else {
         format!("{value:.1}")
     }

@@ -263,7 +263,7 @@ fn throughput_panel<'a>(
 }
 
 /// A rate tick: 1.5M, 250k, 900.
-fn rate_label(rate: f64) -> String {
+pub(crate) fn rate_label(rate: f64) -> String {
     if rate >= 1e6 {
         format!("{:.1}M", rate / 1e6)
     } else if rate >= 1e3 {

@@ -71,6 +71,12 @@ pub enum ControllerRequest {
     ElectPreferredLeaders {
         partitions: Vec<(String, Vec<i32>)>,
     },
+    /// ElectLeaders (unclean): each of these partitions whose leader is down is led by a
+    /// live in-sync replica, or failing that by any live replica, which then is the only
+    /// one in sync (what only the lost in-sync replicas held is given up).
+    ElectUncleanLeaders {
+        partitions: Vec<(String, Vec<i32>)>,
+    },
     /// A replicated partition's leader reports its in-sync replicas.
     AlterIsr {
         topic: String,
@@ -132,7 +138,8 @@ impl ControllerRequest {
                 topics.iter().map(|(name, _, _)| name.clone()).collect()
             }
             ControllerRequest::AlterIsr { topic, .. } => vec![topic.clone()],
-            ControllerRequest::ElectPreferredLeaders { partitions } => {
+            ControllerRequest::ElectPreferredLeaders { partitions }
+            | ControllerRequest::ElectUncleanLeaders { partitions } => {
                 partitions.iter().map(|(name, _)| name.clone()).collect()
             }
             ControllerRequest::AlterTopicConfigs { topics, .. } => {

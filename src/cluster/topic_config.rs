@@ -19,6 +19,11 @@ pub const VALIDATE_COMPRESSED_RECORDS: &str = "validate.compressed.records";
 /// replicas are in sync.
 pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
+/// Kafka's `unclean.leader.election.enable`: whether a partition whose in-sync replicas
+/// are all down may be led by a live replica that is not in sync, giving up what only the
+/// in-sync ones held so that the partition serves again. Read by the controller.
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+
 /// Kafka's DescribeConfigs `ConfigType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
@@ -227,6 +232,17 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         default: |log| log.min_insync_replicas.to_string(),
         validate: |value| integer_within(value, 1, i64::from(i32::MAX)),
         apply: Some(|log, value| log.min_insync_replicas = parsed(value) as usize),
+    },
+    TopicConfig {
+        name: UNCLEAN_LEADER_ELECTION_ENABLE,
+        config_type: ConfigType::Boolean,
+        default: |_| "false".into(),
+        // Kafka reads booleans without regard to case.
+        validate: |value| match value.to_ascii_lowercase().as_str() {
+            "true" | "false" => Ok(()),
+            _ => Err("expected true or false".into()),
+        },
+        apply: None,
     },
     TopicConfig {
         name: VALIDATE_COMPRESSED_RECORDS,

@@ -133,6 +133,45 @@ pub(crate) fn leaders(address: &str, topic: &str) -> BTreeMap<i32, i32> {
         .collect()
 }
 
+/// ElectLeaders of `election_type` (0 preferred, 1 unclean) for the partitions named, or
+/// every partition: `(topic, partition) -> error code`.
+pub(crate) fn elect_leaders(
+    address: &str,
+    election_type: i8,
+    topics: Option<Vec<(&str, Vec<i32>)>>,
+) -> BTreeMap<(String, i32), i16> {
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let request = ElectLeadersRequest::default()
+        .with_election_type(election_type)
+        .with_timeout_ms(10_000)
+        .with_topic_partitions(topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    TopicPartitions::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                        .with_partitions(partitions)
+                })
+                .collect()
+        }));
+    let response: ElectLeadersResponse =
+        RawClient::connect(address).call(ApiKey::ElectLeaders, 2, &request);
+    response
+        .replica_election_results
+        .iter()
+        .flat_map(|topic| {
+            topic.partition_result.iter().map(|p| {
+                (
+                    (topic.topic.as_str().to_string(), p.partition_id),
+                    p.error_code,
+                )
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -47,3 +47,4 @@ mod storage_flush;
 mod storage_log;
 mod storage_segments;
 mod topic_compression;
+mod unclean_election;

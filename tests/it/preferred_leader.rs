@@ -10,8 +10,8 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-use crate::cluster::{Cluster, create_topic, leaders, metadata, read_all, wait_for};
-use crate::common::{Broker, RawClient, temp_dir};
+use crate::cluster::{Cluster, create_topic, elect_leaders, leaders, metadata, read_all, wait_for};
+use crate::common::{Broker, temp_dir};
 
 const TOPIC: &str = "spread";
 const PARTITIONS: i32 = 3;
@@ -102,41 +102,12 @@ fn a_restarted_node_leads_its_preferred_partitions_again_once_in_sync() {
     assert_eq!(read.len(), 30);
 }
 
-/// ElectLeaders (preferred) for every partition: `(topic, partition) -> error code`.
+/// ElectLeaders (preferred): `(topic, partition) -> error code`.
 fn elect_preferred(
     address: &str,
     topics: Option<Vec<(&str, Vec<i32>)>>,
 ) -> BTreeMap<(String, i32), i16> {
-    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-    use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse, TopicName};
-    use kafka_protocol::protocol::StrBytes;
-    let request = ElectLeadersRequest::default()
-        .with_election_type(0)
-        .with_timeout_ms(10_000)
-        .with_topic_partitions(topics.map(|topics| {
-            topics
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    TopicPartitions::default()
-                        .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                        .with_partitions(partitions)
-                })
-                .collect()
-        }));
-    let response: ElectLeadersResponse =
-        RawClient::connect(address).call(ApiKey::ElectLeaders, 2, &request);
-    response
-        .replica_election_results
-        .iter()
-        .flat_map(|topic| {
-            topic.partition_result.iter().map(|p| {
-                (
-                    (topic.topic.as_str().to_string(), p.partition_id),
-                    p.error_code,
-                )
-            })
-        })
-        .collect()
+    elect_leaders(address, 0, topics)
 }
 
 #[test]

@@ -49,6 +49,7 @@ pub enum ErrorCode {
     NonEmptyGroup = 68,
     PreferredLeaderNotAvailable = 80,
     ElectionNotNeeded = 84,
+    EligibleLeadersNotAvailable = 83,
     GroupIdNotFound = 69,
     FetchSessionIdNotFound = 70,
     FencedLeaderEpoch = 74,

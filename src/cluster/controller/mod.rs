@@ -21,7 +21,7 @@ use crate::cluster::metadata::{
     encode_metadata_file, getrandom_bytes, new_topic_id, place_replicas_on_nodes,
     validate_topic_name,
 };
-use crate::cluster::topic_config::validate_topic_config;
+use crate::cluster::topic_config::{UNCLEAN_LEADER_ELECTION_ENABLE, validate_topic_config};
 use spindle_protocol::ErrorCode;
 
 mod alter_configs;
@@ -235,6 +235,27 @@ pub fn apply_request(
                 });
             }
         }
+        ControllerRequest::ElectUncleanLeaders { partitions } => {
+            for (name, indexes) in partitions {
+                let result = match next.get(name) {
+                    None => error(ErrorCode::UnknownTopicOrPartition, "no such topic"),
+                    Some(topic) => Ok(elect_leaders_of_leaderless(
+                        topic,
+                        |broker| limits.is_broker(broker as i32),
+                        |partition| indexes.contains(&partition),
+                        true,
+                    )),
+                };
+                if let Ok(Some(elected)) = &result {
+                    next.insert(name.clone(), elected.clone());
+                    changed = true;
+                }
+                outcomes.push(TopicOutcome {
+                    name: name.clone(),
+                    result,
+                });
+            }
+        }
         ControllerRequest::AlterIsr {
             topic,
             partition,
@@ -272,7 +293,19 @@ pub fn apply_request(
                         "topic named twice in one request",
                     )
                 } else {
-                    alter_configs::alter_topic_configs(&next, name, change)
+                    alter_configs::alter_topic_configs(&next, name, change).map(|altered| {
+                        // Turning unclean election on lets a leaderless partition be led
+                        // at once, as Kafka's controller does, not at the next failure.
+                        altered.map(|topic| {
+                            elect_leaders_of_leaderless(
+                                &topic,
+                                |broker| limits.is_broker(broker as i32),
+                                |_| true,
+                                false,
+                            )
+                            .unwrap_or(topic)
+                        })
+                    })
                 };
                 if let (Ok(Some(topic)), false) = (&result, validate_only) {
                     next.insert(name.clone(), topic.clone());
@@ -557,14 +590,16 @@ fn elect_preferred_leaders_of(
 
 /// Kafka's response to a fenced broker: its replicas leave every in-sync set, and each
 /// partition it led gets the first in-sync replica on a live node as its leader, with the
-/// next leader epoch. A partition with no such replica keeps its leader and waits
-/// (unclean election is not done). `live` says whether a broker's node is registered and
-/// not fenced. Returns the changed topics.
+/// next leader epoch. A partition with no such replica keeps its leader and waits, unless
+/// its topic sets `unclean.leader.election.enable`: then a live replica out of sync leads
+/// (see [`elect_leader_of_leaderless`]). `live` says whether a broker's node is registered
+/// and not fenced. Returns the changed topics.
 pub fn fail_over(
     topics: &BTreeMap<String, Arc<TopicMetadata>>,
     live: impl Fn(u32) -> bool,
 ) -> BTreeMap<String, Arc<TopicMetadata>> {
     change_replicated_topics(topics, |next| {
+        let unclean = unclean_election_enabled(next);
         let mut any = false;
         for index in 0..next.partition_brokers.len() {
             let isr = next.isr(index as i32);
@@ -576,15 +611,87 @@ pub fn fail_over(
                 }
                 continue;
             }
-            let Some(&new_leader) = live_isr.first() else {
-                continue;
-            };
-            move_leadership(next, index, new_leader);
-            next.partition_isr[index] = live_isr;
-            any = true;
+            any |= elect_leader_of_leaderless(next, index, &live, unclean);
         }
         any
     })
+}
+
+/// Whether the topic sets Kafka's `unclean.leader.election.enable` (default false).
+fn unclean_election_enabled(topic: &TopicMetadata) -> bool {
+    topic
+        .configs
+        .get(UNCLEAN_LEADER_ELECTION_ENABLE)
+        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+}
+
+/// For each partition `wanted` accepts whose leader is not live:
+/// [`elect_leader_of_leaderless`], unclean when `unclean` is set or the topic enables it.
+/// The changed topic, if any partition got a leader.
+fn elect_leaders_of_leaderless(
+    topic: &TopicMetadata,
+    live: impl Fn(u32) -> bool,
+    wanted: impl Fn(i32) -> bool,
+    unclean: bool,
+) -> Option<Arc<TopicMetadata>> {
+    let unclean = unclean || unclean_election_enabled(topic);
+    if topic.partition_followers.is_empty() || !unclean {
+        // One replica: nobody else could lead. Clean elections happened at the failover.
+        return None;
+    }
+    let mut next = topic.clone();
+    spell_out_replication(&mut next);
+    let mut any = false;
+    for index in 0..next.partition_brokers.len() {
+        if wanted(index as i32) && !live(next.partition_brokers[index]) {
+            any |= elect_leader_of_leaderless(&mut next, index, &live, unclean);
+        }
+    }
+    any.then(|| Arc::new(next))
+}
+
+/// Partition `index`, whose leader is not live, gets the first live in-sync replica as its
+/// leader, the dead ones leaving the in-sync set. With none, and `unclean`, the first live
+/// replica (the preferred one first) leads as the only in-sync replica: Kafka's unclean
+/// election. What only the lost in-sync replicas held is given up, and they cut it when
+/// they come back and follow, as any replica of an older epoch does. Whether it elected.
+fn elect_leader_of_leaderless(
+    topic: &mut TopicMetadata,
+    index: usize,
+    live: &impl Fn(u32) -> bool,
+    unclean: bool,
+) -> bool {
+    let partition = index as i32;
+    let live_isr: Vec<u32> = topic
+        .isr(partition)
+        .into_iter()
+        .filter(|&b| live(b))
+        .collect();
+    if let Some(&new_leader) = live_isr.first() {
+        move_leadership(topic, index, new_leader);
+        topic.partition_isr[index] = live_isr;
+        return true;
+    }
+    if !unclean {
+        return false;
+    }
+    let candidates: Vec<u32> = topic
+        .preferred_leader(partition)
+        .into_iter()
+        .chain(std::iter::once(topic.partition_brokers[index]))
+        .chain(topic.followers(partition).iter().copied())
+        .collect();
+    let Some(new_leader) = candidates.into_iter().find(|&b| live(b)) else {
+        return false;
+    };
+    tracing::warn!(
+        "{}-{partition}: unclean election: broker {new_leader}, not in sync, leads; what only \
+         the in-sync replicas held is lost",
+        topic.name
+    );
+    move_leadership(topic, index, new_leader);
+    topic.partition_isr[index] = vec![new_leader];
+    true
 }
 
 /// Applies `change` to a spelled-out copy of every replicated topic (true: it changed

@@ -1,6 +1,7 @@
 //! The controller's decisions, as pure functions: topic changes, in-sync sets, failover.
 
 use super::*;
+use crate::cluster::control::{ConfigOp, TopicConfigChange};
 
 fn limits() -> ControllerLimits {
     ControllerLimits {
@@ -275,4 +276,109 @@ fn replicated_topic(partitions: i32) -> (ControllerLimits, BTreeMap<String, Arc<
         &mut new_topic_id,
     );
     (three, topics.unwrap())
+}
+
+/// Partition 0 of a three-replica topic after its in-sync set shrank to its leader alone,
+/// then that leader's node failed: `(limits with the leader's node fenced, topics, leader,
+/// followers)`.
+fn leaderless_partition() -> (
+    ControllerLimits,
+    BTreeMap<String, Arc<TopicMetadata>>,
+    u32,
+    Vec<u32>,
+) {
+    let (three, topics) = replicated_topic(1);
+    let leader = topics["r"].partition_brokers[0];
+    let followers = topics["r"].followers(0).to_vec();
+    let shrink = ControllerRequest::AlterIsr {
+        topic: "r".into(),
+        partition: 0,
+        leader,
+        leader_epoch: 0,
+        isr: vec![leader],
+    };
+    let (shrunk, _) = super::apply_request(&topics, &shrink, &three, &mut new_topic_id);
+    let shrunk = shrunk.expect("the in-sync set shrank");
+    let dead_node = leader / BROKERS_PER_NODE;
+    let failed = fail_over(&shrunk, |broker| broker / BROKERS_PER_NODE != dead_node);
+    assert!(
+        failed
+            .get("r")
+            .is_none_or(|t| t.partition_brokers[0] == leader),
+        "no live in-sync replica: no clean election"
+    );
+    let live = ControllerLimits {
+        nodes: three
+            .nodes
+            .iter()
+            .copied()
+            .filter(|&(node, _)| node != dead_node)
+            .collect(),
+        ..three
+    };
+    (live, shrunk, leader, followers)
+}
+
+#[test]
+fn an_unclean_election_gives_a_leaderless_partition_a_live_replica_out_of_sync() {
+    let (live, topics, leader, followers) = leaderless_partition();
+    let elect = ControllerRequest::ElectUncleanLeaders {
+        partitions: vec![("r".into(), vec![0])],
+    };
+    let (next, outcomes) = super::apply_request(&topics, &elect, &live, &mut new_topic_id);
+    let elected = &next.expect("a leader elected")["r"];
+    assert!(outcomes[0].result.is_ok());
+    let new_leader = elected.partition_brokers[0];
+    assert_ne!(new_leader, leader);
+    assert!(followers.contains(&new_leader));
+    assert_eq!(elected.isr(0), vec![new_leader], "the only replica in sync");
+    assert_eq!(elected.leader_epoch(0), 1);
+    assert!(
+        elected.followers(0).contains(&leader),
+        "the old leader follows"
+    );
+    assert_eq!(elected.preferred_leader(0), Some(leader), "placement kept");
+
+    // Nobody live: nothing to elect, and nothing changes.
+    let none = ControllerLimits {
+        nodes: vec![],
+        ..live
+    };
+    let (next, outcomes) = super::apply_request(&topics, &elect, &none, &mut new_topic_id);
+    assert!(next.is_none());
+    assert!(matches!(outcomes[0].result, Ok(None)));
+}
+
+#[test]
+fn the_topic_config_makes_failover_and_turning_it_on_elect_out_of_sync_replicas() {
+    let (live, topics, leader, followers) = leaderless_partition();
+    let dead_node = leader / BROKERS_PER_NODE;
+    let enable = ControllerRequest::AlterTopicConfigs {
+        topics: vec![(
+            "r".into(),
+            TopicConfigChange::Incremental(vec![ConfigOp::Set(
+                UNCLEAN_LEADER_ELECTION_ENABLE.into(),
+                "true".into(),
+            )]),
+        )],
+        validate_only: false,
+    };
+    // Turned on while the partition has no leader: it gets one at once.
+    let (next, _) = super::apply_request(&topics, &enable, &live, &mut new_topic_id);
+    let enabled = next.expect("configs changed");
+    let new_leader = enabled["r"].partition_brokers[0];
+    assert!(followers.contains(&new_leader), "{new_leader}");
+    assert_eq!(enabled["r"].isr(0), vec![new_leader]);
+
+    // Set before the failure: the failover itself elects out of sync.
+    let mut configured = topics.clone();
+    let mut topic = (*topics["r"]).clone();
+    topic
+        .configs
+        .insert(UNCLEAN_LEADER_ELECTION_ENABLE.into(), "TRUE".into());
+    configured.insert("r".into(), Arc::new(topic));
+    let failed = fail_over(&configured, |broker| broker / BROKERS_PER_NODE != dead_node);
+    let new_leader = failed["r"].partition_brokers[0];
+    assert!(followers.contains(&new_leader));
+    assert_eq!(failed["r"].isr(0), vec![new_leader]);
 }

@@ -1,7 +1,9 @@
-//! ElectLeaders (preferred elections only): moves the named partitions (or every
-//! partition) back to their preferred replica, as `kafka-leader-election.sh --election-type
-//! preferred` asks, without waiting for the automatic rebalance. Decided by the controller
-//! (in a cluster, the quorum), like every leader change. Runs on the receiving core.
+//! ElectLeaders: a preferred election moves the named partitions (or every partition)
+//! back to their preferred replica, as `kafka-leader-election.sh --election-type
+//! preferred` asks, without waiting for the automatic rebalance. An unclean election gives
+//! each named partition whose leader is down a live replica as its leader, in sync or not
+//! (`--election-type unclean`). Decided by the controller (in a cluster, the quorum), like
+//! every leader change. Runs on the receiving core.
 
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::*;
@@ -14,6 +16,7 @@ use spindle_protocol::ErrorCode;
 
 /// ElectLeaders' election types.
 const PREFERRED: i8 = 0;
+const UNCLEAN: i8 = 1;
 
 /// A partition's answer known before asking the controller (`None`: to be elected).
 type Known = Option<(ErrorCode, &'static str)>;
@@ -45,10 +48,21 @@ pub async fn elect_leaders(
                 .iter()
                 .map(|&partition| {
                     let answer = match topic {
-                        _ if request.election_type != PREFERRED => Some((
+                        _ if ![PREFERRED, UNCLEAN].contains(&request.election_type) => Some((
                             ErrorCode::InvalidRequest,
-                            "only preferred elections are done (no unclean election)",
+                            "the election type must be 0 (preferred) or 1 (unclean)",
                         )),
+                        Some(topic)
+                            if request.election_type == UNCLEAN
+                                && (0..topic.partition_count()).contains(&partition) =>
+                        {
+                            let leader = topic.partition_brokers[partition as usize];
+                            if snapshot.is_live(leader) {
+                                Some((ErrorCode::ElectionNotNeeded, "the partition has a leader"))
+                            } else {
+                                None
+                            }
+                        }
                         Some(topic) if (0..topic.partition_count()).contains(&partition) => {
                             let leader = topic.partition_brokers[partition as usize];
                             match topic.preferred_leader(partition) {
@@ -88,8 +102,14 @@ pub async fn elect_leaders(
         })
         .filter(|(_, due): &(String, Vec<i32>)| !due.is_empty())
         .collect();
+    let unclean = request.election_type == UNCLEAN;
     let outcomes = if wanted.is_empty() {
         Vec::new()
+    } else if unclean {
+        shard
+            .control
+            .ask_controller(ControllerRequest::ElectUncleanLeaders { partitions: wanted })
+            .await
     } else {
         shard
             .control
@@ -108,6 +128,22 @@ pub async fn elect_leaders(
                         (None, Some(outcome)) => match &outcome.result {
                             // The controller's view decides: led by the preferred
                             // replica now, or not available there.
+                            Ok(topic) if unclean => {
+                                let topic = topic.clone().or_else(|| snapshot.topic(name).cloned());
+                                let led = topic.is_some_and(|t| {
+                                    t.partition_brokers
+                                        .get(*partition as usize)
+                                        .is_some_and(|&leader| snapshot.is_live(leader))
+                                });
+                                if led {
+                                    (ErrorCode::None, None)
+                                } else {
+                                    (
+                                        ErrorCode::EligibleLeadersNotAvailable,
+                                        Some("no replica of the partition is live".into()),
+                                    )
+                                }
+                            }
                             Ok(topic) => {
                                 let topic = topic.clone().or_else(|| snapshot.topic(name).cloned());
                                 let led = topic.is_some_and(|t| {

@@ -1,0 +1,147 @@
+//! Unclean leader election (issue 16; Kafka's `kafka-leader-election.sh --election-type
+//! unclean`): a partition whose in-sync replicas are all down stays leaderless, as Kafka
+//! keeps it, until an operator asks for an unclean election. Then a live replica out of
+//! sync leads, what only the lost leader held is gone, the partition serves again, and the
+//! old leader, back, follows and cuts what it alone held.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+use crate::cluster::{Cluster, elect_leaders, metadata, read_all, wait_for};
+use crate::common::{Broker, temp_dir};
+
+const TOPIC: &str = "unclean";
+
+/// `(leader, in-sync replicas)` of partition 0 as `address` reports it.
+fn leader_and_isr(address: &str) -> Option<(i32, Vec<i32>)> {
+    metadata(address)
+        .topics
+        .iter()
+        .filter(|t| t.name.as_ref().is_some_and(|name| name.as_str() == TOPIC))
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition_index == 0)
+        .map(|p| {
+            (
+                p.leader_id.0,
+                p.isr_nodes.iter().map(|broker| broker.0).collect(),
+            )
+        })
+}
+
+fn produce(bootstrap: &str, acks: &str, values: &[&str]) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("message.timeout.ms", "20000")
+        .create()
+        .expect("producer");
+    for value in values {
+        producer
+            .send(BaseRecord::<(), str>::to(TOPIC).partition(0).payload(value))
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flushed");
+}
+
+fn values(read: &[(i32, i64, String, String)]) -> Vec<&str> {
+    read.iter().map(|(_, _, _, value)| value.as_str()).collect()
+}
+
+#[test]
+fn an_unclean_election_brings_a_partition_without_in_sync_replicas_back() {
+    let root = temp_dir("unclean-election");
+    let mut cluster = Cluster::new(root.path(), 3);
+    cluster.session_timeout_ms = Some(1000);
+    cluster.extra_args = ["--replica-lag-time-max-ms", "1000"]
+        .map(String::from)
+        .to_vec();
+    let mut nodes: Vec<Option<Broker>> = cluster.start_all().into_iter().map(Some).collect();
+    let address = |nodes: &[Option<Broker>], node: usize| -> String {
+        nodes[node].as_ref().expect("running").bootstrap.clone()
+    };
+    wait_for("all registered", || {
+        (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
+    });
+    // Led by node 1, followed by node 2; node 0 holds no replica and keeps the quorum.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", address(&nodes, 0))
+        .create()
+        .expect("admin");
+    let created = futures_lite::future::block_on(admin.create_topics(
+        &[NewTopic::new(
+            TOPIC,
+            1,
+            TopicReplication::Variable(&[&[1000, 2000]]),
+        )],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .expect("create topics");
+    assert!(created[0].is_ok(), "{created:?}");
+    drop(admin);
+    wait_for("both replicas in sync", || {
+        (leader_and_isr(&address(&nodes, 0))? == (1000, vec![1000, 2000])).then_some(())
+    });
+    // While a leader is live there is nothing to elect.
+    let answers = elect_leaders(&address(&nodes, 0), 1, Some(vec![(TOPIC, vec![0, 5])]));
+    assert_eq!(answers[&(TOPIC.to_string(), 0)], 84, "ELECTION_NOT_NEEDED");
+    assert_eq!(
+        answers[&(TOPIC.to_string(), 5)],
+        3,
+        "UNKNOWN_TOPIC_OR_PARTITION"
+    );
+
+    let both = format!("{},{}", address(&nodes, 0), address(&nodes, 1));
+    produce(&both, "all", &["kept-1", "kept-2", "kept-3"]);
+    // The follower goes: the leader alone is in sync, and takes more on its own.
+    nodes[2].take().expect("running").kill();
+    wait_for("node 2 out of the in-sync set", || {
+        (leader_and_isr(&address(&nodes, 0))?.1 == vec![1000]).then_some(())
+    });
+    produce(&both, "1", &["lost-1", "lost-2"]);
+    // Then the leader goes too, and the follower, out of sync, comes back: no clean
+    // election is possible, and the partition stays leaderless.
+    nodes[1].take().expect("running").kill();
+    nodes[2] = Some(cluster.spawn(2).listening());
+    wait_for("the partition leaderless", || {
+        (leader_and_isr(&address(&nodes, 0))?.0 == -1).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        leader_and_isr(&address(&nodes, 2)).map(|(leader, _)| leader),
+        Some(-1),
+        "no unclean election unless asked"
+    );
+
+    let answers = elect_leaders(&address(&nodes, 2), 1, Some(vec![(TOPIC, vec![0])]));
+    assert_eq!(answers[&(TOPIC.to_string(), 0)], 0, "elected");
+    wait_for("node 2 leading alone", || {
+        (leader_and_isr(&address(&nodes, 0))? == (2000, vec![2000])).then_some(())
+    });
+    let live = format!("{},{}", address(&nodes, 0), address(&nodes, 2));
+    produce(&live, "all", &["after-1", "after-2"]);
+    let read = read_all(&live, TOPIC, 1, 5);
+    assert_eq!(
+        values(&read),
+        ["kept-1", "kept-2", "kept-3", "after-1", "after-2"],
+        "what only the old leader held is gone"
+    );
+
+    // The old leader, back, follows the new one and cuts what it alone held.
+    nodes[1] = Some(cluster.spawn(1).listening());
+    wait_for("node 1 in sync again", || {
+        let (leader, mut isr) = leader_and_isr(&address(&nodes, 0))?;
+        isr.sort();
+        (leader == 2000 && isr == [1000, 2000]).then_some(())
+    });
+    let everyone = format!("{live},{}", address(&nodes, 1));
+    produce(&everyone, "all", &["last"]);
+    let read = read_all(&everyone, TOPIC, 1, 6);
+    assert_eq!(
+        values(&read),
+        ["kept-1", "kept-2", "kept-3", "after-1", "after-2", "last"]
+    );
+}

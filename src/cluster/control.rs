@@ -51,6 +51,10 @@ pub enum TopicConfigChange {
     Incremental(Vec<ConfigOp>),
 }
 
+/// One partition's reassignment as asked: its index and the replicas to move it to (broker
+/// ids, the preferred leader first), or `None` to cancel the move under way.
+pub type PartitionMove = (i32, Option<Vec<i32>>);
+
 /// A change only the controller makes (in a quorum, a command in the metadata log).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ControllerRequest {
@@ -76,6 +80,11 @@ pub enum ControllerRequest {
     /// one in sync (what only the lost in-sync replicas held is given up).
     ElectUncleanLeaders {
         partitions: Vec<(String, Vec<i32>)>,
+    },
+    /// AlterPartitionReassignments: for each topic, the partitions to move or whose move
+    /// is cancelled.
+    ReassignPartitions {
+        topics: Vec<(String, Vec<PartitionMove>)>,
     },
     /// A replicated partition's leader reports its in-sync replicas.
     AlterIsr {
@@ -138,6 +147,9 @@ impl ControllerRequest {
                 topics.iter().map(|(name, _, _)| name.clone()).collect()
             }
             ControllerRequest::AlterIsr { topic, .. } => vec![topic.clone()],
+            ControllerRequest::ReassignPartitions { topics } => {
+                topics.iter().map(|(name, _)| name.clone()).collect()
+            }
             ControllerRequest::ElectPreferredLeaders { partitions }
             | ControllerRequest::ElectUncleanLeaders { partitions } => {
                 partitions.iter().map(|(name, _)| name.clone()).collect()

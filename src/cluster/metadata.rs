@@ -41,6 +41,39 @@ pub struct TopicMetadata {
     pub partition_preferred: Vec<u32>,
     /// Topic-level overrides (Kafka names), validated by [`validate_topic_config`].
     pub configs: BTreeMap<String, String>,
+    /// Partitions being moved to other replicas (AlterPartitionReassignments), by index.
+    /// While one is under way its replicas are the old and the new ones together.
+    pub partition_reassignments: BTreeMap<i32, Reassignment>,
+}
+
+/// An ongoing reassignment of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reassignment {
+    /// The replicas asked for, the preferred leader first: the partition's replicas once
+    /// every one of them is in sync.
+    pub target: Vec<u32>,
+    /// The replicas before, the preferred leader first: what a cancel goes back to.
+    pub before: Vec<u32>,
+}
+
+impl Reassignment {
+    /// Kafka's adding replicas: asked for, not there before.
+    pub fn adding(&self) -> Vec<u32> {
+        self.target
+            .iter()
+            .copied()
+            .filter(|b| !self.before.contains(b))
+            .collect()
+    }
+
+    /// Kafka's removing replicas: there before, not asked for.
+    pub fn removing(&self) -> Vec<u32> {
+        self.before
+            .iter()
+            .copied()
+            .filter(|b| !self.target.contains(b))
+            .collect()
+    }
 }
 
 impl TopicMetadata {
@@ -481,6 +514,7 @@ pub fn decode_metadata_file(
                     partition_epochs: Vec::new(),
                     partition_preferred: Vec::new(),
                     configs,
+                    partition_reassignments: BTreeMap::new(),
                 };
                 topics.insert(name.to_string(), Arc::new(topic));
             }
@@ -538,6 +572,7 @@ mod tests {
             partition_epochs: Vec::new(),
             partition_preferred: Vec::new(),
             configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
+            partition_reassignments: BTreeMap::new(),
         })
     }
 

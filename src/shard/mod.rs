@@ -413,6 +413,7 @@ impl Shard {
             tracing::info!(core = self.core, "deleted the logs of topic {name}");
         }
         let local = snapshot.local_broker(self.core);
+        self.drop_replicas_moved_away(&snapshot, local).await;
         for topic in snapshot.topics.values() {
             for partition in 0..topic.partition_count() {
                 let Some(leader) = snapshot.owner(topic, partition) else {

@@ -183,6 +183,29 @@ impl LeaderState {
         self.high_watermark.fail();
     }
 
+    /// The partition's followers are now `followers`, the leader unchanged (a reassignment
+    /// added or removed replicas): a new one starts from the log start, with a whole lag
+    /// time to catch up; a removed one leaves the in-sync set with its progress.
+    pub fn set_followers(&self, followers: &[u32], log: &Log) {
+        let start = log.log_start_offset();
+        let now = Instant::now();
+        {
+            let mut known = self.followers.borrow_mut();
+            known.retain(|follower, _| followers.contains(follower));
+            for &follower in followers {
+                known.entry(follower).or_insert(Progress {
+                    log_end_offset: start,
+                    leader_end_at_last_fetch: start,
+                    caught_up_at: now,
+                });
+            }
+        }
+        self.in_sync
+            .borrow_mut()
+            .retain(|follower| followers.contains(follower));
+        self.refresh(log);
+    }
+
     /// The quorum's in-sync set for this partition (leader included, or not) now holds.
     /// Returns how it changed: followers dropped, followers taken back.
     pub fn set_in_sync(&self, in_sync: &[u32], log: &Log) -> (usize, usize) {

@@ -108,8 +108,10 @@ impl Shard {
         let epoch = topic.leader_epoch(partition);
         let followers = snapshot.followers(topic, partition);
         let role = match (&owned.role, leader == local) {
-            (Role::Leader(None), true) => return,
-            (Role::Leader(Some(state)), true) if state.epoch == epoch => {
+            (Role::Leader(None), true) if followers.is_empty() => return,
+            (Role::Leader(Some(state)), true) if state.epoch == epoch && !followers.is_empty() => {
+                // A reassignment changes the followers without a new epoch.
+                state.set_followers(&followers, &owned.log);
                 let (dropped, taken_back) =
                     state.set_in_sync(&snapshot.isr(topic, partition), &owned.log);
                 // Counted where the leader takes the quorum's set, whoever changed it (this
@@ -134,6 +136,8 @@ impl Shard {
             }
             (_, true) if followers.is_empty() => {
                 owned.log.set_producer_appends(true);
+                // One replica (a reassignment may leave one): nothing caps its readers.
+                owned.log.set_replication_high_watermark(None);
                 Role::Leader(None)
             }
             (_, true) => {
@@ -206,6 +210,49 @@ impl Shard {
             }
             slot.role = role;
             *slot.producers.borrow_mut() = producers;
+        }
+    }
+
+    /// Deletes the replicas this core holds of partitions that no longer have it among
+    /// their replicas (a reassignment moved them away), as Kafka's StopReplica with
+    /// deletion does. Their fetcher stops with them.
+    pub(super) async fn drop_replicas_moved_away(&self, snapshot: &ClusterSnapshot, local: u32) {
+        let moved: Vec<(String, i32, OwnedPartition)> = {
+            let mut logs = self.logs.borrow_mut();
+            let mut moved = Vec::new();
+            for (name, topic_logs) in logs.iter_mut() {
+                let Some(topic) = snapshot.topic(name) else {
+                    continue;
+                };
+                let away: Vec<i32> = topic_logs
+                    .partitions
+                    .keys()
+                    .copied()
+                    .filter(|&partition| {
+                        snapshot.owner(topic, partition).is_some_and(|leader| {
+                            leader != local
+                                && !snapshot.followers(topic, partition).contains(&local)
+                        })
+                    })
+                    .collect();
+                for partition in away {
+                    let owned = topic_logs.partitions.remove(&partition).expect("listed");
+                    moved.push((name.clone(), partition, owned));
+                }
+            }
+            moved
+        };
+        for (name, partition, owned) in moved {
+            if let Role::Leader(Some(state)) = &owned.role {
+                state.resign();
+            }
+            match owned.log.delete().await {
+                Ok(()) => tracing::info!(
+                    core = self.core,
+                    "{name}-{partition}: no longer a replica here, deleted"
+                ),
+                Err(e) => tracing::error!(core = self.core, "deleting {name}-{partition}: {e}"),
+            }
         }
     }
 }

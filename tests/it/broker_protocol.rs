@@ -692,6 +692,52 @@ fn every_served_version_of_every_api_answers() {
                     assert_eq!(response.error_code, 0, "{context}");
                     assert!(response.entries.is_some(), "{context}");
                 }
+                ApiKey::AlterPartitionReassignments => {
+                    use kafka_protocol::messages::alter_partition_reassignments_request::{
+                        ReassignablePartition, ReassignableTopic,
+                    };
+                    use kafka_protocol::messages::{
+                        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse,
+                    };
+                    // Nothing under way to cancel; a broker that does not exist.
+                    let request = AlterPartitionReassignmentsRequest::default()
+                        .with_timeout_ms(5_000)
+                        .with_topics(vec![
+                            ReassignableTopic::default()
+                                .with_name(name("versions"))
+                                .with_partitions(vec![
+                                    ReassignablePartition::default().with_partition_index(0),
+                                    ReassignablePartition::default()
+                                        .with_partition_index(0)
+                                        .with_replicas(Some(vec![BrokerId(7777)])),
+                                ]),
+                        ]);
+                    let response: AlterPartitionReassignmentsResponse =
+                        client.call(api_key, version, &request);
+                    assert_eq!(response.error_code, 0, "{context}");
+                    let codes: Vec<i16> = response.responses[0]
+                        .partitions
+                        .iter()
+                        .map(|p| p.error_code)
+                        .collect();
+                    assert_eq!(
+                        codes,
+                        [85, 39],
+                        "{context}: NO_REASSIGNMENT_IN_PROGRESS, INVALID_REPLICA_ASSIGNMENT"
+                    );
+                }
+                ApiKey::ListPartitionReassignments => {
+                    use kafka_protocol::messages::{
+                        ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
+                    };
+                    let response: ListPartitionReassignmentsResponse = client.call(
+                        api_key,
+                        version,
+                        &ListPartitionReassignmentsRequest::default(),
+                    );
+                    assert_eq!(response.error_code, 0, "{context}");
+                    assert!(response.topics.is_empty(), "{context}: nothing under way");
+                }
                 other => panic!("no check written for {other:?}"),
             }
             served += 1;

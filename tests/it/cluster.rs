@@ -133,6 +133,22 @@ pub(crate) fn leaders(address: &str, topic: &str) -> BTreeMap<i32, i32> {
         .collect()
 }
 
+/// Sends `values` to partition 0 of `topic` with `acks`, and waits for every answer.
+pub(crate) fn produce_values(bootstrap: &str, topic: &str, acks: &str, values: &[&str]) {
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", acks)
+        .set("message.timeout.ms", "20000")
+        .create()
+        .expect("producer");
+    for value in values {
+        producer
+            .send(BaseRecord::<(), str>::to(topic).partition(0).payload(value))
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flushed");
+}
+
 /// ElectLeaders of `election_type` (0 preferred, 1 unclean) for the partitions named, or
 /// every partition: `(topic, partition) -> error code`.
 pub(crate) fn elect_leaders(

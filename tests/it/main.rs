@@ -34,6 +34,7 @@ mod message_timestamp_bounds;
 mod metrics;
 mod min_insync;
 mod preferred_leader;
+mod reassignment;
 mod replication;
 mod runtime_liveness;
 mod shutdown;

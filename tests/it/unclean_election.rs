@@ -9,9 +9,8 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
-use crate::cluster::{Cluster, elect_leaders, metadata, read_all, wait_for};
+use crate::cluster::{Cluster, elect_leaders, metadata, produce_values, read_all, wait_for};
 use crate::common::{Broker, temp_dir};
 
 const TOPIC: &str = "unclean";
@@ -33,18 +32,7 @@ fn leader_and_isr(address: &str) -> Option<(i32, Vec<i32>)> {
 }
 
 fn produce(bootstrap: &str, acks: &str, values: &[&str]) {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("acks", acks)
-        .set("message.timeout.ms", "20000")
-        .create()
-        .expect("producer");
-    for value in values {
-        producer
-            .send(BaseRecord::<(), str>::to(TOPIC).partition(0).payload(value))
-            .expect("queued");
-    }
-    producer.flush(Duration::from_secs(30)).expect("flushed");
+    produce_values(bootstrap, TOPIC, acks, values);
 }
 
 fn values(read: &[(i32, i64, String, String)]) -> Vec<&str> {

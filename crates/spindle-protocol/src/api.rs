@@ -53,6 +53,8 @@ pub const DECODABLE_APIS: &ApiVersionTable = &[
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::DescribeClientQuotas, 0, 1),
     (ApiKey::AlterClientQuotas, 0, 1),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// The versions of `api_key` in `table`, if any.

@@ -50,6 +50,7 @@ pub enum ErrorCode {
     PreferredLeaderNotAvailable = 80,
     ElectionNotNeeded = 84,
     EligibleLeadersNotAvailable = 83,
+    NoReassignmentInProgress = 85,
     GroupIdNotFound = 69,
     FetchSessionIdNotFound = 70,
     FencedLeaderEpoch = 74,

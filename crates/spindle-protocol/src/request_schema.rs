@@ -122,6 +122,8 @@ pub fn request_schema(api_key: ApiKey) -> Option<RequestSchema> {
         ApiKey::DescribeLogDirs => (DESCRIBE_LOG_DIRS_REQUEST, Some(2)),
         ApiKey::DescribeClientQuotas => (DESCRIBE_CLIENT_QUOTAS_REQUEST, Some(1)),
         ApiKey::AlterClientQuotas => (ALTER_CLIENT_QUOTAS_REQUEST, Some(1)),
+        ApiKey::AlterPartitionReassignments => (ALTER_PARTITION_REASSIGNMENTS_REQUEST, Some(0)),
+        ApiKey::ListPartitionReassignments => (LIST_PARTITION_REASSIGNMENTS_REQUEST, Some(0)),
         _ => return None,
     };
     Some(RequestSchema {
@@ -660,6 +662,41 @@ const ELECT_LEADERS_REQUEST: &[Field] = &[
         Kind::Array(&Kind::Struct(ELECT_LEADERS_TOPIC_PARTITIONS)),
     ), // topic_partitions (null: every partition)
     Field::new(0, 2, Kind::I32), // timeout_ms
+];
+
+// ReassignablePartition, versions 0-1.
+const REASSIGNABLE_PARTITION: &[Field] = &[
+    Field::new(0, 1, Kind::I32),               // partition_index
+    Field::new(0, 1, Kind::Array(&Kind::I32)), // replicas (null: cancel)
+];
+
+// ReassignableTopic, versions 0-1.
+const REASSIGNABLE_TOPIC: &[Field] = &[
+    Field::new(0, 1, Kind::Str), // name
+    Field::new(0, 1, Kind::Array(&Kind::Struct(REASSIGNABLE_PARTITION))), // partitions
+];
+
+// AlterPartitionReassignmentsRequest, versions 0-1.
+const ALTER_PARTITION_REASSIGNMENTS_REQUEST: &[Field] = &[
+    Field::new(0, 1, Kind::I32),  // timeout_ms
+    Field::new(1, 1, Kind::Bool), // allow_replication_factor_change
+    Field::new(0, 1, Kind::Array(&Kind::Struct(REASSIGNABLE_TOPIC))), // topics
+];
+
+// ListPartitionReassignmentsTopics, version 0.
+const LIST_PARTITION_REASSIGNMENTS_TOPIC: &[Field] = &[
+    Field::new(0, 0, Kind::Str),               // name
+    Field::new(0, 0, Kind::Array(&Kind::I32)), // partition_indexes
+];
+
+// ListPartitionReassignmentsRequest, version 0.
+const LIST_PARTITION_REASSIGNMENTS_REQUEST: &[Field] = &[
+    Field::new(0, 0, Kind::I32), // timeout_ms
+    Field::new(
+        0,
+        0,
+        Kind::Array(&Kind::Struct(LIST_PARTITION_REASSIGNMENTS_TOPIC)),
+    ), // topics (null: every topic)
 ];
 
 // InitProducerIdRequest, versions 0-5.

@@ -117,6 +117,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            partition_reassignments: BTreeMap::new(),
         };
         BTreeMap::from([("t".to_string(), Arc::new(topic))])
     }

@@ -21,10 +21,15 @@ use crate::cluster::metadata::{
     encode_metadata_file, getrandom_bytes, new_topic_id, place_replicas_on_nodes,
     validate_topic_name,
 };
-use crate::cluster::topic_config::{UNCLEAN_LEADER_ELECTION_ENABLE, validate_topic_config};
+use crate::cluster::topic_config::validate_topic_config;
 use spindle_protocol::ErrorCode;
 
 mod alter_configs;
+mod elections;
+pub mod reassign;
+
+use elections::{elect_leaders_of_leaderless, elect_preferred_leaders_of, move_leadership};
+pub use elections::{elect_preferred_leaders, fail_over};
 
 /// The metadata file in the data directory.
 pub const METADATA_FILE_NAME: &str = "spindle-metadata.txt";
@@ -256,6 +261,24 @@ pub fn apply_request(
                 });
             }
         }
+        ControllerRequest::ReassignPartitions { topics: requested } => {
+            for (name, changes) in requested {
+                let result = match next.get(name) {
+                    None => error(ErrorCode::UnknownTopicOrPartition, "no such topic"),
+                    Some(topic) => {
+                        reassign::reassign_partitions(topic, changes, |b| limits.is_broker(b))
+                    }
+                };
+                if let Ok(Some(topic)) = &result {
+                    next.insert(name.clone(), topic.clone());
+                    changed = true;
+                }
+                outcomes.push(TopicOutcome {
+                    name: name.clone(),
+                    result,
+                });
+            }
+        }
         ControllerRequest::AlterIsr {
             topic,
             partition,
@@ -271,7 +294,19 @@ pub fn apply_request(
                 *leader_epoch,
                 isr,
                 limits,
-            );
+            )
+            .map(|altered| {
+                // A reassignment ends once every replica asked for is in sync.
+                altered.map(|topic| {
+                    let mut finished = (*topic).clone();
+                    let live = |broker: u32| limits.is_broker(broker as i32);
+                    if reassign::finish_if_in_sync(&mut finished, *partition as usize, &live) {
+                        Arc::new(finished)
+                    } else {
+                        topic
+                    }
+                })
+            });
             if let Ok(Some(altered)) = &result {
                 next.insert(topic.clone(), altered.clone());
                 changed = true;
@@ -432,6 +467,7 @@ fn create_topic(
         partition_epochs: Vec::new(),
         partition_preferred: Vec::new(),
         configs,
+        partition_reassignments: BTreeMap::new(),
     })))
 }
 
@@ -548,183 +584,6 @@ fn spell_out_replication(topic: &mut TopicMetadata) {
             .filter_map(|p| topic.preferred_leader(p))
             .collect();
     }
-}
-
-/// Kafka's automatic preferred-leader election: each partition whose preferred leader is
-/// not leading, but is on a live node and in sync, is led by it again, in the next leader
-/// epoch (the old leader follows it and cuts what it alone took, as after any leader
-/// change). So a node that failed and came back leads its share again once caught up.
-/// Returns the changed topics.
-pub fn elect_preferred_leaders(
-    topics: &BTreeMap<String, Arc<TopicMetadata>>,
-    live: impl Fn(u32) -> bool,
-) -> BTreeMap<String, Arc<TopicMetadata>> {
-    elect_preferred_leaders_of(topics, live, |_| true)
-}
-
-/// [`elect_preferred_leaders`] for the partitions `wanted` accepts (ElectLeaders).
-fn elect_preferred_leaders_of(
-    topics: &BTreeMap<String, Arc<TopicMetadata>>,
-    live: impl Fn(u32) -> bool,
-    wanted: impl Fn(i32) -> bool,
-) -> BTreeMap<String, Arc<TopicMetadata>> {
-    change_replicated_topics(topics, |next| {
-        let mut any = false;
-        for index in 0..next.partition_brokers.len() {
-            let partition = index as i32;
-            let Some(preferred) = next.preferred_leader(partition) else {
-                continue;
-            };
-            if wanted(partition)
-                && preferred != next.partition_brokers[index]
-                && live(preferred)
-                && next.isr(partition).contains(&preferred)
-            {
-                move_leadership(next, index, preferred);
-                any = true;
-            }
-        }
-        any
-    })
-}
-
-/// Kafka's response to a fenced broker: its replicas leave every in-sync set, and each
-/// partition it led gets the first in-sync replica on a live node as its leader, with the
-/// next leader epoch. A partition with no such replica keeps its leader and waits, unless
-/// its topic sets `unclean.leader.election.enable`: then a live replica out of sync leads
-/// (see [`elect_leader_of_leaderless`]). `live` says whether a broker's node is registered
-/// and not fenced. Returns the changed topics.
-pub fn fail_over(
-    topics: &BTreeMap<String, Arc<TopicMetadata>>,
-    live: impl Fn(u32) -> bool,
-) -> BTreeMap<String, Arc<TopicMetadata>> {
-    change_replicated_topics(topics, |next| {
-        let unclean = unclean_election_enabled(next);
-        let mut any = false;
-        for index in 0..next.partition_brokers.len() {
-            let isr = next.isr(index as i32);
-            let live_isr: Vec<u32> = isr.iter().copied().filter(|&b| live(b)).collect();
-            if live(next.partition_brokers[index]) {
-                if live_isr != isr {
-                    next.partition_isr[index] = live_isr;
-                    any = true;
-                }
-                continue;
-            }
-            any |= elect_leader_of_leaderless(next, index, &live, unclean);
-        }
-        any
-    })
-}
-
-/// Whether the topic sets Kafka's `unclean.leader.election.enable` (default false).
-fn unclean_election_enabled(topic: &TopicMetadata) -> bool {
-    topic
-        .configs
-        .get(UNCLEAN_LEADER_ELECTION_ENABLE)
-        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
-}
-
-/// For each partition `wanted` accepts whose leader is not live:
-/// [`elect_leader_of_leaderless`], unclean when `unclean` is set or the topic enables it.
-/// The changed topic, if any partition got a leader.
-fn elect_leaders_of_leaderless(
-    topic: &TopicMetadata,
-    live: impl Fn(u32) -> bool,
-    wanted: impl Fn(i32) -> bool,
-    unclean: bool,
-) -> Option<Arc<TopicMetadata>> {
-    let unclean = unclean || unclean_election_enabled(topic);
-    if topic.partition_followers.is_empty() || !unclean {
-        // One replica: nobody else could lead. Clean elections happened at the failover.
-        return None;
-    }
-    let mut next = topic.clone();
-    spell_out_replication(&mut next);
-    let mut any = false;
-    for index in 0..next.partition_brokers.len() {
-        if wanted(index as i32) && !live(next.partition_brokers[index]) {
-            any |= elect_leader_of_leaderless(&mut next, index, &live, unclean);
-        }
-    }
-    any.then(|| Arc::new(next))
-}
-
-/// Partition `index`, whose leader is not live, gets the first live in-sync replica as its
-/// leader, the dead ones leaving the in-sync set. With none, and `unclean`, the first live
-/// replica (the preferred one first) leads as the only in-sync replica: Kafka's unclean
-/// election. What only the lost in-sync replicas held is given up, and they cut it when
-/// they come back and follow, as any replica of an older epoch does. Whether it elected.
-fn elect_leader_of_leaderless(
-    topic: &mut TopicMetadata,
-    index: usize,
-    live: &impl Fn(u32) -> bool,
-    unclean: bool,
-) -> bool {
-    let partition = index as i32;
-    let live_isr: Vec<u32> = topic
-        .isr(partition)
-        .into_iter()
-        .filter(|&b| live(b))
-        .collect();
-    if let Some(&new_leader) = live_isr.first() {
-        move_leadership(topic, index, new_leader);
-        topic.partition_isr[index] = live_isr;
-        return true;
-    }
-    if !unclean {
-        return false;
-    }
-    let candidates: Vec<u32> = topic
-        .preferred_leader(partition)
-        .into_iter()
-        .chain(std::iter::once(topic.partition_brokers[index]))
-        .chain(topic.followers(partition).iter().copied())
-        .collect();
-    let Some(new_leader) = candidates.into_iter().find(|&b| live(b)) else {
-        return false;
-    };
-    tracing::warn!(
-        "{}-{partition}: unclean election: broker {new_leader}, not in sync, leads; what only \
-         the in-sync replicas held is lost",
-        topic.name
-    );
-    move_leadership(topic, index, new_leader);
-    topic.partition_isr[index] = vec![new_leader];
-    true
-}
-
-/// Applies `change` to a spelled-out copy of every replicated topic (true: it changed
-/// something) and returns the changed copies.
-fn change_replicated_topics(
-    topics: &BTreeMap<String, Arc<TopicMetadata>>,
-    mut change: impl FnMut(&mut TopicMetadata) -> bool,
-) -> BTreeMap<String, Arc<TopicMetadata>> {
-    let mut changed = BTreeMap::new();
-    for (name, topic) in topics {
-        if topic.partition_followers.is_empty() {
-            continue;
-        }
-        let mut next = (**topic).clone();
-        spell_out_replication(&mut next);
-        if change(&mut next) {
-            changed.insert(name.clone(), Arc::new(next));
-        }
-    }
-    changed
-}
-
-/// `new_leader`, one of the partition's replicas, leads partition `index` in the next
-/// epoch; the old leader becomes a follower.
-fn move_leadership(topic: &mut TopicMetadata, index: usize, new_leader: u32) {
-    let partition = index as i32;
-    let replicas: Vec<u32> = std::iter::once(topic.partition_brokers[index])
-        .chain(topic.followers(partition).iter().copied())
-        .collect();
-    assert!(replicas.contains(&new_leader), "a leader must be a replica");
-    topic.partition_brokers[index] = new_leader;
-    topic.partition_followers[index] = replicas.into_iter().filter(|&b| b != new_leader).collect();
-    topic.partition_epochs[index] += 1;
 }
 
 fn add_partitions(

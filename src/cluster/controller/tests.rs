@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::cluster::control::{ConfigOp, TopicConfigChange};
+use crate::cluster::topic_config::UNCLEAN_LEADER_ELECTION_ENABLE;
 
 fn limits() -> ControllerLimits {
     ControllerLimits {
@@ -381,4 +382,114 @@ fn the_topic_config_makes_failover_and_turning_it_on_elect_out_of_sync_replicas(
     let new_leader = failed["r"].partition_brokers[0];
     assert!(followers.contains(&new_leader));
     assert_eq!(failed["r"].isr(0), vec![new_leader]);
+}
+
+/// Four one-core nodes and topic "m", its one partition on brokers 0 (leader) and 1000.
+fn movable_topic() -> (ControllerLimits, BTreeMap<String, Arc<TopicMetadata>>) {
+    let four = ControllerLimits {
+        nodes: (0..4).map(|node| (node, 1)).collect(),
+        default_partitions: 1,
+        default_replication_factor: 1,
+    };
+    let mut topic = new_topic("m", -1);
+    topic.assignments = vec![vec![0, 1000]];
+    let (topics, _) = super::apply_request(
+        &BTreeMap::new(),
+        &create(vec![topic]),
+        &four,
+        &mut new_topic_id,
+    );
+    (four, topics.unwrap())
+}
+
+fn reassign(target: Option<Vec<i32>>) -> ControllerRequest {
+    ControllerRequest::ReassignPartitions {
+        topics: vec![("m".into(), vec![(0, target)])],
+    }
+}
+
+fn alter_isr_of(topic: &TopicMetadata, isr: Vec<u32>) -> ControllerRequest {
+    ControllerRequest::AlterIsr {
+        topic: "m".into(),
+        partition: 0,
+        leader: topic.partition_brokers[0],
+        leader_epoch: topic.leader_epoch(0),
+        isr,
+    }
+}
+
+#[test]
+fn a_reassignment_grows_the_replicas_then_shrinks_them_once_the_new_ones_are_in_sync() {
+    let (four, topics) = movable_topic();
+    let (next, outcomes) = apply_request(&topics, &reassign(Some(vec![2000, 3000])), four.clone());
+    assert!(outcomes[0].result.is_ok(), "{:?}", outcomes[0].result);
+    let moving = next.unwrap();
+    let m = &moving["m"];
+    // Old and new together; the leader stays until the new ones are in sync.
+    assert_eq!(m.partition_brokers[0], 0);
+    let mut followers = m.followers(0).to_vec();
+    followers.sort();
+    assert_eq!(followers, vec![1000, 2000, 3000]);
+    assert_eq!(m.isr(0), vec![0, 1000]);
+    let ongoing = &m.partition_reassignments[&0];
+    assert_eq!(ongoing.adding(), vec![2000, 3000]);
+    assert_eq!(ongoing.removing(), vec![0, 1000]);
+    assert_eq!(m.leader_epoch(0), 0);
+
+    // One new replica in sync: not yet.
+    let (next, _) = apply_request(&moving, &alter_isr_of(m, vec![0, 1000, 2000]), four.clone());
+    let half = next.unwrap();
+    assert!(half["m"].partition_reassignments.contains_key(&0));
+    // Both: the partition is the new replicas, led by the first one asked for.
+    let (next, _) = apply_request(
+        &half,
+        &alter_isr_of(&half["m"], vec![0, 1000, 2000, 3000]),
+        four.clone(),
+    );
+    let done = next.unwrap();
+    let m = &done["m"];
+    assert!(m.partition_reassignments.is_empty());
+    assert_eq!(m.partition_brokers[0], 2000);
+    assert_eq!(m.followers(0), &[3000]);
+    assert_eq!(m.isr(0), vec![2000, 3000]);
+    assert_eq!(m.leader_epoch(0), 1);
+    assert_eq!(m.preferred_leader(0), Some(2000));
+}
+
+#[test]
+fn a_cancelled_reassignment_goes_back_and_bad_targets_are_refused() {
+    let (four, topics) = movable_topic();
+    // Cancelling with nothing under way, and targets Kafka refuses.
+    for (target, code) in [
+        (None, ErrorCode::NoReassignmentInProgress),
+        (Some(vec![]), ErrorCode::InvalidReplicaAssignment),
+        (Some(vec![0, 7000]), ErrorCode::InvalidReplicaAssignment),
+        (Some(vec![2000, 2000]), ErrorCode::InvalidReplicaAssignment),
+    ] {
+        let (next, outcomes) = apply_request(&topics, &reassign(target.clone()), four.clone());
+        assert!(next.is_none(), "{target:?}");
+        assert_eq!(
+            outcomes[0].result.as_ref().err().map(|e| e.0),
+            Some(code),
+            "{target:?}"
+        );
+    }
+    let (next, _) = apply_request(&topics, &reassign(Some(vec![0, 2000])), four.clone());
+    let moving = next.unwrap();
+    assert_eq!(moving["m"].partition_reassignments[&0].adding(), vec![2000]);
+    let (next, outcomes) = apply_request(&moving, &reassign(None), four.clone());
+    assert!(outcomes[0].result.is_ok());
+    let back = &next.unwrap()["m"];
+    assert!(back.partition_reassignments.is_empty());
+    assert_eq!(back.partition_brokers[0], 0);
+    assert_eq!(back.followers(0), &[1000]);
+    assert_eq!(back.preferred_leader(0), Some(0));
+
+    // Dropping a replica needs no copying: done at once.
+    let (next, _) = apply_request(&topics, &reassign(Some(vec![1000])), four);
+    let shrunk = &next.unwrap()["m"];
+    assert!(shrunk.partition_reassignments.is_empty());
+    assert_eq!(shrunk.partition_brokers[0], 1000);
+    assert!(shrunk.followers(0).is_empty());
+    assert_eq!(shrunk.leader_epoch(0), 1);
 }

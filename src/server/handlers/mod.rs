@@ -71,6 +71,7 @@ macro_rules! served {
 
 mod alter_client_quotas;
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod configs;
 mod create_partitions;
@@ -94,6 +95,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -136,6 +138,8 @@ pub const APIS: &[Api] = &[
     describe_log_dirs::API,
     describe_client_quotas::API,
     alter_client_quotas::API,
+    alter_partition_reassignments::API,
+    list_partition_reassignments::API,
 ];
 
 /// [`APIS`] as `(key, min version, max version)`: what ApiVersions advertises and what

@@ -321,9 +321,17 @@ async fn apply_response(
                 partition
                     .log
                     .set_replication_high_watermark(Some(data.high_watermark));
-                // The leader's DeleteRecords reach this replica too (as far as it holds).
-                let start = data.log_start_offset.min(partition.log.high_watermark());
+                // The leader's log start (DeleteRecords, retention) holds here too, as far
+                // as this replica holds the log, before its next fetch: a replica that
+                // joins the in-sync set (and may lead next) starts where the leader does.
+                // Below the leader's high watermark, so it waits only for its own write.
+                let start = data
+                    .log_start_offset
+                    .min(data.high_watermark)
+                    .min(partition.log.log_end_offset());
                 if start > partition.log.log_start_offset()
+                    && partition.log.wait_local_high_watermark(start).await
+                    && shard.still_follows(partition)
                     && let Err(e) = partition.log.delete_records_before(start).await
                 {
                     first_error.get_or_insert(format!(

@@ -23,7 +23,12 @@ const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 
 /// DeleteRecords v`version` of `topic`-0 before `offset`: `(error code, low watermark)`.
-fn delete_before(client: &mut RawClient, version: i16, topic: &str, offset: i64) -> (i16, i64) {
+pub(crate) fn delete_before(
+    client: &mut RawClient,
+    version: i16,
+    topic: &str,
+    offset: i64,
+) -> (i16, i64) {
     let response: DeleteRecordsResponse = client.call(
         ApiKey::DeleteRecords,
         version,

@@ -2,7 +2,8 @@
 //! alterPartitionReassignments): a partition moves to other nodes while it serves. The new
 //! replicas copy the leader, the old ones go once the new ones are in sync (their data
 //! deleted), leadership moves to the first replica asked for, and nothing acknowledged is
-//! lost. A move that cannot finish is listed as under way and can be cancelled.
+//! lost, even when the log no longer starts at 0. A move that cannot finish is listed as
+//! under way and can be cancelled.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use rdkafka::config::ClientConfig;
 
 use crate::cluster::{Cluster, metadata, produce_values, read_all, wait_for};
 use crate::common::{Broker, RawClient, temp_dir, topic_name};
+use crate::delete_records::delete_before;
 
 const TOPIC: &str = "moving";
 
@@ -115,21 +117,31 @@ fn a_partition_moves_to_other_nodes_while_serving_and_a_stuck_move_can_be_cancel
         .set("bootstrap.servers", address(0))
         .create()
         .expect("admin");
-    let created = futures_lite::future::block_on(admin.create_topics(
-        &[NewTopic::new(
-            TOPIC,
-            1,
-            TopicReplication::Variable(&[&[0, 1000]]),
-        )],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-    ))
+    let created = futures_lite::future::block_on(
+        admin.create_topics(
+            // Small segments, so DeleteRecords below removes whole ones.
+            &[
+                NewTopic::new(TOPIC, 1, TopicReplication::Variable(&[&[0, 1000]]))
+                    .set("segment.bytes", "4096"),
+            ],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        ),
+    )
     .expect("create topics");
     assert!(created[0].is_ok(), "{created:?}");
     drop(admin);
     let all = format!("{},{},{}", address(0), address(1), address(2));
-    let before: Vec<String> = (0..200).map(|i| format!("before-{i}")).collect();
+    // 20 batches of 10 records of 400 bytes: about a segment each.
+    let padding = "x".repeat(390);
+    let before: Vec<String> = (0..200).map(|i| format!("before-{i}-{padding}")).collect();
     let before: Vec<&str> = before.iter().map(String::as_str).collect();
-    produce_values(&all, TOPIC, "all", &before);
+    for batch in before.chunks(10) {
+        produce_values(&all, TOPIC, "all", batch);
+    }
+    // The log starts at 100 then, the segments below gone: a new replica copies from
+    // there, taking the gap below.
+    let (code, low_watermark) = delete_before(&mut RawClient::connect(&address(0)), 2, TOPIC, 100);
+    assert_eq!((code, low_watermark), (0, 100));
 
     // Node 2 is silent (not yet fenced): a move onto it cannot finish. It is listed as
     // under way, and cancelled back to where it was.
@@ -156,8 +168,8 @@ fn a_partition_moves_to_other_nodes_while_serving_and_a_stuck_move_can_be_cancel
     );
     nodes[2].signal(libc::SIGCONT);
 
-    // Off node 0 and onto node 2, led by node 2: the new replica copies, then the old
-    // one goes with its data.
+    // Off node 0 and onto node 2, led by node 2: the new replica copies from the log
+    // start, then the old one goes with its data.
     assert_eq!(reassign(&address(1), Some(vec![2000, 1000])), 0);
     wait_for("the move done", || {
         (under_way(&address(0)).is_empty()
@@ -169,9 +181,10 @@ fn a_partition_moves_to_other_nodes_while_serving_and_a_stuck_move_can_be_cancel
         (!old_replica.exists()).then_some(())
     });
     produce_values(&all, TOPIC, "all", &["after"]);
-    let read = read_all(&address(2), TOPIC, 1, 201);
+    let read = read_all(&address(2), TOPIC, 1, 101);
     let values: Vec<&str> = read.iter().map(|(_, _, _, v)| v.as_str()).collect();
-    let mut expected = before.clone();
+    let mut expected = before[100..].to_vec();
     expected.push("after");
-    assert_eq!(values, expected, "every acknowledged record, in order");
+    assert_eq!(values, expected, "every record kept, in order");
+    assert_eq!(read[0].1, 100, "offsets kept");
 }

@@ -161,3 +161,41 @@ fn a_log_takes_producer_batches_or_copied_ones_never_both() {
         log.close().await.expect("close");
     });
 }
+
+/// A replica holding nothing takes its leader's log from where it starts (the leader's
+/// start past 0 after DeleteRecords or retention); one holding records takes only the next
+/// batch, since a gap there is a batch lost in between.
+#[test]
+fn an_empty_replica_copies_from_past_its_end_and_a_holding_one_does_not() {
+    let temp = temp_dir("storage-epochs-gap");
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(17, 4096);
+        let log = PartitionLog::open(
+            storage.clone(),
+            &PathBuf::from("/data/gap-0"),
+            small_config(),
+        )
+        .await
+        .expect("open");
+        log.set_producer_appends(false);
+        let mut copied = make_batch(1, 2, 0);
+        set_base_offset(&mut copied, 500);
+        log.append_replicated(BytesMut::from(&copied[..]))
+            .await
+            .expect("an empty replica starts at its leader's first batch");
+        assert_eq!(log.log_end_offset(), 502);
+        let mut after_gap = make_batch(2, 2, 0);
+        set_base_offset(&mut after_gap, 510);
+        assert!(matches!(
+            log.append_replicated(BytesMut::from(&after_gap[..])).await,
+            Err(StorageError::NotAtLogEnd { .. })
+        ));
+        let mut next = make_batch(3, 2, 0);
+        set_base_offset(&mut next, 502);
+        log.append_replicated(BytesMut::from(&next[..]))
+            .await
+            .expect("the next batch");
+        assert_eq!(log.log_end_offset(), 504);
+        log.close().await.expect("close");
+    });
+}

@@ -121,7 +121,13 @@ pub async fn replica_fetch(
                         if budget > 0 || total_bytes == 0 {
                             match owned
                                 .log
-                                .read_replica(wanted.fetch_offset, budget.max(1))
+                                // A follower holding nothing of what this log still
+                                // keeps (a new replica, a wiped disk) copies from the log
+                                // start: its log takes the gap below it.
+                                .read_replica(
+                                    wanted.fetch_offset.max(owned.log.log_start_offset()),
+                                    budget.max(1),
+                                )
                                 .await
                             {
                                 Ok(batches) => {

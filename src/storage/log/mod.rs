@@ -419,7 +419,8 @@ impl<S: Storage> PartitionLog<S> {
     /// Appends one batch copied from the partition's leader, as the leader stored it: its
     /// offsets and leader epoch kept, so a follower's log is the leader's byte for byte.
     /// It must start at this log's end ([`StorageError::NotAtLogEnd`] otherwise), or past
-    /// it in a compacted log, whose leader's cleaner may have removed the batches between. The
+    /// it in a compacted log, whose leader's cleaner may have removed the batches between,
+    /// or in a log holding nothing, whose leader's log starts further on. The
     /// leader checked the records; the CRC and framing are checked again here.
     pub async fn append_replicated(&self, batch: BytesMut) -> Result<AppendInfo> {
         glommio::yield_if_needed().await;
@@ -475,9 +476,14 @@ impl<S: Storage> PartitionLog<S> {
         }
         if replicated && header.base_offset != base_offset {
             // A compacted leader's log has gaps where whole batches were cleaned away; a
-            // follower copying that range takes the gap. Anywhere else a gap is a batch
-            // that is not the next one.
-            if header.base_offset < base_offset || !config.cleanup_policy.compact {
+            // follower copying that range takes the gap. So does a replica holding nothing
+            // (new, or emptied by retention) whose leader's log starts past its end: the
+            // leader sends from its log start, and the leader's start, raised here from
+            // its fetch answers, hides the gap. Anywhere else a gap is a batch that is not
+            // the next one.
+            let empty = base_offset == state.log_start_offset()
+                && header.base_offset - state.active().base_offset < i64::from(u32::MAX);
+            if header.base_offset < base_offset || !(config.cleanup_policy.compact || empty) {
                 return Err(StorageError::NotAtLogEnd {
                     base_offset: header.base_offset,
                     log_end_offset: base_offset,

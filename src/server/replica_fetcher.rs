@@ -158,7 +158,7 @@ async fn fetch_once(
                 .with_current_leader_epoch(partition.epoch)
                 .with_fetch_offset(partition.log.log_end_offset())
                 .with_last_fetched_epoch(partition.log.latest_leader_epoch().unwrap_or(-1))
-                .with_log_start_offset(-1)
+                .with_log_start_offset(partition.log.log_start_offset())
                 .with_partition_max_bytes(REPLICA_PARTITION_BYTES_MAX),
         );
     }

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::shard::Log;
-use crate::storage::wait::Watermark;
+use crate::storage::wait::{Event, Watermark};
 
 /// Whether this core's replica leads its partition.
 #[derive(Clone)]
@@ -38,6 +38,8 @@ struct Progress {
     log_end_offset: i64,
     /// The leader's log end when that fetch was answered.
     leader_end_at_last_fetch: i64,
+    /// Its log start, as its last fetch reported it (-1 before it reported one).
+    log_start_offset: i64,
     /// When a fetch last found it caught up.
     caught_up_at: Instant,
 }
@@ -53,6 +55,8 @@ pub struct LeaderState {
     high_watermark: Watermark,
     /// An in-sync set change is on its way through the quorum.
     altering: Cell<bool>,
+    /// A follower reported a new log start (DeleteRecords waits for it).
+    log_starts_changed: Event,
 }
 
 impl LeaderState {
@@ -73,6 +77,7 @@ impl LeaderState {
         let progress = Progress {
             log_end_offset: start,
             leader_end_at_last_fetch: start,
+            log_start_offset: -1,
             // A new leader gives every follower a whole lag time to show up.
             caught_up_at: now,
         };
@@ -88,6 +93,7 @@ impl LeaderState {
             ),
             high_watermark: Watermark::new(start),
             altering: Cell::new(false),
+            log_starts_changed: Event::default(),
         };
         log.set_replication_high_watermark(Some(start));
         state.refresh(log);
@@ -124,13 +130,24 @@ impl LeaderState {
             .count()
     }
 
-    /// A follower fetched from `log_end_offset`: it holds everything below.
-    pub fn follower_fetched(&self, broker: u32, log_end_offset: i64, log: &Log) {
+    /// A follower fetched from `log_end_offset`: it holds everything below, and nothing
+    /// below `log_start_offset` (-1: not reported).
+    pub fn follower_fetched(
+        &self,
+        broker: u32,
+        log_end_offset: i64,
+        log_start_offset: i64,
+        log: &Log,
+    ) {
         {
             let mut followers = self.followers.borrow_mut();
             let Some(progress) = followers.get_mut(&broker) else {
                 return;
             };
+            if log_start_offset != progress.log_start_offset {
+                progress.log_start_offset = log_start_offset;
+                self.log_starts_changed.notify();
+            }
             // Never past what the leader itself has written: a follower cannot hold more.
             let log_end_offset = log_end_offset.min(log.local_high_watermark());
             progress.log_end_offset = progress.log_end_offset.max(log_end_offset);
@@ -140,6 +157,22 @@ impl LeaderState {
             progress.leader_end_at_last_fetch = log.log_end_offset();
         }
         self.refresh(log);
+    }
+
+    /// Kafka's low watermark: the lowest log start over this replica and the followers
+    /// `live` accepts, as each last reported it (-1 for one that has not reported yet).
+    pub fn low_watermark(&self, log: &Log, live: impl Fn(u32) -> bool) -> i64 {
+        self.followers
+            .borrow()
+            .iter()
+            .filter(|(follower, _)| live(**follower))
+            .map(|(_, progress)| progress.log_start_offset)
+            .fold(log.log_start_offset(), i64::min)
+    }
+
+    /// Resolves once [`Self::low_watermark`] may have changed.
+    pub async fn log_start_reported(&self) {
+        self.log_starts_changed.listen().await;
     }
 
     /// Moves the high watermark (and the log's cap on readers) to the lowest log end over
@@ -196,6 +229,7 @@ impl LeaderState {
                 known.entry(follower).or_insert(Progress {
                     log_end_offset: start,
                     leader_end_at_last_fetch: start,
+                    log_start_offset: -1,
                     caught_up_at: now,
                 });
             }

@@ -29,23 +29,7 @@ pub(crate) fn delete_before(
     topic: &str,
     offset: i64,
 ) -> (i16, i64) {
-    let response: DeleteRecordsResponse = client.call(
-        ApiKey::DeleteRecords,
-        version,
-        &DeleteRecordsRequest::default()
-            .with_timeout_ms(10_000)
-            .with_topics(vec![
-                DeleteRecordsTopic::default()
-                    .with_name(topic_name(topic))
-                    .with_partitions(vec![
-                        DeleteRecordsPartition::default()
-                            .with_partition_index(0)
-                            .with_offset(offset),
-                    ]),
-            ]),
-    );
-    let answer = &response.topics[0].partitions[0];
-    (answer.error_code, answer.low_watermark)
+    delete_before_within(client, version, topic, offset, 10_000)
 }
 
 fn topic_id(client: &mut RawClient, topic: &str) -> uuid::Uuid {
@@ -134,4 +118,88 @@ fn delete_records_moves_the_log_start_for_every_reader() {
     assert_eq!(delete_before(&mut client, 2, "trimmed", -1), (0, 100));
     assert_eq!(list_offset(&mut client, "trimmed", 0, -2), (0, 100));
     broker.stop();
+}
+
+/// With replicas, DeleteRecords answers once every replica on a live node has raised its
+/// log start (Kafka's low watermark), and with REQUEST_TIMED_OUT while a silent follower
+/// has not; it answers once that follower is back.
+#[test]
+fn delete_records_waits_for_the_followers_log_start() {
+    use crate::cluster::{Cluster, metadata, produce_values, wait_for};
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::config::ClientConfig;
+    use std::time::Duration;
+
+    const TOPIC: &str = "trimmed";
+    let root = temp_dir("delete-records-replicated");
+    let mut cluster = Cluster::new(root.path(), 3);
+    // Node 2 is paused below and must not be fenced meanwhile.
+    cluster.session_timeout_ms = Some(40_000);
+    let nodes = cluster.start_all();
+    let address = |node: usize| nodes[node].bootstrap.clone();
+    wait_for("all registered", || {
+        (metadata(&address(0)).brokers.len() == 3).then_some(())
+    });
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", address(0))
+        .create()
+        .expect("admin");
+    let created = futures_lite::future::block_on(admin.create_topics(
+        &[NewTopic::new(
+            TOPIC,
+            1,
+            TopicReplication::Variable(&[&[0, 1000, 2000]]),
+        )],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .expect("create topics");
+    assert!(created[0].is_ok(), "{created:?}");
+    drop(admin);
+    let all = format!("{},{},{}", address(0), address(1), address(2));
+    let values: Vec<String> = (0..30).map(|i| format!("record-{i}")).collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    produce_values(&all, TOPIC, "all", &values);
+
+    let mut leader = RawClient::connect(&address(0));
+    assert_eq!(delete_before(&mut leader, 2, TOPIC, 10), (0, 10));
+
+    // A follower that is silent but not fenced holds the low watermark back.
+    nodes[2].signal(libc::SIGSTOP);
+    let (code, low_watermark) = delete_before_within(&mut leader, 2, TOPIC, 20, 1_500);
+    assert_eq!(code, 7, "REQUEST_TIMED_OUT");
+    assert!((10..20).contains(&low_watermark), "{low_watermark}");
+    nodes[2].signal(libc::SIGCONT);
+    assert_eq!(
+        delete_before_within(&mut leader, 2, TOPIC, 20, 20_000),
+        (0, 20),
+        "once it reports its new start"
+    );
+}
+
+/// [`delete_before`] with a timeout.
+fn delete_before_within(
+    client: &mut RawClient,
+    version: i16,
+    topic: &str,
+    offset: i64,
+    timeout_ms: i32,
+) -> (i16, i64) {
+    let response: DeleteRecordsResponse = client.call(
+        ApiKey::DeleteRecords,
+        version,
+        &DeleteRecordsRequest::default()
+            .with_timeout_ms(timeout_ms)
+            .with_topics(vec![
+                DeleteRecordsTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![
+                        DeleteRecordsPartition::default()
+                            .with_partition_index(0)
+                            .with_offset(offset),
+                    ]),
+            ]),
+    );
+    let answer = &response.topics[0].partitions[0];
+    (answer.error_code, answer.low_watermark)
 }

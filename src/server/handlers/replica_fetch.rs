@@ -22,6 +22,8 @@ const REPLICA_WAIT_MS_MAX: i32 = 10_000;
 struct Wanted {
     partition: i32,
     fetch_offset: i64,
+    /// The follower's log start (-1: not reported).
+    log_start_offset: i64,
     partition_max_bytes: usize,
     replica: Result<OwnedPartition, ErrorCode>,
     /// Where the follower's log stops agreeing with this one, if it does (KIP-320's check
@@ -72,6 +74,7 @@ pub async fn replica_fetch(
                     Wanted {
                         partition: partition.partition,
                         fetch_offset: partition.fetch_offset,
+                        log_start_offset: partition.log_start_offset,
                         partition_max_bytes: partition.partition_max_bytes.max(0) as usize,
                         replica,
                         diverging_epoch,
@@ -87,7 +90,12 @@ pub async fn replica_fetch(
     for wanted in topics.iter().flat_map(|(_, _, partitions)| partitions) {
         if let (Ok(owned), None) = (&wanted.replica, wanted.diverging_epoch) {
             let state = owned.leader_state().expect("checked above");
-            state.follower_fetched(follower, wanted.fetch_offset, &owned.log);
+            state.follower_fetched(
+                follower,
+                wanted.fetch_offset,
+                wanted.log_start_offset,
+                &owned.log,
+            );
         }
     }
     let wait_ms = request.max_wait_ms.clamp(0, REPLICA_WAIT_MS_MAX) as u64;

@@ -46,6 +46,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("admin-incrementalAlterConfigs", "PASS"),
     ("admin-deleteRecords", "PASS"),
     ("admin-clientQuotas", "PASS"),
+    ("admin-partitionReassignments", "PASS"),
     ("admin-createPartitions", "PASS"),
     ("admin-deleteTopics", "PASS"),
     // KIP-848 is not served: ApiVersions does not list ConsumerGroupHeartbeat, and the

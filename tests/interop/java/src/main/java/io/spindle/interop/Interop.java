@@ -7,6 +7,7 @@ import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
@@ -27,7 +28,10 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.ElectionType;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.ElectionNotNeededException;
+import org.apache.kafka.common.errors.NoReassignmentInProgressException;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.quota.ClientQuotaAlteration;
 import org.apache.kafka.common.quota.ClientQuotaEntity;
@@ -376,6 +380,25 @@ public final class Interop {
                         .entities().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
                 Double rate = quotas.getOrDefault(entity, Map.of()).get("producer_byte_rate");
                 require(rate != null && rate == 1048576.0, "quotas " + quotas);
+            });
+            check("admin-partitionReassignments", () -> {
+                TopicPartition first = new TopicPartition(topic, 0);
+                var listed = admin.listPartitionReassignments(Set.of(first)).reassignments()
+                        .get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                require(listed.isEmpty(), "moves under way " + listed);
+                try {
+                    admin.alterPartitionReassignments(Map.of(first, Optional.empty())).all()
+                            .get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                    require(false, "a cancel with nothing under way was accepted");
+                } catch (ExecutionException e) {
+                    require(e.getCause() instanceof NoReassignmentInProgressException,
+                            "cancel: " + e.getCause());
+                }
+                // Its leader is live: nothing to elect, cleanly or not.
+                var elected = admin.electLeaders(ElectionType.UNCLEAN, Set.of(first)).partitions()
+                        .get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                require(elected.get(first).filter(e -> e instanceof ElectionNotNeededException)
+                        .isPresent(), "unclean election " + elected);
             });
             check("admin-createPartitions", () -> {
                 Map<String, NewPartitions> more = new HashMap<>();

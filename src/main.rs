@@ -109,6 +109,14 @@ enum ClusterCommand {
         #[command(flatten)]
         connection: admin::Connection,
     },
+    /// Partition moves: move TOPIC -p PARTITION:BROKER,..., move-status [TOPIC],
+    /// move-cancel TOPIC [-p PARTITION].
+    Partitions {
+        #[command(subcommand)]
+        command: admin::partitions::PartitionsCommand,
+        #[command(flatten)]
+        connection: admin::Connection,
+    },
 }
 
 fn main() -> ExitCode {
@@ -181,6 +189,10 @@ fn main() -> ExitCode {
             command,
             connection,
         }) => admin::quotas::quotas(&command, &connection),
+        Command::Cluster(ClusterCommand::Partitions {
+            command,
+            connection,
+        }) => admin::partitions::partitions(&command, &connection),
         Command::Top(args) => top::top(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -1,4 +1,4 @@
-//! `spindle topic|group|cluster info|config|quotas`: an admin CLI in the style of Redpanda's `rpk`, noun
+//! `spindle topic|group|cluster info|config|quotas|partitions`: an admin CLI in the style of Redpanda's `rpk`, noun
 //! then verb, talking the Kafka protocol to any Kafka-compatible broker (`--brokers`,
 //! default 127.0.0.1:9092). Human tables by default, `--format json` for scripts. A bad
 //! argument gets one line and exit 2; an unreachable broker or a refused change exits 1.
@@ -9,6 +9,7 @@ mod client;
 pub mod cluster;
 pub mod group;
 mod member;
+pub mod partitions;
 pub mod quotas;
 mod records;
 pub mod topic;

@@ -3,7 +3,7 @@
 //! replicas copy the leader, the old ones go once the new ones are in sync (their data
 //! deleted), leadership moves to the first replica asked for, and nothing acknowledged is
 //! lost, even when the log no longer starts at 0. A move that cannot finish is listed as
-//! under way and can be cancelled.
+//! under way and can be cancelled. The admin CLI's `cluster partitions` verbs do the same.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 
 use crate::cluster::{Cluster, metadata, produce_values, read_all, wait_for};
-use crate::common::{Broker, RawClient, temp_dir, topic_name};
+use crate::common::{Broker, RawClient, spindle_cli, spindle_cli_ok, temp_dir, topic_name};
 use crate::delete_records::delete_before;
 
 const TOPIC: &str = "moving";
@@ -155,7 +155,26 @@ fn a_partition_moves_to_other_nodes_while_serving_and_a_stuck_move_can_be_cancel
         (replicas, adding, removing),
         (vec![0, 1000, 2000], vec![2000], vec![])
     );
-    assert_eq!(reassign(&address(1), None), 0, "cancelled");
+    // The admin CLI shows it and cancels it.
+    let (code, status, _) = spindle_cli(
+        &address(0),
+        &[
+            "cluster",
+            "partitions",
+            "move-status",
+            TOPIC,
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(&status).expect("json");
+    assert_eq!(status[0]["partition"], 0, "{status}");
+    assert_eq!(status[0]["adding"], serde_json::json!([2000]), "{status}");
+    spindle_cli_ok(
+        &address(1),
+        &["cluster", "partitions", "move-cancel", TOPIC],
+    );
     assert!(under_way(&address(0)).is_empty());
     assert_eq!(
         placement(&address(0)),
@@ -170,7 +189,22 @@ fn a_partition_moves_to_other_nodes_while_serving_and_a_stuck_move_can_be_cancel
 
     // Off node 0 and onto node 2, led by node 2: the new replica copies from the log
     // start, then the old one goes with its data.
-    assert_eq!(reassign(&address(1), Some(vec![2000, 1000])), 0);
+    let (code, _, stderr) = spindle_cli(
+        &address(1),
+        &[
+            "cluster",
+            "partitions",
+            "move",
+            TOPIC,
+            "-p",
+            "0:two-thousand",
+        ],
+    );
+    assert_eq!(code, 2, "a bad argument: {stderr}");
+    spindle_cli_ok(
+        &address(1),
+        &["cluster", "partitions", "move", TOPIC, "-p", "0:2000,1000"],
+    );
     wait_for("the move done", || {
         (under_way(&address(0)).is_empty()
             && placement(&address(0))? == (2000, vec![2000, 1000], vec![1000, 2000]))

@@ -5,15 +5,19 @@
 # (min.insync.replicas 2), at 100 B and 1 KiB; then the end-to-end latency of
 # `spindle-bench e2e --engine rdkafka` at a fixed rate on each. Cases alternate RF 1 and
 # RF 3 (ABBA over rounds), each on a fresh cluster. Writes perf/results/<label>.md.
+# With --broker NAME=PATH (twice or more), it compares those spindle binaries instead,
+# each at RF 3 acks=all, alternating binaries case by case in the same way.
 #
 #   perf/cluster-replication.sh --label NAME [--rounds 2] [--e2e-rate 20000]
+#                               [--broker NAME=PATH --broker NAME=PATH]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command_line="perf/cluster-replication.sh $*"
-rounds=2 label="" e2e_rate=20000
+rounds=2 label="" e2e_rate=20000 binaries=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
+    --broker) binaries+=("$2"); shift 2 ;;
     --label) label=$2; shift 2 ;;
     --e2e-rate) e2e_rate=$2; shift 2 ;;
     *) echo "cluster-replication.sh: unknown argument $1" >&2; exit 2 ;;
@@ -24,6 +28,9 @@ commit="$(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommit
 tool=$(perf/peers/rdkafka-performance.sh)
 cargo build --release --workspace --quiet
 spindle=target/release/spindle bench=target/release/spindle-bench
+for binary in "${binaries[@]}"; do
+  [[ $binary == *=* && -x ${binary#*=} ]] || { echo "cluster-replication.sh: --broker $binary: expected NAME=PATH to a spindle binary" >&2; exit 2; }
+done
 root=target/perf-cluster
 pids=()
 
@@ -76,12 +83,20 @@ e2e() { # topic acks
     tail -1 | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); l=d["latency_us"]; print(l["p50"], l["p99"], l["p999"], round(d["messages_per_sec"]))'
 }
 results=$(mktemp)
-cases=("rf1-acks1|1 1" "rf3-acksall|3 -1")
+cases=("rf1-acks1|1 1|$spindle" "rf3-acksall|3 -1|$spindle")
+if ((${#binaries[@]} > 0)); then
+  cases=()
+  for binary in "${binaries[@]}"; do cases+=("${binary%%=*}-rf3-acksall|3 -1|${binary#*=}"); done
+fi
 for ((round = 1; round <= rounds; round++)); do
   order=("${cases[@]}")
-  ((round % 2 == 0)) && order=("${cases[1]}" "${cases[0]}")
+  if ((round % 2 == 0)); then
+    order=()
+    for ((i = ${#cases[@]} - 1; i >= 0; i--)); do order+=("${cases[$i]}"); done
+  fi
   for case in "${order[@]}"; do
-    name=${case%%|*}; read -r replicas acks <<< "${case#*|}"
+    IFS='|' read -r name settings spindle <<< "$case"
+    read -r replicas acks <<< "$settings"
     for size_count in "100 2000000" "1024 500000"; do
       read -r size count <<< "$size_count"
       start_cluster
@@ -107,7 +122,7 @@ rows = defaultdict(list)
 for line in open(results):
     name, _round, figures = line.rstrip("\n").split("\t")
     rows[name].append(figures.split() if figures else None)
-lines = [f"# Replication's cost: 3 nodes on this machine, RF 1 acks=1 against RF 3 acks=all\n",
+lines = [f"# Replication on 3 nodes of this machine: {', '.join(dict.fromkeys(n.split()[-2] if n.startswith('produce') else n.split()[-1] for n in rows))}\n",
          f"Command: `{command}`\n", f"- commit: {commit}; 3 nodes x 1 core, 6 partitions, "
          "rdkafka_performance -X linger.ms=5; e2e: spindle-bench e2e --engine rdkafka, 100 B, "
          f"{rate} msg/s\n",

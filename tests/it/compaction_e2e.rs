@@ -147,6 +147,19 @@ fn a_compacted_topic_keeps_the_latest_value_of_each_key() {
         other => panic!("a keyless record was answered {other:?}"),
     }
 
+    // An idempotent producer writes key-0 once, first: every record of its only batch
+    // goes, and the cleaner keeps the batch empty (its sequence), which the consumer
+    // below reads past.
+    let idempotent: BaseProducer<LastAnswer> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", "10000")
+        .create_with_context(LastAnswer::default())
+        .expect("idempotent producer");
+    send(&idempotent, Some("key-0"), Some("from the idempotent producer")).expect("sent");
+    drop(idempotent);
+
     // Twenty rounds over fifty keys, tombstones for the first ten, then records with keys
     // of their own that push all of that into sealed segments.
     let padding = "x".repeat(200);
@@ -164,8 +177,9 @@ fn a_compacted_topic_keeps_the_latest_value_of_each_key() {
     }
 
     // The cleaner runs by itself; its counters say when it has removed all it will: the
-    // 20 values of each deleted key and its tombstone, and 19 values of each other key.
-    let removable = 10.0 * 21.0 + 40.0 * 19.0;
+    // idempotent producer's record, the 20 values of each deleted key and its tombstone,
+    // and 19 values of each other key.
+    let removable = 1.0 + 10.0 * 21.0 + 40.0 * 19.0;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let body = scrape(&broker.metrics);
@@ -211,11 +225,26 @@ fn a_compacted_topic_keeps_the_latest_value_of_each_key() {
         "offsets only grow"
     );
     // The offsets are the ones produced: the last filler is still at the end.
-    assert_eq!(records.last().map(|r| r.0), Some(20 * 50 + 10 + 200 - 1));
+    assert_eq!(records.last().map(|r| r.0), Some(1 + 20 * 50 + 10 + 200 - 1));
 
     // A restart serves the same compacted log.
     let data_dir = broker.data_dir.clone();
     broker.stop();
+    // The idempotent producer's batch is still there, at offset 0, without its record.
+    let dump = std::process::Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["dump-log", "--batches", "--dir"])
+        .arg(data_dir.join(format!("{TOPIC}-0")))
+        .output()
+        .expect("dump-log runs");
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    let first = dump
+        .lines()
+        .find(|line| line.contains("position "))
+        .expect("a batch");
+    assert!(
+        first.contains("offsets 0..0 records 0 ") && !first.contains("producer_id -1"),
+        "{first}"
+    );
     let broker = Broker::start(&data_dir, &["--cores", "1"]);
     assert_eq!(read_all(&broker.core_address(0)), records);
     broker.stop();

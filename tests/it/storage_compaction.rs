@@ -416,3 +416,102 @@ fn a_crash_at_any_point_of_a_pass_leaves_the_old_segment_or_the_new_one() {
         assert!(crashes >= 10, "the pass was crashed at {crashes} points");
     });
 }
+
+/// `batch` as an idempotent producer's: producer id, epoch 0 and base sequence set (they
+/// are under the CRC, so it is recomputed).
+fn from_producer(mut batch: Vec<u8>, producer_id: i64, base_sequence: i32) -> Vec<u8> {
+    batch[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    batch[51..53].copy_from_slice(&0i16.to_be_bytes());
+    batch[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = spindle_protocol::record_batch::compute_crc(&batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+/// Every batch the log serves, as headers.
+async fn batch_headers<S: Storage>(
+    log: &PartitionLog<S>,
+) -> Vec<spindle_protocol::RecordBatchHeader> {
+    let mut out: Vec<spindle_protocol::RecordBatchHeader> = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.high_watermark() {
+        let batches = log.read(offset, 64 << 10).await.expect("read");
+        for batch in &batches {
+            let header = spindle_protocol::RecordBatchHeader::decode(batch).expect("a batch");
+            if header.base_offset >= offset {
+                offset = header.next_offset();
+                out.push(header);
+            }
+        }
+    }
+    out
+}
+
+/// Kafka's cleaner keeps each idempotent producer's last batch, emptied of its records if
+/// they all go, so the producer's sequence is still in the log (a restart rebuilds its
+/// state from it); a batch that is no longer a producer's last goes as any other.
+#[test]
+fn a_producers_last_batch_stays_emptied_so_its_sequence_survives() {
+    let temp = temp_dir("storage-compaction-producer");
+    run_local(temp.path(), async move {
+        let storage = SimStorage::new(8, 4096);
+        let dir = PathBuf::from("/data/compact-producer");
+        let log = PartitionLog::open(storage.clone(), &dir, compacted_config())
+            .await
+            .expect("open");
+        let value = "x".repeat(200);
+        let keyed =
+            |key: &str| build_batch_of(&[(T0, Some(key.as_bytes()), Some(value.as_bytes()))]);
+        // Producer 7 writes key "a" once (sequence 4); producer 8 overwrites it many times.
+        let seven = log
+            .append(BytesMut::from(&from_producer(keyed("a"), 7, 4)[..]))
+            .await
+            .expect("append")
+            .base_offset;
+        for sequence in 0..200 {
+            log.append(BytesMut::from(&from_producer(keyed("a"), 8, sequence)[..]))
+                .await
+                .expect("append");
+        }
+        log.flush().await.expect("flush");
+        log.compact(T0).await.expect("compact");
+        let headers = batch_headers(&log).await;
+        let kept_seven: Vec<_> = headers.iter().filter(|h| h.producer_id == 7).collect();
+        assert_eq!(kept_seven.len(), 1, "producer 7's batch kept");
+        assert_eq!(kept_seven[0].base_offset, seven);
+        assert_eq!(
+            kept_seven[0].records_count, 0,
+            "emptied of its overwritten record"
+        );
+        assert_eq!(kept_seven[0].base_sequence, 4, "its sequence kept");
+        assert_eq!(kept_seven[0].compression(), 0);
+        // Producer 8's earlier batches went: only those of the segments not cleaned stay.
+        let eights = headers.iter().filter(|h| h.producer_id == 8).count();
+        assert!(eights < 200, "{eights} of producer 8's batches left");
+
+        // Producer 7 writes again, later: its emptied batch is no longer its last, and goes.
+        log.append(BytesMut::from(&from_producer(keyed("b"), 7, 5)[..]))
+            .await
+            .expect("append");
+        for sequence in 200..400 {
+            log.append(BytesMut::from(&from_producer(keyed("a"), 8, sequence)[..]))
+                .await
+                .expect("append");
+        }
+        log.flush().await.expect("flush");
+        log.compact(T0).await.expect("compact");
+        let headers = batch_headers(&log).await;
+        let sevens: Vec<(i64, i32, i32)> = headers
+            .iter()
+            .filter(|h| h.producer_id == 7)
+            .map(|h| (h.base_offset, h.base_sequence, h.records_count))
+            .collect();
+        assert_eq!(sevens.len(), 1, "{sevens:?}");
+        assert_eq!(
+            (sevens[0].1, sevens[0].2),
+            (5, 1),
+            "its last batch, with key b"
+        );
+        log.close().await.expect("close");
+    });
+}

@@ -12,8 +12,8 @@
 
 use crate::compression::{DECOMPRESSED_RECORDS_BYTES_MAX, compress_records, decompress_records};
 use crate::record_batch::{
-    BatchError, RECORD_BATCH_HEADER_BYTES, RECORDS_COUNT_POS, RecordBatchHeader, read_varlong,
-    seal_batch,
+    ATTRIBUTES_POS, BatchError, RECORD_BATCH_HEADER_BYTES, RECORDS_COUNT_POS, RecordBatchHeader,
+    read_varlong, seal_batch,
 };
 
 /// One record as the cleaner sees it.
@@ -104,6 +104,24 @@ pub fn retain_records(
     seal_batch(&mut out);
     Ok(Retained::Some(out))
 }
+
+/// `batch` without any record: its header alone, offsets, timestamps, producer id, epoch
+/// and base sequence kept, uncompressed (there is nothing to decompress). What the cleaner
+/// keeps of an idempotent producer's last batch when every record of it goes, so the
+/// producer's sequence survives in the log for its next write (Kafka's cleaner keeps it
+/// so). Kafka's clients skip an empty batch and go on at the offset after it.
+pub fn empty_batch(batch: &[u8]) -> Result<Vec<u8>, String> {
+    let header = RecordBatchHeader::decode(batch).map_err(|e| e.to_string())?;
+    let mut out = batch[..RECORD_BATCH_HEADER_BYTES].to_vec();
+    let attributes = header.attributes & !COMPRESSION_BITS;
+    out[ATTRIBUTES_POS..ATTRIBUTES_POS + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[RECORDS_COUNT_POS..RECORDS_COUNT_POS + 4].copy_from_slice(&0i32.to_be_bytes());
+    seal_batch(&mut out);
+    Ok(out)
+}
+
+/// The attribute bits naming the codec.
+const COMPRESSION_BITS: i16 = 0x07;
 
 /// The header and the uncompressed records section of `batch`.
 fn plain_records(batch: &[u8]) -> Result<(RecordBatchHeader, Vec<u8>), String> {

@@ -35,7 +35,9 @@ use super::state::{Inner, LogState};
 use crate::storage::error::Result;
 use crate::storage::{PartitionLog, SegmentFile, Storage, StorageError};
 use spindle_protocol::RecordBatchHeader;
-use spindle_protocol::compaction::{KeyedRecord, Retained, for_each_keyed_record, retain_records};
+use spindle_protocol::compaction::{
+    KeyedRecord, Retained, empty_batch, for_each_keyed_record, retain_records,
+};
 
 /// A cleaned segment's copy while it is written (uncommitted).
 pub const CLEANED_SUFFIX: &str = ".log.cleaned";
@@ -151,6 +153,9 @@ impl<S: Storage> PartitionLog<S> {
         };
         let entries_max = (config.cleaner_dedupe_bytes / MAP_ENTRY_BYTES).max(1);
         let mut map: HashMap<u128, i64> = HashMap::new();
+        // Each idempotent producer's last batch here, by its last offset: kept (empty if
+        // need be) so its sequence survives. Counted against the same budget as the keys.
+        let mut last_batches: HashMap<i64, i64> = HashMap::new();
         let mut covered = 0;
         'segments: for candidate in &candidates {
             let mut full = false;
@@ -169,10 +174,22 @@ impl<S: Storage> PartitionLog<S> {
                         if header.is_control() {
                             return step < STEP_BYTES;
                         }
+                        if header.producer_id >= 0 {
+                            if map.len() + last_batches.len() < entries_max
+                                || last_batches.contains_key(&header.producer_id)
+                            {
+                                last_batches.insert(header.producer_id, header.last_offset());
+                            } else {
+                                full = true;
+                                return false;
+                            }
+                        }
                         let mapped = for_each_keyed_record(&bytes, |record| {
                             let Some(key) = record.key else { return };
                             let hash = key_hash(key);
-                            if map.len() < entries_max || map.contains_key(&hash) {
+                            if map.len() + last_batches.len() < entries_max
+                                || map.contains_key(&hash)
+                            {
                                 map.insert(hash, record.offset);
                             } else {
                                 full = true;
@@ -222,7 +239,12 @@ impl<S: Storage> PartitionLog<S> {
                         && !(record.is_tombstone && drop_tombstones)
                 }
             };
-            let outcome = clean_segment(inner, candidate, keep, &mut stats).await?;
+            let last_of_producer = |header: &RecordBatchHeader| {
+                header.producer_id >= 0
+                    && last_batches.get(&header.producer_id) == Some(&header.last_offset())
+            };
+            let outcome =
+                clean_segment(inner, candidate, keep, last_of_producer, &mut stats).await?;
             stats.segments_cleaned += 1;
             inner.cleaned_below.set(candidate.next_offset);
             if outcome == Outcome::Removed {
@@ -273,6 +295,7 @@ async fn clean_segment<S: Storage>(
     inner: &Inner<S>,
     candidate: &Candidate<S::File>,
     mut keep: impl FnMut(&KeyedRecord<'_>) -> bool,
+    last_of_producer: impl Fn(&RecordBatchHeader) -> bool,
     stats: &mut CompactionStats,
 ) -> Result<Outcome> {
     let config = inner.config();
@@ -296,6 +319,13 @@ async fn clean_segment<S: Storage>(
                 step += bytes.len();
                 let retained = if header.is_control() {
                     Ok(Retained::All)
+                } else if header.records_count == 0 {
+                    // A producer's emptied last batch stays only while it is its last.
+                    if last_of_producer(header) {
+                        Ok(Retained::All)
+                    } else {
+                        Ok(Retained::Nothing)
+                    }
                 } else {
                     let before = header.records_count;
                     let retained = retain_records(&bytes, &mut keep);
@@ -306,7 +336,13 @@ async fn clean_segment<S: Storage>(
                     } else if let Ok(Retained::Nothing) = &retained {
                         stats.records_removed += before as u64;
                     }
-                    retained
+                    match retained {
+                        // A producer's last batch stays, emptied of its records.
+                        Ok(Retained::Nothing) if last_of_producer(header) => {
+                            empty_batch(&bytes).map(Retained::Some)
+                        }
+                        other => other,
+                    }
                 };
                 let kept: Option<&[u8]> = match &retained {
                     Ok(Retained::All) => Some(&bytes),

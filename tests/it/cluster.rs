@@ -133,6 +133,40 @@ pub(crate) fn leaders(address: &str, topic: &str) -> BTreeMap<i32, i32> {
         .collect()
 }
 
+/// Creates `topic` through `bootstrap` with a partition per entry of `assignment` (its
+/// replicas' broker ids, the preferred leader first) and `configs`, and waits for it.
+pub(crate) fn create_assigned_topic(
+    bootstrap: &str,
+    topic: &str,
+    assignment: &[&[i32]],
+    configs: &[(&str, &str)],
+) {
+    let mut new_topic = NewTopic::new(topic, 1, TopicReplication::Variable(assignment));
+    for (key, value) in configs {
+        new_topic = new_topic.set(key, value);
+    }
+    let created = futures_lite::future::block_on(admin(bootstrap).create_topics(
+        &[new_topic],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ))
+    .expect("create topics");
+    assert!(created[0].is_ok(), "{created:?}");
+}
+
+/// Partition `partition` of `topic` as `address`'s Metadata reports it.
+pub(crate) fn partition_metadata(
+    address: &str,
+    topic: &str,
+    partition: i32,
+) -> Option<kafka_protocol::messages::metadata_response::MetadataResponsePartition> {
+    metadata(address)
+        .topics
+        .into_iter()
+        .filter(|t| t.name.as_ref().is_some_and(|name| name.as_str() == topic))
+        .flat_map(|t| t.partitions)
+        .find(|p| p.partition_index == partition)
+}
+
 /// Sends `values` to partition 0 of `topic` with `acks`, and waits for every answer.
 pub(crate) fn produce_values(bootstrap: &str, topic: &str, acks: &str, values: &[&str]) {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()

@@ -157,7 +157,12 @@ fn a_compacted_topic_keeps_the_latest_value_of_each_key() {
         .set("message.timeout.ms", "10000")
         .create_with_context(LastAnswer::default())
         .expect("idempotent producer");
-    send(&idempotent, Some("key-0"), Some("from the idempotent producer")).expect("sent");
+    send(
+        &idempotent,
+        Some("key-0"),
+        Some("from the idempotent producer"),
+    )
+    .expect("sent");
     drop(idempotent);
 
     // Twenty rounds over fifty keys, tombstones for the first ten, then records with keys
@@ -225,7 +230,10 @@ fn a_compacted_topic_keeps_the_latest_value_of_each_key() {
         "offsets only grow"
     );
     // The offsets are the ones produced: the last filler is still at the end.
-    assert_eq!(records.last().map(|r| r.0), Some(1 + 20 * 50 + 10 + 200 - 1));
+    assert_eq!(
+        records.last().map(|r| r.0),
+        Some(1 + 20 * 50 + 10 + 200 - 1)
+    );
 
     // A restart serves the same compacted log.
     let data_dir = broker.data_dir.clone();

@@ -125,11 +125,7 @@ fn delete_records_moves_the_log_start_for_every_reader() {
 /// has not; it answers once that follower is back.
 #[test]
 fn delete_records_waits_for_the_followers_log_start() {
-    use crate::cluster::{Cluster, metadata, produce_values, wait_for};
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    use rdkafka::config::ClientConfig;
-    use std::time::Duration;
+    use crate::cluster::{Cluster, create_assigned_topic, metadata, produce_values, wait_for};
 
     const TOPIC: &str = "trimmed";
     let root = temp_dir("delete-records-replicated");
@@ -141,21 +137,7 @@ fn delete_records_waits_for_the_followers_log_start() {
     wait_for("all registered", || {
         (metadata(&address(0)).brokers.len() == 3).then_some(())
     });
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", address(0))
-        .create()
-        .expect("admin");
-    let created = futures_lite::future::block_on(admin.create_topics(
-        &[NewTopic::new(
-            TOPIC,
-            1,
-            TopicReplication::Variable(&[&[0, 1000, 2000]]),
-        )],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-    ))
-    .expect("create topics");
-    assert!(created[0].is_ok(), "{created:?}");
-    drop(admin);
+    create_assigned_topic(&address(0), TOPIC, &[&[0, 1000, 2000]], &[]);
     let all = format!("{},{},{}", address(0), address(1), address(2));
     let values: Vec<String> = (0..30).map(|i| format!("record-{i}")).collect();
     let values: Vec<&str> = values.iter().map(String::as_str).collect();

@@ -6,7 +6,6 @@
 //! under way and can be cancelled. The admin CLI's `cluster partitions` verbs do the same.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
@@ -15,11 +14,11 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse,
 };
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 
-use crate::cluster::{Cluster, metadata, produce_values, read_all, wait_for};
+use crate::cluster::{
+    Cluster, create_assigned_topic, metadata, partition_metadata, produce_values, read_all,
+    wait_for,
+};
 use crate::common::{Broker, RawClient, spindle_cli, spindle_cli_ok, temp_dir, topic_name};
 use crate::delete_records::delete_before;
 
@@ -87,18 +86,12 @@ fn under_way(address: &str) -> BTreeMap<i32, Move> {
 
 /// `(leader, replicas, in-sync replicas)` of partition 0 as `address` reports it.
 fn placement(address: &str) -> Option<(i32, Vec<i32>, Vec<i32>)> {
-    metadata(address)
-        .topics
-        .iter()
-        .filter(|t| t.name.as_ref().is_some_and(|name| name.as_str() == TOPIC))
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == 0)
-        .map(|p| {
-            let ids = |brokers: &[BrokerId]| brokers.iter().map(|b| b.0).collect::<Vec<i32>>();
-            let mut isr = ids(&p.isr_nodes);
-            isr.sort();
-            (p.leader_id.0, ids(&p.replica_nodes), isr)
-        })
+    partition_metadata(address, TOPIC, 0).map(|p| {
+        let ids = |brokers: &[BrokerId]| brokers.iter().map(|b| b.0).collect::<Vec<i32>>();
+        let mut isr = ids(&p.isr_nodes);
+        isr.sort();
+        (p.leader_id.0, ids(&p.replica_nodes), isr)
+    })
 }
 
 #[test]
@@ -113,23 +106,13 @@ fn a_partition_moves_to_other_nodes_while_serving_and_a_stuck_move_can_be_cancel
     wait_for("all registered", || {
         (metadata(&address(0)).brokers.len() == 3).then_some(())
     });
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", address(0))
-        .create()
-        .expect("admin");
-    let created = futures_lite::future::block_on(
-        admin.create_topics(
-            // Small segments, so DeleteRecords below removes whole ones.
-            &[
-                NewTopic::new(TOPIC, 1, TopicReplication::Variable(&[&[0, 1000]]))
-                    .set("segment.bytes", "4096"),
-            ],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        ),
-    )
-    .expect("create topics");
-    assert!(created[0].is_ok(), "{created:?}");
-    drop(admin);
+    // Small segments, so DeleteRecords below removes whole ones.
+    create_assigned_topic(
+        &address(0),
+        TOPIC,
+        &[&[0, 1000]],
+        &[("segment.bytes", "4096")],
+    );
     let all = format!("{},{},{}", address(0), address(1), address(2));
     // 20 batches of 10 records of 400 bytes: about a segment each.
     let padding = "x".repeat(390);

@@ -6,29 +6,22 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-
-use crate::cluster::{Cluster, elect_leaders, metadata, produce_values, read_all, wait_for};
+use crate::cluster::{
+    Cluster, create_assigned_topic, elect_leaders, metadata, partition_metadata, produce_values,
+    read_all, wait_for,
+};
 use crate::common::{Broker, temp_dir};
 
 const TOPIC: &str = "unclean";
 
 /// `(leader, in-sync replicas)` of partition 0 as `address` reports it.
 fn leader_and_isr(address: &str) -> Option<(i32, Vec<i32>)> {
-    metadata(address)
-        .topics
-        .iter()
-        .filter(|t| t.name.as_ref().is_some_and(|name| name.as_str() == TOPIC))
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == 0)
-        .map(|p| {
-            (
-                p.leader_id.0,
-                p.isr_nodes.iter().map(|broker| broker.0).collect(),
-            )
-        })
+    partition_metadata(address, TOPIC, 0).map(|p| {
+        (
+            p.leader_id.0,
+            p.isr_nodes.iter().map(|broker| broker.0).collect(),
+        )
+    })
 }
 
 fn produce(bootstrap: &str, acks: &str, values: &[&str]) {
@@ -55,21 +48,7 @@ fn an_unclean_election_brings_a_partition_without_in_sync_replicas_back() {
         (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
     });
     // Led by node 1, followed by node 2; node 0 holds no replica and keeps the quorum.
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", address(&nodes, 0))
-        .create()
-        .expect("admin");
-    let created = futures_lite::future::block_on(admin.create_topics(
-        &[NewTopic::new(
-            TOPIC,
-            1,
-            TopicReplication::Variable(&[&[1000, 2000]]),
-        )],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-    ))
-    .expect("create topics");
-    assert!(created[0].is_ok(), "{created:?}");
-    drop(admin);
+    create_assigned_topic(&address(&nodes, 0), TOPIC, &[&[1000, 2000]], &[]);
     wait_for("both replicas in sync", || {
         (leader_and_isr(&address(&nodes, 0))? == (1000, vec![1000, 2000])).then_some(())
     });

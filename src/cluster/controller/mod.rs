@@ -216,40 +216,22 @@ pub fn apply_request(
                 });
             }
         }
-        ControllerRequest::ElectPreferredLeaders { partitions } => {
+        ControllerRequest::ElectPreferredLeaders { partitions }
+        | ControllerRequest::ElectUncleanLeaders { partitions } => {
+            let unclean = matches!(request, ControllerRequest::ElectUncleanLeaders { .. });
+            let live = |broker: u32| limits.is_broker(broker as i32);
             for (name, indexes) in partitions {
+                let wanted = |partition| indexes.contains(&partition);
                 let result = match next.get(name) {
                     None => error(ErrorCode::UnknownTopicOrPartition, "no such topic"),
-                    Some(_) => {
-                        let one = BTreeMap::from([(name.clone(), next[name].clone())]);
-                        let elected = elect_preferred_leaders_of(
-                            &one,
-                            |broker| limits.is_broker(broker as i32),
-                            |partition| indexes.contains(&partition),
-                        );
+                    Some(topic) if unclean => {
+                        Ok(elect_leaders_of_leaderless(topic, live, wanted, true))
+                    }
+                    Some(topic) => {
+                        let one = BTreeMap::from([(name.clone(), topic.clone())]);
+                        let elected = elect_preferred_leaders_of(&one, live, wanted);
                         Ok(elected.get(name).cloned())
                     }
-                };
-                if let Ok(Some(elected)) = &result {
-                    next.insert(name.clone(), elected.clone());
-                    changed = true;
-                }
-                outcomes.push(TopicOutcome {
-                    name: name.clone(),
-                    result,
-                });
-            }
-        }
-        ControllerRequest::ElectUncleanLeaders { partitions } => {
-            for (name, indexes) in partitions {
-                let result = match next.get(name) {
-                    None => error(ErrorCode::UnknownTopicOrPartition, "no such topic"),
-                    Some(topic) => Ok(elect_leaders_of_leaderless(
-                        topic,
-                        |broker| limits.is_broker(broker as i32),
-                        |partition| indexes.contains(&partition),
-                        true,
-                    )),
                 };
                 if let Ok(Some(elected)) = &result {
                     next.insert(name.clone(), elected.clone());

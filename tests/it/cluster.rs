@@ -596,3 +596,62 @@ fn a_paused_node_is_fenced_and_unfenced_when_it_resumes() {
     });
     assert_eq!(live_view(&address(1), TOPIC).0.len(), 3);
 }
+
+/// A topic change sent through a node while the metadata quorum's leader is paused is
+/// answered within seconds, created or NOT_CONTROLLER (which clients retry), never left
+/// waiting for the controller's 15 s timeout (a proposal forwarded to the paused leader is
+/// lost with it). Each node is paused in turn, so one of the pauses hits the leader.
+#[test]
+fn a_topic_change_during_a_quorum_leader_pause_is_answered_promptly() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+    let root = temp_dir("cluster-leader-pause");
+    let mut cluster = Cluster::new(root.path(), 3);
+    // Paused nodes stay registered: only the quorum's leadership moves.
+    cluster.session_timeout_ms = Some(60_000);
+    let nodes = cluster.start_all();
+    let address = |node: usize| nodes[node].bootstrap.clone();
+    wait_for("all registered", || {
+        (metadata(&address(0)).brokers.len() == 3).then_some(())
+    });
+    let create = |via: usize, name: &str| -> i16 {
+        let response: CreateTopicsResponse = RawClient::connect(&address(via)).call(
+            ApiKey::CreateTopics,
+            5,
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(30_000)
+                .with_topics(vec![
+                    CreatableTopic::default()
+                        .with_name(crate::common::topic_name(name))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1),
+                ]),
+        );
+        response.topics[0].error_code
+    };
+    for (paused, node) in nodes.iter().enumerate() {
+        let via = (paused + 1) % 3;
+        node.signal(libc::SIGSTOP);
+        let started = Instant::now();
+        let name = format!("during-pause-{paused}");
+        let code = create(via, &name);
+        let took = started.elapsed();
+        eprintln!(
+            "node {paused} paused: CreateTopics through node {via} answered {code} in {took:?}"
+        );
+        assert!(code == 0 || code == 41, "created or NOT_CONTROLLER: {code}");
+        assert!(took < Duration::from_secs(8), "answered after {took:?}");
+        node.signal(libc::SIGCONT);
+        // Asked again, as a client does, it is created (or found created).
+        if code == 41 {
+            wait_for("created on a retry", || {
+                matches!(create(via, &name), 0 | 36).then_some(())
+            });
+        }
+        wait_for("the topic everywhere", || {
+            (0..3)
+                .all(|node| leaders(&address(node), &name).len() == 1)
+                .then_some(())
+        });
+    }
+}

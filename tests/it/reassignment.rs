@@ -26,7 +26,8 @@ const TOPIC: &str = "moving";
 
 /// Moves (or, with `None`, cancels the move of) partition 0: its error code. Asked again
 /// after REQUEST_TIMED_OUT or NOT_CONTROLLER, as an admin client does: a change proposed
-/// to a metadata quorum whose leader was just paused is lost with it.
+/// to a metadata quorum whose leader was just paused is answered NOT_CONTROLLER once
+/// another leader is elected.
 fn reassign(address: &str, replicas: Option<Vec<i32>>) -> i16 {
     for _ in 0..3 {
         let code = reassign_once(address, replicas.clone());
@@ -98,8 +99,7 @@ fn placement(address: &str) -> Option<(i32, Vec<i32>, Vec<i32>)> {
 fn a_partition_moves_to_other_nodes_while_serving_and_a_stuck_move_can_be_cancelled() {
     let root = temp_dir("reassignment");
     let mut cluster = Cluster::new(root.path(), 3);
-    // Node 2 is paused below and must stay registered meanwhile, even through a lost
-    // proposal's timeout (15 s) if it led the metadata quorum.
+    // Node 2 is paused below and must stay registered meanwhile.
     cluster.session_timeout_ms = Some(40_000);
     let nodes: Vec<Broker> = cluster.start_all();
     let address = |node: usize| nodes[node].bootstrap.clone();

@@ -210,8 +210,8 @@ struct Driver {
     log: QuorumLogFile,
     outbound: Outbound,
     state: MetadataState,
-    /// This node's proposals waiting to apply: request id -> (answer, when proposed).
-    pending: HashMap<u64, (Sender<Vec<TopicOutcome>>, Instant)>,
+    /// This node's proposals waiting to apply, by request id.
+    pending: HashMap<u64, Pending>,
     next_request: u64,
     applied: Sender<Applied>,
     local: LocalNode,
@@ -226,6 +226,16 @@ struct Driver {
     /// When this node, as leader, last proposed fencing each node.
     fence_proposed: HashMap<u32, Instant>,
     was_leader: bool,
+}
+
+/// A proposal of this node waiting to apply.
+struct Pending {
+    reply: Sender<Vec<TopicOutcome>>,
+    proposed_at: Instant,
+    /// The quorum's leader when it was proposed (Raft id).
+    leader: u64,
+    /// Its answer should that leader change first.
+    if_leader_changes: Vec<TopicOutcome>,
 }
 
 /// What one round of applying produced.
@@ -309,7 +319,20 @@ impl Driver {
         match self.node.propose(vec![], envelope.encode()) {
             Ok(()) => {
                 if let Some(reply) = reply {
-                    self.pending.insert(request_id, (reply, Instant::now()));
+                    let if_leader_changes = refusal(
+                        &command,
+                        ErrorCode::NotController,
+                        "the metadata quorum's leader changed before the change applied; ask again",
+                    );
+                    self.pending.insert(
+                        request_id,
+                        Pending {
+                            reply,
+                            proposed_at: Instant::now(),
+                            leader: self.node.raft.leader_id,
+                            if_leader_changes,
+                        },
+                    );
                 }
             }
             Err(e) => refuse(
@@ -344,7 +367,31 @@ impl Driver {
             self.propose(command, None);
         }
         self.pending
-            .retain(|_, (_, proposed)| proposed.elapsed() < PENDING_MAX_AGE);
+            .retain(|_, pending| pending.proposed_at.elapsed() < PENDING_MAX_AGE);
+        self.answer_proposals_of_a_lost_leader();
+    }
+
+    /// A proposal sent to a leader that then lost its place (stopped, cut off) may be
+    /// gone with it, and would keep its client waiting for the controller's whole timeout.
+    /// Once another leader is elected, such proposals are answered NOT_CONTROLLER, which
+    /// Kafka's clients retry at once, as they do when a controller fails over. One that
+    /// was in the log after all still applies; a retry then finds it done (a topic that
+    /// exists, a move already under way).
+    fn answer_proposals_of_a_lost_leader(&mut self) {
+        let leader = self.node.raft.leader_id;
+        if leader == INVALID_ID {
+            return;
+        }
+        let lost: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, pending)| pending.leader != leader)
+            .map(|(&request_id, _)| request_id)
+            .collect();
+        for request_id in lost {
+            let pending = self.pending.remove(&request_id).expect("listed");
+            let _ = pending.reply.try_send(pending.if_leader_changes);
+        }
     }
 
     /// The leader fences every registered node it has not heard from within the session
@@ -473,9 +520,9 @@ impl Driver {
             let (changed, outcomes) = self.state.apply(&envelope);
             changes.changed |= changed;
             if envelope.origin == self.node_id
-                && let Some((reply, _)) = self.pending.remove(&envelope.request_id)
+                && let Some(pending) = self.pending.remove(&envelope.request_id)
             {
-                changes.replies.push((reply, outcomes));
+                changes.replies.push((pending.reply, outcomes));
             }
         }
     }

@@ -1,7 +1,8 @@
 //! `spindle cluster info` and `spindle cluster config get|set`: the cluster's id,
-//! controller and brokers (Metadata), and a broker's configs (DescribeConfigs and
-//! IncrementalAlterConfigs on the broker resource; Spindle's are start-time flags and it
-//! refuses a change, Kafka applies its dynamic ones). Main thread.
+//! controller and brokers (Metadata), and the brokers' configs (DescribeConfigs and
+//! IncrementalAlterConfigs on the broker resource: `set` changes the cluster-wide dynamic
+//! configs, as `rpk cluster config set` does, or one broker's with `--broker`; settings
+//! that are not dynamic are refused by the broker). Main thread.
 
 use std::process::ExitCode;
 
@@ -31,10 +32,11 @@ pub enum ConfigCommand {
         #[arg(long)]
         broker: Option<i32>,
     },
-    /// Changes a broker's configs: key=value...
+    /// Changes dynamic broker configs (key=value...): the whole cluster's, or one broker's.
     Set {
         #[arg(required = true, value_parser = key_value)]
         pairs: Vec<(String, String)>,
+        /// Only this broker (default: every broker, Kafka's cluster-wide default).
         #[arg(long)]
         broker: Option<i32>,
     },
@@ -82,7 +84,7 @@ fn config_output(command: &ConfigCommand, brokers: &str) -> Result<Output, Strin
             if result.error_code != 0 {
                 return Err(format!("broker {id}: {}", error_text(result.error_code)));
             }
-            let mut table = Table::new(None, vec!["KEY", "VALUE"]);
+            let mut table = Table::new(None, vec!["KEY", "VALUE", "SOURCE"]);
             let mut json = serde_json::Map::new();
             let mut entries: Vec<_> = result.configs.iter().collect();
             entries.sort_by_key(|c| c.name.to_string());
@@ -91,6 +93,7 @@ fn config_output(command: &ConfigCommand, brokers: &str) -> Result<Output, Strin
                 table.rows.push(vec![
                     entry.name.to_string(),
                     value.clone().unwrap_or_default(),
+                    source_name(entry.config_source).to_string(),
                 ]);
                 json.insert(entry.name.to_string(), json!(value));
             }
@@ -101,14 +104,17 @@ fn config_output(command: &ConfigCommand, brokers: &str) -> Result<Output, Strin
             })
         }
         ConfigCommand::Set { pairs, broker } => {
+            // A broker's own configs go to that broker (Kafka checks the id is its own);
+            // the cluster-wide ones (resource name "") to any.
             let id = broker_id(&mut cluster, *broker)?;
+            let resource_name = broker.map(|id| id.to_string()).unwrap_or_default();
             let response: IncrementalAlterConfigsResponse = cluster.broker(id)?.call(
                 ApiKey::IncrementalAlterConfigs,
                 1,
                 &IncrementalAlterConfigsRequest::default().with_resources(vec![
                     AlterConfigsResource::default()
                         .with_resource_type(RESOURCE_BROKER)
-                        .with_resource_name(StrBytes::from_string(id.to_string()))
+                        .with_resource_name(StrBytes::from_string(resource_name))
                         .with_configs(
                             pairs
                                 .iter()
@@ -133,13 +139,26 @@ fn config_output(command: &ConfigCommand, brokers: &str) -> Result<Output, Strin
             if let Some(message) = &message {
                 text.push_str(&format!(": {message}"));
             }
-            table.rows.push(vec![id.to_string(), text]);
+            let scope = broker.map_or("all".to_string(), |id| id.to_string());
+            table.rows.push(vec![scope.clone(), text]);
             Ok(Output {
-                json: json!([{"broker": id, "error": (code != 0).then(|| error_text(code)), "message": message}]),
+                json: json!([{"broker": scope, "error": (code != 0).then(|| error_text(code)), "message": message}]),
                 sections: vec![table],
                 failed: code != 0,
             })
         }
+    }
+}
+
+/// Kafka's DescribeConfigs `ConfigSource`, as `kafka-configs --describe` names it.
+fn source_name(code: i8) -> &'static str {
+    match code {
+        1 => "topic",
+        2 => "dynamic-broker",
+        3 => "dynamic-cluster-default",
+        4 => "static",
+        5 => "default",
+        _ => "unknown",
     }
 }
 

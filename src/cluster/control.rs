@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::broker_config::BrokerScope;
 use crate::cluster::client_quotas::{ClientQuotas, QuotaAlteration, apply_alterations};
 use crate::cluster::metadata::{ClusterSnapshot, TopicMetadata};
 use spindle_protocol::ErrorCode;
@@ -108,6 +109,14 @@ pub enum ControllerRequest {
         alterations: Vec<QuotaAlteration>,
         validate_only: bool,
     },
+    /// AlterConfigs and IncrementalAlterConfigs on one broker resource: the dynamic
+    /// configs of the whole cluster (`None`) or of one broker. One outcome, named by the
+    /// resource name ("" or the id).
+    AlterBrokerConfigs {
+        scope: BrokerScope,
+        change: TopicConfigChange,
+        validate_only: bool,
+    },
 }
 
 impl ControllerRequest {
@@ -161,6 +170,9 @@ impl ControllerRequest {
                 .iter()
                 .map(|alteration| alteration.entity.describe())
                 .collect(),
+            ControllerRequest::AlterBrokerConfigs { scope, .. } => {
+                vec![scope.map(|id| id.to_string()).unwrap_or_default()]
+            }
         }
     }
 

@@ -11,8 +11,13 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use crate::cluster::broker_config::{
+    BrokerConfigs, broker_log_defaults, decode_broker_config_line, encode_broker_config_line,
+    inherited_source,
+};
 use crate::cluster::client_quotas::{ClientQuotas, decode_quota_line, encode_quota_line};
-use crate::cluster::topic_config::validate_topic_config;
+use crate::cluster::topic_config::{ConfigSource, describe_topic_configs, validate_topic_config};
+use crate::storage::LogConfig;
 
 /// A topic as every core sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +182,8 @@ pub struct ClusterSnapshot {
     /// Client quotas in force (`client_quotas`); empty on most brokers, which is the
     /// only check the data path makes then.
     pub client_quotas: Arc<ClientQuotas>,
+    /// Dynamic broker configs (`broker_config`): log defaults set while the brokers run.
+    pub broker_configs: Arc<BrokerConfigs>,
 }
 
 impl ClusterSnapshot {
@@ -201,6 +208,7 @@ impl ClusterSnapshot {
             nodes: Arc::default(),
             fenced: Arc::default(),
             client_quotas: Arc::default(),
+            broker_configs: Arc::default(),
         }
     }
 
@@ -235,12 +243,43 @@ impl ClusterSnapshot {
         .with_nodes(self.local_node, self.nodes.clone())
         .with_fenced(self.fenced.clone())
         .with_client_quotas(self.client_quotas.clone())
+        .with_broker_configs(self.broker_configs.clone())
     }
 
     /// This snapshot with `client_quotas` in force.
     pub fn with_client_quotas(mut self, client_quotas: Arc<ClientQuotas>) -> ClusterSnapshot {
         self.client_quotas = client_quotas;
         self
+    }
+
+    /// This snapshot with these dynamic broker configs in force.
+    pub fn with_broker_configs(mut self, broker_configs: Arc<BrokerConfigs>) -> ClusterSnapshot {
+        self.broker_configs = broker_configs;
+        self
+    }
+
+    /// The log defaults in force on `broker`: the start-time flags `static_defaults` under
+    /// the dynamic broker configs.
+    pub fn log_defaults(&self, static_defaults: &LogConfig, broker: u32) -> LogConfig {
+        if self.broker_configs.is_empty() {
+            return static_defaults.clone();
+        }
+        broker_log_defaults(static_defaults, &self.broker_configs, broker)
+    }
+
+    /// Every topic config of `topic` in force on `broker`, for DescribeConfigs and
+    /// CreateTopics: `(key, value, source)`.
+    pub fn describe_topic_configs(
+        &self,
+        static_defaults: &LogConfig,
+        broker: u32,
+        topic: &TopicMetadata,
+    ) -> Vec<(String, String, ConfigSource)> {
+        describe_topic_configs(
+            &self.log_defaults(static_defaults, broker),
+            &topic.configs,
+            |name| inherited_source(&self.broker_configs, broker, name),
+        )
     }
 
     /// The broker id of this node's `core`.
@@ -445,7 +484,26 @@ pub fn encode_metadata_file(snapshot: &ClusterSnapshot) -> String {
         out.push_str(&encode_quota_line(entity, values));
         out.push('\n');
     }
+    for (scope, values) in snapshot.broker_configs.iter() {
+        out.push_str(&encode_broker_config_line(*scope, values));
+        out.push('\n');
+    }
     out
+}
+
+/// The dynamic broker configs of [`encode_metadata_file`]'s text (its `broker-config`
+/// lines).
+pub fn decode_broker_configs(text: &str) -> Result<BrokerConfigs, String> {
+    let mut configs = BrokerConfigs::new();
+    for (number, line) in text.lines().enumerate() {
+        let mut words = line.split(' ');
+        if words.next() == Some("broker-config") {
+            let (scope, values) = decode_broker_config_line(words)
+                .map_err(|e| format!("line {}: {e}", number + 1))?;
+            configs.insert(scope, values);
+        }
+    }
+    Ok(configs)
 }
 
 /// The client quotas of [`encode_metadata_file`]'s text (its `quota` lines).
@@ -518,8 +576,8 @@ pub fn decode_metadata_file(
                 };
                 topics.insert(name.to_string(), Arc::new(topic));
             }
-            // Read by decode_client_quotas.
-            Some("quota") => {}
+            // Read by decode_client_quotas and decode_broker_configs.
+            Some("quota") | Some("broker-config") => {}
             Some("") | None => {}
             Some(_) => return Err(bad("unknown line")),
         }

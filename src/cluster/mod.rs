@@ -3,6 +3,7 @@
 //! in a cluster it proposes changes to the metadata quorum (`quorum`), which every node
 //! applies alike. Every core reads an immutable snapshot.
 
+pub mod broker_config;
 pub mod client_quotas;
 pub mod control;
 pub mod controller;

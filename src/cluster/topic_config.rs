@@ -48,6 +48,28 @@ impl ConfigType {
     }
 }
 
+/// Where a value in force comes from, with Kafka's DescribeConfigs `ConfigSource` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    Topic,
+    DynamicBroker,
+    DynamicDefaultBroker,
+    StaticBroker,
+    Default,
+}
+
+impl ConfigSource {
+    pub fn code(self) -> i8 {
+        match self {
+            ConfigSource::Topic => 1,
+            ConfigSource::DynamicBroker => 2,
+            ConfigSource::DynamicDefaultBroker => 3,
+            ConfigSource::StaticBroker => 4,
+            ConfigSource::Default => 5,
+        }
+    }
+}
+
 /// One topic config.
 pub struct TopicConfig {
     pub name: &'static str,
@@ -279,16 +301,23 @@ pub fn topic_log_config(defaults: &LogConfig, configs: &BTreeMap<String, String>
     log
 }
 
-/// The effective value of every topic config for DescribeConfigs: `(key, value, is_default)`.
+/// The effective value of every topic config for DescribeConfigs: `(key, value, source)`.
+/// `defaults` are the broker's log defaults in force; `inherited` says where the default of
+/// a config the topic does not set comes from.
 pub fn describe_topic_configs(
     defaults: &LogConfig,
     configs: &BTreeMap<String, String>,
-) -> Vec<(String, String, bool)> {
+    inherited: impl Fn(&str) -> ConfigSource,
+) -> Vec<(String, String, ConfigSource)> {
     TOPIC_CONFIGS
         .iter()
         .map(|config| match configs.get(config.name) {
-            Some(value) => (config.name.to_string(), value.clone(), false),
-            None => (config.name.to_string(), (config.default)(defaults), true),
+            Some(value) => (config.name.to_string(), value.clone(), ConfigSource::Topic),
+            None => (
+                config.name.to_string(),
+                (config.default)(defaults),
+                inherited(config.name),
+            ),
         })
         .collect()
 }

@@ -39,7 +39,7 @@ use crate::shard::log_limit::LogLimit;
 use crate::shard::replication::{LeaderState, Role};
 use crate::shard::tasks::{ShardTasks, TaskKind};
 use crate::storage::wait::Event;
-use crate::storage::{CacheBudget, DmaStorage, PartitionLog, StorageError};
+use crate::storage::{CacheBudget, DmaStorage, LogConfig, PartitionLog, StorageError};
 use spindle_protocol::RecordBatchHeader;
 
 pub type Log = PartitionLog<DmaStorage>;
@@ -479,6 +479,13 @@ impl Shard {
         }
     }
 
+    /// The log defaults in force on this core's broker: the `spindle serve` flags under the
+    /// snapshot's dynamic broker configs.
+    fn log_defaults(&self) -> LogConfig {
+        let snapshot = self.snapshot.borrow();
+        snapshot.log_defaults(&self.config.log, snapshot.local_broker(self.core))
+    }
+
     /// An open log takes its topic's configs as the snapshot has them now (a change reaches
     /// it from its next append, read or retention pass).
     fn apply_topic_config(&self, topic: &TopicMetadata, partition: i32) {
@@ -489,7 +496,7 @@ impl Shard {
         else {
             return;
         };
-        let config = topic_log_config(&self.config.log, &topic.configs);
+        let config = topic_log_config(&self.log_defaults(), &topic.configs);
         if *owned.log.config() != config
             && let Err(e) = owned.log.set_config(config)
         {
@@ -509,7 +516,7 @@ impl Shard {
         let dir = self.partition_dir(&topic.name, partition);
         claim_partition_dir(&dir, &topic.topic_id)
             .map_err(|e| StorageError::io("claim partition directory", e))?;
-        let config = topic_log_config(&self.config.log, &topic.configs);
+        let config = topic_log_config(&self.log_defaults(), &topic.configs);
         // Opened from the flush queue, so the log's flusher task runs there.
         let budget = self.cache_budget.clone();
         let log = self

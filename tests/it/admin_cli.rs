@@ -217,13 +217,23 @@ fn topics_groups_and_the_cluster_are_administered_from_the_command_line() {
     let (code, _, stderr) = admin(brokers, &["topic", "list", "--format", "%v"]);
     assert_eq!(code, 2, "{stderr}");
 
-    // A broker's configs: read; a change refused (start-time flags), in one line.
+    // A broker's configs: read; a dynamic one set cluster-wide and read back; a start-time
+    // one refused, in one line.
     let configs = json(brokers, &["cluster", "config", "get", "log.segment.bytes"]);
     assert_eq!(
         configs,
         serde_json::json!({"log.segment.bytes": "1073741824"})
     );
-    let (code, stdout, _) = admin(brokers, &["cluster", "config", "set", "log.retention.ms=5"]);
+    let (code, stdout, _) = admin(
+        brokers,
+        &["cluster", "config", "set", "log.retention.ms=3600000"],
+    );
+    assert_eq!(code, 0, "{stdout}");
+    let configs = json(brokers, &["cluster", "config", "get", "log.retention.ms"]);
+    assert_eq!(configs, serde_json::json!({"log.retention.ms": "3600000"}));
+    let (_, table, _) = admin(brokers, &["cluster", "config", "get", "log.retention.ms"]);
+    assert!(table.contains("dynamic-cluster-default"), "{table}");
+    let (code, stdout, _) = admin(brokers, &["cluster", "config", "set", "num.partitions=5"]);
     assert_eq!(code, 1);
     assert!(stdout.contains("InvalidRequest"), "{stdout}");
 

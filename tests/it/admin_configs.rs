@@ -1,6 +1,7 @@
-//! AlterConfigs and IncrementalAlterConfigs on topics (issue 16): a change is validated as
-//! Kafka validates it, survives a restart, and reaches the partition's open log at once
-//! (segments roll at the new size, retention deletes by the new time) with no reopening.
+//! AlterConfigs and IncrementalAlterConfigs on topics and brokers (issue 16): a change is
+//! validated as Kafka validates it, survives a restart, and reaches the partition's open
+//! log at once (segments roll at the new size, retention deletes by the new time) with no
+//! reopening. A dynamic broker config is the default of every topic that does not set it.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,11 @@ const APPEND: i8 = 2;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_CONFIG: i16 = 40;
 const INVALID_REQUEST: i16 = 42;
+/// Kafka's ConfigSource values.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
+const SOURCE_DEFAULT: i8 = 5;
 
 fn s(text: &str) -> StrBytes {
     StrBytes::from_string(text.to_string())
@@ -92,25 +98,40 @@ fn replace(client: &mut RawClient, version: i16, name: &str, configs: &[(&str, &
 
 /// The topic's value of `key` and whether it is the topic's own (not the default).
 fn config(client: &mut RawClient, name: &str, key: &str) -> (String, bool) {
+    let (value, source, _) = describe(client, TOPIC, name, key).expect("the topic's config");
+    (value, source == SOURCE_TOPIC)
+}
+
+/// A resource's value of `key` through DescribeConfigs v4: `(value, source, read_only)`,
+/// `None` when the answer holds no such entry.
+fn describe(
+    client: &mut RawClient,
+    resource_type: i8,
+    name: &str,
+    key: &str,
+) -> Option<(String, i8, bool)> {
     let response: DescribeConfigsResponse = client.call(
         ApiKey::DescribeConfigs,
         4,
         &DescribeConfigsRequest::default().with_resources(vec![
             DescribeConfigsResource::default()
-                .with_resource_type(TOPIC)
+                .with_resource_type(resource_type)
                 .with_resource_name(s(name))
                 .with_configuration_keys(Some(vec![s(key)])),
         ]),
     );
-    let entry = &response.results[0].configs[0];
-    (
-        entry
-            .value
-            .as_ref()
-            .map(|v| v.to_string())
-            .unwrap_or_default(),
-        entry.config_source == 1,
-    )
+    assert_eq!(response.results[0].error_code, 0, "{name}");
+    response.results[0].configs.first().map(|entry| {
+        (
+            entry
+                .value
+                .as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            entry.config_source,
+            entry.read_only,
+        )
+    })
 }
 
 #[test]
@@ -261,10 +282,11 @@ fn topic_configs_change_live_through_both_alter_apis() {
             1,
             BROKER,
             "0",
-            &[("log.retention.ms", SET, Some("1"))],
+            &[("num.partitions", SET, Some("3"))],
             false
         ),
-        INVALID_REQUEST
+        INVALID_REQUEST,
+        "a start-time broker setting"
     );
     assert_eq!(
         incremental(
@@ -336,5 +358,221 @@ fn topic_configs_change_live_through_both_alter_apis() {
         config(&mut client, "live", "retention.ms"),
         ("3600000".into(), true)
     );
+    broker.stop();
+}
+
+/// Produces `batches` batches of 1,500 B stamped now (retention by time must not take them
+/// before the test asks it to).
+fn produce_now(client: &mut RawClient, topic: &str, batches: usize) {
+    let value = vec![b'v'; 1500];
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for _ in 0..batches {
+        let batch = Bytes::from(build_batch(now_ms, &[(None, &value[..])]));
+        assert_eq!(produce_records(client, topic, 0, batch, -1).0, 0);
+    }
+}
+
+#[test]
+fn dynamic_broker_configs_are_the_defaults_of_open_logs() {
+    let dir = temp_dir("broker-configs");
+    let broker = Broker::start(
+        dir.path(),
+        &["--cores", "1", "--retention-check-interval-ms", "200"],
+    );
+    let mut client = RawClient::connect(&broker.bootstrap);
+    let created: CreateTopicsResponse = client.call(
+        ApiKey::CreateTopics,
+        7,
+        &CreateTopicsRequest::default().with_topics(vec![
+            CreatableTopic::default()
+                .with_name(topic_name("inherits"))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+            CreatableTopic::default()
+                .with_name(topic_name("own"))
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ]),
+    );
+    assert!(created.topics.iter().all(|t| t.error_code == 0));
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            TOPIC,
+            "own",
+            &[("retention.ms", SET, Some("3600000"))],
+            false
+        ),
+        0
+    );
+
+    // Cluster-wide small segments, while both logs are open: both roll from now on.
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            BROKER,
+            "",
+            &[("log.segment.bytes", SET, Some("4096"))],
+            false
+        ),
+        0
+    );
+    assert_eq!(
+        describe(&mut client, TOPIC, "inherits", "segment.bytes"),
+        Some(("4096".into(), SOURCE_DYNAMIC_DEFAULT_BROKER, false))
+    );
+    produce_now(&mut client, "inherits", 30);
+    produce_now(&mut client, "own", 30);
+
+    // Retention of 1 ms for every topic that sets none: the sealed segments of "inherits"
+    // go; "own" keeps its hour.
+    assert_eq!(
+        incremental(
+            &mut client,
+            0,
+            BROKER,
+            "",
+            &[("log.retention.ms", SET, Some("1"))],
+            false
+        ),
+        0
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, earliest) = list_offset(&mut client, "inherits", 0, -2);
+        assert_eq!(code, 0);
+        if earliest > 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retention never used the cluster-wide config: earliest {earliest}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Several more retention passes: the topic's own setting still wins.
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(list_offset(&mut client, "own", 0, -2), (0, 0));
+    assert_eq!(
+        config(&mut client, "own", "retention.ms"),
+        ("3600000".into(), true)
+    );
+
+    // Where each value comes from, as kafka-configs --describe shows it.
+    assert_eq!(
+        describe(&mut client, BROKER, "", "log.retention.ms"),
+        Some(("1".into(), SOURCE_DYNAMIC_DEFAULT_BROKER, false))
+    );
+    assert_eq!(
+        describe(&mut client, BROKER, "", "log.roll.ms"),
+        None,
+        "the cluster-wide resource lists only what is set"
+    );
+    assert_eq!(
+        describe(&mut client, BROKER, "0", "log.retention.ms"),
+        Some(("1".into(), SOURCE_DYNAMIC_DEFAULT_BROKER, false))
+    );
+    assert_eq!(
+        describe(&mut client, BROKER, "0", "log.roll.ms"),
+        Some(("604800000".into(), SOURCE_DEFAULT, false))
+    );
+    let (_, _, read_only) =
+        describe(&mut client, BROKER, "0", "num.partitions").expect("num.partitions");
+    assert!(read_only, "a start-time setting is read-only");
+
+    // One broker's own value beats the cluster-wide one, on that broker only.
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            BROKER,
+            "0",
+            &[("log.retention.ms", SET, Some("7200000"))],
+            false
+        ),
+        0
+    );
+    assert_eq!(
+        describe(&mut client, BROKER, "0", "log.retention.ms"),
+        Some(("7200000".into(), SOURCE_DYNAMIC_BROKER, false))
+    );
+    assert_eq!(
+        describe(&mut client, TOPIC, "inherits", "retention.ms"),
+        Some(("7200000".into(), SOURCE_DYNAMIC_BROKER, false))
+    );
+
+    // Refused as Kafka refuses them, changing nothing.
+    let refused = [
+        ("", "num.partitions", "3", INVALID_REQUEST),
+        ("", "no.such.config", "3", INVALID_REQUEST),
+        ("", "log.retention.ms", "-5", INVALID_CONFIG),
+        ("", "log.cleanup.policy", "sometimes", INVALID_CONFIG),
+        ("1", "log.retention.ms", "5", INVALID_REQUEST),
+        ("zero", "log.retention.ms", "5", INVALID_REQUEST),
+    ];
+    for (name, key, value, code) in refused {
+        assert_eq!(
+            incremental(
+                &mut client,
+                1,
+                BROKER,
+                name,
+                &[(key, SET, Some(value))],
+                false
+            ),
+            code,
+            "{name}: {key}={value}"
+        );
+    }
+    assert_eq!(
+        incremental(
+            &mut client,
+            1,
+            BROKER,
+            "",
+            &[("log.retention.ms", SET, Some("99"))],
+            true
+        ),
+        0
+    );
+    assert_eq!(
+        describe(&mut client, BROKER, "", "log.retention.ms"),
+        Some(("1".into(), SOURCE_DYNAMIC_DEFAULT_BROKER, false)),
+        "validate_only changes nothing"
+    );
+
+    // Dynamic configs are metadata: a restart keeps them. DELETE goes back to the flag.
+    let data_dir = broker.data_dir.clone();
+    broker.stop();
+    let broker = Broker::start(&data_dir, &["--cores", "1"]);
+    let mut client = RawClient::connect(&broker.bootstrap);
+    assert_eq!(
+        describe(&mut client, TOPIC, "inherits", "retention.ms"),
+        Some(("7200000".into(), SOURCE_DYNAMIC_BROKER, false))
+    );
+    assert_eq!(
+        describe(&mut client, TOPIC, "inherits", "segment.bytes"),
+        Some(("4096".into(), SOURCE_DYNAMIC_DEFAULT_BROKER, false))
+    );
+    for (name, key) in [
+        ("0", "log.retention.ms"),
+        ("", "log.retention.ms"),
+        ("", "log.segment.bytes"),
+    ] {
+        assert_eq!(
+            incremental(&mut client, 1, BROKER, name, &[(key, DELETE, None)], false),
+            0
+        );
+    }
+    assert_eq!(
+        describe(&mut client, TOPIC, "inherits", "retention.ms"),
+        Some(("604800000".into(), SOURCE_DEFAULT, false))
+    );
+    assert_eq!(describe(&mut client, BROKER, "", "log.segment.bytes"), None);
     broker.stop();
 }

@@ -44,6 +44,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("admin-deleteConsumerGroupOffsets", "PASS"),
     ("admin-describeConfigs", "PASS"),
     ("admin-incrementalAlterConfigs", "PASS"),
+    ("admin-brokerConfigs", "PASS"),
     ("admin-deleteRecords", "PASS"),
     ("admin-clientQuotas", "PASS"),
     ("admin-partitionReassignments", "PASS"),

@@ -1,18 +1,22 @@
-//! Topic config changes (AlterConfigs, IncrementalAlterConfigs) as the controller decides
-//! them: the topic's new overrides, each validated against the table in `topic_config`, or
-//! Kafka's error for the first bad one. Pure; runs in the controller's task on core 0.
+//! Config changes (AlterConfigs, IncrementalAlterConfigs) as the controller decides them:
+//! a topic's new overrides, or the new dynamic broker configs of one scope, each validated
+//! against the table in `topic_config`, or Kafka's error for the first bad one. Pure; runs
+//! where the controller runs (core 0, or every node's quorum task).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::cluster::control::{ConfigOp, TopicConfigChange};
+use crate::cluster::broker_config::{BrokerConfigs, BrokerScope, dynamic_broker_config};
+use crate::cluster::control::{ConfigOp, ControllerRequest, TopicConfigChange, TopicOutcome};
 use crate::cluster::metadata::TopicMetadata;
-use crate::cluster::topic_config::ConfigType;
-use crate::cluster::topic_config::{topic_config, validate_topic_config};
+use crate::cluster::topic_config::{ConfigType, TopicConfig, topic_config};
 use crate::storage::LogConfig;
 use spindle_protocol::ErrorCode;
 
 type Outcome = Result<Option<Arc<TopicMetadata>>, (ErrorCode, String)>;
+
+/// The rules a config name follows (a topic config's), or why it cannot be changed.
+type Resolve<'a> = &'a dyn Fn(&str) -> Result<&'static TopicConfig, (ErrorCode, String)>;
 
 /// `name`'s metadata with `change` applied; `Ok(None)` when the overrides stay the same.
 pub(super) fn alter_topic_configs(
@@ -23,51 +27,15 @@ pub(super) fn alter_topic_configs(
     let Some(topic) = topics.get(name) else {
         return Err((ErrorCode::UnknownTopicOrPartition, "no such topic".into()));
     };
-    let invalid = |message: String| (ErrorCode::InvalidConfig, message);
-    let configs = match change {
-        TopicConfigChange::Replace(entries) => {
-            let mut configs = BTreeMap::new();
-            for (key, value) in entries {
-                validate_topic_config(key, value).map_err(invalid)?;
-                if configs.insert(key.clone(), value.clone()).is_some() {
-                    return Err(invalid(format!("{key} is set twice")));
-                }
-            }
-            configs
-        }
-        TopicConfigChange::Incremental(ops) => {
-            let mut configs = topic.configs.clone();
-            for op in ops {
-                match op {
-                    ConfigOp::Set(key, value) => {
-                        validate_topic_config(key, value).map_err(invalid)?;
-                        configs.insert(key.clone(), value.clone());
-                    }
-                    ConfigOp::Delete(key) => {
-                        topic_config(key)
-                            .ok_or_else(|| invalid(format!("unknown topic config '{key}'")))?;
-                        configs.remove(key);
-                    }
-                    ConfigOp::Append(key, item) | ConfigOp::Subtract(key, item) => {
-                        let list = list_items(&configs, key).map_err(invalid)?;
-                        let mut items: Vec<String> = list;
-                        for item in item.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-                            let present = items.iter().any(|i| i == item);
-                            match op {
-                                ConfigOp::Append(..) if !present => items.push(item.to_string()),
-                                ConfigOp::Subtract(..) => items.retain(|i| i != item),
-                                _ => {}
-                            }
-                        }
-                        let value = items.join(",");
-                        validate_topic_config(key, &value).map_err(invalid)?;
-                        configs.insert(key.clone(), value);
-                    }
-                }
-            }
-            configs
-        }
+    let resolve = |key: &str| {
+        topic_config(key).ok_or_else(|| {
+            (
+                ErrorCode::InvalidConfig,
+                format!("unknown topic config '{key}'"),
+            )
+        })
     };
+    let configs = changed_configs(&topic.configs, change, &resolve)?;
     if configs == topic.configs {
         return Ok(None);
     }
@@ -77,10 +45,125 @@ pub(super) fn alter_topic_configs(
     })))
 }
 
-/// The items of list config `key` now (its override, else its default), or why APPEND and
+/// The dynamic broker configs with `change` applied to `scope`'s; `Ok(None)` when they stay
+/// the same. A broker config that is not dynamic gets INVALID_REQUEST, as Kafka answers
+/// "Cannot update these configs dynamically"; a bad value gets INVALID_CONFIG.
+fn alter_broker_configs(
+    configs: &BrokerConfigs,
+    scope: BrokerScope,
+    change: &TopicConfigChange,
+) -> Result<Option<BrokerConfigs>, (ErrorCode, String)> {
+    let resolve = |key: &str| {
+        dynamic_broker_config(key).ok_or_else(|| {
+            (
+                ErrorCode::InvalidRequest,
+                format!(
+                    "{key} cannot be changed while the brokers run (a `spindle serve` flag, \
+                     or unknown)"
+                ),
+            )
+        })
+    };
+    let empty = BTreeMap::new();
+    let before = configs.get(&scope).unwrap_or(&empty);
+    let after = changed_configs(before, change, &resolve)?;
+    if &after == before {
+        return Ok(None);
+    }
+    let mut next = configs.clone();
+    if after.is_empty() {
+        next.remove(&scope);
+    } else {
+        next.insert(scope, after);
+    }
+    Ok(Some(next))
+}
+
+/// For AlterBrokerConfigs: the dynamic broker configs after it (`None` for any other
+/// request, or when nothing changes or it only validates), and its one outcome.
+pub fn apply_broker_config_request(
+    request: &ControllerRequest,
+    configs: &BrokerConfigs,
+) -> Option<(Option<BrokerConfigs>, Vec<TopicOutcome>)> {
+    let ControllerRequest::AlterBrokerConfigs {
+        scope,
+        change,
+        validate_only,
+    } = request
+    else {
+        return None;
+    };
+    let (next, result) = match alter_broker_configs(configs, *scope, change) {
+        Ok(next) => (next.filter(|_| !validate_only), Ok(None)),
+        Err(refused) => (None, Err(refused)),
+    };
+    let name = request.topic_names().remove(0);
+    Some((next, vec![TopicOutcome { name, result }]))
+}
+
+/// `current` with `change` applied, every value checked by the rules `resolve` gives.
+fn changed_configs(
+    current: &BTreeMap<String, String>,
+    change: &TopicConfigChange,
+    resolve: Resolve,
+) -> Result<BTreeMap<String, String>, (ErrorCode, String)> {
+    let invalid = |message: String| (ErrorCode::InvalidConfig, message);
+    let checked = |key: &str, value: &str| {
+        let config = resolve(key)?;
+        (config.validate)(value).map_err(|reason| invalid(format!("{key}={value}: {reason}")))
+    };
+    match change {
+        TopicConfigChange::Replace(entries) => {
+            let mut configs = BTreeMap::new();
+            for (key, value) in entries {
+                checked(key, value)?;
+                if configs.insert(key.clone(), value.clone()).is_some() {
+                    return Err(invalid(format!("{key} is set twice")));
+                }
+            }
+            Ok(configs)
+        }
+        TopicConfigChange::Incremental(ops) => {
+            let mut configs = current.clone();
+            for op in ops {
+                match op {
+                    ConfigOp::Set(key, value) => {
+                        checked(key, value)?;
+                        configs.insert(key.clone(), value.clone());
+                    }
+                    ConfigOp::Delete(key) => {
+                        resolve(key)?;
+                        configs.remove(key);
+                    }
+                    ConfigOp::Append(key, item) | ConfigOp::Subtract(key, item) => {
+                        let mut items =
+                            list_items(&configs, key, resolve(key)?).map_err(invalid)?;
+                        for item in item.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+                            let present = items.iter().any(|i| i == item);
+                            match op {
+                                ConfigOp::Append(..) if !present => items.push(item.to_string()),
+                                ConfigOp::Subtract(..) => items.retain(|i| i != item),
+                                _ => {}
+                            }
+                        }
+                        let value = items.join(",");
+                        checked(key, &value)?;
+                        configs.insert(key.clone(), value);
+                    }
+                }
+            }
+            Ok(configs)
+        }
+    }
+}
+
+/// The items of list config `key` now (its value, else its default), or why APPEND and
 /// SUBTRACT do not apply to it (Kafka allows them on list configs only).
-fn list_items(configs: &BTreeMap<String, String>, key: &str) -> Result<Vec<String>, String> {
-    let config = topic_config(key).ok_or_else(|| format!("unknown topic config '{key}'"))?;
+fn list_items(
+    configs: &BTreeMap<String, String>,
+    key: &str,
+    config: &TopicConfig,
+) -> Result<Vec<String>, String> {
     if config.config_type != ConfigType::List {
         return Err(format!(
             "{key} is not a list config: APPEND and SUBTRACT do not apply"
@@ -226,7 +309,7 @@ mod tests {
             .iter()
             .filter(|c| c.config_type == ConfigType::List)
         {
-            assert!(list_items(&BTreeMap::new(), config.name).is_ok());
+            assert!(list_items(&BTreeMap::new(), config.name, config).is_ok());
         }
     }
 }

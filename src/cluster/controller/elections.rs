@@ -56,9 +56,10 @@ pub(super) fn elect_preferred_leaders_of(
 pub fn fail_over(
     topics: &BTreeMap<String, Arc<TopicMetadata>>,
     live: impl Fn(u32) -> bool,
+    unclean_default: bool,
 ) -> BTreeMap<String, Arc<TopicMetadata>> {
     change_replicated_topics(topics, |next| {
-        let unclean = unclean_election_enabled(next);
+        let unclean = unclean_election_enabled(next, unclean_default);
         let mut any = false;
         for index in 0..next.partition_brokers.len() {
             let isr = next.isr(index as i32);
@@ -76,24 +77,24 @@ pub fn fail_over(
     })
 }
 
-/// Whether the topic sets Kafka's `unclean.leader.election.enable` (default false).
-fn unclean_election_enabled(topic: &TopicMetadata) -> bool {
+/// Whether Kafka's `unclean.leader.election.enable` is on for the topic: its own setting,
+/// else `default` (the cluster-wide dynamic broker config, false unless set).
+pub fn unclean_election_enabled(topic: &TopicMetadata, default: bool) -> bool {
     topic
         .configs
         .get(UNCLEAN_LEADER_ELECTION_ENABLE)
-        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+        .map_or(default, |value| value.eq_ignore_ascii_case("true"))
 }
 
 /// For each partition `wanted` accepts whose leader is not live:
-/// [`elect_leader_of_leaderless`], unclean when `unclean` is set or the topic enables it.
-/// The changed topic, if any partition got a leader.
-pub(super) fn elect_leaders_of_leaderless(
+/// [`elect_leader_of_leaderless`], with `unclean` as the caller decided it (asked for, or
+/// [`unclean_election_enabled`]). The changed topic, if any partition got a leader.
+pub fn elect_leaders_of_leaderless(
     topic: &TopicMetadata,
     live: impl Fn(u32) -> bool,
     wanted: impl Fn(i32) -> bool,
     unclean: bool,
 ) -> Option<Arc<TopicMetadata>> {
-    let unclean = unclean || unclean_election_enabled(topic);
     if topic.partition_followers.is_empty() || !unclean {
         // One replica: nobody else could lead. Clean elections happened at the failover.
         return None;

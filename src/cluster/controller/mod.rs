@@ -17,9 +17,9 @@ use crate::cluster::control::{
     ControlHandle, ControllerMessage, ControllerRequest, NewTopic, TopicOutcome,
 };
 use crate::cluster::metadata::{
-    BROKERS_PER_NODE, ClusterSnapshot, TopicMetadata, decode_client_quotas, decode_metadata_file,
-    encode_metadata_file, getrandom_bytes, new_topic_id, place_replicas_on_nodes,
-    validate_topic_name,
+    BROKERS_PER_NODE, ClusterSnapshot, TopicMetadata, decode_broker_configs, decode_client_quotas,
+    decode_metadata_file, encode_metadata_file, getrandom_bytes, new_topic_id,
+    place_replicas_on_nodes, validate_topic_name,
 };
 use crate::cluster::topic_config::validate_topic_config;
 use spindle_protocol::ErrorCode;
@@ -28,8 +28,11 @@ mod alter_configs;
 mod elections;
 pub mod reassign;
 
-use elections::{elect_leaders_of_leaderless, elect_preferred_leaders_of, move_leadership};
-pub use elections::{elect_preferred_leaders, fail_over};
+pub use alter_configs::apply_broker_config_request;
+pub use elections::{
+    elect_leaders_of_leaderless, elect_preferred_leaders, fail_over, unclean_election_enabled,
+};
+use elections::{elect_preferred_leaders_of, move_leadership};
 
 /// The metadata file in the data directory.
 pub const METADATA_FILE_NAME: &str = "spindle-metadata.txt";
@@ -46,8 +49,11 @@ pub fn load_metadata(data_dir: &Path, cores: u32) -> Result<ClusterSnapshot, Str
                 decode_metadata_file(&text).map_err(|e| format!("{}: {e}", path.display()))?;
             let quotas =
                 decode_client_quotas(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            let broker_configs =
+                decode_broker_configs(&text).map_err(|e| format!("{}: {e}", path.display()))?;
             Ok(ClusterSnapshot::new(1, cluster_id, cores, topics)
-                .with_client_quotas(Arc::new(quotas)))
+                .with_client_quotas(Arc::new(quotas))
+                .with_broker_configs(Arc::new(broker_configs)))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let snapshot = ClusterSnapshot::new(1, new_cluster_id(), cores, BTreeMap::new());
@@ -140,6 +146,8 @@ pub struct ControllerLimits {
     pub default_partitions: i32,
     /// Replicas of a topic created without a replication factor.
     pub default_replication_factor: i16,
+    /// The cluster-wide `unclean.leader.election.enable` (a dynamic broker config).
+    pub unclean_election_default: bool,
 }
 
 impl ControllerLimits {
@@ -314,11 +322,13 @@ pub fn apply_request(
                         // Turning unclean election on lets a leaderless partition be led
                         // at once, as Kafka's controller does, not at the next failure.
                         altered.map(|topic| {
+                            let unclean =
+                                unclean_election_enabled(&topic, limits.unclean_election_default);
                             elect_leaders_of_leaderless(
                                 &topic,
                                 |broker| limits.is_broker(broker as i32),
                                 |_| true,
-                                false,
+                                unclean,
                             )
                             .unwrap_or(topic)
                         })
@@ -334,12 +344,14 @@ pub fn apply_request(
                 });
             }
         }
-        ControllerRequest::AlterClientQuotas { .. } => {
-            // Not a topic change: the controller applies it to the snapshot's quotas
-            // (`ControllerRequest::apply_client_quotas`) before it gets here.
+        ControllerRequest::AlterClientQuotas { .. }
+        | ControllerRequest::AlterBrokerConfigs { .. } => {
+            // Not a topic change: the controller applies it to the snapshot's quotas or
+            // broker configs (`apply_client_quotas`, `apply_broker_config_request`)
+            // before it gets here.
             outcomes = request.refuse(
                 ErrorCode::UnknownServerError,
-                "client quotas are not a topic change",
+                "client quotas and broker configs are not a topic change",
             );
         }
         ControllerRequest::CreatePartitions {
@@ -653,28 +665,40 @@ pub async fn run_controller(
         nodes: snapshot.node_cores(),
         default_partitions,
         default_replication_factor: 1,
+        unclean_election_default: false,
     };
     while let Ok(message) = inbox.recv().await {
-        let (candidate, mut outcomes) =
-            match message.request.apply_client_quotas(&snapshot.client_quotas) {
-                Some((quotas, outcomes)) => (
-                    quotas.map(|quotas| {
-                        snapshot
-                            .with_topics(snapshot.topics.clone())
-                            .with_client_quotas(Arc::new(quotas))
-                    }),
-                    outcomes,
-                ),
-                None => {
-                    let (next, outcomes) = apply_request(
-                        &snapshot.topics,
-                        &message.request,
-                        &limits,
-                        &mut new_topic_id,
-                    );
-                    (next.map(|topics| snapshot.with_topics(topics)), outcomes)
-                }
-            };
+        let quotas = message.request.apply_client_quotas(&snapshot.client_quotas);
+        let broker_configs =
+            apply_broker_config_request(&message.request, &snapshot.broker_configs);
+        let (candidate, mut outcomes) = match (quotas, broker_configs) {
+            (Some((quotas, outcomes)), _) => (
+                quotas.map(|quotas| {
+                    snapshot
+                        .with_topics(snapshot.topics.clone())
+                        .with_client_quotas(Arc::new(quotas))
+                }),
+                outcomes,
+            ),
+            // One node: no replicas, so no unclean election waits on the default.
+            (None, Some((configs, outcomes))) => (
+                configs.map(|configs| {
+                    snapshot
+                        .with_topics(snapshot.topics.clone())
+                        .with_broker_configs(Arc::new(configs))
+                }),
+                outcomes,
+            ),
+            (None, None) => {
+                let (next, outcomes) = apply_request(
+                    &snapshot.topics,
+                    &message.request,
+                    &limits,
+                    &mut new_topic_id,
+                );
+                (next.map(|topics| snapshot.with_topics(topics)), outcomes)
+            }
+        };
         if let Some(candidate) = candidate {
             let candidate = Arc::new(candidate);
             match store_metadata(&data_dir, &candidate) {

@@ -9,6 +9,7 @@ fn limits() -> ControllerLimits {
         nodes: vec![(0, 2)],
         default_partitions: 2,
         default_replication_factor: 1,
+        unclean_election_default: false,
     }
 }
 
@@ -184,7 +185,7 @@ fn a_fenced_leader_is_replaced_by_the_first_live_in_sync_replica() {
     let before = topics["r"].clone();
     // Node 1 is fenced.
     let live = |broker: u32| broker / BROKERS_PER_NODE != 1;
-    let after = &fail_over(&topics, live)["r"];
+    let after = &fail_over(&topics, live, false)["r"];
     for partition in 0..3 {
         let old_leader = before.partition_brokers[partition as usize];
         let new_leader = after.partition_brokers[partition as usize];
@@ -205,7 +206,7 @@ fn a_fenced_leader_is_replaced_by_the_first_live_in_sync_replica() {
         assert_eq!(new_leader != old_leader, moved);
     }
     // Nobody live in sync: the partition keeps its leader and waits.
-    let nobody = fail_over(&topics, |_| false);
+    let nobody = fail_over(&topics, |_| false, false);
     assert!(
         nobody
             .get("r")
@@ -224,7 +225,7 @@ fn leadership_returns_to_the_preferred_replica_once_it_is_live_and_in_sync() {
     // Node 1 fails: its partition moves, and it leaves every in-sync set.
     let down = |broker: u32| broker / BROKERS_PER_NODE != 1;
     let mut failed = topics.clone();
-    failed.extend(fail_over(&topics, down));
+    failed.extend(fail_over(&topics, down, false));
     let moved: Vec<usize> = (0..3)
         .filter(|&index| failed["r"].partition_brokers[index] != placed[index])
         .collect();
@@ -267,6 +268,7 @@ fn replicated_topic(partitions: i32) -> (ControllerLimits, BTreeMap<String, Arc<
         nodes: vec![(0, 1), (1, 1), (2, 1)],
         default_partitions: partitions,
         default_replication_factor: 3,
+        unclean_election_default: false,
     };
     let mut topic = new_topic("r", partitions);
     topic.replication_factor = 3;
@@ -301,7 +303,11 @@ fn leaderless_partition() -> (
     let (shrunk, _) = super::apply_request(&topics, &shrink, &three, &mut new_topic_id);
     let shrunk = shrunk.expect("the in-sync set shrank");
     let dead_node = leader / BROKERS_PER_NODE;
-    let failed = fail_over(&shrunk, |broker| broker / BROKERS_PER_NODE != dead_node);
+    let failed = fail_over(
+        &shrunk,
+        |broker| broker / BROKERS_PER_NODE != dead_node,
+        false,
+    );
     assert!(
         failed
             .get("r")
@@ -378,7 +384,11 @@ fn the_topic_config_makes_failover_and_turning_it_on_elect_out_of_sync_replicas(
         .configs
         .insert(UNCLEAN_LEADER_ELECTION_ENABLE.into(), "TRUE".into());
     configured.insert("r".into(), Arc::new(topic));
-    let failed = fail_over(&configured, |broker| broker / BROKERS_PER_NODE != dead_node);
+    let failed = fail_over(
+        &configured,
+        |broker| broker / BROKERS_PER_NODE != dead_node,
+        false,
+    );
     let new_leader = failed["r"].partition_brokers[0];
     assert!(followers.contains(&new_leader));
     assert_eq!(failed["r"].isr(0), vec![new_leader]);
@@ -390,6 +400,7 @@ fn movable_topic() -> (ControllerLimits, BTreeMap<String, Arc<TopicMetadata>>) {
         nodes: (0..4).map(|node| (node, 1)).collect(),
         default_partitions: 1,
         default_replication_factor: 1,
+        unclean_election_default: false,
     };
     let mut topic = new_topic("m", -1);
     topic.assignments = vec![vec![0, 1000]];
@@ -492,4 +503,25 @@ fn a_cancelled_reassignment_goes_back_and_bad_targets_are_refused() {
     assert_eq!(shrunk.partition_brokers[0], 1000);
     assert!(shrunk.followers(0).is_empty());
     assert_eq!(shrunk.leader_epoch(0), 1);
+}
+
+#[test]
+fn the_cluster_wide_default_elects_out_of_sync_unless_the_topic_says_no() {
+    let (_, topics, leader, followers) = leaderless_partition();
+    let dead_node = leader / BROKERS_PER_NODE;
+    let live = |broker: u32| broker / BROKERS_PER_NODE != dead_node;
+    let failed = fail_over(&topics, live, true);
+    let new_leader = failed["r"].partition_brokers[0];
+    assert!(followers.contains(&new_leader));
+    assert_eq!(failed["r"].isr(0), vec![new_leader]);
+
+    let mut refusing = (*topics["r"]).clone();
+    refusing
+        .configs
+        .insert(UNCLEAN_LEADER_ELECTION_ENABLE.into(), "false".into());
+    let refusing = BTreeMap::from([("r".to_string(), Arc::new(refusing))]);
+    assert!(
+        fail_over(&refusing, live, true).is_empty(),
+        "the topic's own false wins"
+    );
 }

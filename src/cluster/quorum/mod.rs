@@ -538,7 +538,8 @@ impl Driver {
                 )
                 .with_nodes(self.node_id, Arc::new(self.state.nodes.clone()))
                 .with_fenced(Arc::new(self.state.fenced.clone()))
-                .with_client_quotas(Arc::new(self.state.client_quotas.clone())),
+                .with_client_quotas(Arc::new(self.state.client_quotas.clone()))
+                .with_broker_configs(Arc::new(self.state.broker_configs.clone())),
             )),
             _ => None,
         };

@@ -12,10 +12,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::cluster::broker_config::{BrokerConfigs, unclean_election_default};
 use crate::cluster::client_quotas::ClientQuotas;
 use crate::cluster::control::{ControllerRequest, TopicOutcome};
 use crate::cluster::controller::{
-    ControllerLimits, apply_request, elect_preferred_leaders, fail_over,
+    ControllerLimits, apply_broker_config_request, apply_request, elect_leaders_of_leaderless,
+    elect_preferred_leaders, fail_over, unclean_election_enabled,
 };
 use crate::cluster::metadata::{BROKERS_PER_NODE, NodeEndpoints, TopicMetadata};
 
@@ -86,6 +88,7 @@ pub struct MetadataState {
     pub incarnations: BTreeMap<u32, u64>,
     pub topics: BTreeMap<String, Arc<TopicMetadata>>,
     pub client_quotas: ClientQuotas,
+    pub broker_configs: BrokerConfigs,
 }
 
 impl MetadataState {
@@ -96,7 +99,11 @@ impl MetadataState {
             let node = broker / BROKERS_PER_NODE;
             node != gone && self.nodes.contains_key(&node) && !self.fenced.contains(&node)
         };
-        fail_over(&self.topics, live)
+        fail_over(
+            &self.topics,
+            live,
+            unclean_election_default(&self.broker_configs),
+        )
     }
 
     /// Whether `broker`'s node is registered and not fenced.
@@ -182,6 +189,33 @@ impl MetadataState {
                     }
                     return (changed, outcomes);
                 }
+                if let Some((configs, outcomes)) =
+                    apply_broker_config_request(request, &self.broker_configs)
+                {
+                    let Some(configs) = configs else {
+                        return (false, outcomes);
+                    };
+                    self.broker_configs = configs;
+                    // A cluster-wide unclean.leader.election.enable lets a leaderless
+                    // partition be led at once, as a topic's own setting does.
+                    let unclean = unclean_election_default(&self.broker_configs);
+                    let elected: Vec<Arc<TopicMetadata>> = self
+                        .topics
+                        .values()
+                        .filter_map(|topic| {
+                            elect_leaders_of_leaderless(
+                                topic,
+                                |broker| self.is_live(broker),
+                                |_| true,
+                                unclean_election_enabled(topic, unclean),
+                            )
+                        })
+                        .collect();
+                    for topic in elected {
+                        self.topics.insert(topic.name.clone(), topic);
+                    }
+                    return (true, outcomes);
+                }
                 let limits = ControllerLimits {
                     nodes: self
                         .nodes
@@ -191,6 +225,7 @@ impl MetadataState {
                         .collect(),
                     default_partitions: *default_partitions,
                     default_replication_factor: *default_replication_factor,
+                    unclean_election_default: unclean_election_default(&self.broker_configs),
                 };
                 if limits.nodes.is_empty() {
                     let refused = request.refuse(
@@ -227,7 +262,7 @@ impl MetadataState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::control::NewTopic;
+    use crate::cluster::control::{ConfigOp, NewTopic, TopicConfigChange};
 
     fn register(node: u32, cores: u16) -> Envelope {
         Envelope {
@@ -386,6 +421,66 @@ mod tests {
             assert_eq!(after.leader_epoch(p), before.leader_epoch(p) + 1);
         }
         assert!(!state.apply(&restarted).0, "registered once per process");
+    }
+
+    #[test]
+    fn a_cluster_wide_unclean_election_default_elects_waiting_partitions() {
+        let mut state = MetadataState::default();
+        for node in 0..3 {
+            state.apply(&register(node, 1));
+        }
+        let mut replicated = create("waiting", 1);
+        if let Command::Topics {
+            default_replication_factor,
+            ..
+        } = &mut replicated.command
+        {
+            *default_replication_factor = 3;
+        }
+        state.apply(&replicated);
+        let fence = |node| Envelope {
+            origin: 0,
+            request_id: 9,
+            command: Command::FenceNode { node },
+        };
+        // The first leader's node restarts out of sync; then both in-sync nodes go.
+        let first = state.topics["waiting"].partition_brokers[0] / BROKERS_PER_NODE;
+        state.apply(&fence(first));
+        let mut back = register(first, 1);
+        if let Command::RegisterNode { incarnation, .. } = &mut back.command {
+            *incarnation = 2;
+        }
+        state.apply(&back);
+        for node in (0..3).filter(|&node| node != first) {
+            state.apply(&fence(node));
+        }
+        let waiting = state.topics["waiting"].clone();
+        assert!(!state.is_live(waiting.partition_brokers[0]), "leaderless");
+
+        let set_default = |value: &str| Envelope {
+            origin: 0,
+            request_id: 10,
+            command: Command::Topics {
+                request: ControllerRequest::AlterBrokerConfigs {
+                    scope: None,
+                    change: TopicConfigChange::Incremental(vec![ConfigOp::Set(
+                        "unclean.leader.election.enable".into(),
+                        value.into(),
+                    )]),
+                    validate_only: false,
+                },
+                topic_ids: vec![],
+                default_partitions: 1,
+                default_replication_factor: 1,
+            },
+        };
+        let (changed, outcomes) = state.apply(&set_default("true"));
+        assert!(changed);
+        assert!(outcomes[0].result.is_ok());
+        let elected = &state.topics["waiting"];
+        assert_eq!(elected.partition_brokers[0] / BROKERS_PER_NODE, first);
+        assert_eq!(elected.isr(0), vec![elected.partition_brokers[0]]);
+        assert!(unclean_election_default(&state.broker_configs));
     }
 
     #[test]

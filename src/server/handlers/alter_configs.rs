@@ -1,13 +1,15 @@
 //! AlterConfigs (the legacy API: a resource's overrides replaced whole), and the part it
 //! shares with IncrementalAlterConfigs: topic resources go to the controller in one request
 //! (core 0 decides, persists and pushes the snapshot; every core then applies the new
-//! settings to its open logs of the topic); other resource types are answered here.
+//! settings to its open logs of the topic), each broker resource in a request of its own
+//! (dynamic broker configs, `broker_config`); other resource types are answered here.
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{RequestContext, Response, ready};
+use crate::cluster::broker_config::BrokerScope;
 use crate::cluster::control::{ControllerRequest, TopicConfigChange};
 use crate::shard::Shard;
 use spindle_protocol::ErrorCode;
@@ -33,6 +35,7 @@ pub(super) async fn alter_resources(
     let mut answers: Vec<Option<ResourceAnswer>> = Vec::with_capacity(resources.len());
     let mut topics = Vec::new();
     let mut asked = Vec::new();
+    let local = shard.snapshot().local_broker(shard.core);
     for (index, (resource_type, name, change)) in resources.into_iter().enumerate() {
         let refused = match (resource_type, change) {
             (RESOURCE_TOPIC, Ok(change)) => {
@@ -42,10 +45,23 @@ pub(super) async fn alter_resources(
                 continue;
             }
             (_, Err(refused)) => refused,
-            (RESOURCE_BROKER, Ok(_)) => (
-                ErrorCode::InvalidRequest,
-                "broker configs are set when the broker starts (spindle serve flags)".into(),
-            ),
+            (RESOURCE_BROKER, Ok(change)) => match broker_scope(&name, local) {
+                Ok(scope) => {
+                    let request = ControllerRequest::AlterBrokerConfigs {
+                        scope,
+                        change,
+                        validate_only,
+                    };
+                    let outcome = shard.control.ask_controller(request).await.remove(0);
+                    let (code, message) = match outcome.result {
+                        Ok(_) => (ErrorCode::None, None),
+                        Err((code, message)) => (code, Some(message)),
+                    };
+                    answers.push(Some((resource_type, name, code, message)));
+                    continue;
+                }
+                Err(refused) => refused,
+            },
             (other, Ok(_)) => (
                 ErrorCode::InvalidRequest,
                 format!("resource type {other} is not served"),
@@ -73,6 +89,25 @@ pub(super) async fn alter_resources(
         .into_iter()
         .map(|answer| answer.expect("every resource answered"))
         .collect()
+}
+
+/// The scope a broker resource names: "" the whole cluster, else the id of the broker the
+/// request came to (Kafka routes a broker's own configs to that broker).
+fn broker_scope(name: &str, local: u32) -> Result<BrokerScope, (ErrorCode, String)> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    match name.parse::<u32>() {
+        Ok(id) if id == local => Ok(Some(id)),
+        Ok(_) => Err((
+            ErrorCode::InvalidRequest,
+            format!("unexpected broker id {name}: this is broker {local}"),
+        )),
+        Err(_) => Err((
+            ErrorCode::InvalidRequest,
+            format!("a broker id is an integer, not '{name}'"),
+        )),
+    }
 }
 
 pub async fn alter_configs(

@@ -1,5 +1,6 @@
-//! DescribeConfigs: a topic's effective configs (its overrides, else the broker's defaults)
-//! and the broker's own settings.
+//! DescribeConfigs: a topic's effective configs (its overrides, else the broker's defaults,
+//! dynamic or set at start), and a broker's: its start-time settings and its dynamic
+//! configs (`broker_config`) with where each value comes from.
 
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
@@ -8,28 +9,28 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, 
 use kafka_protocol::protocol::StrBytes;
 
 use super::{RequestContext, Response, ready};
-use crate::cluster::topic_config::{describe_topic_configs, topic_config};
+use crate::cluster::broker_config::{DYNAMIC_BROKER_CONFIGS, dynamic_broker_config, dynamic_value};
+use crate::cluster::metadata::ClusterSnapshot;
+use crate::cluster::topic_config::{ConfigSource, topic_config};
 use crate::shard::Shard;
-use crate::storage::FlushPolicy;
+use crate::storage::{FlushPolicy, LogConfig};
 use spindle_protocol::ErrorCode;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
-/// Kafka's ConfigSource and ConfigType values.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_STATIC_BROKER: i8 = 4;
-const SOURCE_DEFAULT: i8 = 5;
+/// Kafka's ConfigType values of the broker settings outside the topic table.
 const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
 
 /// `(name, value, source)`.
-type ConfigEntry = (String, String, i8);
+type ConfigEntry = (String, String, ConfigSource);
 
-/// Kafka's config type of a topic config (from the table) or of a broker config.
+/// Kafka's config type of a topic config (from the table), a dynamic broker config (its
+/// topic config's) or another broker setting.
 fn config_type(key: &str) -> i8 {
-    if let Some(config) = topic_config(key) {
+    if let Some(config) = topic_config(key).or_else(|| dynamic_broker_config(key)) {
         return config.config_type.code();
     }
     match key {
@@ -46,39 +47,49 @@ pub fn describe_configs(
     request: DescribeConfigsRequest,
 ) -> Response {
     let snapshot = shard.snapshot();
+    let local = snapshot.local_broker(shard.core);
     let results = request
         .resources
         .iter()
         .map(|resource| {
             let name = resource.resource_name.as_str();
-            let entries: Result<Vec<ConfigEntry>, (ErrorCode, String)> = match resource
-                .resource_type
-            {
-                RESOURCE_TOPIC => match snapshot.topic(name) {
-                    Some(topic) => Ok(describe_topic_configs(&shard.config.log, &topic.configs)
+            let entries: Result<Vec<ConfigEntry>, (ErrorCode, String)> =
+                match resource.resource_type {
+                    RESOURCE_TOPIC => match snapshot.topic(name) {
+                        Some(topic) => {
+                            Ok(snapshot.describe_topic_configs(&shard.config.log, local, topic))
+                        }
+                        None => Err((
+                            ErrorCode::UnknownTopicOrPartition,
+                            format!("no topic '{name}'"),
+                        )),
+                    },
+                    // Kafka's `--entity-default`: the cluster-wide dynamic configs set.
+                    RESOURCE_BROKER if name.is_empty() => Ok(snapshot
+                        .broker_configs
+                        .get(&None)
                         .into_iter()
-                        .map(|(key, value, is_default)| {
-                            let source = if is_default {
-                                SOURCE_DEFAULT
-                            } else {
-                                SOURCE_TOPIC
-                            };
-                            (key, value, source)
+                        .flatten()
+                        .map(|(key, value)| {
+                            (
+                                key.clone(),
+                                value.clone(),
+                                ConfigSource::DynamicDefaultBroker,
+                            )
                         })
                         .collect()),
-                    None => Err((
-                        ErrorCode::UnknownTopicOrPartition,
-                        format!("no topic '{name}'"),
+                    RESOURCE_BROKER => match name.parse::<u32>() {
+                        Ok(broker) => Ok(broker_configs(shard, &snapshot, broker)),
+                        Err(_) => Err((
+                            ErrorCode::InvalidRequest,
+                            format!("a broker id is an integer, not '{name}'"),
+                        )),
+                    },
+                    other => Err((
+                        ErrorCode::InvalidRequest,
+                        format!("resource type {other} '{name}' is not served"),
                     )),
-                },
-                RESOURCE_BROKER if name.is_empty() || name.parse::<u32>().is_ok() => {
-                    Ok(broker_configs(shard))
-                }
-                other => Err((
-                    ErrorCode::InvalidRequest,
-                    format!("resource type {other} '{name}' is not served"),
-                )),
-            };
+                };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
@@ -99,12 +110,14 @@ pub fn describe_configs(
                             } else {
                                 0
                             };
+                            let read_only = resource.resource_type == RESOURCE_BROKER
+                                && dynamic_broker_config(&key).is_none();
                             DescribeConfigsResourceResult::default()
                                 .with_config_type(config_type)
                                 .with_name(StrBytes::from_string(key))
                                 .with_value(Some(StrBytes::from_string(value)))
-                                .with_read_only(source != SOURCE_TOPIC)
-                                .with_config_source(source)
+                                .with_read_only(read_only)
+                                .with_config_source(source.code())
                         })
                         .collect(),
                 ),
@@ -119,20 +132,16 @@ pub fn describe_configs(
     ))
 }
 
-fn broker_configs(shard: &Shard) -> Vec<ConfigEntry> {
+/// Broker `broker`'s settings: the start-time ones that never change while it runs, then
+/// every dynamic config with its value in force and where that comes from.
+fn broker_configs(shard: &Shard, snapshot: &ClusterSnapshot, broker: u32) -> Vec<ConfigEntry> {
     let config = &shard.config;
     let flush = match config.log.flush {
         FlushPolicy::Always => "always".to_string(),
         FlushPolicy::Interval { interval, .. } => format!("interval:{}ms", interval.as_millis()),
         FlushPolicy::Never => "never".to_string(),
     };
-    [
-        ("log.segment.bytes", config.log.segment_bytes.to_string()),
-        ("log.retention.ms", config.log.retention_ms.to_string()),
-        (
-            "log.retention.bytes",
-            config.log.retention_bytes.to_string(),
-        ),
+    let start_time = [
         ("num.partitions", config.default_partitions.to_string()),
         (
             "default.replication.factor",
@@ -142,7 +151,6 @@ fn broker_configs(shard: &Shard) -> Vec<ConfigEntry> {
             "auto.create.topics.enable",
             config.auto_create_topics.to_string(),
         ),
-        ("message.max.bytes", config.log.batch_bytes_max.to_string()),
         (
             "socket.request.max.bytes",
             config.request_bytes_max.to_string(),
@@ -150,8 +158,25 @@ fn broker_configs(shard: &Shard) -> Vec<ConfigEntry> {
         ("log.flush.policy", flush),
     ]
     .into_iter()
-    .map(|(key, value)| (key.to_string(), value, SOURCE_STATIC_BROKER))
-    .collect()
+    .map(|(key, value)| (key.to_string(), value, ConfigSource::StaticBroker));
+    let in_force = snapshot.log_defaults(&config.log, broker);
+    let dynamic = DYNAMIC_BROKER_CONFIGS.iter().map(|(key, topic_name)| {
+        let topic_config = topic_config(topic_name).expect("every synonym is a topic config");
+        let (value, source) = match dynamic_value(&snapshot.broker_configs, broker, key) {
+            Some((value, source)) => (value.to_string(), source),
+            None => {
+                let value = (topic_config.default)(&in_force);
+                let source = if value == (topic_config.default)(&LogConfig::DEFAULT) {
+                    ConfigSource::Default
+                } else {
+                    ConfigSource::StaticBroker
+                };
+                (value, source)
+            }
+        };
+        (key.to_string(), value, source)
+    });
+    start_time.chain(dynamic).collect()
 }
 
 served!(DescribeConfigs, 1..=4, |shard, call, body| {

@@ -6,10 +6,9 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
-use super::topic_outcomes::{CONFIG_SOURCE_DEFAULT, CONFIG_SOURCE_TOPIC, split, topic_name};
+use super::topic_outcomes::{split, topic_name};
 use super::{RequestContext, Response, ready};
 use crate::cluster::control::{ControllerRequest, NewTopic};
-use crate::cluster::topic_config::describe_topic_configs;
 use crate::shard::Shard;
 
 pub async fn create_topics(
@@ -48,6 +47,8 @@ pub async fn create_topics(
             validate_only: request.validate_only,
         })
         .await;
+    let snapshot = shard.snapshot();
+    let local = snapshot.local_broker(shard.core);
     let results = outcomes
         .iter()
         .map(|outcome| {
@@ -61,17 +62,14 @@ pub async fn create_topics(
             match &outcome.result {
                 _ if version < 5 => result,
                 Ok(Some(topic)) => {
-                    let configs = describe_topic_configs(&shard.config.log, &topic.configs)
+                    let configs = snapshot
+                        .describe_topic_configs(&shard.config.log, local, topic)
                         .into_iter()
-                        .map(|(key, value, is_default)| {
+                        .map(|(key, value, source)| {
                             CreatableTopicConfigs::default()
                                 .with_name(StrBytes::from_string(key))
                                 .with_value(Some(StrBytes::from_string(value)))
-                                .with_config_source(if is_default {
-                                    CONFIG_SOURCE_DEFAULT
-                                } else {
-                                    CONFIG_SOURCE_TOPIC
-                                })
+                                .with_config_source(source.code())
                         })
                         .collect();
                     let topic_id = if version >= 7 {

@@ -8,11 +8,6 @@ use kafka_protocol::protocol::StrBytes;
 use crate::cluster::control::TopicOutcome;
 use spindle_protocol::ErrorCode;
 
-/// Kafka's ConfigSource values.
-pub(super) const CONFIG_SOURCE_TOPIC: i8 = 1;
-
-pub(super) const CONFIG_SOURCE_DEFAULT: i8 = 5;
-
 pub(super) fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }

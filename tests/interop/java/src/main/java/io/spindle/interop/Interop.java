@@ -31,6 +31,7 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.ElectionType;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.ElectionNotNeededException;
+import org.apache.kafka.common.errors.InvalidRequestException;
 import org.apache.kafka.common.errors.NoReassignmentInProgressException;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.quota.ClientQuotaAlteration;
@@ -357,6 +358,50 @@ public final class Interop {
                 require(config.get("retention.ms").value().equals("86400000"), "retention.ms " + config.get("retention.ms"));
                 require(config.get("cleanup.policy").value().equals("delete,compact"),
                         "cleanup.policy " + config.get("cleanup.policy"));
+            });
+            check("admin-brokerConfigs", () -> {
+                // kafka-configs --entity-type brokers: the cluster-wide default, then one
+                // broker's own value, each described with its source; a start-time setting
+                // refused; then both removed again.
+                String id = admin.describeCluster().nodes().get(CALL.toMillis(), TimeUnit.MILLISECONDS)
+                        .iterator().next().idString();
+                ConfigResource all = new ConfigResource(ConfigResource.Type.BROKER, "");
+                ConfigResource one = new ConfigResource(ConfigResource.Type.BROKER, id);
+                ConfigResource topicResource = new ConfigResource(ConfigResource.Type.TOPIC, topic);
+                admin.incrementalAlterConfigs(Map.of(all, List.of(new AlterConfigOp(
+                        new ConfigEntry("log.roll.ms", "3600000"), AlterConfigOp.OpType.SET))))
+                        .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                var roll = admin.describeConfigs(List.of(one, topicResource)).all()
+                        .get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                ConfigEntry brokerRoll = roll.get(one).get("log.roll.ms");
+                require(brokerRoll.value().equals("3600000")
+                        && brokerRoll.source() == ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
+                        "broker log.roll.ms " + brokerRoll);
+                ConfigEntry topicRoll = roll.get(topicResource).get("segment.ms");
+                require(topicRoll.value().equals("3600000")
+                        && topicRoll.source() == ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
+                        "topic segment.ms " + topicRoll);
+                admin.incrementalAlterConfigs(Map.of(one, List.of(new AlterConfigOp(
+                        new ConfigEntry("log.roll.ms", "7200000"), AlterConfigOp.OpType.SET))))
+                        .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                ConfigEntry own = admin.describeConfigs(List.of(one)).all()
+                        .get(CALL.toMillis(), TimeUnit.MILLISECONDS).get(one).get("log.roll.ms");
+                require(own.value().equals("7200000")
+                        && own.source() == ConfigEntry.ConfigSource.DYNAMIC_BROKER_CONFIG,
+                        "own log.roll.ms " + own);
+                try {
+                    admin.incrementalAlterConfigs(Map.of(all, List.of(new AlterConfigOp(
+                            new ConfigEntry("num.partitions", "5"), AlterConfigOp.OpType.SET))))
+                            .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                    require(false, "num.partitions changed while running");
+                } catch (ExecutionException e) {
+                    require(e.getCause() instanceof InvalidRequestException, "num.partitions: " + e.getCause());
+                }
+                for (ConfigResource resource : List.of(one, all)) {
+                    admin.incrementalAlterConfigs(Map.of(resource, List.of(new AlterConfigOp(
+                            new ConfigEntry("log.roll.ms", null), AlterConfigOp.OpType.DELETE))))
+                            .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);
+                }
             });
             check("admin-deleteRecords", () -> {
                 long end = admin.listOffsets(Map.of(tp0, OffsetSpec.latest())).partitionResult(tp0)

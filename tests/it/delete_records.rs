@@ -185,3 +185,63 @@ fn delete_before_within(
     let answer = &response.topics[0].partitions[0];
     (answer.error_code, answer.low_watermark)
 }
+
+/// A replica that was down while the leader's log start passed everything it holds: back,
+/// it finds none of its next offsets at the leader, drops what it held, copies from the
+/// leader's log start and joins the in-sync set again (Kafka's follower truncates fully and
+/// starts at the leader's log start). Before, it asked for its own next offset forever.
+#[test]
+fn a_replica_left_behind_the_leaders_log_start_catches_up_from_it() {
+    use crate::cluster::{
+        Cluster, create_assigned_topic, metadata, partition_metadata, produce_values, wait_for,
+    };
+
+    const TOPIC: &str = "outrun";
+    let root = temp_dir("delete-records-outrun");
+    let mut cluster = Cluster::new(root.path(), 3);
+    cluster.session_timeout_ms = Some(1000);
+    cluster.extra_args = ["--replica-lag-time-max-ms", "1000"]
+        .map(String::from)
+        .to_vec();
+    let mut nodes: Vec<Option<Broker>> = cluster.start_all().into_iter().map(Some).collect();
+    let address = |nodes: &[Option<Broker>], node: usize| -> String {
+        nodes[node].as_ref().expect("running").bootstrap.clone()
+    };
+    let isr = |nodes: &[Option<Broker>]| -> Option<Vec<i32>> {
+        let partition = partition_metadata(&address(nodes, 0), TOPIC, 0)?;
+        let mut isr: Vec<i32> = partition.isr_nodes.iter().map(|b| b.0).collect();
+        isr.sort();
+        Some(isr)
+    };
+    wait_for("all registered", || {
+        (metadata(&address(&nodes, 0)).brokers.len() == 3).then_some(())
+    });
+    create_assigned_topic(&address(&nodes, 0), TOPIC, &[&[0, 1000, 2000]], &[]);
+    wait_for("every replica in sync", || {
+        (isr(&nodes)? == [0, 1000, 2000]).then_some(())
+    });
+    let live = format!("{},{}", address(&nodes, 0), address(&nodes, 1));
+    let values: Vec<String> = (0..30).map(|i| format!("record-{i}")).collect();
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    produce_values(&live, TOPIC, "all", &values[..10]);
+
+    // Node 2 goes, holding offsets 0-9; the leader's log start moves past all of them.
+    nodes[2].take().expect("running").kill();
+    wait_for("node 2 out of the in-sync set", || {
+        (isr(&nodes)? == [0, 1000]).then_some(())
+    });
+    produce_values(&live, TOPIC, "all", &values[10..]);
+    let mut leader = RawClient::connect(&address(&nodes, 0));
+    assert_eq!(delete_before(&mut leader, 2, TOPIC, 25), (0, 25));
+
+    nodes[2] = Some(cluster.spawn(2).listening());
+    wait_for("node 2 in sync again", || {
+        (isr(&nodes)? == [0, 1000, 2000]).then_some(())
+    });
+    // Its log starts where the leader's does: a further delete is answered in full, which
+    // needs every live replica to report the new start.
+    assert_eq!(
+        delete_before_within(&mut leader, 2, TOPIC, 27, 20_000),
+        (0, 27)
+    );
+}

@@ -100,6 +100,48 @@ pub fn inherited_source(configs: &BrokerConfigs, broker: u32, topic_name: &str) 
         .map_or(ConfigSource::Default, |(_, source)| source)
 }
 
+/// Kafka's synonyms of a config (DescribeConfigs with `include_synonyms`): every place a
+/// value of it is set, the one in force first, as `(name, value, source)`. `topic_name` is
+/// the topic config; `topic_value` the topic's own value, `None` for a broker resource
+/// (whose list starts at the broker-side name).
+pub fn config_synonyms(
+    static_defaults: &LogConfig,
+    configs: &BrokerConfigs,
+    broker: u32,
+    topic_name: &str,
+    topic_value: Option<&str>,
+) -> Vec<(String, String, ConfigSource)> {
+    let Some(config) = topic_config(topic_name) else {
+        return Vec::new();
+    };
+    let mut synonyms = Vec::new();
+    if let Some(value) = topic_value {
+        synonyms.push((
+            topic_name.to_string(),
+            value.to_string(),
+            ConfigSource::Topic,
+        ));
+    }
+    let name = broker_synonym(topic_name).unwrap_or(topic_name);
+    if broker_synonym(topic_name).is_some() {
+        for (scope, source) in [
+            (Some(broker), ConfigSource::DynamicBroker),
+            (None, ConfigSource::DynamicDefaultBroker),
+        ] {
+            if let Some(value) = configs.get(&scope).and_then(|set| set.get(name)) {
+                synonyms.push((name.to_string(), value.clone(), source));
+            }
+        }
+    }
+    let flag = (config.default)(static_defaults);
+    let default = (config.default)(&LogConfig::DEFAULT);
+    if flag != default {
+        synonyms.push((name.to_string(), flag, ConfigSource::StaticBroker));
+    }
+    synonyms.push((name.to_string(), default, ConfigSource::Default));
+    synonyms
+}
+
 /// The log defaults in force on `broker`: the start-time settings, then the cluster-wide
 /// dynamic defaults, then the broker's own. Topic overrides go on top of these.
 pub fn broker_log_defaults(
@@ -218,6 +260,57 @@ mod tests {
             Some(("5000", ConfigSource::DynamicDefaultBroker))
         );
         assert_eq!(dynamic_value(&set, 4, "log.roll.ms"), None);
+    }
+
+    #[test]
+    fn synonyms_list_every_place_a_value_is_set_the_one_in_force_first() {
+        let flags = LogConfig {
+            retention_ms: 1000,
+            ..LogConfig::DEFAULT
+        };
+        let set = configs(&[
+            (None, "log.retention.ms", "5000"),
+            (Some(3), "log.retention.ms", "9000"),
+        ]);
+        let sources =
+            |synonyms: Vec<(String, String, ConfigSource)>| -> Vec<(String, ConfigSource)> {
+                synonyms
+                    .into_iter()
+                    .map(|(name, value, source)| (format!("{name}={value}"), source))
+                    .collect()
+            };
+        assert_eq!(
+            sources(config_synonyms(&flags, &set, 3, "retention.ms", Some("1"))),
+            vec![
+                ("retention.ms=1".to_string(), ConfigSource::Topic),
+                (
+                    "log.retention.ms=9000".to_string(),
+                    ConfigSource::DynamicBroker
+                ),
+                (
+                    "log.retention.ms=5000".to_string(),
+                    ConfigSource::DynamicDefaultBroker
+                ),
+                (
+                    "log.retention.ms=1000".to_string(),
+                    ConfigSource::StaticBroker
+                ),
+                (
+                    "log.retention.ms=604800000".to_string(),
+                    ConfigSource::Default
+                ),
+            ]
+        );
+        assert_eq!(
+            sources(config_synonyms(
+                &LogConfig::DEFAULT,
+                &set,
+                4,
+                "segment.ms",
+                None
+            )),
+            vec![("log.roll.ms=604800000".to_string(), ConfigSource::Default)]
+        );
     }
 
     #[test]

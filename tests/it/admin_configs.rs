@@ -361,6 +361,43 @@ fn topic_configs_change_live_through_both_alter_apis() {
     broker.stop();
 }
 
+/// Kafka's synonyms of a resource's `key` (DescribeConfigs v4 with include_synonyms):
+/// `(name, value, source)`, the one in force first.
+fn synonyms(
+    client: &mut RawClient,
+    resource_type: i8,
+    name: &str,
+    key: &str,
+) -> Vec<(String, String, i8)> {
+    let response: DescribeConfigsResponse = client.call(
+        ApiKey::DescribeConfigs,
+        4,
+        &DescribeConfigsRequest::default()
+            .with_include_synonyms(true)
+            .with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(s(name))
+                    .with_configuration_keys(Some(vec![s(key)])),
+            ]),
+    );
+    response.results[0].configs[0]
+        .synonyms
+        .iter()
+        .map(|synonym| {
+            (
+                synonym.name.to_string(),
+                synonym
+                    .value
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                synonym.source,
+            )
+        })
+        .collect()
+}
+
 /// Produces `batches` batches of 1,500 B stamped now (retention by time must not take them
 /// before the test asks it to).
 fn produce_now(client: &mut RawClient, topic: &str, batches: usize) {
@@ -504,6 +541,29 @@ fn dynamic_broker_configs_are_the_defaults_of_open_logs() {
     assert_eq!(
         describe(&mut client, TOPIC, "inherits", "retention.ms"),
         Some(("7200000".into(), SOURCE_DYNAMIC_BROKER, false))
+    );
+    // kafka-configs --describe --all shows each value's synonyms, the one in force first.
+    let broker_side =
+        |value: &str, source| ("log.retention.ms".to_string(), value.to_string(), source);
+    assert_eq!(
+        synonyms(&mut client, TOPIC, "inherits", "retention.ms"),
+        vec![
+            broker_side("7200000", SOURCE_DYNAMIC_BROKER),
+            broker_side("1", SOURCE_DYNAMIC_DEFAULT_BROKER),
+            broker_side("604800000", SOURCE_DEFAULT),
+        ]
+    );
+    assert_eq!(
+        synonyms(&mut client, TOPIC, "own", "retention.ms")[0],
+        (
+            "retention.ms".to_string(),
+            "3600000".to_string(),
+            SOURCE_TOPIC
+        )
+    );
+    assert_eq!(
+        synonyms(&mut client, BROKER, "0", "log.retention.ms").len(),
+        3
     );
 
     // Refused as Kafka refuses them, changing nothing.

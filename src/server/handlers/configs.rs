@@ -1,15 +1,18 @@
 //! DescribeConfigs: a topic's effective configs (its overrides, else the broker's defaults,
 //! dynamic or set at start), and a broker's: its start-time settings and its dynamic
-//! configs (`broker_config`) with where each value comes from.
+//! configs (`broker_config`) with where each value comes from, and on request Kafka's
+//! synonyms: every other place a value of the same config is set.
 
 use kafka_protocol::messages::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResult,
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{RequestContext, Response, ready};
-use crate::cluster::broker_config::{DYNAMIC_BROKER_CONFIGS, dynamic_broker_config, dynamic_value};
+use crate::cluster::broker_config::{
+    DYNAMIC_BROKER_CONFIGS, config_synonyms, dynamic_broker_config, dynamic_value,
+};
 use crate::cluster::metadata::ClusterSnapshot;
 use crate::cluster::topic_config::{ConfigSource, topic_config};
 use crate::shard::Shard;
@@ -112,12 +115,25 @@ pub fn describe_configs(
                             };
                             let read_only = resource.resource_type == RESOURCE_BROKER
                                 && dynamic_broker_config(&key).is_none();
+                            // Synonyms exist from v1, when asked for.
+                            let synonyms = if request.include_synonyms {
+                                synonyms(
+                                    shard,
+                                    &snapshot,
+                                    resource.resource_type,
+                                    name,
+                                    (&key, &value, source),
+                                )
+                            } else {
+                                Vec::new()
+                            };
                             DescribeConfigsResourceResult::default()
                                 .with_config_type(config_type)
                                 .with_name(StrBytes::from_string(key))
                                 .with_value(Some(StrBytes::from_string(value)))
                                 .with_read_only(read_only)
                                 .with_config_source(source.code())
+                                .with_synonyms(synonyms)
                         })
                         .collect(),
                 ),
@@ -130,6 +146,52 @@ pub fn describe_configs(
     context.respond(ResponseKind::DescribeConfigs(
         DescribeConfigsResponse::default().with_results(results),
     ))
+}
+
+/// Kafka's synonyms of one entry of resource `name`: where else a value of it is set, the
+/// one in force first.
+fn synonyms(
+    shard: &Shard,
+    snapshot: &ClusterSnapshot,
+    resource_type: i8,
+    name: &str,
+    (key, value, source): (&str, &str, ConfigSource),
+) -> Vec<DescribeConfigsSynonym> {
+    let local = snapshot.local_broker(shard.core);
+    let synonyms = match (resource_type, name.parse::<u32>()) {
+        (RESOURCE_TOPIC, _) => {
+            let topic_value = snapshot
+                .topic(name)
+                .and_then(|topic| topic.configs.get(key).cloned());
+            let (broker_configs, flags) = (&snapshot.broker_configs, &shard.config.log);
+            config_synonyms(flags, broker_configs, local, key, topic_value.as_deref())
+        }
+        (_, Ok(broker)) => match DYNAMIC_BROKER_CONFIGS.iter().find(|(k, _)| *k == key) {
+            Some((_, topic_name)) => config_synonyms(
+                &shard.config.log,
+                &snapshot.broker_configs,
+                broker,
+                topic_name,
+                None,
+            ),
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let synonyms = if synonyms.is_empty() {
+        vec![(key.to_string(), value.to_string(), source)]
+    } else {
+        synonyms
+    };
+    synonyms
+        .into_iter()
+        .map(|(name, value, source)| {
+            DescribeConfigsSynonym::default()
+                .with_name(StrBytes::from_string(name))
+                .with_value(Some(StrBytes::from_string(value)))
+                .with_source(source.code())
+        })
+        .collect()
 }
 
 /// Broker `broker`'s settings: the start-time ones that never change while it runs, then

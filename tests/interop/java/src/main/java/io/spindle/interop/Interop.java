@@ -16,6 +16,7 @@ import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.ConfigEntry;
+import org.apache.kafka.clients.admin.DescribeConfigsOptions;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
@@ -381,6 +382,14 @@ public final class Interop {
                 require(topicRoll.value().equals("3600000")
                         && topicRoll.source() == ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
                         "topic segment.ms " + topicRoll);
+                // kafka-configs --describe --all asks for synonyms: where else it is set.
+                var withSynonyms = admin.describeConfigs(List.of(topicResource),
+                                new DescribeConfigsOptions().includeSynonyms(true)).all()
+                        .get(CALL.toMillis(), TimeUnit.MILLISECONDS).get(topicResource).get("segment.ms");
+                var first = withSynonyms.synonyms().get(0);
+                require(first.name().equals("log.roll.ms") && first.value().equals("3600000")
+                        && first.source() == ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG,
+                        "segment.ms synonyms " + withSynonyms.synonyms());
                 admin.incrementalAlterConfigs(Map.of(one, List.of(new AlterConfigOp(
                         new ConfigEntry("log.roll.ms", "7200000"), AlterConfigOp.OpType.SET))))
                         .all().get(CALL.toMillis(), TimeUnit.MILLISECONDS);

@@ -170,17 +170,7 @@ fn topic_configs_change_live_through_both_alter_apis() {
         config(&mut client, "live", "segment.bytes"),
         ("4096".into(), true)
     );
-    let value = vec![b'v'; 1500];
-    // Stamped now: under the default retention.ms (7 days) an older timestamp would let
-    // the retention check delete the sealed segments before the config below asks it to.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    for _ in 0..30 {
-        let batch = Bytes::from(build_batch(now_ms, &[(None, &value[..])]));
-        assert_eq!(produce_records(&mut client, "live", 0, batch, -1).0, 0);
-    }
+    produce_now(&mut client, "live", 30);
     assert_eq!(list_offset(&mut client, "live", 0, -2), (0, 0));
 
     // Retention of 1 ms, again live: the sealed segments go within a retention check.
@@ -195,19 +185,7 @@ fn topic_configs_change_live_through_both_alter_apis() {
         ),
         0
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (code, earliest) = list_offset(&mut client, "live", 0, -2);
-        assert_eq!(code, 0);
-        if earliest > 20 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "retention never used the new config: earliest {earliest}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_log_start_past(&mut client, "live", 20);
 
     // Refused as Kafka refuses them, changing nothing.
     assert_eq!(
@@ -398,6 +376,23 @@ fn synonyms(
         .collect()
 }
 
+/// Waits (up to 20 s) for retention to raise `topic`-0's log start past `offset`.
+fn wait_for_log_start_past(client: &mut RawClient, topic: &str, offset: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, earliest) = list_offset(client, topic, 0, -2);
+        assert_eq!(code, 0);
+        if earliest > offset {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "retention never used the new config on {topic}: earliest {earliest}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Produces `batches` batches of 1,500 B stamped now (retention by time must not take them
 /// before the test asks it to).
 fn produce_now(client: &mut RawClient, topic: &str, batches: usize) {
@@ -479,19 +474,7 @@ fn dynamic_broker_configs_are_the_defaults_of_open_logs() {
         ),
         0
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (code, earliest) = list_offset(&mut client, "inherits", 0, -2);
-        assert_eq!(code, 0);
-        if earliest > 20 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "retention never used the cluster-wide config: earliest {earliest}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_log_start_past(&mut client, "inherits", 20);
     // Several more retention passes: the topic's own setting still wins.
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(list_offset(&mut client, "own", 0, -2), (0, 0));

@@ -17,7 +17,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use spindle_protocol::record_batch::build_batch;
 
-use crate::cluster::{Cluster, create_topic, metadata, read_all, wait_for};
+use crate::cluster::{Cluster, create_topic, metadata, partition_metadata, read_all, wait_for};
 use crate::common::{Broker, RawClient, temp_dir};
 
 pub(crate) const TOPIC: &str = "replicated";
@@ -230,11 +230,16 @@ fn consumers_never_see_what_only_the_leader_holds_and_acks_all_waits_for_the_fol
     }
     assert_eq!(produce(&mut leader, 0, "leader-only", 1, 10_000), (0, 1));
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        consumer_fetch(&mut leader, 0, 1),
-        (1, 0),
-        "a consumer sees nothing past the high watermark"
-    );
+    let seen = consumer_fetch(&mut leader, 0, 1);
+    if seen != (1, 0) {
+        // Once seen in CI (HW 2 with both followers stopped) and not reproduced in a dozen
+        // runs since: say how the leader saw the partition then.
+        let partition = partition_metadata(&nodes[leader_node].bootstrap, TOPIC, 0);
+        panic!(
+            "a consumer sees nothing past the high watermark, yet saw {seen:?}; \
+             leader {leader_node}'s view of the partition: {partition:?}"
+        );
+    }
     let started = Instant::now();
     let (error, _) = produce(&mut leader, 0, "waits", -1, 1_000);
     assert_eq!(

@@ -130,7 +130,12 @@ fn a_partition_moves_to_other_nodes_while_serving_and_a_stuck_move_can_be_cancel
     // under way, and cancelled back to where it was.
     nodes[2].signal(libc::SIGSTOP);
     assert_eq!(reassign(&address(0), Some(vec![0, 1000, 2000])), 0);
-    let listed = under_way(&address(1));
+    // Asked through node 0, read through node 1: node 1 learns of the commit a moment
+    // after node 0 answers.
+    let listed = wait_for("the move listed on node 1", || {
+        let listed = under_way(&address(1));
+        (!listed.is_empty()).then_some(listed)
+    });
     assert_eq!(listed.len(), 1, "{listed:?}");
     let (mut replicas, adding, removing) = listed[&0].clone();
     replicas.sort();
@@ -158,7 +163,10 @@ fn a_partition_moves_to_other_nodes_while_serving_and_a_stuck_move_can_be_cancel
         &address(1),
         &["cluster", "partitions", "move-cancel", TOPIC],
     );
-    assert!(under_way(&address(0)).is_empty());
+    // Cancelled through node 1; node 0 applies the commit a moment later.
+    wait_for("the cancel seen on node 0", || {
+        under_way(&address(0)).is_empty().then_some(())
+    });
     assert_eq!(
         placement(&address(0)),
         Some((0, vec![0, 1000], vec![0, 1000]))

@@ -566,7 +566,10 @@ fn a_killed_node_is_fenced_within_the_session_timeout_and_returns_on_restart() {
         let (brokers, leaderless) = live_view(&address(&nodes, 0), TOPIC);
         (brokers.len() == 3 && leaderless.is_empty()).then_some(())
     });
-    assert_eq!(leaders(&address(&nodes, 2), TOPIC), placement);
+    // Node 2 applies the same commits, perhaps a moment after node 0.
+    wait_for("node 2 sees the placement", || {
+        (leaders(&address(&nodes, 2), TOPIC) == placement).then_some(())
+    });
 }
 
 #[test]
@@ -594,7 +597,9 @@ fn a_paused_node_is_fenced_and_unfenced_when_it_resumes() {
         let brokers = live_view(&address(2), TOPIC).0;
         (brokers.len() == 3).then_some(())
     });
-    assert_eq!(live_view(&address(1), TOPIC).0.len(), 3);
+    wait_for("node 1 sees itself back", || {
+        (live_view(&address(1), TOPIC).0.len() == 3).then_some(())
+    });
 }
 
 /// A topic change sent through a node while the metadata quorum's leader is paused is

@@ -413,6 +413,8 @@ impl Shard {
             tracing::info!(core = self.core, "deleted the logs of topic {name}");
         }
         let local = snapshot.local_broker(self.core);
+        // Once per snapshot, not per open log.
+        let log_defaults = snapshot.log_defaults(&self.config.log, local);
         self.drop_replicas_moved_away(&snapshot, local).await;
         for topic in snapshot.topics.values() {
             for partition in 0..topic.partition_count() {
@@ -429,7 +431,7 @@ impl Shard {
                     .get(&topic.name)
                     .is_some_and(|logs| logs.partitions.contains_key(&partition));
                 if open {
-                    self.apply_topic_config(topic, partition);
+                    self.apply_topic_config(&log_defaults, topic, partition);
                     self.apply_role(&snapshot, topic, partition).await;
                     continue;
                 }
@@ -486,9 +488,10 @@ impl Shard {
         snapshot.log_defaults(&self.config.log, snapshot.local_broker(self.core))
     }
 
-    /// An open log takes its topic's configs as the snapshot has them now (a change reaches
-    /// it from its next append, read or retention pass).
-    fn apply_topic_config(&self, topic: &TopicMetadata, partition: i32) {
+    /// An open log takes its topic's configs as the snapshot has them now, over
+    /// `log_defaults` (this broker's, dynamic configs included); a change reaches it from
+    /// its next append, read or retention pass.
+    fn apply_topic_config(&self, log_defaults: &LogConfig, topic: &TopicMetadata, partition: i32) {
         let logs = self.logs.borrow();
         let Some(owned) = logs
             .get(&topic.name)
@@ -496,7 +499,7 @@ impl Shard {
         else {
             return;
         };
-        let config = topic_log_config(&self.log_defaults(), &topic.configs);
+        let config = topic_log_config(log_defaults, &topic.configs);
         if *owned.log.config() != config
             && let Err(e) = owned.log.set_config(config)
         {

@@ -224,6 +224,13 @@ fn consumers_never_see_what_only_the_leader_holds_and_acks_all_waits_for_the_fol
         (consumer_fetch(&mut leader, 0, 0).0 == 1).then_some(())
     });
 
+    // The premise: both followers are in sync before they pause. A follower out of the set
+    // (fenced after a late heartbeat on an overloaded machine) does not hold the high
+    // watermark back, and Kafka's rule would then rightly expose what only the leader holds.
+    wait_for("both followers in sync", || {
+        (in_sync(&address(leader_node)).0.len() == 3).then_some(())
+    });
+
     // Both followers paused: the leader alone takes the next record.
     for node in (0..3).filter(|&node| node != leader_node) {
         nodes[node].signal(libc::SIGSTOP);

@@ -63,6 +63,12 @@ pub struct ServeArgs {
     /// (NOT_ENOUGH_REPLICAS) while fewer of a partition's replicas are in sync.
     #[arg(long, default_value_t = LogConfig::DEFAULT.min_insync_replicas)]
     pub min_insync_replicas: usize,
+    /// Redpanda's `write.caching`, for topics that do not set it: acks=all is answered
+    /// once the batch is written to the file and replicated, as Kafka answers it, without
+    /// waiting for an fdatasync (the flush policy alone makes it durable). The answer still
+    /// survives `kill -9`; a power loss may take what was not synced yet.
+    #[arg(long)]
+    pub write_caching: bool,
     /// Kafka `offsets.topic.num.partitions`: partitions of `__consumer_offsets`, the
     /// replicated topic holding every group's offsets in a cluster (created at the first
     /// FindCoordinator). Fixed once created. Kafka's default is 50; each partition here is
@@ -413,6 +419,7 @@ impl BrokerConfig {
             cache_bytes_max: args.partition_cache_bytes as usize,
             preallocate_bytes: args.segment_preallocate_bytes_max,
             min_insync_replicas: args.min_insync_replicas,
+            write_caching: args.write_caching,
             cleaner_dedupe_bytes: args.log_cleaner_dedupe_bytes as usize,
             ..LogConfig::default()
         };

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::cluster::topic_config::{
-    ConfigSource, TopicConfig, UNCLEAN_LEADER_ELECTION_ENABLE, topic_config,
+    ConfigSource, TopicConfig, UNCLEAN_LEADER_ELECTION_ENABLE, WRITE_CACHING, topic_config,
 };
 use crate::storage::LogConfig;
 
@@ -55,6 +55,8 @@ pub const DYNAMIC_BROKER_CONFIGS: &[(&str, &str)] = &[
         "unclean.leader.election.enable",
         UNCLEAN_LEADER_ELECTION_ENABLE,
     ),
+    // Redpanda's cluster property is `write_caching_default`; dotted here like the others.
+    ("write.caching.default", WRITE_CACHING),
 ];
 
 /// The topic config whose default the dynamic broker config `name` is.

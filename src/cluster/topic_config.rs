@@ -15,6 +15,10 @@ use spindle_protocol::compression::codec_id_by_name;
 /// compressed batches by their header and CRC only, without decompressing their records.
 pub const VALIDATE_COMPRESSED_RECORDS: &str = "validate.compressed.records";
 
+/// Redpanda's topic config: `true` answers acks=all once the batch is written (and
+/// replicated), without waiting for an fdatasync (see `LogConfig::write_caching`).
+pub const WRITE_CACHING: &str = "write.caching";
+
 /// Kafka's `min.insync.replicas`: acks=all is refused (NOT_ENOUGH_REPLICAS) while fewer
 /// replicas are in sync.
 pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
@@ -275,6 +279,16 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
             _ => Err("expected true or false".into()),
         },
         apply: Some(|log, value| log.validate_compressed_records = value != "false"),
+    },
+    TopicConfig {
+        name: WRITE_CACHING,
+        config_type: ConfigType::Boolean,
+        default: |log| log.write_caching.to_string(),
+        validate: |value| match value {
+            "true" | "false" => Ok(()),
+            _ => Err("expected true or false".into()),
+        },
+        apply: Some(|log, value| log.write_caching = value == "true"),
     },
 ];
 

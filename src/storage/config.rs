@@ -83,6 +83,13 @@ pub struct LogConfig {
     /// Decompress compressed batches to validate every record (topic config
     /// `validate.compressed.records`); uncompressed batches are always validated.
     pub validate_compressed_records: bool,
+    /// Redpanda's `write.caching` (topic config, broker default `--write-caching`): acks=all
+    /// is answered once the batch is written to the file (and held by the in-sync
+    /// replicas), as Kafka answers it, without waiting for an fdatasync; the flush policy
+    /// (`flush.ms`, `flush.messages`) alone decides when it becomes durable. Off: acks=all
+    /// also waits for the fdatasync. Either way the answer survives `kill -9` of the broker;
+    /// only a power loss or a host crash can take what was not synced yet.
+    pub write_caching: bool,
     /// Kafka `min.insync.replicas` (topic config, broker default `--min-insync-replicas`):
     /// acks=all is refused while fewer replicas are in sync. Read by the partition's
     /// leader when it answers a producer; the log itself does not use it.
@@ -148,6 +155,7 @@ impl LogConfig {
         preallocate_bytes: 64 << 20,
         batch_bytes_max: 1_048_588,
         validate_compressed_records: true,
+        write_caching: false,
         min_insync_replicas: 1,
         cleanup_policy: CleanupPolicy::DELETE,
         delete_retention_ms: 24 * 3600 * 1000,

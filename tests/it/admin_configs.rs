@@ -18,9 +18,9 @@ use spindle_protocol::record_batch::build_batch;
 
 use crate::common::{Broker, RawClient, list_offset, produce_records, temp_dir, topic_name};
 
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
-const SET: i8 = 0;
+pub(crate) const TOPIC: i8 = 2;
+pub(crate) const BROKER: i8 = 4;
+pub(crate) const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -29,7 +29,7 @@ const INVALID_REQUEST: i16 = 42;
 /// Kafka's ConfigSource values.
 const SOURCE_TOPIC: i8 = 1;
 const SOURCE_DYNAMIC_BROKER: i8 = 2;
-const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
+pub(crate) const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_DEFAULT: i8 = 5;
 
 fn s(text: &str) -> StrBytes {
@@ -37,7 +37,7 @@ fn s(text: &str) -> StrBytes {
 }
 
 /// IncrementalAlterConfigs v`version` of one resource: its error code.
-fn incremental(
+pub(crate) fn incremental(
     client: &mut RawClient,
     version: i16,
     resource_type: i8,
@@ -104,7 +104,7 @@ fn config(client: &mut RawClient, name: &str, key: &str) -> (String, bool) {
 
 /// A resource's value of `key` through DescribeConfigs v4: `(value, source, read_only)`,
 /// `None` when the answer holds no such entry.
-fn describe(
+pub(crate) fn describe(
     client: &mut RawClient,
     resource_type: i8,
     name: &str,

@@ -49,3 +49,4 @@ mod storage_log;
 mod storage_segments;
 mod topic_compression;
 mod unclean_election;
+mod write_caching;

@@ -1,7 +1,7 @@
 //! Produce: appends each partition's record batches to the log this core owns, in request
 //! order, then answers when the acks level is met: acks=1 once the batch is written to the
 //! file, acks=-1 (all) once it is durable (fdatasync, shared by every request waiting at
-//! that moment), acks=0 never (its reply future still resolves once the data is written,
+//! that moment; with `write.caching` once written, as Kafka does), acks=0 never (its reply future still resolves once the data is written,
 //! so the request's bytes stay budgeted until then).
 //!
 //! Zero copy: the batches are carved out of the request buffer as `BytesMut` (the decoded
@@ -229,7 +229,11 @@ pub async fn produce(
                 let min_in_sync = outcome.min_in_sync;
                 let wait = async {
                     if acks == -1 {
-                        log.wait_durable(end_offset).await?;
+                        if log.config().write_caching {
+                            log.wait_written(end_offset).await?;
+                        } else {
+                            log.wait_durable(end_offset).await?;
+                        }
                         // Every in-sync replica holds it before acks=all is answered.
                         if let Some(replication) = &replication {
                             if !replication.wait_replicated(end_offset, &log).await {

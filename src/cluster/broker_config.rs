@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use crate::cluster::topic_config::{
-    ConfigSource, TopicConfig, UNCLEAN_LEADER_ELECTION_ENABLE, WRITE_CACHING, topic_config,
+    ConfigSource, TopicConfig, UNCLEAN_LEADER_ELECTION_ENABLE, WRITE_CACHING, boolean, topic_config,
 };
 use crate::storage::LogConfig;
 
@@ -168,7 +168,7 @@ pub fn unclean_election_default(configs: &BrokerConfigs) -> bool {
     configs
         .get(&None)
         .and_then(|set| set.get(broker_synonym(UNCLEAN_LEADER_ELECTION_ENABLE)?))
-        .is_some_and(|value| value.eq_ignore_ascii_case("true"))
+        .is_some_and(|value| boolean(value) == Some(true))
 }
 
 /// The metadata file's line for one scope: `broker-config <default|id> key=value ...`.

@@ -263,34 +263,41 @@ pub const TOPIC_CONFIGS: &[TopicConfig] = &[
         name: UNCLEAN_LEADER_ELECTION_ENABLE,
         config_type: ConfigType::Boolean,
         default: |_| "false".into(),
-        // Kafka reads booleans without regard to case.
-        validate: |value| match value.to_ascii_lowercase().as_str() {
-            "true" | "false" => Ok(()),
-            _ => Err("expected true or false".into()),
-        },
+        validate: validate_boolean,
         apply: None,
     },
     TopicConfig {
         name: VALIDATE_COMPRESSED_RECORDS,
         config_type: ConfigType::Boolean,
         default: |log| log.validate_compressed_records.to_string(),
-        validate: |value| match value {
-            "true" | "false" => Ok(()),
-            _ => Err("expected true or false".into()),
-        },
-        apply: Some(|log, value| log.validate_compressed_records = value != "false"),
+        validate: validate_boolean,
+        apply: Some(|log, value| log.validate_compressed_records = boolean(value) != Some(false)),
     },
     TopicConfig {
         name: WRITE_CACHING,
         config_type: ConfigType::Boolean,
         default: |log| log.write_caching.to_string(),
-        validate: |value| match value {
-            "true" | "false" => Ok(()),
-            _ => Err("expected true or false".into()),
-        },
-        apply: Some(|log, value| log.write_caching = value == "true"),
+        validate: validate_boolean,
+        apply: Some(|log, value| log.write_caching = boolean(value) == Some(true)),
     },
 ];
+
+/// A boolean config's value; Kafka reads booleans without regard to case.
+pub fn boolean(value: &str) -> Option<bool> {
+    if value.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn validate_boolean(value: &str) -> Result<(), String> {
+    boolean(value)
+        .map(|_| ())
+        .ok_or_else(|| "expected true or false".into())
+}
 
 /// The table's entry for `name`.
 pub fn topic_config(name: &str) -> Option<&'static TopicConfig> {
@@ -448,6 +455,17 @@ mod tests {
         assert_eq!(log.retention_ms, 1000);
         assert_eq!(log.segment_bytes, 65536);
         assert!(!log.validate_compressed_records);
+        assert!(!log.write_caching);
+        // Booleans in any case, as Kafka reads them; anything else is refused.
+        let cased = BTreeMap::from([
+            (VALIDATE_COMPRESSED_RECORDS.to_string(), "False".to_string()),
+            (WRITE_CACHING.to_string(), "TRUE".to_string()),
+        ]);
+        let log = topic_log_config(&LogConfig::default(), &cased);
+        assert!(!log.validate_compressed_records);
+        assert!(log.write_caching);
+        assert!(validate_topic_config(WRITE_CACHING, "yes").is_err());
+        assert!(validate_topic_config(VALIDATE_COMPRESSED_RECORDS, "True").is_ok());
         let compacted = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("min.cleanable.dirty.ratio".to_string(), "0.1".to_string()),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::spell_out_replication;
 use crate::cluster::metadata::TopicMetadata;
-use crate::cluster::topic_config::UNCLEAN_LEADER_ELECTION_ENABLE;
+use crate::cluster::topic_config::{UNCLEAN_LEADER_ELECTION_ENABLE, boolean};
 
 /// Kafka's automatic preferred-leader election: each partition whose preferred leader is
 /// not leading, but is on a live node and in sync, is led by it again, in the next leader
@@ -83,7 +83,7 @@ pub fn unclean_election_enabled(topic: &TopicMetadata, default: bool) -> bool {
     topic
         .configs
         .get(UNCLEAN_LEADER_ELECTION_ENABLE)
-        .map_or(default, |value| value.eq_ignore_ascii_case("true"))
+        .map_or(default, |value| boolean(value) == Some(true))
 }
 
 /// For each partition `wanted` accepts whose leader is not live:

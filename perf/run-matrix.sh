@@ -16,6 +16,8 @@
 # engine for every case: use rdkafka to compare brokers with the same client.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The command as typed, for the report (the loop below consumes the arguments).
+command_line="perf/run-matrix.sh $*"
 duration=10 warmup=2 scenarios=perf/scenarios/standard.txt only="" label="" external="" engine=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -179,7 +181,7 @@ raw_after=$(raw_bandwidth)
 echo "raw direct write after the cases: ${raw_after} GB/s" >&2
 
 python3 - "$out" "$artifacts" "$raw_before" "$raw_after" "$commit" "$date" "$host" \
-  "perf/run-matrix.sh $*" "$duration" "$warmup" "${external:-spindle serve (fresh per case)}" <<'PY'
+  "$command_line" "$duration" "$warmup" "${external:-spindle serve (fresh per case)}" <<'PY'
 import json, os, platform, subprocess, sys
 out, artifacts, raw_before, raw_after, commit, date, host, command, duration, warmup, broker = sys.argv[1:]
 raw = (float(raw_before) + float(raw_after)) / 2

@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:?consume|ack40k} bin=${2:?broker binary}
 data=${DATA:-target/probe-broker-cpu}
-port=19092 bootstrap=127.0.0.1:19092
+bootstrap=127.0.0.1:19092
 rm -rf "$data"; log=$(mktemp)
 "$bin" serve --listen "$bootstrap" --data-dir "$data" --default-partitions 2 > "$log" 2>&1 &
 pid=$!

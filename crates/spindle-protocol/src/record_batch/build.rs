@@ -1,5 +1,7 @@
-//! Building uncompressed RecordBatch v2 bytes from records: for tests, benchmarks and load
-//! generators (the broker itself never builds batches from scratch). Pure code, no I/O.
+//! Building uncompressed RecordBatch v2 bytes from records: the group coordinator's
+//! committed-offset records, the admin CLI's produce, and tests, benchmarks and load
+//! generators. Client batches are never rebuilt here; they are stored as they arrive.
+//! Pure code, no I/O; runs on whichever core calls it.
 
 use super::{
     BASE_SEQUENCE_POS, BASE_TIMESTAMP_POS, LAST_OFFSET_DELTA_POS, MAGIC_POS, MAGIC_V2,
@@ -8,7 +10,7 @@ use super::{
 };
 
 /// Builds an uncompressed RecordBatch v2 holding `records` (key, value) with create
-/// timestamps `base_timestamp + index`. For tests, benchmarks and load generators.
+/// timestamps `base_timestamp + index`.
 pub fn build_batch(base_timestamp: i64, records: &[(Option<&[u8]>, &[u8])]) -> Vec<u8> {
     build_batch_with_timestamps(
         &records
